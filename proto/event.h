@@ -1,0 +1,54 @@
+/*
+ * event.h: the event block, the unit that is stored and hashed.
+ *
+ * One DAG-CBOR map with exactly eleven keys (see docs/protocol.md), in
+ * canonical order: data, prev, version, event_id, metadata, timestamp,
+ * event_type, aggregate_id, causation_id, aggregate_type, correlation_id.
+ */
+#ifndef CIM_PROTO_EVENT_H
+#define CIM_PROTO_EVENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "cid.h"
+
+typedef struct cim_event_block {
+	char *aggregate_type;
+	char *aggregate_id;
+	uint64_t version;
+	char *event_type;
+	char *event_id;
+	char *correlation_id;
+	char *causation_id;
+	char *timestamp;
+	json_t *metadata; /* an object whose values are all strings */
+	json_t *data;     /* any JSON value */
+	bool has_prev;    /* false: prev is null (version 1) */
+	cim_cid prev;
+} cim_event_block;
+
+/* Appends the block's canonical encoding to out. The fields are only read.
+ * Returns 0, or -1 with a sentence in err (bad metadata value, data too
+ * deep, no memory). */
+int cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
+		     size_t errsz);
+
+/* Decodes a stored block strictly: exactly the eleven keys, each of its
+ * type, canonical encoding throughout, version >= 1, prev null exactly at
+ * version 1. On success every field is owned by ev (free with
+ * cim_event_block_free); on failure ev is left empty and err says why. */
+int cim_event_decode(const uint8_t *p, size_t len, cim_event_block *ev,
+		     char *err, size_t errsz);
+
+/* Frees what cim_event_decode allocated and zeroes ev. */
+void cim_event_block_free(cim_event_block *ev);
+
+/* The event as a reply shows it: the block's fields with prev as text or
+ * null, plus "cid" and "seq". NULL when memory runs out. */
+json_t *cim_event_to_json(const cim_event_block *ev, const cim_cid *cid,
+			  uint64_t seq);
+
+#endif
