@@ -1,0 +1,747 @@
+/*
+ * append.c: the write path.
+ *
+ * An append request becomes a job. A job owns its aggregate while it runs
+ * (agg->busy); jobs for a busy aggregate wait in a queue behind it, so one
+ * aggregate's appends are strictly ordered, while jobs for other aggregates
+ * run at the same time. A job checks the expected version against the
+ * head in memory, builds the blocks chained from the head, and hands every
+ * message to js_PublishMsgAsync at once; nothing waits. The ack handler
+ * counts the acks, and when the last one is in, commits the new head and
+ * answers, then starts the next job for that aggregate.
+ *
+ * Nats-Msg-Id is "<type>.<id>.<version>": JetStream keeps one message per
+ * id in its duplicate window, so no version can be written twice even if
+ * two writers ever raced. A publish that fails, or an ack that says
+ * "duplicate", marks the aggregate unsettled: before it is written again,
+ * store_settle() reads what is really stored past the head, adopts whole
+ * batches and removes a torn one.
+ *
+ * Retrying an append with the same event_ids is answered from what is
+ * stored: the window (heads.c) says where an event_id went; the stored
+ * block is read back and compared before the original reply is rebuilt.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "dagcbor.h"
+#include "event.h"
+#include "ids.h"
+#include "log.h"
+
+enum jev_state {
+	JEV_PENDING = 0,
+	JEV_OK,
+	JEV_DUPLICATE, /* JetStream already had this Nats-Msg-Id */
+	JEV_REFUSED,   /* definitely not stored */
+	JEV_UNKNOWN,   /* no answer: may or may not be stored */
+};
+
+struct jev {
+	char event_id[CIM_EVENT_ID_MAX + 1];
+	cim_cid cid;
+	uint64_t seq;
+	uint8_t state;
+};
+
+struct job {
+	struct job *next;  /* the queue behind the running job */
+	struct job *qtail; /* in the running job: the last one queued */
+	struct daemon *d;
+	natsMsg *req;
+	struct agg *agg;
+	cim_append_req ar;
+	uint64_t base; /* version of the first event */
+	size_t n;
+	size_t resolved; /* acks in, under d->mu */
+	struct jev *ev;
+	bool idem_checked;
+	char fail_msg[256];
+	char type[CIM_TYPE_MAX + 1];
+	char id[CIM_ID_MAX + 1];
+};
+
+static void job_run(struct job *job);
+
+static void job_free(struct job *job)
+{
+	cim_append_req_free(&job->ar);
+	natsMsg_Destroy(job->req);
+	free(job->ev);
+	free(job);
+}
+
+/* Ends a job and starts the next one queued for its aggregate. */
+static void job_done(struct job *job)
+{
+	struct daemon *d = job->d;
+	struct job *next;
+
+	pthread_mutex_lock(&d->mu);
+	next = job->next;
+	if (next != NULL)
+		next->qtail = job->qtail;
+	job->agg->busy = next;
+	pthread_mutex_unlock(&d->mu);
+	atomic_fetch_sub(&d->jobs_in_flight, 1);
+	job_free(job);
+	if (next != NULL)
+		job_run(next);
+}
+
+static void job_fail(struct job *job, cim_err code, const char *field,
+		     const char *fmt, const char *arg)
+{
+	cim_perr e;
+	cim_perr_set(&e, code, field, fmt, arg);
+	reply_error(job->d, job->req, OP_APPEND, &e);
+	job_done(job);
+}
+
+static json_t *success_reply(const struct job *job, uint64_t base)
+{
+	char text[CIM_CID_TEXT_MAX];
+	json_t *evs = json_array();
+
+	for (size_t i = 0; i < job->n; i++) {
+		cim_cid_to_text(&job->ev[i].cid, text);
+		json_array_append_new(evs, json_pack("{sI sS ss sI}", "version",
+						     (json_int_t)(base + i), "cid", text,
+						     "event_id", job->ev[i].event_id, "seq",
+						     (json_int_t)job->ev[i].seq));
+	}
+	cim_cid_to_text(&job->ev[job->n - 1].cid, text);
+	return json_pack("{ss ss sI ss so}", "aggregate_type", job->type,
+			 "aggregate_id", job->id, "version",
+			 (json_int_t)(base + job->n - 1), "head", text, "events", evs);
+}
+
+/* ---- the expected version -------------------------------------------------- */
+
+static bool expectation_met(const cim_append_req *ar, uint64_t cur)
+{
+	switch (ar->expect) {
+	case CIM_EXPECT_KIND_ANY: return true;
+	case CIM_EXPECT_KIND_NO_STREAM: return cur == 0;
+	case CIM_EXPECT_KIND_EXISTS: return cur > 0;
+	case CIM_EXPECT_KIND_EXACT: return cur == ar->expected_version;
+	}
+	return false;
+}
+
+static void reply_wrong_version(struct job *job, uint64_t cur)
+{
+	static const char *const names[] = {"any", "no_stream", "exists"};
+	const cim_append_req *ar = &job->ar;
+	char msg[200];
+	json_t *o, *inner;
+
+	if (ar->expect == CIM_EXPECT_KIND_EXACT)
+		snprintf(msg, sizeof msg,
+			 "expected version %llu but the aggregate is at version %llu",
+			 (unsigned long long)ar->expected_version, (unsigned long long)cur);
+	else
+		snprintf(msg, sizeof msg,
+			 "expected %s but the aggregate is at version %llu",
+			 names[ar->expect], (unsigned long long)cur);
+	o = cim_error_json(CIM_ERR_WRONG_EXPECTED_VERSION, NULL, msg);
+	inner = json_object_get(o, "error");
+	if (ar->expect == CIM_EXPECT_KIND_EXACT)
+		json_object_set_new(inner, "expected", json_integer((json_int_t)ar->expected_version));
+	else
+		json_object_set_new(inner, "expected", json_string(names[ar->expect]));
+	json_object_set_new(inner, "current", json_integer((json_int_t)cur));
+	reply_error_json(job->d, job->req, OP_APPEND, CIM_ERR_WRONG_EXPECTED_VERSION, o);
+	job_done(job);
+}
+
+/* ---- building and publishing ------------------------------------------------- */
+
+static int set_headers(natsMsg *m, const struct jev *e, const cim_event_block *b,
+		       const char *prev_text, size_t i, size_t n)
+{
+	char cid[CIM_CID_TEXT_MAX], num[48];
+
+	cim_cid_to_text(&e->cid, cid);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)b->version);
+	if (natsMsgHeader_Set(m, "Cim-Cid", cid) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Version", num) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Event-Id", b->event_id) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Correlation-Id", b->correlation_id) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Causation-Id", b->causation_id) != NATS_OK)
+		return -1;
+	if (prev_text && natsMsgHeader_Set(m, "Cim-Prev", prev_text) != NATS_OK)
+		return -1;
+	if (n > 1) {
+		snprintf(num, sizeof num, "%zu/%zu", i + 1, n);
+		if (natsMsgHeader_Set(m, "Cim-Batch", num) != NATS_OK)
+			return -1;
+	}
+	return 0;
+}
+
+/* Builds every message of the job; NULL entries are not made. Returns 0, or
+ * -1 after answering the request. */
+static int build_messages(struct job *job, natsMsg **msgs)
+{
+	struct daemon *d = job->d;
+	struct agg *a = job->agg;
+	cbuf block = CBUF_INIT;
+	cim_cid prev;
+	char prev_text[CIM_CID_TEXT_MAX], subj[512], err[200], ts[CIM_TIME_TEXT];
+	json_t *empty = json_object();
+	bool has_prev = a->version > 0;
+
+	agg_head_cid(a, &prev);
+	if (has_prev)
+		cim_cid_to_text(&prev, prev_text);
+	job->base = a->version + 1;
+	for (size_t i = 0; i < job->n; i++) {
+		const cim_append_event_req *r = &job->ar.events[i];
+		struct jev *e = &job->ev[i];
+		cim_event_block b;
+
+		if (r->event_id)
+			snprintf(e->event_id, sizeof e->event_id, "%s", r->event_id);
+		else
+			cim_uuid7(e->event_id);
+		cim_time_now(ts);
+		b = (cim_event_block){
+			.aggregate_type = job->type,
+			.aggregate_id = job->id,
+			.version = job->base + i,
+			.event_type = (char *)r->event_type,
+			.event_id = e->event_id,
+			.correlation_id = (char *)(r->correlation_id ? r->correlation_id : e->event_id),
+			.causation_id = (char *)(r->causation_id ? r->causation_id : e->event_id),
+			.timestamp = ts,
+			.metadata = r->metadata ? r->metadata : empty,
+			.data = r->data,
+			.has_prev = has_prev,
+			.prev = prev,
+		};
+		cbuf_reset(&block);
+		if (cim_event_encode(&b, &block, err, sizeof err) != 0) {
+			job_fail(job, CIM_ERR_INVALID_REQUEST, NULL, "%s", err);
+			goto fail;
+		}
+		if (block.len > (size_t)d->cfg->max_event_bytes) {
+			char what[160];
+			snprintf(what, sizeof what,
+				 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
+				 i, block.len, (long long)d->cfg->max_event_bytes);
+			job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+			goto fail;
+		}
+		cim_cid_compute(&e->cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, block.p, block.len);
+		snprintf(subj, sizeof subj, "%s%s.%s.%s", d->events_prefix, job->type,
+			 job->id, r->event_type);
+		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)block.p, (int)block.len) != NATS_OK ||
+		    set_headers(msgs[i], e, &b, has_prev ? prev_text : NULL, i, job->n) != 0) {
+			job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "cannot build the message");
+			goto fail;
+		}
+		atomic_fetch_add(&d->bytes_appended, block.len);
+		prev = e->cid;
+		has_prev = true;
+		cim_cid_to_text(&prev, prev_text);
+	}
+	cbuf_free(&block);
+	json_decref(empty);
+	return 0;
+fail:
+	cbuf_free(&block);
+	json_decref(empty);
+	return -1;
+}
+
+static void job_complete(struct job *job);
+
+static void job_publish(struct job *job)
+{
+	struct daemon *d = job->d;
+	const size_t n = job->n; /* the job may be gone once its last ack is in */
+	natsMsg **msgs = calloc(n, sizeof *msgs);
+	char msgid[256];
+	natsStatus s = NATS_OK;
+	size_t sent = 0;
+
+	if (msgs == NULL) {
+		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "out of memory");
+		return;
+	}
+	if (build_messages(job, msgs) != 0)
+		goto out;
+	if (natsConnection_Status(d->nc) != NATS_CONN_STATUS_CONNECTED) {
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+			 "not connected to NATS; nothing was stored");
+		goto out;
+	}
+
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = d->cfg->publish_timeout_ms;
+	po.ExpectStream = d->cfg->stream;
+	po.MsgId = msgid;
+	for (; sent < n; sent++) {
+		snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
+			 (unsigned long long)(job->base + sent));
+		s = js_PublishMsgAsync(d->js, &msgs[sent], &po);
+		if (s != NATS_OK)
+			break;
+	}
+	if (sent < n) {
+		/* the rest never left: they count as refused */
+		bool done;
+		pthread_mutex_lock(&d->mu);
+		snprintf(job->fail_msg, sizeof job->fail_msg,
+			 "storage: cannot publish: %s", natsStatus_GetText(s));
+		for (size_t i = sent; i < n; i++)
+			job->ev[i].state = JEV_REFUSED;
+		job->resolved += n - sent;
+		done = job->resolved == n;
+		pthread_mutex_unlock(&d->mu);
+		if (done)
+			job_complete(job);
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		natsMsg_Destroy(msgs[i]);
+	free(msgs);
+}
+
+/* ---- acks --------------------------------------------------------------------- */
+
+void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+			void *closure)
+{
+	struct daemon *d = closure;
+	const char *mid = NULL;
+	char buf[256];
+	struct job *job = NULL;
+	bool done = false;
+
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &mid) != NATS_OK || mid == NULL ||
+	    snprintf(buf, sizeof buf, "%s", mid) >= (int)sizeof buf)
+		goto out;
+	char *dot1 = strchr(buf, '.'), *dot2 = strrchr(buf, '.');
+	if (dot1 == NULL || dot2 == dot1)
+		goto out;
+	*dot1 = *dot2 = '\0';
+	uint64_t version = strtoull(dot2 + 1, NULL, 10);
+
+	pthread_mutex_lock(&d->mu);
+	struct agg *a = heads_find(&d->heads, buf, dot1 + 1);
+	job = a ? a->busy : NULL;
+	if (job == NULL || version < job->base || version >= job->base + job->n ||
+	    job->ev[version - job->base].state != JEV_PENDING) {
+		pthread_mutex_unlock(&d->mu);
+		log_warn("ack for %s matches no append in flight", mid);
+		goto out;
+	}
+	struct jev *e = &job->ev[version - job->base];
+	if (pa != NULL) {
+		e->seq = pa->Sequence;
+		e->state = pa->Duplicate ? JEV_DUPLICATE : JEV_OK;
+	} else {
+		natsStatus err = pae ? pae->Err : NATS_ERR;
+		/* JetStream answered no, or nobody could have stored it */
+		bool refused = pae && (pae->ErrCode != 0 || err == NATS_NO_RESPONDERS);
+		e->state = refused ? JEV_REFUSED : JEV_UNKNOWN;
+		snprintf(job->fail_msg, sizeof job->fail_msg, "storage: %s%s%s",
+			 natsStatus_GetText(err), pae && pae->ErrText ? ": " : "",
+			 pae && pae->ErrText ? pae->ErrText : "");
+	}
+	done = ++job->resolved == job->n;
+	pthread_mutex_unlock(&d->mu);
+out:
+	natsMsg_Destroy(msg);
+	if (done)
+		job_complete(job);
+}
+
+static void settle_and_answer(struct daemon *d, void *arg);
+
+static void job_complete(struct job *job)
+{
+	struct daemon *d = job->d;
+	size_t ok = 0, refused = 0;
+
+	for (size_t i = 0; i < job->n; i++) {
+		ok += job->ev[i].state == JEV_OK;
+		refused += job->ev[i].state == JEV_REFUSED;
+	}
+	if (ok == job->n) {
+		int64_t now = now_ns();
+		const struct jev *last = &job->ev[job->n - 1];
+		pthread_mutex_lock(&d->mu);
+		agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq,
+			     last->event_id);
+		for (size_t i = 0; i < job->n; i++)
+			recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,
+				   job->ev[i].seq, now, d->cfg->idempotency_window_s * 1000000000LL);
+		pthread_mutex_unlock(&d->mu);
+		atomic_fetch_add(&d->events_appended, job->n);
+		reply_json(d, job->req, success_reply(job, job->base));
+		job_done(job);
+		return;
+	}
+	if (refused == job->n) {
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
+			 job->fail_msg);
+		return;
+	}
+	/* some stored, or not known: find out before anything else is written */
+	pthread_mutex_lock(&d->mu);
+	job->agg->state = AGG_UNSETTLED;
+	pthread_mutex_unlock(&d->mu);
+	if (work_submit(d, settle_and_answer, job) != 0)
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+			 "storage did not confirm the append and the daemon is overloaded; "
+			 "retry with the same event_ids to learn whether it was stored");
+}
+
+/* On a worker: settle the aggregate, then answer from what is stored. */
+static void settle_and_answer(struct daemon *d, void *arg)
+{
+	struct job *job = arg;
+	struct agg *a = job->agg;
+	cim_perr e;
+	cim_cid head;
+
+	if (store_settle(d, a, &e) != 0) {
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
+			 "storage did not confirm the append (%s); retry with the same "
+			 "event_ids to learn whether it was stored", e.msg);
+		return;
+	}
+	pthread_mutex_lock(&d->mu);
+	agg_head_cid(a, &head);
+	uint64_t cur = a->version;
+	pthread_mutex_unlock(&d->mu);
+	if (cur == job->base + job->n - 1 && cim_cid_equal(&head, &job->ev[job->n - 1].cid)) {
+		/* all of it is stored: the settle adopted it; its seqs are in the window */
+		for (size_t i = 0; i < job->n; i++) {
+			struct agg *wa;
+			uint64_t v, seq;
+			pthread_mutex_lock(&d->mu);
+			if (recent_find(&d->recent, job->ev[i].event_id, &wa, &v, &seq) == 0)
+				job->ev[i].seq = seq;
+			pthread_mutex_unlock(&d->mu);
+		}
+		atomic_fetch_add(&d->events_appended, job->n);
+		reply_json(d, job->req, success_reply(job, job->base));
+		job_done(job);
+	} else if (cur >= job->base) {
+		reply_wrong_version(job, cur);
+	} else {
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
+			 job->fail_msg[0] ? job->fail_msg : "storage refused the append");
+	}
+}
+
+/* ---- idempotent retries ------------------------------------------------------- */
+
+static bool same_event(const cim_event_block *s, const cim_append_event_req *r,
+		       const char *type, const char *id)
+{
+	const char *eid = s->event_id;
+	bool md;
+
+	if (strcmp(s->aggregate_type, type) != 0 || strcmp(s->aggregate_id, id) != 0 ||
+	    strcmp(s->event_type, r->event_type) != 0 || strcmp(eid, r->event_id) != 0 ||
+	    strcmp(s->correlation_id, r->correlation_id ? r->correlation_id : eid) != 0 ||
+	    strcmp(s->causation_id, r->causation_id ? r->causation_id : eid) != 0)
+		return false;
+	md = r->metadata ? json_equal(s->metadata, r->metadata)
+			 : json_object_size(s->metadata) == 0;
+	return md && json_equal(s->data, r->data);
+}
+
+/* Reads the block at seq; 0 on success. */
+static int load_block(struct daemon *d, uint64_t seq, cim_event_block *b,
+		      cim_cid *cid, cim_perr *e)
+{
+	char err[160];
+	natsMsg *m = store_get_msg(d, seq, e);
+	if (m == NULL)
+		return -1;
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	int rc = cim_event_decode(p, len, b, err, sizeof err);
+	if (rc == 0)
+		cim_cid_compute(cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, p, len);
+	else
+		cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "stored event at seq %llu: %s",
+			     (unsigned long long)seq, err);
+	natsMsg_Destroy(m);
+	return rc;
+}
+
+struct tail {
+	struct daemon *d;
+	size_t want;
+	uint64_t *seqs; /* ring of the last `want` seqs */
+	size_t n;
+};
+
+static int tail_visit(natsMsg *m, uint64_t seq, void *ctx)
+{
+	struct tail *t = ctx;
+	t->seqs[t->n++ % t->want] = seq;
+	return 0;
+}
+
+/* Where each of the job's event_ids is stored, if it is: 1 and their seqs
+ * when the job's events are the stored events at consecutive versions of
+ * its aggregate, 0 when none of them is stored, -1 after answering. */
+static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
+{
+	struct daemon *d = job->d;
+	struct agg *a = job->agg;
+	cim_perr e = {0};
+	size_t hits = 0;
+
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < job->n; i++) {
+		struct agg *wa;
+		uint64_t v, seq;
+		const char *eid = job->ar.events[i].event_id;
+		seqs[i] = 0;
+		if (eid == NULL || recent_find(&d->recent, eid, &wa, &v, &seq) != 0)
+			continue;
+		if (wa != a) {
+			pthread_mutex_unlock(&d->mu);
+			job_fail(job, CIM_ERR_DUPLICATE_EVENT, NULL,
+				 "event_id %s is already stored in another aggregate", eid);
+			return -1;
+		}
+		if (hits == 0)
+			*first_version = v - i;
+		seqs[i] = seq;
+		hits++;
+	}
+	uint64_t head_seq = a->seq, head_version = a->version;
+	size_t k = job->n; /* the event whose id is the head's, if any */
+	for (size_t i = 0; a->version > 0 && i < job->n; i++)
+		if (job->ar.events[i].event_id &&
+		    a->eid_hash == event_id_hash(job->ar.events[i].event_id))
+			k = i;
+	pthread_mutex_unlock(&d->mu);
+
+	if (hits < job->n && k < job->n && head_version > k) {
+		/* event k is the head: this may retry the latest append (after a
+		 * restart, or past the window); find the events it would match */
+		size_t want = k + 1;
+		struct tail t = {d, want, calloc(want, sizeof(uint64_t)), 0};
+		if (t.seqs == NULL ||
+		    store_read_agg(d, job->type, job->id, 1, head_seq, tail_visit, &t, &e) != 0 ||
+		    t.n < want) {
+			free(t.seqs);
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
+				 "cannot read the aggregate to check a retry: %s", e.msg);
+			return -1;
+		}
+		for (size_t i = 0; i < want; i++)
+			seqs[i] = t.seqs[(t.n + i) % want];
+		*first_version = head_version - k;
+		free(t.seqs);
+		hits = want;
+	}
+	return hits == 0 ? 0 : 1;
+}
+
+/* On a worker: is this append a retry of a stored one? */
+static void check_retry(struct daemon *d, void *arg)
+{
+	struct job *job = arg;
+	uint64_t *seqs = calloc(job->n, sizeof *seqs), first = 0;
+	size_t matched = 0;
+	const char *dup = NULL;
+	cim_perr e;
+
+	if (seqs == NULL) {
+		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "out of memory");
+		return;
+	}
+	int found = find_stored(job, seqs, &first);
+	if (found < 0)
+		goto out;
+	for (size_t i = 0; found && i < job->n; i++) {
+		cim_event_block b;
+		cim_cid cid;
+		const cim_append_event_req *r = &job->ar.events[i];
+		if (seqs[i] == 0 || r->event_id == NULL)
+			continue;
+		if (load_block(d, seqs[i], &b, &cid, &e) != 0) {
+			if (e.code == CIM_ERR_NOT_FOUND)
+				continue;
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
+				 "cannot read a stored event to check a retry: %s", e.msg);
+			goto out;
+		}
+		if (strcmp(b.event_id, r->event_id) != 0) {
+			cim_event_block_free(&b); /* a hash collision: not this event */
+			continue;
+		}
+		if (!same_event(&b, r, job->type, job->id)) {
+			dup = r->event_id;
+		} else if (b.version == first + i) {
+			snprintf(job->ev[i].event_id, sizeof job->ev[i].event_id, "%s", b.event_id);
+			job->ev[i].cid = cid;
+			job->ev[i].seq = seqs[i];
+			matched++;
+		} else if (dup == NULL) {
+			dup = r->event_id;
+		}
+		cim_event_block_free(&b);
+		if (dup)
+			break;
+	}
+	if (dup == NULL && matched == job->n) {
+		reply_json(d, job->req, success_reply(job, first));
+		job_done(job);
+	} else if (dup != NULL || matched > 0) {
+		const char *eid = dup;
+		for (size_t i = 0; eid == NULL && i < job->n; i++)
+			if (seqs[i])
+				eid = job->ar.events[i].event_id;
+		json_t *o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, NULL);
+		char msg[300];
+		snprintf(msg, sizeof msg, "event_id %s is already stored %s", eid,
+			 dup ? "with other content" : "as part of another append");
+		json_object_set_new(json_object_get(o, "error"), "message", json_string(msg));
+		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
+		reply_error_json(d, job->req, OP_APPEND, CIM_ERR_DUPLICATE_EVENT, o);
+		job_done(job);
+	} else {
+		/* nothing of it is stored: a new append after all */
+		job->idem_checked = true;
+		job_run(job);
+	}
+out:
+	free(seqs);
+}
+
+static bool may_be_retry(struct job *job)
+{
+	struct daemon *d = job->d;
+	bool hit = false;
+
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < job->n && !hit; i++) {
+		const char *eid = job->ar.events[i].event_id;
+		struct agg *wa;
+		uint64_t v, seq;
+		if (eid == NULL)
+			continue;
+		hit = recent_find(&d->recent, eid, &wa, &v, &seq) == 0 ||
+		      (job->agg->version > 0 && job->agg->eid_hash == event_id_hash(eid));
+	}
+	pthread_mutex_unlock(&d->mu);
+	return hit;
+}
+
+/* ---- running a job ------------------------------------------------------------ */
+
+static void settle_then_run(struct daemon *d, void *arg)
+{
+	struct job *job = arg;
+	cim_perr e;
+
+	if (store_settle(d, job->agg, &e) != 0) {
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
+			 "storage is unreachable (%s); nothing was stored", e.msg);
+		return;
+	}
+	job_run(job);
+}
+
+/* Runs a job that owns its aggregate, on whatever thread got it here. */
+static void job_run(struct job *job)
+{
+	struct daemon *d = job->d;
+
+	if (job->agg->state == AGG_UNSETTLED) {
+		if (work_submit(d, settle_then_run, job) != 0)
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+				 "the daemon is overloaded; nothing was stored");
+		return;
+	}
+	if (!job->idem_checked && may_be_retry(job)) {
+		if (work_submit(d, check_retry, job) != 0)
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+				 "the daemon is overloaded; nothing was stored");
+		return;
+	}
+	if (!expectation_met(&job->ar, job->agg->version)) {
+		reply_wrong_version(job, job->agg->version);
+		return;
+	}
+	job_publish(job);
+}
+
+void append_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	cim_limits lim = {(size_t)d->cfg->max_events_per_append, CIM_MAX_DEPTH};
+	struct job *job;
+	cim_perr e = {0};
+
+	if (atomic_load(&d->draining)) {
+		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
+			     "the daemon is shutting down; nothing was stored");
+		reply_error(d, req, OP_APPEND, &e);
+		natsMsg_Destroy(req);
+		return;
+	}
+	job = calloc(1, sizeof *job);
+	if (job == NULL) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_APPEND, &e);
+		natsMsg_Destroy(req);
+		return;
+	}
+	job->d = d;
+	job->req = req;
+	snprintf(job->type, sizeof job->type, "%s", type);
+	snprintf(job->id, sizeof job->id, "%s", id);
+	if (cim_append_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req),
+				 &lim, &job->ar, &e) != 0) {
+		reply_error(d, req, OP_APPEND, &e);
+		job_free(job);
+		return;
+	}
+	job->n = job->ar.n;
+	job->ev = calloc(job->n, sizeof *job->ev);
+	if (job->ev == NULL) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_APPEND, &e);
+		job_free(job);
+		return;
+	}
+	atomic_fetch_add(&d->jobs_in_flight, 1);
+	job->qtail = job;
+
+	pthread_mutex_lock(&d->mu);
+	job->agg = heads_get_or_add(&d->heads, type, id);
+	if (job->agg == NULL) {
+		pthread_mutex_unlock(&d->mu);
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_APPEND, &e);
+		atomic_fetch_sub(&d->jobs_in_flight, 1);
+		job_free(job);
+		return;
+	}
+	if (job->agg->busy != NULL) {
+		struct job *run = job->agg->busy;
+		run->qtail->next = job;
+		run->qtail = job;
+		pthread_mutex_unlock(&d->mu);
+		return;
+	}
+	job->agg->busy = job;
+	pthread_mutex_unlock(&d->mu);
+	job_run(job);
+}

@@ -1,0 +1,48 @@
+/*
+ * config.h: the daemon's settings.
+ *
+ * Each setting has a default, and can be set, in rising order of weight, in
+ * the INI file (--config FILE or $CIM_EVENTS_CONFIG), in the environment
+ * ($CIM_EVENTS_<KEY>, the key in upper case) and by a flag. One table in
+ * config.c names them all; docs/operations.md lists them.
+ */
+#ifndef CIM_DAEMON_CONFIG_H
+#define CIM_DAEMON_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct config {
+	char *nats_url;
+	char *prefix;            /* API subject prefix */
+	char *stream;            /* event stream */
+	char *events_subject;    /* first token of event subjects */
+	char *heads_bucket;
+	char *snapshots_bucket;
+	char *checkpoints_bucket;
+	char *hash;              /* "blake2b-256" or "sha2-256" */
+	uint64_t hash_code;      /* derived from hash */
+	char *log_level;
+	int64_t replicas;
+	int64_t idempotency_window_s; /* also the stream's duplicate window */
+	int64_t max_event_bytes;      /* one stored block */
+	int64_t max_events_per_append;
+	int64_t get_limit;            /* default page size */
+	int64_t get_max_limit;
+	int64_t workers;              /* threads serving reads */
+	int64_t publish_timeout_ms;
+	int64_t connect_timeout_s;    /* give up starting after this long */
+};
+
+/* Fills c from defaults, file, environment and argv. Returns 0 to run,
+ * 1 when it printed --help or --version (exit 0), -1 after printing an
+ * error (exit 2). */
+int config_load(struct config *c, int argc, char **argv);
+void config_free(struct config *c);
+/* The settings in force as "key=value" lines (no secrets). */
+void config_print(const struct config *c, FILE *out);
+/* The same as a JSON object (jansson), credentials in the URL masked. */
+struct json_t;
+struct json_t *config_json(const struct config *c);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * daemon.h: what the files of cim-eventsd share.
+ *
+ * Threads and the one rule for shared state. nats.c runs three kinds of
+ * threads into this code: the request subscription's callback (one at a
+ * time), the JetStream publish-ack handler, and our read workers. Every
+ * field of struct agg, the head table and the idempotency window is read
+ * and written only with daemon.mu held, and mu is never held across a call
+ * that waits on the network. An aggregate whose `busy` is set belongs to
+ * that append job: only the job (on whichever thread runs it) moves the
+ * aggregate's head, so one aggregate's appends are strictly ordered while
+ * different aggregates' appends proceed in parallel.
+ */
+#ifndef CIM_DAEMON_H
+#define CIM_DAEMON_H
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cid.h"
+#include "config.h"
+#include "errors.h"
+#include "request.h"
+
+#define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
+
+enum agg_state {
+	AGG_SETTLED = 0,
+	AGG_UNSETTLED, /* a publish failed: what is stored past the head is not known */
+};
+
+/* One aggregate's head. Kept small: a store holds millions. */
+struct agg {
+	struct agg *next;   /* hash chain */
+	struct job *busy;   /* the append in flight, the queue behind it */
+	uint64_t version;   /* 0: no events */
+	uint64_t seq;       /* stream sequence of the head event */
+	uint64_t eid_hash;  /* hash of the head event's event_id */
+	uint32_t hash;
+	uint8_t state;
+	uint8_t cid_len;
+	uint8_t tlen;       /* key is type NUL id NUL */
+	uint8_t cid[AGG_CID_MAX];
+	char key[];
+};
+
+static inline const char *agg_type(const struct agg *a) { return a->key; }
+static inline const char *agg_id(const struct agg *a) { return a->key + a->tlen + 1; }
+
+struct heads {
+	struct agg **slots;
+	size_t mask;
+	size_t count;
+};
+
+/* An event_id stored in the last idempotency_window seconds. */
+struct recent {
+	struct recent_ent *ents; /* ring, oldest at head */
+	size_t cap, head, len;
+	uint32_t *index;         /* open hash: ring position + 1, 0 empty */
+	size_t index_mask;
+};
+
+struct workq {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct work *first, *last;
+	size_t len;
+	bool stop;
+	int nthreads;
+	pthread_t *threads;
+};
+
+struct op_stats {
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t errors;
+};
+
+enum op {
+	OP_APPEND,
+	OP_GET,
+	OP_HEAD,
+	OP_VALIDATE,
+	OP_INFO,
+	OP_OTHER,
+	OP__COUNT
+};
+
+struct daemon {
+	struct config *cfg;
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *sub;
+	size_t max_payload;
+	char events_prefix[128]; /* "events." */
+
+	pthread_mutex_t mu;
+	struct heads heads;
+	struct recent recent;
+
+	struct workq wq;
+	atomic_int jobs_in_flight;
+	atomic_bool draining;
+	int64_t started_ns;
+
+	struct op_stats ops[OP__COUNT];
+	atomic_uint_fast64_t err_by_code[CIM_ERR__COUNT];
+	atomic_uint_fast64_t events_appended;
+	atomic_uint_fast64_t bytes_appended;
+	int64_t startup_ms;
+	uint64_t startup_events;
+};
+
+/* heads.c */
+int heads_init(struct heads *h, size_t hint);
+void heads_free(struct heads *h);
+struct agg *heads_find(struct heads *h, const char *type, const char *id);
+/* NULL when memory runs out. */
+struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id);
+void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
+		  uint64_t seq, const char *event_id);
+void agg_head_cid(const struct agg *a, cim_cid *out);
+uint64_t event_id_hash(const char *event_id);
+
+int recent_init(struct recent *r);
+void recent_free(struct recent *r);
+/* Remembers that event_id was stored as version/seq of a; forgets entries
+ * past the window. */
+void recent_add(struct recent *r, const char *event_id, struct agg *a,
+		uint64_t version, uint64_t seq, int64_t now, int64_t window_ns);
+/* 0 and the entry's fields when event_id is in the window; -1 if not. */
+int recent_find(struct recent *r, const char *event_id, struct agg **a,
+		uint64_t *version, uint64_t *seq);
+
+/* store.c */
+int store_connect(struct daemon *d);
+int store_setup(struct daemon *d);
+int store_load_heads(struct daemon *d);
+/* Calls visit for each stored message of one aggregate with seq in
+ * [from_seq, to_seq], in order. visit returns 0 to go on, 1 to stop, -1 on
+ * error. Returns 0, or -1 with err set (code unavailable or internal). */
+typedef int (*store_visit_fn)(natsMsg *m, uint64_t seq, void *ctx);
+int store_read_agg(struct daemon *d, const char *type, const char *id,
+		   uint64_t from_seq, uint64_t to_seq, store_visit_fn visit,
+		   void *ctx, cim_perr *err);
+/* The stream sequence of the aggregate's last stored message (0: none). */
+int store_last_seq(struct daemon *d, const char *type, const char *id,
+		   uint64_t *seq, cim_perr *err);
+/* One stored message by sequence; NULL with err set on failure. */
+natsMsg *store_get_msg(struct daemon *d, uint64_t seq, cim_perr *err);
+int store_delete_msg(struct daemon *d, uint64_t seq, cim_perr *err);
+/* Parses events.<type>.<id>.<event_type>: pointers into a copy in buf. */
+int store_split_subject(const struct daemon *d, const char *subj, char *buf,
+			size_t bufsz, const char **type, const char **id);
+/* Repairs an unsettled aggregate: adopts complete batches stored past the
+ * head, removes a torn one. Caller owns a (a->busy). 0 or -1 (err set). */
+int store_settle(struct daemon *d, struct agg *a, cim_perr *err);
+
+/* server.c */
+int server_start(struct daemon *d);
+void server_drain(struct daemon *d);
+void reply_json(struct daemon *d, natsMsg *req, json_t *body);
+void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);
+void reply_error_json(struct daemon *d, natsMsg *req, enum op op, cim_err code,
+		      json_t *err_obj);
+typedef void (*work_fn)(struct daemon *d, void *arg);
+/* Runs fn(d, arg) on a read worker. -1 when the queue is full. */
+int work_submit(struct daemon *d, work_fn fn, void *arg);
+int64_t now_ns(void);
+const char *op_name(enum op op);
+
+/* append.c */
+void append_request(struct daemon *d, natsMsg *req, const char *type,
+		    const char *id);
+void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
+			jsPubAckErr *pae, void *closure);
+
+/* read.c */
+void get_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
+void head_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
+void validate_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
+void info_request(struct daemon *d, natsMsg *req);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * heads.c: every aggregate's head in memory, and the idempotency window.
+ *
+ * The head table is a chained hash table keyed by "type NUL id", hashed
+ * with SipHash (libsodium's crypto_shorthash) under a key chosen at start,
+ * so request names cannot be picked to collide. Each entry is one
+ * allocation of about 100 bytes; the table doubles when it is as full as
+ * it has slots. Entries are never freed while the daemon runs, so a
+ * pointer to one stays valid.
+ *
+ * The window remembers, for idempotency_window seconds, which event_ids
+ * were stored where: a ring of entries, oldest first, with an open-address
+ * index on the event_id's hash. Only the hash is kept; a hit is confirmed
+ * by reading the stored event (append.c), so a collision costs one read,
+ * never a wrong answer.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "ids.h"
+
+#define KEY_MAX (CIM_TYPE_MAX + 1 + CIM_ID_MAX + 1)
+
+static unsigned char sip_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void make_key(void)
+{
+	if (sodium_init() < 0)
+		abort();
+	randombytes_buf(sip_key, sizeof sip_key);
+}
+
+static uint64_t sip(const void *p, size_t n)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	pthread_once(&key_once, make_key);
+	crypto_shorthash(out, p, n, sip_key);
+	memcpy(&v, out, sizeof v);
+	return v;
+}
+
+uint64_t event_id_hash(const char *event_id)
+{
+	uint64_t h = sip(event_id, strlen(event_id));
+	return h ? h : 1; /* 0 means "no event" in struct agg */
+}
+
+static uint32_t key_hash(const char *type, size_t tl, const char *id, size_t il)
+{
+	char buf[KEY_MAX];
+	memcpy(buf, type, tl);
+	buf[tl] = '\0';
+	memcpy(buf + tl + 1, id, il);
+	return (uint32_t)sip(buf, tl + 1 + il);
+}
+
+int heads_init(struct heads *h, size_t hint)
+{
+	size_t n = 1024;
+	while (n < hint)
+		n <<= 1;
+	h->slots = calloc(n, sizeof *h->slots);
+	if (h->slots == NULL)
+		return -1;
+	h->mask = n - 1;
+	h->count = 0;
+	return 0;
+}
+
+void heads_free(struct heads *h)
+{
+	for (size_t i = 0; h->slots && i <= h->mask; i++) {
+		struct agg *a = h->slots[i];
+		while (a) {
+			struct agg *next = a->next;
+			free(a);
+			a = next;
+		}
+	}
+	free(h->slots);
+	memset(h, 0, sizeof *h);
+}
+
+static bool key_eq(const struct agg *a, const char *type, size_t tl,
+		   const char *id, size_t il)
+{
+	return a->tlen == tl && memcmp(a->key, type, tl) == 0 &&
+	       strcmp(a->key + tl + 1, id) == 0 && strlen(id) == il;
+}
+
+struct agg *heads_find(struct heads *h, const char *type, const char *id)
+{
+	size_t tl = strlen(type), il = strlen(id);
+	uint32_t hv = key_hash(type, tl, id, il);
+
+	for (struct agg *a = h->slots[hv & h->mask]; a; a = a->next)
+		if (a->hash == hv && key_eq(a, type, tl, id, il))
+			return a;
+	return NULL;
+}
+
+static void grow(struct heads *h)
+{
+	size_t n = (h->mask + 1) * 2;
+	struct agg **slots = calloc(n, sizeof *slots);
+
+	if (slots == NULL)
+		return; /* stay at this size; chains get longer, nothing breaks */
+	for (size_t i = 0; i <= h->mask; i++) {
+		struct agg *a = h->slots[i];
+		while (a) {
+			struct agg *next = a->next;
+			a->next = slots[a->hash & (n - 1)];
+			slots[a->hash & (n - 1)] = a;
+			a = next;
+		}
+	}
+	free(h->slots);
+	h->slots = slots;
+	h->mask = n - 1;
+}
+
+struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id)
+{
+	size_t tl = strlen(type), il = strlen(id);
+	uint32_t hv = key_hash(type, tl, id, il);
+	struct agg *a;
+
+	for (a = h->slots[hv & h->mask]; a; a = a->next)
+		if (a->hash == hv && key_eq(a, type, tl, id, il))
+			return a;
+	a = calloc(1, sizeof *a + tl + il + 2);
+	if (a == NULL)
+		return NULL;
+	a->hash = hv;
+	a->tlen = (uint8_t)tl;
+	memcpy(a->key, type, tl);
+	memcpy(a->key + tl + 1, id, il);
+	if (h->count >= h->mask + 1)
+		grow(h);
+	a->next = h->slots[hv & h->mask];
+	h->slots[hv & h->mask] = a;
+	h->count++;
+	return a;
+}
+
+void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
+		  uint64_t seq, const char *event_id)
+{
+	a->version = version;
+	a->seq = seq;
+	a->eid_hash = event_id ? event_id_hash(event_id) : 0;
+	a->cid_len = 0;
+	if (cid != NULL && cid->len <= AGG_CID_MAX) {
+		memcpy(a->cid, cid->b, cid->len);
+		a->cid_len = cid->len;
+	}
+}
+
+void agg_head_cid(const struct agg *a, cim_cid *out)
+{
+	out->len = a->cid_len;
+	memcpy(out->b, a->cid, a->cid_len);
+}
+
+/* ---- the idempotency window ---------------------------------------------- */
+
+struct recent_ent {
+	uint64_t eid_hash;
+	struct agg *agg;
+	uint64_t version;
+	uint64_t seq;
+	int64_t expires_ns;
+};
+
+int recent_init(struct recent *r)
+{
+	memset(r, 0, sizeof *r);
+	r->cap = 1024;
+	r->ents = calloc(r->cap, sizeof *r->ents);
+	r->index_mask = 2 * r->cap - 1;
+	r->index = calloc(r->index_mask + 1, sizeof *r->index);
+	return r->ents && r->index ? 0 : -1;
+}
+
+void recent_free(struct recent *r)
+{
+	free(r->ents);
+	free(r->index);
+	memset(r, 0, sizeof *r);
+}
+
+static size_t ring_pos(const struct recent *r, size_t i) { return (r->head + i) % r->cap; }
+
+/* Rebuilds the index from the ring (after growing or expiring). */
+static int reindex(struct recent *r, size_t index_slots)
+{
+	uint32_t *ix = calloc(index_slots, sizeof *ix);
+	if (ix == NULL)
+		return -1;
+	free(r->index);
+	r->index = ix;
+	r->index_mask = index_slots - 1;
+	for (size_t i = 0; i < r->len; i++) {
+		size_t pos = ring_pos(r, i);
+		size_t s = r->ents[pos].eid_hash & r->index_mask;
+		while (r->index[s])
+			s = (s + 1) & r->index_mask;
+		r->index[s] = (uint32_t)pos + 1;
+	}
+	return 0;
+}
+
+static int ring_grow(struct recent *r)
+{
+	size_t ncap = r->cap * 2;
+	struct recent_ent *e = malloc(ncap * sizeof *e);
+
+	if (e == NULL || ncap > UINT32_MAX - 1) {
+		free(e);
+		return -1;
+	}
+	for (size_t i = 0; i < r->len; i++)
+		e[i] = r->ents[ring_pos(r, i)];
+	free(r->ents);
+	r->ents = e;
+	r->cap = ncap;
+	r->head = 0;
+	return reindex(r, 2 * ncap);
+}
+
+void recent_add(struct recent *r, const char *event_id, struct agg *a,
+		uint64_t version, uint64_t seq, int64_t now, int64_t window_ns)
+{
+	size_t expired = 0;
+
+	while (expired < r->len && r->ents[ring_pos(r, expired)].expires_ns <= now)
+		expired++;
+	if (expired > 0) {
+		r->head = ring_pos(r, expired);
+		r->len -= expired;
+		if (reindex(r, r->index_mask + 1) != 0)
+			return;
+	}
+	if (r->len == r->cap && ring_grow(r) != 0) {
+		/* no memory: forget the oldest instead */
+		r->head = ring_pos(r, 1);
+		r->len--;
+		if (reindex(r, r->index_mask + 1) != 0)
+			return;
+	}
+	size_t pos = ring_pos(r, r->len);
+	r->ents[pos] = (struct recent_ent){event_id_hash(event_id), a, version, seq,
+					   now + window_ns};
+	r->len++;
+	size_t s = r->ents[pos].eid_hash & r->index_mask;
+	while (r->index[s])
+		s = (s + 1) & r->index_mask;
+	r->index[s] = (uint32_t)pos + 1;
+}
+
+int recent_find(struct recent *r, const char *event_id, struct agg **a,
+		uint64_t *version, uint64_t *seq)
+{
+	uint64_t h = event_id_hash(event_id);
+	int64_t now = now_ns();
+
+	for (size_t s = h & r->index_mask; r->index[s]; s = (s + 1) & r->index_mask) {
+		const struct recent_ent *e = &r->ents[r->index[s] - 1];
+		if (e->eid_hash == h && e->expires_ns > now) {
+			*a = e->agg;
+			*version = e->version;
+			*seq = e->seq;
+			return 0;
+		}
+	}
+	return -1;
+}

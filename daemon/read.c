@@ -1,0 +1,445 @@
+/*
+ * read.c: get, head, validate and info.
+ *
+ * head and info are answered from memory on the subscription's thread.
+ * get and validate read the stream on a worker: get up to the head the
+ * daemon has committed (never a batch in flight), validate up to the last
+ * message stored for the aggregate, whatever the daemon believes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "daemon.h"
+#include "event.h"
+#include "ids.h"
+#include "log.h"
+
+#define REPLY_SLACK 512 /* room for the reply's envelope and headers */
+
+struct read_req {
+	natsMsg *req;
+	char type[CIM_TYPE_MAX + 1];
+	char id[CIM_ID_MAX + 1];
+	uint64_t from_version, limit;
+	uint64_t head_version, head_seq;
+	cim_cid head_cid;
+};
+
+static struct read_req *read_req_new(struct daemon *d, natsMsg *req,
+				     const char *type, const char *id)
+{
+	struct read_req *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return NULL;
+	r->req = req;
+	snprintf(r->type, sizeof r->type, "%s", type);
+	snprintf(r->id, sizeof r->id, "%s", id);
+	pthread_mutex_lock(&d->mu);
+	struct agg *a = heads_find(&d->heads, type, id);
+	if (a != NULL) {
+		r->head_version = a->version;
+		r->head_seq = a->seq;
+		agg_head_cid(a, &r->head_cid);
+	}
+	pthread_mutex_unlock(&d->mu);
+	return r;
+}
+
+static void read_req_free(struct read_req *r)
+{
+	natsMsg_Destroy(r->req);
+	free(r);
+}
+
+/* Sends r to a worker, or answers "busy" and frees it. */
+static void submit_read(struct daemon *d, enum op op, work_fn fn, struct read_req *r)
+{
+	if (work_submit(d, fn, r) != 0) {
+		cim_perr e;
+		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
+			     "the daemon is overloaded; retry later");
+		reply_error(d, r->req, op, &e);
+		read_req_free(r);
+	}
+}
+
+static uint64_t header_version(natsMsg *m)
+{
+	const char *v = NULL;
+	if (natsMsgHeader_Get(m, "Cim-Version", &v) != NATS_OK || v == NULL)
+		return 0;
+	return strtoull(v, NULL, 10);
+}
+
+/* ---- get ------------------------------------------------------------------------ */
+
+struct get_ctx {
+	struct daemon *d;
+	struct read_req *r;
+	cbuf events;     /* the events' JSON, comma-separated */
+	size_t count;
+	uint64_t next;   /* the version expected next */
+	uint64_t cut_at; /* first version left out because of size; 0 if none */
+	size_t budget;
+	cim_perr err;
+};
+
+static int get_visit(natsMsg *m, uint64_t seq, void *ctx)
+{
+	struct get_ctx *g = ctx;
+	cim_event_block b;
+	cim_cid cid;
+	char err[160];
+	uint64_t hv = header_version(m);
+
+	if (hv != 0 && hv < g->next)
+		return 0; /* before the page: skip without decoding */
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	if (cim_event_decode(p, len, &b, err, sizeof err) != 0) {
+		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL,
+			     "the event at stream sequence %llu cannot be decoded (%s); "
+			     "run validate", (unsigned long long)seq, err);
+		return -1;
+	}
+	if (b.version < g->next) {
+		cim_event_block_free(&b);
+		return 0;
+	}
+	if (b.version != g->next) {
+		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL,
+			     "version %llu is not stored where expected (found %llu at "
+			     "sequence %llu); run validate",
+			     (unsigned long long)g->next, (unsigned long long)b.version,
+			     (unsigned long long)seq);
+		cim_event_block_free(&b);
+		return -1;
+	}
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, g->d->cfg->hash_code, p, len);
+	json_t *o = cim_event_to_json(&b, &cid, seq);
+	cim_event_block_free(&b);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+	json_decref(o);
+	if (text == NULL) {
+		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL, "out of memory");
+		return -1;
+	}
+	size_t tl = strlen(text);
+	if (g->events.len + tl + 1 > g->budget) {
+		free(text);
+		if (g->count == 0) {
+			cim_perr_set(&g->err, CIM_ERR_PAYLOAD_TOO_LARGE, NULL,
+				     "event version %llu alone is larger than the NATS "
+				     "payload limit (%zu bytes)",
+				     (unsigned long long)g->next, g->d->max_payload);
+			return -1;
+		}
+		g->cut_at = g->next;
+		return 1;
+	}
+	if ((g->count > 0 && cbuf_putc(&g->events, ',') != 0) ||
+	    cbuf_put(&g->events, text, tl) != 0) {
+		free(text);
+		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL, "out of memory");
+		return -1;
+	}
+	free(text);
+	g->count++;
+	g->next++;
+	return g->count >= g->r->limit || b.version >= g->r->head_version ? 1 : 0;
+}
+
+static void get_work(struct daemon *d, void *arg)
+{
+	struct read_req *r = arg;
+	struct get_ctx g = {.d = d, .r = r, .next = r->from_version};
+	cbuf out = CBUF_INIT;
+	char head[96];
+
+	g.budget = d->max_payload > REPLY_SLACK ? d->max_payload - REPLY_SLACK : d->max_payload;
+	if (store_read_agg(d, r->type, r->id, 1, r->head_seq, get_visit, &g, &g.err) != 0) {
+		reply_error(d, r->req, OP_GET, &g.err);
+		goto out;
+	}
+	uint64_t next = g.cut_at ? g.cut_at : (g.next <= r->head_version ? g.next : 0);
+	if (next == 0 && g.next <= r->head_version) {
+		cim_perr e;
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL,
+			     "the stream ends before version %llu; run validate",
+			     (unsigned long long)g.next);
+		reply_error(d, r->req, OP_GET, &e);
+		goto out;
+	}
+	snprintf(head, sizeof head, "{\"version\":%llu,\"events\":[",
+		 (unsigned long long)r->head_version);
+	cbuf_puts(&out, head);
+	cbuf_put(&out, g.events.p, g.events.len);
+	if (next)
+		snprintf(head, sizeof head, "],\"next_from_version\":%llu}",
+			 (unsigned long long)next);
+	else
+		snprintf(head, sizeof head, "],\"next_from_version\":null}");
+	if (cbuf_puts(&out, head) != 0) {
+		cim_perr e;
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, r->req, OP_GET, &e);
+		goto out;
+	}
+	{
+		/* reply_json takes a json_t; this reply is already text */
+		const char *to = natsMsg_GetReply(r->req);
+		natsMsg *m = NULL;
+		if (to && natsMsg_Create(&m, to, NULL, (const char *)out.p, (int)out.len) == NATS_OK) {
+			natsMsgHeader_Set(m, "Cim-Status", "200");
+			natsConnection_PublishMsg(d->nc, m);
+			natsMsg_Destroy(m);
+		}
+	}
+out:
+	cbuf_free(&g.events);
+	cbuf_free(&out);
+	read_req_free(r);
+}
+
+void get_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	cim_perr e;
+	uint64_t from = 1, limit = 0;
+
+	if (cim_get_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req),
+			      (uint64_t)d->cfg->get_limit, (uint64_t)d->cfg->get_max_limit,
+			      &from, &limit, &e) != 0) {
+		reply_error(d, req, OP_GET, &e);
+		natsMsg_Destroy(req);
+		return;
+	}
+	struct read_req *r = read_req_new(d, req, type, id);
+	if (r == NULL) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_GET, &e);
+		natsMsg_Destroy(req);
+		return;
+	}
+	r->from_version = from;
+	r->limit = limit;
+	if (from > r->head_version) {
+		/* nothing to read: answer at once */
+		reply_json(d, req, json_pack("{sI s[] sn}", "version",
+					     (json_int_t)r->head_version, "events",
+					     "next_from_version"));
+		read_req_free(r);
+		return;
+	}
+	submit_read(d, OP_GET, get_work, r);
+}
+
+/* ---- head ----------------------------------------------------------------------- */
+
+void head_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	cim_perr e;
+	struct agg *a;
+	uint64_t version = 0, seq = 0;
+	cim_cid cid = {0};
+	char text[CIM_CID_TEXT_MAX];
+
+	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
+		reply_error(d, req, OP_HEAD, &e);
+		return;
+	}
+	pthread_mutex_lock(&d->mu);
+	a = heads_find(&d->heads, type, id);
+	if (a != NULL) {
+		version = a->version;
+		seq = a->seq;
+		agg_head_cid(a, &cid);
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (version == 0) {
+		reply_json(d, req, json_pack("{si sn sn}", "version", 0, "head", "seq"));
+		return;
+	}
+	cim_cid_to_text(&cid, text);
+	reply_json(d, req, json_pack("{sI ss sI}", "version", (json_int_t)version,
+				     "head", text, "seq", (json_int_t)seq));
+}
+
+/* ---- validate ------------------------------------------------------------------- */
+
+struct val_ctx {
+	struct daemon *d;
+	uint64_t next;       /* version expected next */
+	uint64_t checked;
+	bool have_prev;
+	cim_cid prev_cid;    /* recomputed CID of the last good event */
+	uint64_t fail_version;
+	const char *reason;
+	char detail[400];
+};
+
+static int val_fail(struct val_ctx *v, uint64_t version, const char *reason,
+		    const char *detail)
+{
+	v->fail_version = version;
+	v->reason = reason;
+	snprintf(v->detail, sizeof v->detail, "%s", detail);
+	return 1;
+}
+
+static int val_visit(natsMsg *m, uint64_t seq, void *ctx)
+{
+	struct val_ctx *v = ctx;
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	cim_event_block b;
+	cim_cid cid, said;
+	char err[160], detail[400], t1[CIM_CID_TEXT_MAX], t2[CIM_CID_TEXT_MAX];
+	const char *hdr = NULL;
+	int rc = 0;
+
+	if (cim_event_decode(p, len, &b, err, sizeof err) != 0) {
+		snprintf(detail, sizeof detail, "the message at stream sequence %llu is "
+			 "not a valid event block: %s", (unsigned long long)seq, err);
+		return val_fail(v, v->next, "undecodable", detail);
+	}
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, v->d->cfg->hash_code, p, len);
+	if (b.version != v->next) {
+		snprintf(detail, sizeof detail, "expected version %llu at stream sequence "
+			 "%llu, found version %llu", (unsigned long long)v->next,
+			 (unsigned long long)seq, (unsigned long long)b.version);
+		rc = val_fail(v, v->next, "version_gap", detail);
+	} else if (natsMsgHeader_Get(m, "Cim-Cid", &hdr) == NATS_OK && hdr != NULL &&
+		   (cim_cid_from_text(&said, hdr) != 0 || !cim_cid_equal(&said, &cid))) {
+		cim_cid_to_text(&cid, t1);
+		snprintf(detail, sizeof detail, "the stored bytes of version %llu hash to "
+			 "%s, not to the CID it was stored under (%s)",
+			 (unsigned long long)b.version, t1, hdr);
+		rc = val_fail(v, b.version, "hash_mismatch", detail);
+	} else if (b.version == 1 ? b.has_prev
+				  : (!b.has_prev || !v->have_prev ||
+				     !cim_cid_equal(&b.prev, &v->prev_cid))) {
+		if (b.has_prev)
+			cim_cid_to_text(&b.prev, t1);
+		else
+			snprintf(t1, sizeof t1, "null");
+		if (v->have_prev)
+			cim_cid_to_text(&v->prev_cid, t2);
+		else
+			snprintf(t2, sizeof t2, "null");
+		snprintf(detail, sizeof detail, "version %llu links to %s, but the "
+			 "previous event's bytes hash to %s", (unsigned long long)b.version,
+			 t1, t2);
+		rc = val_fail(v, b.version, "broken_link", detail);
+	} else {
+		v->checked++;
+		v->next++;
+		v->prev_cid = cid;
+		v->have_prev = true;
+	}
+	cim_event_block_free(&b);
+	return rc;
+}
+
+static void validate_work(struct daemon *d, void *arg)
+{
+	struct read_req *r = arg;
+	struct val_ctx v = {.d = d, .next = 1};
+	uint64_t last = 0;
+	cim_perr e = {0};
+	char text[CIM_CID_TEXT_MAX], detail[400];
+
+	if (store_last_seq(d, r->type, r->id, &last, &e) != 0 ||
+	    store_read_agg(d, r->type, r->id, 1, last, val_visit, &v, &e) != 0) {
+		reply_error(d, r->req, OP_VALIDATE, &e);
+		read_req_free(r);
+		return;
+	}
+	if (v.reason == NULL && v.checked < r->head_version) {
+		snprintf(detail, sizeof detail, "the aggregate's head is version %llu but "
+			 "the stream holds versions up to %llu only",
+			 (unsigned long long)r->head_version, (unsigned long long)v.checked);
+		val_fail(&v, v.checked + 1, "missing", detail);
+	} else if (v.reason == NULL && v.checked == r->head_version && v.checked > 0 &&
+		   !cim_cid_equal(&v.prev_cid, &r->head_cid)) {
+		cim_cid_to_text(&v.prev_cid, text);
+		snprintf(detail, sizeof detail, "the head event's stored bytes hash to %s, "
+			 "not to the head CID it was appended as", text);
+		val_fail(&v, v.checked, "hash_mismatch", detail);
+	}
+	uint64_t version = r->head_version > v.checked ? r->head_version : v.checked;
+	json_t *o;
+	if (v.checked > 0)
+		cim_cid_to_text(&v.prev_cid, text);
+	if (v.reason == NULL) {
+		o = json_pack("{sb sI sI s?}", "valid", 1, "version", (json_int_t)v.checked,
+			      "checked", (json_int_t)v.checked, "head",
+			      v.checked ? json_string(text) : json_null());
+	} else {
+		o = json_pack("{sb sI sI s? s{sI ss ss}}", "valid", 0, "version",
+			      (json_int_t)version, "checked", (json_int_t)v.checked, "head",
+			      v.checked ? json_string(text) : json_null(), "failure",
+			      "version", (json_int_t)v.fail_version, "reason", v.reason,
+			      "detail", v.detail);
+	}
+	reply_json(d, r->req, o);
+	read_req_free(r);
+}
+
+void validate_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	cim_perr e;
+
+	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
+		reply_error(d, req, OP_VALIDATE, &e);
+		natsMsg_Destroy(req);
+		return;
+	}
+	struct read_req *r = read_req_new(d, req, type, id);
+	if (r == NULL) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_VALIDATE, &e);
+		natsMsg_Destroy(req);
+		return;
+	}
+	submit_read(d, OP_VALIDATE, validate_work, r);
+}
+
+/* ---- info ----------------------------------------------------------------------- */
+
+void info_request(struct daemon *d, natsMsg *req)
+{
+	cim_perr e;
+	json_t *ops = json_object(), *codes = json_object();
+
+	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
+		json_decref(ops);
+		json_decref(codes);
+		reply_error(d, req, OP_INFO, &e);
+		return;
+	}
+	for (int i = 0; i < OP__COUNT; i++)
+		json_object_set_new(ops, op_name((enum op)i),
+				    json_pack("{sI sI}", "requests",
+					      (json_int_t)atomic_load(&d->ops[i].requests),
+					      "errors", (json_int_t)atomic_load(&d->ops[i].errors)));
+	for (int i = 1; i < CIM_ERR__COUNT; i++) {
+		uint64_t n = atomic_load(&d->err_by_code[i]);
+		if (n)
+			json_object_set_new(codes, cim_err_name((cim_err)i), json_integer((json_int_t)n));
+	}
+	pthread_mutex_lock(&d->mu);
+	size_t heads = d->heads.count;
+	pthread_mutex_unlock(&d->mu);
+	reply_json(d, req, json_pack(
+		"{ss ss so s{sI sI so so sI sI sI sI si}}", "name", "cim-eventsd",
+		"version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "counters",
+		"uptime_s", (json_int_t)((now_ns() - d->started_ns) / 1000000000),
+		"heads", (json_int_t)heads, "operations", ops, "errors", codes,
+		"events_appended", (json_int_t)atomic_load(&d->events_appended),
+		"bytes_appended", (json_int_t)atomic_load(&d->bytes_appended),
+		"startup_ms", (json_int_t)d->startup_ms,
+		"startup_events", (json_int_t)d->startup_events,
+		"appends_in_flight", atomic_load(&d->jobs_in_flight)));
+}

@@ -1,0 +1,328 @@
+/*
+ * server.c: the request side: one subscription on <prefix>.>, routing by
+ * subject, replies with their Cim-Status header, and the worker threads
+ * that serve reads.
+ *
+ * The subscription's callback never waits on the network: appends are
+ * pipelined (append.c), head and info are answered from memory, and get
+ * and validate, which read the stream, go to a worker. Every subject under
+ * the prefix gets an answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "ids.h"
+#include "log.h"
+
+#define WORKQ_MAX 10000 /* reads waiting for a worker before we say "busy" */
+
+struct work {
+	struct work *next;
+	work_fn fn;
+	void *arg;
+};
+
+static const char *const op_names[OP__COUNT] = {"append", "get", "head",
+						 "validate", "info", "other"};
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static void send_reply(struct daemon *d, natsMsg *req, const char *body,
+		       size_t len, int status)
+{
+	const char *to = natsMsg_GetReply(req);
+	natsMsg *m = NULL;
+	char st[16];
+
+	if (to == NULL || *to == '\0')
+		return; /* nobody to answer */
+	snprintf(st, sizeof st, "%d", status);
+	if (natsMsg_Create(&m, to, NULL, body, (int)len) != NATS_OK)
+		return;
+	natsMsgHeader_Set(m, "Cim-Status", st);
+	natsStatus s = natsConnection_PublishMsg(d->nc, m);
+	if (s != NATS_OK)
+		log_debug("cannot send reply: %s", natsStatus_GetText(s));
+	natsMsg_Destroy(m);
+}
+
+/* Takes the reference to body. */
+void reply_json(struct daemon *d, natsMsg *req, json_t *body)
+{
+	char *text;
+
+	if (body == NULL) {
+		cim_perr e;
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_OTHER, &e);
+		return;
+	}
+	text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17));
+	json_decref(body);
+	if (text == NULL)
+		return;
+	send_reply(d, req, text, strlen(text), 200);
+	free(text);
+}
+
+void reply_error_json(struct daemon *d, natsMsg *req, enum op op, cim_err code,
+		      json_t *err_obj)
+{
+	char *text = err_obj ? json_dumps(err_obj, JSON_COMPACT) : NULL;
+
+	atomic_fetch_add(&d->ops[op].errors, 1);
+	atomic_fetch_add(&d->err_by_code[code], 1);
+	json_decref(err_obj);
+	if (text == NULL) {
+		static const char oom[] = "{\"error\":{\"code\":\"internal\","
+					  "\"message\":\"out of memory\"}}";
+		send_reply(d, req, oom, sizeof oom - 1, 500);
+		return;
+	}
+	send_reply(d, req, text, strlen(text), cim_err_status(code));
+	free(text);
+}
+
+void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e)
+{
+	reply_error_json(d, req, op, e->code, cim_error_json(e->code, e->field, e->msg));
+}
+
+static void reply_err(struct daemon *d, natsMsg *req, enum op op, cim_err code,
+		      const char *field, const char *msg)
+{
+	cim_perr e;
+	cim_perr_set(&e, code, field, "%s", msg);
+	reply_error(d, req, op, &e);
+}
+
+/* ---- workers ------------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+	struct daemon *d = arg;
+	struct workq *q = &d->wq;
+
+	for (;;) {
+		pthread_mutex_lock(&q->mu);
+		while (q->first == NULL && !q->stop)
+			pthread_cond_wait(&q->cv, &q->mu);
+		struct work *w = q->first;
+		if (w == NULL) { /* stopping and nothing left */
+			pthread_mutex_unlock(&q->mu);
+			return NULL;
+		}
+		q->first = w->next;
+		if (q->first == NULL)
+			q->last = NULL;
+		q->len--;
+		pthread_mutex_unlock(&q->mu);
+		w->fn(d, w->arg);
+		free(w);
+	}
+}
+
+int work_submit(struct daemon *d, work_fn fn, void *arg)
+{
+	struct workq *q = &d->wq;
+	struct work *w = malloc(sizeof *w);
+
+	if (w == NULL)
+		return -1;
+	*w = (struct work){NULL, fn, arg};
+	pthread_mutex_lock(&q->mu);
+	if (q->len >= WORKQ_MAX) {
+		pthread_mutex_unlock(&q->mu);
+		free(w);
+		return -1;
+	}
+	if (q->last)
+		q->last->next = w;
+	else
+		q->first = w;
+	q->last = w;
+	q->len++;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static int workers_start(struct daemon *d)
+{
+	struct workq *q = &d->wq;
+
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	q->nthreads = (int)d->cfg->workers;
+	q->threads = calloc((size_t)q->nthreads, sizeof *q->threads);
+	if (q->threads == NULL)
+		return -1;
+	for (int i = 0; i < q->nthreads; i++)
+		if (pthread_create(&q->threads[i], NULL, worker_main, d) != 0)
+			return -1;
+	return 0;
+}
+
+/* Lets the workers finish what is queued, then joins them. */
+static void workers_stop(struct daemon *d)
+{
+	struct workq *q = &d->wq;
+
+	pthread_mutex_lock(&q->mu);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	for (int i = 0; i < q->nthreads; i++)
+		pthread_join(q->threads[i], NULL);
+	free(q->threads);
+	q->threads = NULL;
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+static enum op op_of(const char *name)
+{
+	for (int i = 0; i < OP_OTHER; i++)
+		if (strcmp(name, op_names[i]) == 0)
+			return (enum op)i;
+	return OP_OTHER;
+}
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+		       void *closure)
+{
+	struct daemon *d = closure;
+	const char *subj = natsMsg_GetSubject(msg);
+	size_t plen = strlen(d->cfg->prefix);
+	char buf[512], *tok[5];
+	int ntok = 0;
+
+	if (natsMsg_GetReply(msg) == NULL) {
+		natsMsg_Destroy(msg); /* a publish, not a request: no one to answer */
+		return;
+	}
+	if (snprintf(buf, sizeof buf, "%s", subj + plen + 1) >= (int)sizeof buf) {
+		atomic_fetch_add(&d->ops[OP_OTHER].requests, 1);
+		reply_err(d, msg, OP_OTHER, CIM_ERR_INVALID_REQUEST, NULL,
+			  "the request subject is too long");
+		natsMsg_Destroy(msg);
+		return;
+	}
+	for (char *save = NULL, *t = strtok_r(buf, ".", &save); t;
+	     t = strtok_r(NULL, ".", &save)) {
+		if (ntok == 5) {
+			ntok++;
+			break;
+		}
+		tok[ntok++] = t;
+	}
+	enum op op = ntok > 0 ? op_of(tok[0]) : OP_OTHER;
+	atomic_fetch_add(&d->ops[op].requests, 1);
+
+	if (op == OP_INFO && ntok == 1) {
+		info_request(d, msg);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (op == OP_OTHER || op == OP_INFO) {
+		char m[300];
+		if (op == OP_INFO)
+			snprintf(m, sizeof m, "info takes no further subject tokens: %s", subj);
+		else
+			snprintf(m, sizeof m, "unknown operation '%s' in subject %s; "
+				 "operations: append, get, head, validate, info",
+				 ntok > 0 ? tok[0] : "", subj);
+		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (ntok != 3) {
+		char m[300];
+		snprintf(m, sizeof m, "%s needs the subject %s.%s.<aggregate_type>.<aggregate_id>",
+			 tok[0], d->cfg->prefix, tok[0]);
+		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (!cim_token_type_ok(tok[1])) {
+		reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "aggregate_type",
+			  "aggregate_type must match [A-Za-z][A-Za-z0-9_-]{0,63}");
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (!cim_token_id_ok(tok[2])) {
+		reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "aggregate_id",
+			  "aggregate_id must match [A-Za-z0-9_:@+=-]{1,128}");
+		natsMsg_Destroy(msg);
+		return;
+	}
+	switch (op) {
+	case OP_APPEND:
+		append_request(d, msg, tok[1], tok[2]); /* takes msg */
+		return;
+	case OP_GET:
+		get_request(d, msg, tok[1], tok[2]);
+		return;
+	case OP_HEAD:
+		head_request(d, msg, tok[1], tok[2]);
+		natsMsg_Destroy(msg);
+		return;
+	case OP_VALIDATE:
+		validate_request(d, msg, tok[1], tok[2]);
+		return;
+	default:
+		natsMsg_Destroy(msg);
+		return;
+	}
+}
+
+int server_start(struct daemon *d)
+{
+	char subj[256];
+	natsStatus s;
+
+	if (workers_start(d) != 0) {
+		log_error("cannot start worker threads");
+		return -1;
+	}
+	snprintf(subj, sizeof subj, "%s.>", d->cfg->prefix);
+	s = natsConnection_Subscribe(&d->sub, d->nc, subj, on_request, d);
+	if (s == NATS_OK)
+		s = natsSubscription_SetPendingLimits(d->sub, 1 << 20, 1 << 30);
+	if (s != NATS_OK) {
+		log_error("cannot subscribe to %s: %s", subj, natsStatus_GetText(s));
+		return -1;
+	}
+	natsConnection_Flush(d->nc);
+	log_info("serving %s with %d read worker(s)", subj, d->wq.nthreads);
+	return 0;
+}
+
+/* Stops taking requests, answers those already received, waits for the
+ * appends in flight, then stops the workers. */
+void server_drain(struct daemon *d)
+{
+	int64_t deadline;
+
+	atomic_store(&d->draining, true);
+	if (d->sub != NULL) {
+		natsSubscription_Drain(d->sub);
+		natsSubscription_WaitForDrainCompletion(d->sub, 30000);
+	}
+	deadline = now_ns() + (d->cfg->publish_timeout_ms + 10000) * 1000000LL;
+	while (atomic_load(&d->jobs_in_flight) > 0 && now_ns() < deadline)
+		usleep(2000);
+	if (atomic_load(&d->jobs_in_flight) > 0)
+		log_warn("%d append(s) still unanswered at shutdown",
+			 atomic_load(&d->jobs_in_flight));
+	if (d->wq.threads)
+		workers_stop(d);
+	natsConnection_FlushTimeout(d->nc, 2000);
+	natsSubscription_Destroy(d->sub);
+	d->sub = NULL;
+}
+
+const char *op_name(enum op op) { return op_names[op]; }

@@ -1,0 +1,667 @@
+/*
+ * store.c: everything that talks to JetStream except the append path.
+ *
+ * The stream holds one message per event on events.<type>.<id>.<event_type>;
+ * reading one aggregate is an ordered consumer filtered on
+ * events.<type>.<id>.*, which the server serves from its per-subject index
+ * instead of scanning the stream. Start-up reads the whole stream once
+ * to rebuild every head, and removes the tail of a batch that a crash cut
+ * short, so no reader and no restart ever sees part of a batch.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "event.h"
+#include "ids.h"
+#include "log.h"
+
+#define READ_WAIT_MS 5000 /* longest wait for the next message of a read */
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- connecting ------------------------------------------------------------ */
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	log_warn("disconnected from NATS; reconnecting");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	char url[256] = "";
+	natsConnection_GetConnectedUrl(nc, url, sizeof url);
+	log_info("reconnected to NATS at %s", url);
+}
+
+static void on_async_error(natsConnection *nc, natsSubscription *sub,
+			   natsStatus s, void *closure)
+{
+	log_warn("NATS asynchronous error: %s", natsStatus_GetText(s));
+}
+
+/* Connects, retrying with backoff until it works (or connect_timeout
+ * passes, when set), then reconnects by itself for ever. */
+int store_connect(struct daemon *d)
+{
+	natsOptions *o = NULL;
+	natsStatus s;
+	int64_t deadline = d->cfg->connect_timeout_s
+				   ? now_ns() + d->cfg->connect_timeout_s * 1000000000LL
+				   : 0;
+	int delay_ms = 100;
+
+	if (natsOptions_Create(&o) != NATS_OK)
+		return -1;
+	natsOptions_SetURL(o, d->cfg->nats_url);
+	natsOptions_SetName(o, "cim-eventsd");
+	natsOptions_SetSendAsap(o, true);
+	natsOptions_SetMaxReconnect(o, -1);
+	natsOptions_SetReconnectWait(o, 250);
+	natsOptions_SetReconnectJitter(o, 100, 1000);
+	natsOptions_SetDisconnectedCB(o, on_disconnected, d);
+	natsOptions_SetReconnectedCB(o, on_reconnected, d);
+	natsOptions_SetErrorHandler(o, on_async_error, d);
+	natsOptions_SetTimeout(o, 2000);
+
+	for (;;) {
+		s = natsConnection_Connect(&d->nc, o);
+		if (s == NATS_OK)
+			break;
+		if (deadline && now_ns() > deadline) {
+			log_error("cannot connect to %s: %s", d->cfg->nats_url,
+				  natsStatus_GetText(s));
+			natsOptions_Destroy(o);
+			return -1;
+		}
+		log_warn("cannot connect to %s (%s); retrying in %d ms",
+			 d->cfg->nats_url, natsStatus_GetText(s), delay_ms);
+		usleep((useconds_t)delay_ms * 1000);
+		if (delay_ms < 5000)
+			delay_ms *= 2;
+	}
+	natsOptions_Destroy(o);
+	d->max_payload = (size_t)natsConnection_GetMaxPayload(d->nc);
+
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = d->cfg->publish_timeout_ms;
+	jo.PublishAsync.AckHandler = append_ack_handler;
+	jo.PublishAsync.AckHandlerClosure = d;
+	jo.PublishAsync.MaxPending = 65536;
+	jo.PublishAsync.StallWait = 1000;
+	if ((s = natsConnection_JetStream(&d->js, d->nc, &jo)) != NATS_OK) {
+		log_error("JetStream context: %s", natsStatus_GetText(s));
+		return -1;
+	}
+	log_info("connected to %s (max payload %zu bytes)", d->cfg->nats_url,
+		 d->max_payload);
+	return 0;
+}
+
+/* ---- the stream and the buckets ---------------------------------------------- */
+
+static int ensure_stream(struct daemon *d)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
+	natsStatus s;
+	char subj[160];
+	const char *subjects[1] = {subj};
+
+	snprintf(subj, sizeof subj, "%s>", d->events_prefix);
+	s = js_GetStreamInfo(&si, d->js, d->cfg->stream, NULL, &je);
+	if (s == NATS_OK) {
+		bool covered = false;
+		for (int i = 0; i < si->Config->SubjectsLen; i++)
+			if (strcmp(si->Config->Subjects[i], subj) == 0)
+				covered = true;
+		if (!covered)
+			log_warn("stream %s does not list subject %s", d->cfg->stream, subj);
+		if (si->Config->Storage != js_FileStorage)
+			log_warn("stream %s does not use file storage", d->cfg->stream);
+		if (si->Config->Discard == js_DiscardOld &&
+		    (si->Config->MaxMsgs > 0 || si->Config->MaxBytes > 0 ||
+		     si->Config->MaxAge > 0))
+			log_warn("stream %s discards old events at its limits", d->cfg->stream);
+		log_info("stream %s found: %llu events, last sequence %llu",
+			 d->cfg->stream, (unsigned long long)si->State.Msgs,
+			 (unsigned long long)si->State.LastSeq);
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	if (s != NATS_NOT_FOUND) {
+		log_error("stream %s: %s (%d)", d->cfg->stream, natsStatus_GetText(s), je);
+		return -1;
+	}
+
+	jsStreamConfig sc;
+	jsStreamConfig_Init(&sc);
+	sc.Name = d->cfg->stream;
+	sc.Description = "cim-events: one message per event, DAG-CBOR blocks";
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Retention = js_LimitsPolicy;
+	sc.Discard = js_DiscardNew; /* limits refuse new events, never drop old ones */
+	sc.Replicas = d->cfg->replicas;
+	sc.Duplicates = d->cfg->idempotency_window_s * 1000000000LL;
+	sc.AllowDirect = true;
+	sc.DenyPurge = true;
+	s = js_AddStream(&si, d->js, &sc, NULL, &je);
+	if (s != NATS_OK) {
+		log_error("cannot create stream %s: %s (%d)", d->cfg->stream,
+			  natsStatus_GetText(s), je);
+		return -1;
+	}
+	jsStreamInfo_Destroy(si);
+	log_info("stream %s created (subjects %s, file storage, %lld replica(s))",
+		 d->cfg->stream, subj, (long long)d->cfg->replicas);
+	return 0;
+}
+
+static int ensure_bucket(struct daemon *d, const char *bucket, const char *what)
+{
+	kvStore *kv = NULL;
+	natsStatus s = js_KeyValue(&kv, d->js, bucket);
+
+	if (s == NATS_OK) {
+		kvStore_Destroy(kv);
+		return 0;
+	}
+	if (s != NATS_NOT_FOUND) {
+		log_error("bucket %s: %s", bucket, natsStatus_GetText(s));
+		return -1;
+	}
+	kvConfig kc;
+	kvConfig_Init(&kc);
+	kc.Bucket = bucket;
+	kc.Description = what;
+	kc.History = 1;
+	kc.StorageType = js_FileStorage;
+	kc.Replicas = (int)d->cfg->replicas;
+	s = js_CreateKeyValue(&kv, d->js, &kc);
+	if (s != NATS_OK) {
+		log_error("cannot create bucket %s: %s", bucket, natsStatus_GetText(s));
+		return -1;
+	}
+	kvStore_Destroy(kv);
+	log_info("bucket %s created", bucket);
+	return 0;
+}
+
+int store_setup(struct daemon *d)
+{
+	if (ensure_stream(d) != 0)
+		return -1;
+	if (ensure_bucket(d, d->cfg->heads_bucket, "cim-events: aggregate heads") != 0 ||
+	    ensure_bucket(d, d->cfg->snapshots_bucket, "cim-events: snapshots") != 0 ||
+	    ensure_bucket(d, d->cfg->checkpoints_bucket, "cim-events: projection positions") != 0)
+		return -1;
+	return 0;
+}
+
+/* ---- small reads ----------------------------------------------------------- */
+
+int store_split_subject(const struct daemon *d, const char *subj, char *buf,
+			size_t bufsz, const char **type, const char **id)
+{
+	size_t plen = strlen(d->events_prefix);
+	if (strncmp(subj, d->events_prefix, plen) != 0)
+		return -1;
+	if (snprintf(buf, bufsz, "%s", subj + plen) >= (int)bufsz)
+		return -1;
+	char *dot1 = strchr(buf, '.');
+	if (dot1 == NULL)
+		return -1;
+	char *dot2 = strchr(dot1 + 1, '.');
+	if (dot2 == NULL)
+		return -1;
+	*dot1 = *dot2 = '\0';
+	*type = buf;
+	*id = dot1 + 1;
+	return 0;
+}
+
+static void agg_filter(const struct daemon *d, const char *type, const char *id,
+		       char *out, size_t n)
+{
+	snprintf(out, n, "%s%s.%s.*", d->events_prefix, type, id);
+}
+
+static int js_fail(cim_perr *err, natsStatus s, jsErrCode je, const char *what)
+{
+	cim_err code = (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ||
+			s == NATS_CONNECTION_CLOSED || s == NATS_CONNECTION_DISCONNECTED ||
+			s == NATS_NOT_YET_CONNECTED)
+			       ? CIM_ERR_UNAVAILABLE
+			       : CIM_ERR_INTERNAL;
+	return cim_perr_set(err, code, NULL, "storage: %s: %s%s", what,
+			    natsStatus_GetText(s), je ? " (JetStream error)" : "");
+}
+
+int store_last_seq(struct daemon *d, const char *type, const char *id,
+		   uint64_t *seq, cim_perr *err)
+{
+	char filter[256];
+	natsMsg *m = NULL;
+	jsErrCode je = 0;
+	natsStatus s;
+
+	agg_filter(d, type, id, filter, sizeof filter);
+	s = js_GetLastMsg(&m, d->js, d->cfg->stream, filter, NULL, &je);
+	if (s == NATS_NOT_FOUND || je == JSNoMessageFoundErr) {
+		*seq = 0;
+		return 0;
+	}
+	if (s != NATS_OK)
+		return js_fail(err, s, je, "last message");
+	*seq = natsMsg_GetSequence(m);
+	natsMsg_Destroy(m);
+	return 0;
+}
+
+natsMsg *store_get_msg(struct daemon *d, uint64_t seq, cim_perr *err)
+{
+	natsMsg *m = NULL;
+	jsErrCode je = 0;
+	natsStatus s = js_GetMsg(&m, d->js, d->cfg->stream, seq, NULL, &je);
+
+	if (s != NATS_OK) {
+		if (s == NATS_NOT_FOUND || je == JSNoMessageFoundErr)
+			cim_perr_set(err, CIM_ERR_NOT_FOUND, NULL,
+				     "no message at sequence %llu", (unsigned long long)seq);
+		else
+			js_fail(err, s, je, "get message");
+		return NULL;
+	}
+	return m;
+}
+
+int store_delete_msg(struct daemon *d, uint64_t seq, cim_perr *err)
+{
+	jsErrCode je = 0;
+	natsStatus s = js_DeleteMsg(d->js, d->cfg->stream, seq, NULL, &je);
+	if (s != NATS_OK && !(s == NATS_NOT_FOUND || je == JSSequenceNotFoundErr))
+		return js_fail(err, s, je, "delete message");
+	return 0;
+}
+
+/* ---- reading a range through an ordered consumer ---------------------------- */
+
+/* Visits every message on filter with seq in [from, to]. */
+static int read_range(struct daemon *d, const char *filter, uint64_t from,
+		      uint64_t to, store_visit_fn visit, void *ctx, cim_perr *err)
+{
+	natsSubscription *sub = NULL;
+	jsSubOptions so;
+	jsErrCode je = 0;
+	natsStatus s;
+	int rc = 0;
+
+	if (from == 0)
+		from = 1;
+	if (to < from)
+		return 0;
+	jsSubOptions_Init(&so);
+	so.Stream = d->cfg->stream;
+	so.Ordered = true;
+	so.Config.DeliverPolicy = js_DeliverByStartSequence;
+	so.Config.OptStartSeq = from;
+	s = js_SubscribeSync(&sub, d->js, filter, NULL, &so, &je);
+	if (s != NATS_OK)
+		return js_fail(err, s, je, "read");
+	natsSubscription_SetPendingLimits(sub, -1, -1);
+
+	for (;;) {
+		natsMsg *m = NULL;
+		s = natsSubscription_NextMsg(&m, sub, READ_WAIT_MS);
+		if (s != NATS_OK) {
+			rc = js_fail(err, s, 0, "read");
+			break;
+		}
+		jsMsgMetaData *meta = NULL;
+		uint64_t seq = 0, pending = 0;
+		if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+			seq = meta->Sequence.Stream;
+			pending = meta->NumPending;
+			jsMsgMetaData_Destroy(meta);
+		}
+		if (seq > to) {
+			natsMsg_Destroy(m);
+			break;
+		}
+		int v = visit(m, seq, ctx);
+		natsMsg_Destroy(m);
+		if (v < 0) {
+			rc = -1;
+			break;
+		}
+		if (v > 0 || seq >= to || pending == 0)
+			break;
+	}
+	natsSubscription_Unsubscribe(sub);
+	natsSubscription_Destroy(sub);
+	return rc;
+}
+
+int store_read_agg(struct daemon *d, const char *type, const char *id,
+		   uint64_t from_seq, uint64_t to_seq, store_visit_fn visit,
+		   void *ctx, cim_perr *err)
+{
+	char filter[256];
+	agg_filter(d, type, id, filter, sizeof filter);
+	return read_range(d, filter, from_seq, to_seq, visit, ctx, err);
+}
+
+/* ---- batch headers --------------------------------------------------------- */
+
+/* Reads Cim-Batch "i/n"; a message without one is a batch of one. */
+static void batch_of(natsMsg *m, unsigned *idx, unsigned *count)
+{
+	const char *v = NULL;
+	*idx = *count = 1;
+	if (natsMsgHeader_Get(m, "Cim-Batch", &v) == NATS_OK && v != NULL) {
+		unsigned i, n;
+		if (sscanf(v, "%u/%u", &i, &n) == 2 && i >= 1 && i <= n) {
+			*idx = i;
+			*count = n;
+		}
+	}
+}
+
+static uint64_t header_u64(natsMsg *m, const char *key)
+{
+	const char *v = NULL;
+	if (natsMsgHeader_Get(m, key, &v) != NATS_OK || v == NULL)
+		return 0;
+	return strtoull(v, NULL, 10);
+}
+
+/* ---- start-up: every head from the stream ------------------------------------- */
+
+/* The open (unfinished) batch of one aggregate during the scan. */
+struct open_batch {
+	struct open_batch *next;
+	struct agg *agg;
+	unsigned count, have;
+	uint64_t *seqs;
+	uint64_t last_version;
+	cim_cid last_cid;
+	uint64_t last_seq;
+	char last_eid[CIM_EVENT_ID_MAX + 1];
+};
+
+struct scan {
+	struct daemon *d;
+	struct open_batch *open;
+	uint64_t events, broken;
+};
+
+static struct open_batch *open_find(struct scan *sc, struct agg *a, bool unlink)
+{
+	for (struct open_batch **pp = &sc->open; *pp; pp = &(*pp)->next)
+		if ((*pp)->agg == a) {
+			struct open_batch *b = *pp;
+			if (unlink)
+				*pp = b->next;
+			return b;
+		}
+	return NULL;
+}
+
+static void open_free(struct open_batch *b)
+{
+	free(b->seqs);
+	free(b);
+}
+
+static int scan_visit(natsMsg *m, uint64_t seq, void *ctx)
+{
+	struct scan *sc = ctx;
+	struct daemon *d = sc->d;
+	char buf[256];
+	const char *type, *id, *eid = NULL;
+	unsigned idx, count;
+	cim_cid cid;
+
+	if (store_split_subject(d, natsMsg_GetSubject(m), buf, sizeof buf, &type, &id) != 0)
+		return 0;
+	struct agg *a = heads_get_or_add(&d->heads, type, id);
+	if (a == NULL)
+		return cim_perr_set(NULL, CIM_ERR_INTERNAL, NULL, "no memory");
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code,
+			(const uint8_t *)natsMsg_GetData(m),
+			(size_t)natsMsg_GetDataLength(m));
+	uint64_t version = header_u64(m, "Cim-Version");
+	natsMsgHeader_Get(m, "Cim-Event-Id", &eid);
+	batch_of(m, &idx, &count);
+	sc->events++;
+
+	struct open_batch *b = open_find(sc, a, false);
+	if (idx == 1 && b != NULL) {
+		/* a batch began before the last one ended: the old one is torn,
+		 * but something was written after it; keep it, validate will
+		 * report the chain */
+		log_warn("%s/%s: batch at seq %llu never ended", type, id,
+			 (unsigned long long)b->seqs[0]);
+		open_find(sc, a, true);
+		open_free(b);
+		b = NULL;
+	}
+	if (count > 1 && b == NULL) {
+		if (idx != 1) {
+			sc->broken++;
+			return 0;
+		}
+		b = calloc(1, sizeof *b);
+		if (b == NULL || (b->seqs = calloc(count, sizeof *b->seqs)) == NULL) {
+			free(b);
+			return -1;
+		}
+		b->agg = a;
+		b->count = count;
+		b->next = sc->open;
+		sc->open = b;
+	}
+	if (version != a->version + 1 && (b == NULL || version != b->last_version + 1))
+		sc->broken++;
+	if (b == NULL) {
+		agg_set_head(a, version, &cid, seq, eid);
+		return 0;
+	}
+	b->seqs[b->have++] = seq;
+	b->last_version = version;
+	b->last_cid = cid;
+	b->last_seq = seq;
+	snprintf(b->last_eid, sizeof b->last_eid, "%s", eid ? eid : "");
+	if (idx == count || b->have == b->count) {
+		agg_set_head(a, b->last_version, &b->last_cid, b->last_seq, b->last_eid);
+		open_find(sc, a, true);
+		open_free(b);
+	}
+	return 0;
+}
+
+int store_load_heads(struct daemon *d)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
+	cim_perr err = {0};
+	struct scan sc = {.d = d};
+	char filter[160];
+	int64_t t0 = now_ns();
+	natsStatus s;
+
+	s = js_GetStreamInfo(&si, d->js, d->cfg->stream, NULL, &je);
+	if (s != NATS_OK) {
+		log_error("stream %s: %s", d->cfg->stream, natsStatus_GetText(s));
+		return -1;
+	}
+	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+	uint64_t msgs = si->State.Msgs;
+	jsStreamInfo_Destroy(si);
+
+	if (msgs > 0) {
+		snprintf(filter, sizeof filter, "%s>", d->events_prefix);
+		if (read_range(d, filter, first, last, scan_visit, &sc, &err) != 0) {
+			log_error("reading the stream at start-up: %s", err.msg);
+			return -1;
+		}
+	}
+	/* batches still open at the end were cut short: remove them */
+	while (sc.open) {
+		struct open_batch *b = sc.open;
+		sc.open = b->next;
+		log_warn("%s/%s: removing %u event(s) of a torn %u-event batch",
+			 agg_type(b->agg), agg_id(b->agg), b->have, b->count);
+		for (unsigned i = 0; i < b->have; i++)
+			if (store_delete_msg(d, b->seqs[i], &err) != 0) {
+				log_error("cannot remove torn event at seq %llu: %s",
+					  (unsigned long long)b->seqs[i], err.msg);
+				b->agg->state = AGG_UNSETTLED;
+			}
+		open_free(b);
+	}
+	d->startup_ms = (now_ns() - t0) / 1000000;
+	d->startup_events = sc.events;
+	log_info("heads loaded by a full scan: %zu aggregates, %llu events in %lld ms",
+		 d->heads.count, (unsigned long long)sc.events, (long long)d->startup_ms);
+	if (sc.broken)
+		log_warn("%llu event(s) do not follow their aggregate's version; "
+			 "run validate on the aggregates concerned",
+			 (unsigned long long)sc.broken);
+	return 0;
+}
+
+/* ---- settling an aggregate after a failed append ---------------------------- */
+
+struct settle_ent {
+	uint64_t seq, version;
+	unsigned idx, count;
+	cim_cid cid;
+	bool has_prev;
+	cim_cid prev;
+	char eid[CIM_EVENT_ID_MAX + 1];
+	bool ok;
+};
+
+struct settle {
+	struct daemon *d;
+	struct settle_ent *e;
+	size_t n, cap;
+};
+
+static int settle_visit(natsMsg *m, uint64_t seq, void *ctx)
+{
+	struct settle *st = ctx;
+	cim_event_block ev;
+	char err[160];
+
+	if (st->n == st->cap) {
+		size_t ncap = st->cap ? st->cap * 2 : 16;
+		struct settle_ent *e = realloc(st->e, ncap * sizeof *e);
+		if (e == NULL)
+			return -1;
+		st->e = e;
+		st->cap = ncap;
+	}
+	struct settle_ent *x = &st->e[st->n++];
+	memset(x, 0, sizeof *x);
+	x->seq = seq;
+	batch_of(m, &x->idx, &x->count);
+	const uint8_t *data = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	if (cim_event_decode(data, len, &ev, err, sizeof err) != 0)
+		return 0; /* x->ok stays false */
+	x->ok = true;
+	x->version = ev.version;
+	x->has_prev = ev.has_prev;
+	x->prev = ev.prev;
+	snprintf(x->eid, sizeof x->eid, "%s", ev.event_id);
+	cim_event_block_free(&ev);
+	cim_cid_compute(&x->cid, CIM_CODEC_DAG_CBOR, st->d->cfg->hash_code, data, len);
+	return 0;
+}
+
+int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
+{
+	struct settle st = {.d = d};
+	uint64_t last = 0;
+	cim_cid head;
+	int rc = -1;
+
+	if (store_last_seq(d, agg_type(a), agg_id(a), &last, err) != 0)
+		return -1;
+	if (last > a->seq &&
+	    store_read_agg(d, agg_type(a), agg_id(a), a->seq + 1, last, settle_visit,
+			   &st, err) != 0)
+		goto out;
+
+	/* adopt whole, well-linked batches; stop at the first thing that is not */
+	pthread_mutex_lock(&d->mu);
+	agg_head_cid(a, &head);
+	uint64_t version = a->version;
+	size_t i = 0;
+	while (i < st.n) {
+		struct settle_ent *b = &st.e[i];
+		size_t n = b->count;
+		if (b->idx != 1 || i + n > st.n)
+			break;
+		bool good = true;
+		for (size_t k = 0; k < n && good; k++) {
+			struct settle_ent *x = &st.e[i + k];
+			good = x->ok && x->idx == k + 1 && x->count == n &&
+			       x->version == version + 1 + k &&
+			       (k == 0 ? (version == 0 ? !x->has_prev
+						       : x->has_prev && cim_cid_equal(&x->prev, &head))
+				       : x->has_prev && cim_cid_equal(&x->prev, &st.e[i + k - 1].cid));
+		}
+		if (!good)
+			break;
+		struct settle_ent *l = &st.e[i + n - 1];
+		for (size_t k = 0; k < n; k++)
+			recent_add(&d->recent, st.e[i + k].eid, a, st.e[i + k].version,
+				   st.e[i + k].seq, now_ns(),
+				   d->cfg->idempotency_window_s * 1000000000LL);
+		agg_set_head(a, l->version, &l->cid, l->seq, l->eid);
+		head = l->cid;
+		version = l->version;
+		log_info("%s/%s: adopted %zu stored event(s) up to version %llu",
+			 agg_type(a), agg_id(a), n, (unsigned long long)version);
+		i += n;
+	}
+	pthread_mutex_unlock(&d->mu);
+
+	/* what is left: a torn batch at the tail is removed; anything else
+	 * is not ours to touch */
+	bool torn = i < st.n && st.e[i].idx == 1 && st.e[i].count > st.n - i;
+	for (size_t k = i; torn && k < st.n; k++)
+		torn = st.e[k].ok && st.e[k].idx == k - i + 1;
+	if (torn) {
+		for (size_t k = i; k < st.n; k++)
+			if (store_delete_msg(d, st.e[k].seq, err) != 0)
+				goto out;
+		log_warn("%s/%s: removed %zu event(s) of a torn batch", agg_type(a),
+			 agg_id(a), st.n - i);
+	} else if (i < st.n) {
+		log_error("%s/%s: %zu stored event(s) past version %llu do not continue "
+			  "the chain; leaving them for validate to report",
+			  agg_type(a), agg_id(a), st.n - i, (unsigned long long)version);
+	}
+	pthread_mutex_lock(&d->mu);
+	a->state = AGG_SETTLED;
+	pthread_mutex_unlock(&d->mu);
+	rc = 0;
+out:
+	free(st.e);
+	return rc;
+}
