@@ -107,7 +107,7 @@ static json_t *success_reply(const struct job *job, uint64_t base)
 
 	for (size_t i = 0; i < job->n; i++) {
 		cim_cid_to_text(&job->ev[i].cid, text);
-		json_array_append_new(evs, json_pack("{sI sS ss sI}", "version",
+		json_array_append_new(evs, json_pack("{sI ss ss sI}", "version",
 						     (json_int_t)(base + i), "cid", text,
 						     "event_id", job->ev[i].event_id, "seq",
 						     (json_int_t)job->ev[i].seq));

@@ -373,11 +373,11 @@ static void validate_work(struct daemon *d, void *arg)
 	if (v.checked > 0)
 		cim_cid_to_text(&v.prev_cid, text);
 	if (v.reason == NULL) {
-		o = json_pack("{sb sI sI s?}", "valid", 1, "version", (json_int_t)v.checked,
+		o = json_pack("{sb sI sI so}", "valid", 1, "version", (json_int_t)v.checked,
 			      "checked", (json_int_t)v.checked, "head",
 			      v.checked ? json_string(text) : json_null());
 	} else {
-		o = json_pack("{sb sI sI s? s{sI ss ss}}", "valid", 0, "version",
+		o = json_pack("{sb sI sI so s{sI ss ss}}", "valid", 0, "version",
 			      (json_int_t)version, "checked", (json_int_t)v.checked, "head",
 			      v.checked ? json_string(text) : json_null(), "failure",
 			      "version", (json_int_t)v.fail_version, "reason", v.reason,
