@@ -84,6 +84,9 @@ static void job_done(struct job *job)
 	if (next != NULL)
 		next->qtail = job->qtail;
 	job->agg->busy = next;
+	/* an aggregate that still has no event keeps no memory */
+	if (next == NULL && job->agg->version == 0 && job->agg->state == AGG_SETTLED)
+		heads_remove(&d->heads, job->agg);
 	pthread_mutex_unlock(&d->mu);
 	atomic_fetch_sub(&d->jobs_in_flight, 1);
 	job_free(job);
@@ -692,6 +695,14 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 	if (atomic_load(&d->draining)) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon is shutting down; nothing was stored");
+		reply_error(d, req, OP_APPEND, &e);
+		natsMsg_Destroy(req);
+		return;
+	}
+	if (atomic_load(&d->jobs_in_flight) >= JOBS_MAX) {
+		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
+			     "the daemon has %d appends in flight; nothing was stored, "
+			     "retry later", JOBS_MAX);
 		reply_error(d, req, OP_APPEND, &e);
 		natsMsg_Destroy(req);
 		return;

@@ -27,6 +27,7 @@
 #include "request.h"
 
 #define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
+#define JOBS_MAX 100000 /* appends accepted and not yet answered */
 
 enum agg_state {
 	AGG_SETTLED = 0,
@@ -121,6 +122,8 @@ void heads_free(struct heads *h);
 struct agg *heads_find(struct heads *h, const char *type, const char *id);
 /* NULL when memory runs out. */
 struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id);
+/* Unlinks and frees a (which nothing may point to any more). */
+void heads_remove(struct heads *h, struct agg *a);
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
 		  uint64_t seq, const char *event_id);
 void agg_head_cid(const struct agg *a, cim_cid *out);

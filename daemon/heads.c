@@ -149,6 +149,17 @@ struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id)
 	return a;
 }
 
+void heads_remove(struct heads *h, struct agg *a)
+{
+	for (struct agg **pp = &h->slots[a->hash & h->mask]; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			h->count--;
+			free(a);
+			return;
+		}
+}
+
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
 		  uint64_t seq, const char *event_id)
 {
