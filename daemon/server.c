@@ -305,14 +305,18 @@ int server_start(struct daemon *d)
  * appends in flight, then stops the workers. */
 void server_drain(struct daemon *d)
 {
-	int64_t deadline;
+	bool up = natsConnection_Status(d->nc) == NATS_CONN_STATUS_CONNECTED;
+	/* the whole drain is bounded: appends in flight resolve within the
+	 * publish timeout, by an ack or by timing out */
+	int64_t deadline = now_ns() + (d->cfg->publish_timeout_ms + 5000) * 1000000LL;
 
 	atomic_store(&d->draining, true);
 	if (d->sub != NULL) {
-		natsSubscription_Drain(d->sub);
-		natsSubscription_WaitForDrainCompletion(d->sub, 30000);
+		if (up && natsSubscription_Drain(d->sub) == NATS_OK)
+			natsSubscription_WaitForDrainCompletion(d->sub, 5000);
+		else
+			natsSubscription_Unsubscribe(d->sub);
 	}
-	deadline = now_ns() + (d->cfg->publish_timeout_ms + 10000) * 1000000LL;
 	while (atomic_load(&d->jobs_in_flight) > 0 && now_ns() < deadline)
 		usleep(2000);
 	if (atomic_load(&d->jobs_in_flight) > 0)
@@ -320,7 +324,8 @@ void server_drain(struct daemon *d)
 			 atomic_load(&d->jobs_in_flight));
 	if (d->wq.threads)
 		workers_stop(d);
-	natsConnection_FlushTimeout(d->nc, 2000);
+	if (natsConnection_Status(d->nc) == NATS_CONN_STATUS_CONNECTED)
+		natsConnection_FlushTimeout(d->nc, 2000);
 	natsSubscription_Destroy(d->sub);
 	d->sub = NULL;
 }

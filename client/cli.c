@@ -1,0 +1,537 @@
+/*
+ * cli.c: cim-events, the operator's command-line tool, on top of
+ * libcimevents only.
+ *
+ * Each command sends one contract request (get --all: one per page) and
+ * prints the daemon's reply object as JSON on stdout: indented when stdout
+ * is a terminal, compact otherwise. Failures go to stderr as
+ * "cim-events: <code>: <message>" with the exit status saying who failed:
+ * 2 the command line, 3 the daemon (or its reply), 4 the way to it.
+ * validate also exits 1 when the chain is broken.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define DEFAULT_URL "nats://127.0.0.1:4222"
+
+struct command {
+	const char *name;
+	int (*run)(struct ctx *, int, char **);
+};
+
+static const char usage_get[] =
+	"usage: " PROG " get TYPE ID [--from N] [--limit N] [--all]\n"
+	"Prints one page of the aggregate's events from version N (default\n"
+	"1). --all follows the pages to the head and prints them merged.\n";
+static const char usage_head[] =
+	"usage: " PROG " head TYPE ID\n"
+	"Prints the aggregate's version, head CID and stream sequence.\n";
+static const char usage_validate[] =
+	"usage: " PROG " validate TYPE ID\n"
+	"Has the daemon recompute the aggregate's hash chain from the stored\n"
+	"bytes. Exits 0 when it is valid, 1 when it is broken.\n";
+static const char usage_info[] =
+	"usage: " PROG " info\n"
+	"Prints the daemon's name, version, settings and counters.\n";
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [--url URL] [--prefix P] [--timeout MS] "
+		"COMMAND ...\n"
+		"\n"
+		"commands:\n"
+		"  append TYPE ID [--expected N|any|no_stream|exists]\n"
+		"         (--event EVENT_TYPE DATA_JSON [--event-id ID]\n"
+		"          [--correlation-id ID] [--causation-id ID]"
+		" [--metadata JSON])...\n"
+		"  get TYPE ID [--from N] [--limit N] [--all]\n"
+		"  head TYPE ID\n"
+		"  validate TYPE ID\n"
+		"  info\n"
+		"\n"
+		"options:\n"
+		"  --url URL      NATS server (default: $CIM_EVENTS_URL, "
+		"else " DEFAULT_URL ")\n"
+		"  --prefix P     API subject prefix (default: cim.events.v1)\n"
+		"  --timeout MS   per request (default: 5000)\n"
+		"  -h, --help     this text; COMMAND --help for one command\n"
+		"  -V, --version  the version\n"
+		"\n"
+		"Replies are printed as JSON on stdout. Exit status: 0 "
+		"success,\n"
+		"1 validate found a broken chain, 2 usage error, 3 error from\n"
+		"the daemon, 4 NATS or the daemon cannot be reached in "
+		"time.\n");
+}
+
+/* ---- reporting ----------------------------------------------------------- */
+
+int
+cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": usage: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '" PROG " --help'.\n");
+	return EXIT_USAGE;
+}
+
+/* Prints a library or daemon error and returns the exit status for it. */
+int
+cli_fail(cim_err code, const cim_error *err)
+{
+	const char *msg =
+		err->message[0] != '\0' ? err->message : cim_strerror(code);
+
+	fprintf(stderr, PROG ": %s: %s\n", cim_err_name(code), msg);
+	switch (code) {
+	case CIM_ERR_TIMEOUT:
+	case CIM_ERR_NO_DAEMON:
+	case CIM_ERR_CONNECTION:
+		return EXIT_UNREACHABLE;
+	default:
+		return EXIT_DAEMON;
+	}
+}
+
+int
+cli_fail_nomem(void)
+{
+	fprintf(stderr, PROG ": nomem: out of memory\n");
+	return EXIT_DAEMON;
+}
+
+int
+cli_print_json(const json_t *j)
+{
+	size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+
+	flags |= isatty(STDOUT_FILENO) ? JSON_INDENT(2) : JSON_COMPACT;
+	if (json_dumpf(j, stdout, flags) != 0 || putchar('\n') == EOF ||
+	    fflush(stdout) != 0) {
+		fprintf(stderr, PROG ": cannot write the reply to stdout\n");
+		return EXIT_DAEMON;
+	}
+	return 0;
+}
+
+/* The reply text as a JSON object (the library has checked it is one). */
+static json_t *
+parse_reply(const char *raw, int *status)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(raw, JSON_ALLOW_NUL, &jerr);
+
+	if (j == NULL) {
+		fprintf(stderr, PROG ": bad_reply: %s\n", jerr.text);
+		*status = EXIT_DAEMON;
+	}
+	return j;
+}
+
+/* ---- arguments ----------------------------------------------------------- */
+
+/* A decimal number in [0, max]; -1 when s is not one. */
+int
+cli_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* What getopt_long could not take: an unknown option or a missing value. */
+int
+cli_bad_option(int ch, char **argv)
+{
+	if (ch == ':')
+		return cli_usage_error("option '%s' needs a value",
+				       argv[optind - 1]);
+	if (optopt != 0)
+		return cli_usage_error("unknown option '-%c'", optopt);
+	return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
+int
+cli_add_positional(struct positionals *p, char *arg)
+{
+	if (p->n == (int)(sizeof(p->v) / sizeof(p->v[0])))
+		return cli_usage_error("unexpected argument '%s'", arg);
+	p->v[p->n++] = arg;
+	return 0;
+}
+
+int
+cli_rest_positionals(struct positionals *p, int argc, char **argv)
+{
+	for (int i = optind; i < argc; i++)
+		if (cli_add_positional(p, argv[i]) != 0)
+			return EXIT_USAGE;
+	return 0;
+}
+
+int
+cli_want_positionals(const struct positionals *p, int n, const char *cmd)
+{
+	if (p->n < n)
+		return cli_usage_error("%s needs %s", cmd,
+				       n == 2 ? "TYPE and ID"
+					      : "more arguments");
+	if (p->n > n)
+		return cli_usage_error("unexpected argument '%s'", p->v[n]);
+	return 0;
+}
+
+/* ---- talking to the daemon ----------------------------------------------- */
+
+static int
+connect_client(struct ctx *cx)
+{
+	cim_client_options opts = {.prefix = cx->prefix,
+				   .timeout_ms = cx->timeout_ms};
+	cim_error err;
+	cim_err rc;
+
+	rc = cim_client_connect(&cx->client, cx->url, &opts, &err);
+	return rc == CIM_ERR_OK ? 0 : cli_fail(rc, &err);
+}
+
+/* Sends one request; on success *reply is the reply object. */
+int
+cli_request(struct ctx *cx, const char *op, const char *type, const char *id,
+	    const json_t *req, json_t **reply)
+{
+	char *body = NULL, *raw = NULL;
+	cim_error err;
+	cim_err rc;
+	int status = 0;
+
+	*reply = NULL;
+	if (cx->client == NULL && (status = connect_client(cx)) != 0)
+		return status;
+	if (req != NULL &&
+	    (body = json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY |
+					    JSON_REAL_PRECISION(17))) == NULL)
+		return cli_fail_nomem();
+	rc = cim_request(cx->client, op, type, id, body ? body : "{}", &raw,
+			 &err);
+	free(body);
+	if (rc != CIM_ERR_OK) {
+		cim_free(raw);
+		return cli_fail(rc, &err);
+	}
+	*reply = parse_reply(raw, &status);
+	cim_free(raw);
+	return status;
+}
+
+/* The commands that take TYPE ID, no options and print the reply. */
+static int
+simple_command(struct ctx *cx, int argc, char **argv, const char *op,
+	       const char *help, int npos)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct positionals pos = {.n = 0};
+	json_t *reply = NULL;
+	int ch, status;
+
+	while ((ch = getopt_long(argc, argv, "-:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 1:
+			if (cli_add_positional(&pos, optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return 0;
+		default:
+			return cli_bad_option(ch, argv);
+		}
+	}
+	if (cli_rest_positionals(&pos, argc, argv) != 0)
+		return EXIT_USAGE;
+	if (npos == 0 && pos.n > 0)
+		return cli_usage_error("unexpected argument '%s'", pos.v[0]);
+	if (npos > 0 && cli_want_positionals(&pos, npos, op) != 0)
+		return EXIT_USAGE;
+	if ((status = cli_request(cx, op, npos ? pos.v[0] : NULL,
+				  npos ? pos.v[1] : NULL, NULL, &reply)) != 0)
+		return status;
+	if (strcmp(op, "validate") == 0 &&
+	    !json_is_boolean(json_object_get(reply, "valid"))) {
+		json_decref(reply);
+		fprintf(stderr, PROG ": bad_reply: the reply has no \"valid\" "
+				     "boolean\n");
+		return EXIT_DAEMON;
+	}
+	status = cli_print_json(reply);
+	if (status == 0 && strcmp(op, "validate") == 0 &&
+	    json_is_false(json_object_get(reply, "valid")))
+		status = EXIT_BROKEN;
+	json_decref(reply);
+	return status;
+}
+
+static int
+cmd_head(struct ctx *cx, int argc, char **argv)
+{
+	return simple_command(cx, argc, argv, "head", usage_head, 2);
+}
+
+static int
+cmd_validate(struct ctx *cx, int argc, char **argv)
+{
+	return simple_command(cx, argc, argv, "validate", usage_validate, 2);
+}
+
+static int
+cmd_info(struct ctx *cx, int argc, char **argv)
+{
+	return simple_command(cx, argc, argv, "info", usage_info, 0);
+}
+
+/* ---- get ----------------------------------------------------------------- */
+
+static json_t *
+get_request(uint64_t from, uint64_t limit)
+{
+	json_t *req = json_object();
+
+	if (req == NULL ||
+	    (from > 0 && json_object_set_new(req, "from_version",
+					     json_integer((json_int_t)from))) ||
+	    (limit > 0 &&
+	     json_object_set_new(req, "limit",
+				 json_integer((json_int_t)limit)))) {
+		json_decref(req);
+		return NULL;
+	}
+	return req;
+}
+
+/* Follows next_from_version to the head; *merged is the last reply with
+ * the events of every page. */
+static int
+get_all(struct ctx *cx, const char *type, const char *id, uint64_t from,
+	uint64_t limit, json_t **merged)
+{
+	json_t *events = json_array(), *req, *reply = NULL;
+	int status = 0;
+
+	for (;;) {
+		const json_t *next;
+
+		if (events == NULL ||
+		    (req = get_request(from, limit)) == NULL) {
+			json_decref(events);
+			return cli_fail_nomem();
+		}
+		status = cli_request(cx, "get", type, id, req, &reply);
+		json_decref(req);
+		if (status != 0)
+			break;
+		next = json_object_get(reply, "next_from_version");
+		if (json_array_extend(events,
+				      json_object_get(reply, "events")) != 0) {
+			fprintf(stderr, PROG ": bad_reply: the reply's "
+					     "\"events\" is not an array\n");
+			status = EXIT_DAEMON;
+			break;
+		}
+		if (next == NULL || json_is_null(next))
+			break;
+		if (!json_is_integer(next) || json_integer_value(next) <= 0 ||
+		    (uint64_t)json_integer_value(next) <= from) {
+			fprintf(stderr,
+				PROG ": bad_reply: the reply's "
+				     "\"next_from_version\" does not move "
+				     "on\n");
+			status = EXIT_DAEMON;
+			break;
+		}
+		from = (uint64_t)json_integer_value(next);
+		json_decref(reply);
+		reply = NULL;
+	}
+	if (status != 0 || json_object_set(reply, "events", events) != 0 ||
+	    json_object_set_new(reply, "next_from_version", json_null()) != 0) {
+		json_decref(events);
+		json_decref(reply);
+		return status != 0 ? status : cli_fail_nomem();
+	}
+	json_decref(events);
+	*merged = reply;
+	return 0;
+}
+
+static int
+cmd_get(struct ctx *cx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"from", required_argument, NULL, 'f'},
+		{"limit", required_argument, NULL, 'l'},
+		{"all", no_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct positionals pos = {.n = 0};
+	uint64_t from = 0, limit = 0;
+	json_t *req, *reply = NULL;
+	bool all = false;
+	int ch, status;
+
+	while ((ch = getopt_long(argc, argv, "-:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 1:
+			if (cli_add_positional(&pos, optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'f':
+			if (cli_parse_u64(optarg, INT64_MAX, &from) != 0)
+				return cli_usage_error(
+					"--from needs a version, "
+					"not '%s'",
+					optarg);
+			break;
+		case 'l':
+			if (cli_parse_u64(optarg, UINT32_MAX, &limit) != 0 ||
+			    limit == 0)
+				return cli_usage_error(
+					"--limit needs a positive "
+					"number, not '%s'",
+					optarg);
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'h':
+			fputs(usage_get, stdout);
+			return 0;
+		default:
+			return cli_bad_option(ch, argv);
+		}
+	}
+	if (cli_rest_positionals(&pos, argc, argv) != 0 ||
+	    cli_want_positionals(&pos, 2, "get") != 0)
+		return EXIT_USAGE;
+	if (all)
+		status = get_all(cx, pos.v[0], pos.v[1], from, limit, &reply);
+	else if ((req = get_request(from, limit)) == NULL)
+		return cli_fail_nomem();
+	else {
+		status =
+			cli_request(cx, "get", pos.v[0], pos.v[1], req, &reply);
+		json_decref(req);
+	}
+	if (status == 0)
+		status = cli_print_json(reply);
+	json_decref(reply);
+	return status;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static const struct command commands[] = {
+	{"append", cli_append},
+	{"get", cmd_get},
+	{"head", cmd_head},
+	{"validate", cmd_validate},
+	{"info", cmd_info},
+};
+
+static int
+global_options(struct ctx *cx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, 'u'},
+		{"prefix", required_argument, NULL, 'p'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t ms;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'u':
+			cx->url = optarg;
+			break;
+		case 'p':
+			cx->prefix = optarg;
+			break;
+		case 't':
+			if (cli_parse_u64(optarg, INT32_MAX, &ms) != 0 ||
+			    ms == 0)
+				return cli_usage_error(
+					"--timeout needs a positive "
+					"number of milliseconds, "
+					"not '%s'",
+					optarg);
+			cx->timeout_ms = (int64_t)ms;
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		case 'V':
+			printf(PROG " %s\n", CIM_EVENTS_VERSION);
+			return -1;
+		default:
+			return cli_bad_option(ch, argv);
+		}
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctx cx = {.url = getenv("CIM_EVENTS_URL")};
+	const struct command *cmd = NULL;
+	int status;
+
+	if (cx.url == NULL || *cx.url == '\0')
+		cx.url = DEFAULT_URL;
+	opterr = 0;
+	if ((status = global_options(&cx, argc, argv)) != 0)
+		return status < 0 ? 0 : status;
+	if (optind >= argc)
+		return cli_usage_error("no command given");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL)
+		return cli_usage_error("unknown command '%s'", argv[optind]);
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* glibc: start a fresh scan of the command's arguments */
+	status = cmd->run(&cx, argc, argv);
+	cim_client_destroy(cx.client);
+	return status;
+}

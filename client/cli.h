@@ -1,0 +1,58 @@
+/*
+ * cli.h: what the files of the cim-events tool share (cli.c: main, the
+ * reading commands and the helpers below; cli_append.c: append).
+ */
+#ifndef CIM_CLI_H
+#define CIM_CLI_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "cim/events.h"
+
+#define PROG "cim-events"
+
+/* Exit statuses besides 0. */
+enum {
+	EXIT_BROKEN = 1, /* validate: the chain is broken */
+	EXIT_USAGE = 2,  /* the command line */
+	EXIT_DAEMON =
+		3, /* the daemon refused, or its reply is not understood */
+	EXIT_UNREACHABLE = 4, /* NATS or the daemon cannot be reached in time */
+};
+
+struct ctx {
+	const char *url;
+	const char *prefix;
+	int64_t timeout_ms;
+	cim_client *client; /* connected at the first request */
+};
+
+/* Positional arguments of a command: those getopt hands back in order
+ * (optstring starting with '-') and any after "--". */
+struct positionals {
+	char *v[4];
+	int n;
+};
+
+/* cli.c. Each int function returns 0 or the exit status, having printed
+ * the reason on stderr. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_fail(cim_err code, const cim_error *err);
+int cli_fail_nomem(void);
+int cli_print_json(const json_t *j);
+/* A decimal number in [0, max]; -1 (nothing printed) when s is not one. */
+int cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
+int cli_bad_option(int ch, char **argv);
+int cli_add_positional(struct positionals *p, char *arg);
+int cli_rest_positionals(struct positionals *p, int argc, char **argv);
+int cli_want_positionals(const struct positionals *p, int n, const char *cmd);
+/* Sends req (NULL: {}); on success *reply is the reply object. */
+int cli_request(struct ctx *cx, const char *op, const char *type,
+		const char *id, const json_t *req, json_t **reply);
+
+/* cli_append.c */
+int cli_append(struct ctx *cx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * client.h: what the files of libcimevents share (internal, not installed).
+ *
+ * events.c holds the client handle, the transport (one NATS request and
+ * the mapping of its outcome into cim_error) and the raw calls; append.c
+ * and read.c build the typed requests and decode the typed replies;
+ * jsontext.c writes JSON values as text and reads members of replies.
+ * Cross-file names carry the cimc_ prefix; file-local helpers are static.
+ *
+ * Memory handed to the caller is always malloc'd, so cim_free (free) and
+ * the destroy functions release it whatever allocator jansson was given.
+ */
+#ifndef CIM_CLIENT_H
+#define CIM_CLIENT_H
+
+#include <jansson.h>
+#include <nats/nats.h>
+
+#include "cim/events.h"
+
+struct cim_client {
+	natsConnection *nc;
+	bool owned; /* cim_client_connect made nc: destroy closes it */
+	char *prefix;
+	int64_t timeout_ms;
+};
+
+/* ---- events.c ------------------------------------------------------------ */
+
+/* Zeroes err (which may be NULL). Every public call starts with it. */
+void cimc_clear(cim_error *err);
+
+/* Fills err (which may be NULL) with code, field (may be NULL) and the
+ * formatted message, and returns code. */
+cim_err cimc_fail(cim_error *err, cim_err code, const char *field,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* CIM_ERR_OK when s can be one token of a subject: not NULL or empty, no
+ * '.', '*', '>' or whitespace. Anything else the daemon judges. */
+cim_err cimc_check_token(const char *s, const char *field, cim_error *err);
+
+/* One request to <prefix>.<op>[.<type>[.<id>]] with req (NULL: {}) as the
+ * body. On CIM_ERR_OK *reply is the reply object (the caller's, to
+ * json_decref). On failure *reply stays NULL and err is filled. The
+ * tokens must have been checked. */
+cim_err
+cimc_call(cim_client *c, const char *op, const char *type, const char *id,
+	  const json_t *req, json_t **reply, cim_error *err);
+
+/* jsontext.c: j as compact malloc'd text, each float in the fewest digits
+ * that read back to it; NULL when memory runs out. */
+char *cimc_dump(const json_t *j);
+/* A malloc'd copy of s; NULL when memory runs out. */
+char *cimc_strdup(const char *s);
+
+/* jsontext.c: reading reply members. Each returns CIM_ERR_OK, or fills
+ * err and returns CIM_ERR_BAD_REPLY (member missing, of the wrong type,
+ * negative or too long) or CIM_ERR_NOMEM; on failure *out/buf is
+ * untouched. what names the object in messages ("reply", "event"). */
+cim_err cimc_get_u64(const json_t *obj, const char *what, const char *key,
+		     uint64_t *out, cim_error *err);
+/* A string member as a malloc'd copy; json null gives NULL when null_ok. */
+cim_err cimc_get_str(const json_t *obj, const char *what, const char *key,
+		     bool null_ok, char **out, cim_error *err);
+/* A string member copied into a fixed buffer; null gives "" when null_ok. */
+cim_err cimc_get_strbuf(const json_t *obj, const char *what, const char *key,
+			bool null_ok, char *buf, size_t size, cim_error *err);
+
+#endif
