@@ -220,9 +220,12 @@ cim_json_get_u64(const json_t *obj, const char *key, uint64_t *out,
 
 	if (v == NULL)
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
+	if (!json_is_integer(v))
+		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, key,
+				    "%s must be an integer", key);
+	if (json_integer_value(v) < 0)
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, key,
-				    "%s must be a non-negative integer", key);
+				    "%s must not be negative", key);
 	*out = (uint64_t)json_integer_value(v);
 	return 0;
 }
@@ -296,7 +299,9 @@ parse_expected(const json_t *v, cim_append_req *out, cim_perr *e)
 	else if (s != NULL && strcmp(s, "exists") == 0)
 		out->expect = CIM_EXPECT_KIND_EXISTS;
 	else
-		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT,
+		return cim_perr_set(e, s != NULL || json_is_integer(v) ?
+				    CIM_ERR_INVALID_ARGUMENT :
+				    CIM_ERR_INVALID_REQUEST,
 				    "expected_version", "expected_version must "
 				    "be a version number, \"any\", "
 				    "\"no_stream\" or \"exists\"");
@@ -316,13 +321,16 @@ parse_id(const json_t *ev, const char *key, size_t i, const char **out,
 	*out = NULL;
 	if (v == NULL)
 		return 0;
+	snprintf(field, sizeof(field), "events[%zu].%s", i, key);
+	if (!json_is_string(v))
+		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
+				    "%s must be a string", field);
 	s = json_string_value(v);
-	n = s != NULL ? json_string_length(v) : 0;
+	n = json_string_length(v);
 	for (size_t k = 0; s != NULL && k < n; k++)
 		if ((unsigned char)s[k] < 0x21 || (unsigned char)s[k] > 0x7e)
 			s = NULL;
 	if (s == NULL || n < 1 || n > CIM_EVENT_ID_MAX) {
-		snprintf(field, sizeof(field), "events[%zu].%s", i, key);
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
 				    "%s must be 1 to %d visible ASCII "
 				    "characters", field, CIM_EVENT_ID_MAX);
@@ -355,8 +363,11 @@ parse_event(const json_t *ev, size_t i, const cim_limits *lim,
 	if (v == NULL)
 		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
 				    "%s is required", field);
+	if (!json_is_string(v))
+		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
+				    "%s must be a string", field);
 	out->event_type = json_string_value(v);
-	if (out->event_type == NULL || !cim_token_type_ok(out->event_type))
+	if (!cim_token_type_ok(out->event_type))
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
 				    "%s must match [A-Za-z][A-Za-z0-9_-]{0,63}",
 				    field);
@@ -381,11 +392,11 @@ parse_event(const json_t *ev, size_t i, const cim_limits *lim,
 		return 0;
 	snprintf(field, sizeof(field), "%smetadata", prefix);
 	if (!json_is_object(out->metadata))
-		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
+		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
 				    "%s must be an object of strings", field);
 	json_object_foreach(out->metadata, key, v)
 		if (!json_is_string(v))
-			return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
+			return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
 					    "%s value \"%.40s\" is not a "
 					    "string", field, key);
 	return 0;

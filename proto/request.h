@@ -2,10 +2,12 @@
  * request.h: decoding the JSON requests of the contract.
  *
  * Bodies are UTF-8 JSON objects (an empty body counts as {}). Duplicate
- * keys, invalid UTF-8, lone surrogates, NUL characters and unknown fields
- * are refused with invalid_request; an integer outside 64-bit signed range
- * with invalid_argument naming where it is; a token, id or value out of
- * its rules with invalid_argument naming the field.
+ * keys, invalid UTF-8, lone surrogates, NUL characters, unknown fields,
+ * missing required fields and fields of the wrong JSON type are refused
+ * with invalid_request (naming the field where there is one); an integer
+ * outside 64-bit signed range with invalid_argument naming where it is; a
+ * token, id or value of the right type but out of its rules with
+ * invalid_argument naming the field.
  */
 #ifndef CIM_PROTO_REQUEST_H
 #define CIM_PROTO_REQUEST_H

@@ -110,11 +110,11 @@ Test(request, expected_version_refused)
 	append_err("{\"expected_version\":\"latest\"," EV1 "}",
 		   CIM_ERR_INVALID_ARGUMENT, "expected_version");
 	append_err("{\"expected_version\":1.5," EV1 "}",
-		   CIM_ERR_INVALID_ARGUMENT, "expected_version");
+		   CIM_ERR_INVALID_REQUEST, "expected_version");
 	append_err("{\"expected_version\":null," EV1 "}",
-		   CIM_ERR_INVALID_ARGUMENT, "expected_version");
+		   CIM_ERR_INVALID_REQUEST, "expected_version");
 	append_err("{\"expected_version\":true," EV1 "}",
-		   CIM_ERR_INVALID_ARGUMENT, "expected_version");
+		   CIM_ERR_INVALID_REQUEST, "expected_version");
 }
 
 Test(request, events_shape)
@@ -153,7 +153,7 @@ Test(request, event_type_rules)
 	append_err("{\"events\":[{\"event_type\":\"\",\"data\":1}]}",
 		   CIM_ERR_INVALID_ARGUMENT, "events[0].event_type");
 	append_err("{\"events\":[{\"event_type\":5,\"data\":1}]}",
-		   CIM_ERR_INVALID_ARGUMENT, "events[0].event_type");
+		   CIM_ERR_INVALID_REQUEST, "events[0].event_type");
 	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1},"
 		   "{\"data\":1}]}",
 		   CIM_ERR_INVALID_REQUEST, "events[1].event_type");
@@ -190,14 +190,14 @@ Test(request, id_rules)
 		   CIM_ERR_INVALID_ARGUMENT, "events[0].event_id");
 	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1,"
 		   "\"event_id\":7}]}",
-		   CIM_ERR_INVALID_ARGUMENT, "events[0].event_id");
+		   CIM_ERR_INVALID_REQUEST, "events[0].event_id");
 	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1},"
 		   "{\"event_type\":\"A\",\"data\":1,"
 		   "\"correlation_id\":\"x\\ty\"}]}",
 		   CIM_ERR_INVALID_ARGUMENT, "events[1].correlation_id");
 	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1,"
 		   "\"causation_id\":null}]}",
-		   CIM_ERR_INVALID_ARGUMENT, "events[0].causation_id");
+		   CIM_ERR_INVALID_REQUEST, "events[0].causation_id");
 
 	memset(id, 'x', CIM_EVENT_ID_MAX);
 	id[CIM_EVENT_ID_MAX] = '\0';
@@ -217,13 +217,13 @@ Test(request, metadata_rules)
 {
 	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1,"
 		   "\"metadata\":{\"a\":1}}]}",
-		   CIM_ERR_INVALID_ARGUMENT, "events[0].metadata");
+		   CIM_ERR_INVALID_REQUEST, "events[0].metadata");
 	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1,"
 		   "\"metadata\":[\"a\"]}]}",
-		   CIM_ERR_INVALID_ARGUMENT, "events[0].metadata");
+		   CIM_ERR_INVALID_REQUEST, "events[0].metadata");
 	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1,"
 		   "\"metadata\":{\"a\":\"b\",\"c\":{}}}]}",
-		   CIM_ERR_INVALID_ARGUMENT, "events[0].metadata");
+		   CIM_ERR_INVALID_REQUEST, "events[0].metadata");
 }
 
 Test(request, unknown_fields)
@@ -359,7 +359,7 @@ Test(request, only_keys_and_get_u64)
 	cr_assert_eq(cim_json_get_u64(o, "a", &v, &e), 0);
 	cr_assert_eq(v, 5);
 	cr_assert_eq(cim_json_get_u64(o, "b", &v, &e), -1);
-	cr_assert_eq(e.code, CIM_ERR_INVALID_ARGUMENT);
+	cr_assert_eq(e.code, CIM_ERR_INVALID_REQUEST, "a real is the wrong type");
 	cr_assert_str_eq(e.field, "b");
 	cr_assert_eq(cim_json_get_u64(o, "c", &v, &e), -1);
 	cr_assert_str_eq(e.field, "c");
