@@ -87,6 +87,7 @@ enum op {
 	OP_HEAD,
 	OP_VALIDATE,
 	OP_INFO,
+	OP_BY_TYPE,
 	OP_OTHER,
 	OP__COUNT
 };
@@ -144,15 +145,16 @@ int store_connect(struct daemon *d);
 int store_setup(struct daemon *d);
 int store_load_heads(struct daemon *d);
 /* Calls visit for each stored message of one aggregate with seq in
- * [from_seq, to_seq], in order. visit returns 0 to go on, 1 to stop, -1 on
+ * [from_seq, to_seq] (STORE_TO_END: all there is), in order. visit returns 0 to go on, 1 to stop, -1 on
  * error. Returns 0, or -1 with err set (code unavailable or internal). */
 typedef int (*store_visit_fn)(natsMsg *m, uint64_t seq, void *ctx);
+#define STORE_TO_END UINT64_MAX
 int store_read_agg(struct daemon *d, const char *type, const char *id,
 		   uint64_t from_seq, uint64_t to_seq, store_visit_fn visit,
 		   void *ctx, cim_perr *err);
-/* The stream sequence of the aggregate's last stored message (0: none). */
-int store_last_seq(struct daemon *d, const char *type, const char *id,
-		   uint64_t *seq, cim_perr *err);
+/* The same for any subject filter of the stream. */
+int store_read_filter(struct daemon *d, const char *filter, uint64_t from_seq,
+		      uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err);
 /* One stored message by sequence; NULL with err set on failure. */
 natsMsg *store_get_msg(struct daemon *d, uint64_t seq, cim_perr *err);
 int store_delete_msg(struct daemon *d, uint64_t seq, cim_perr *err);
@@ -187,5 +189,6 @@ void get_request(struct daemon *d, natsMsg *req, const char *type, const char *i
 void head_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
 void validate_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
 void info_request(struct daemon *d, natsMsg *req);
+void by_type_request(struct daemon *d, natsMsg *req, const char *event_type);
 
 #endif

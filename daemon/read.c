@@ -73,16 +73,86 @@ static uint64_t header_version(natsMsg *m)
 	return strtoull(v, NULL, 10);
 }
 
+/* ---- pages of events ------------------------------------------------------------ */
+
+/* The events of one reply, as comma-separated JSON, within a byte budget
+ * that keeps the whole reply under the NATS payload limit. */
+struct page {
+	cbuf text;
+	size_t count;
+	size_t budget;
+};
+
+static void page_init(struct daemon *d, struct page *pg)
+{
+	memset(pg, 0, sizeof *pg);
+	pg->budget = d->max_payload > REPLY_SLACK ? d->max_payload - REPLY_SLACK
+						  : d->max_payload;
+}
+
+/* Adds a decoded event. 0 when added, 1 when it does not fit (not added),
+ * -1 on error (err set). */
+static int page_add(struct daemon *d, struct page *pg, const cim_event_block *b,
+		    const uint8_t *p, size_t len, uint64_t seq, cim_perr *err)
+{
+	cim_cid cid;
+
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, p, len);
+	json_t *o = cim_event_to_json(b, &cid, seq);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+	json_decref(o);
+	if (text == NULL)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	size_t tl = strlen(text);
+	if (pg->text.len + tl + 1 > pg->budget) {
+		free(text);
+		if (pg->count == 0)
+			return cim_perr_set(err, CIM_ERR_PAYLOAD_TOO_LARGE, NULL,
+					    "the event at stream sequence %llu alone is "
+					    "larger than the NATS payload limit (%zu bytes)",
+					    (unsigned long long)seq, d->max_payload);
+		return 1;
+	}
+	if ((pg->count > 0 && cbuf_putc(&pg->text, ',') != 0) ||
+	    cbuf_put(&pg->text, text, tl) != 0) {
+		free(text);
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	}
+	free(text);
+	pg->count++;
+	return 0;
+}
+
+/* Sends open + the events + close as the reply, with Cim-Status 200. */
+static void page_send(struct daemon *d, natsMsg *req, const char *open,
+		      struct page *pg, const char *close)
+{
+	cbuf out = CBUF_INIT;
+	const char *to = natsMsg_GetReply(req);
+	natsMsg *m = NULL;
+
+	if (cbuf_puts(&out, open) != 0 || cbuf_put(&out, pg->text.p, pg->text.len) != 0 ||
+	    cbuf_puts(&out, close) != 0) {
+		cim_perr e;
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_OTHER, &e);
+	} else if (to && natsMsg_Create(&m, to, NULL, (const char *)out.p, (int)out.len) == NATS_OK) {
+		natsMsgHeader_Set(m, "Cim-Status", "200");
+		natsConnection_PublishMsg(d->nc, m);
+		natsMsg_Destroy(m);
+	}
+	cbuf_free(&out);
+	cbuf_free(&pg->text);
+}
+
 /* ---- get ------------------------------------------------------------------------ */
 
 struct get_ctx {
 	struct daemon *d;
 	struct read_req *r;
-	cbuf events;     /* the events' JSON, comma-separated */
-	size_t count;
+	struct page pg;
 	uint64_t next;   /* the version expected next */
 	uint64_t cut_at; /* first version left out because of size; 0 if none */
-	size_t budget;
 	cim_perr err;
 };
 
@@ -90,7 +160,6 @@ static int get_visit(natsMsg *m, uint64_t seq, void *ctx)
 {
 	struct get_ctx *g = ctx;
 	cim_event_block b;
-	cim_cid cid;
 	char err[160];
 	uint64_t hv = header_version(m);
 
@@ -117,54 +186,29 @@ static int get_visit(natsMsg *m, uint64_t seq, void *ctx)
 		cim_event_block_free(&b);
 		return -1;
 	}
-	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, g->d->cfg->hash_code, p, len);
-	json_t *o = cim_event_to_json(&b, &cid, seq);
+	int rc = page_add(g->d, &g->pg, &b, p, len, seq, &g->err);
 	cim_event_block_free(&b);
-	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-	json_decref(o);
-	if (text == NULL) {
-		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL, "out of memory");
-		return -1;
+	if (rc != 0) {
+		if (rc > 0)
+			g->cut_at = g->next;
+		return rc;
 	}
-	size_t tl = strlen(text);
-	if (g->events.len + tl + 1 > g->budget) {
-		free(text);
-		if (g->count == 0) {
-			cim_perr_set(&g->err, CIM_ERR_PAYLOAD_TOO_LARGE, NULL,
-				     "event version %llu alone is larger than the NATS "
-				     "payload limit (%zu bytes)",
-				     (unsigned long long)g->next, g->d->max_payload);
-			return -1;
-		}
-		g->cut_at = g->next;
-		return 1;
-	}
-	if ((g->count > 0 && cbuf_putc(&g->events, ',') != 0) ||
-	    cbuf_put(&g->events, text, tl) != 0) {
-		free(text);
-		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL, "out of memory");
-		return -1;
-	}
-	free(text);
-	g->count++;
 	g->next++;
-	return g->count >= g->r->limit || b.version >= g->r->head_version ? 1 : 0;
+	return g->pg.count >= g->r->limit || g->next > g->r->head_version ? 1 : 0;
 }
 
 static void get_work(struct daemon *d, void *arg)
 {
 	struct read_req *r = arg;
 	struct get_ctx g = {.d = d, .r = r, .next = r->from_version};
-	cbuf out = CBUF_INIT;
-	char head[96];
+	char open[96], close[96];
 
-	g.budget = d->max_payload > REPLY_SLACK ? d->max_payload - REPLY_SLACK : d->max_payload;
+	page_init(d, &g.pg);
 	if (store_read_agg(d, r->type, r->id, 1, r->head_seq, get_visit, &g, &g.err) != 0) {
 		reply_error(d, r->req, OP_GET, &g.err);
 		goto out;
 	}
-	uint64_t next = g.cut_at ? g.cut_at : (g.next <= r->head_version ? g.next : 0);
-	if (next == 0 && g.next <= r->head_version) {
+	if (g.cut_at == 0 && g.pg.count == 0) {
 		cim_perr e;
 		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL,
 			     "the stream ends before version %llu; run validate",
@@ -172,34 +216,17 @@ static void get_work(struct daemon *d, void *arg)
 		reply_error(d, r->req, OP_GET, &e);
 		goto out;
 	}
-	snprintf(head, sizeof head, "{\"version\":%llu,\"events\":[",
+	uint64_t next = g.cut_at ? g.cut_at : (g.next <= r->head_version ? g.next : 0);
+	snprintf(open, sizeof open, "{\"version\":%llu,\"events\":[",
 		 (unsigned long long)r->head_version);
-	cbuf_puts(&out, head);
-	cbuf_put(&out, g.events.p, g.events.len);
 	if (next)
-		snprintf(head, sizeof head, "],\"next_from_version\":%llu}",
+		snprintf(close, sizeof close, "],\"next_from_version\":%llu}",
 			 (unsigned long long)next);
 	else
-		snprintf(head, sizeof head, "],\"next_from_version\":null}");
-	if (cbuf_puts(&out, head) != 0) {
-		cim_perr e;
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, r->req, OP_GET, &e);
-		goto out;
-	}
-	{
-		/* reply_json takes a json_t; this reply is already text */
-		const char *to = natsMsg_GetReply(r->req);
-		natsMsg *m = NULL;
-		if (to && natsMsg_Create(&m, to, NULL, (const char *)out.p, (int)out.len) == NATS_OK) {
-			natsMsgHeader_Set(m, "Cim-Status", "200");
-			natsConnection_PublishMsg(d->nc, m);
-			natsMsg_Destroy(m);
-		}
-	}
+		snprintf(close, sizeof close, "],\"next_from_version\":null}");
+	page_send(d, r->req, open, &g.pg, close);
 out:
-	cbuf_free(&g.events);
-	cbuf_free(&out);
+	cbuf_free(&g.pg.text);
 	read_req_free(r);
 }
 
@@ -346,12 +373,10 @@ static void validate_work(struct daemon *d, void *arg)
 {
 	struct read_req *r = arg;
 	struct val_ctx v = {.d = d, .next = 1};
-	uint64_t last = 0;
 	cim_perr e = {0};
 	char text[CIM_CID_TEXT_MAX], detail[400];
 
-	if (store_last_seq(d, r->type, r->id, &last, &e) != 0 ||
-	    store_read_agg(d, r->type, r->id, 1, last, val_visit, &v, &e) != 0) {
+	if (store_read_agg(d, r->type, r->id, 1, STORE_TO_END, val_visit, &v, &e) != 0) {
 		reply_error(d, r->req, OP_VALIDATE, &e);
 		read_req_free(r);
 		return;
@@ -404,6 +429,131 @@ void validate_request(struct daemon *d, natsMsg *req, const char *type, const ch
 		return;
 	}
 	submit_read(d, OP_VALIDATE, validate_work, r);
+}
+
+/* ---- by_type ---------------------------------------------------------------------- */
+
+struct bt_ctx {
+	struct daemon *d;
+	natsMsg *req;
+	char filter[256];
+	uint64_t after_seq, limit;
+	struct page pg;
+	uint64_t last_seq;  /* of the last event put on the page */
+	bool more;          /* stopped before the end of what is stored */
+	cim_perr err;
+};
+
+static int bt_visit(natsMsg *m, uint64_t seq, void *ctx)
+{
+	struct bt_ctx *c = ctx;
+	struct daemon *d = c->d;
+	char buf[256], err[160];
+	const char *type, *id;
+	cim_event_block b;
+	bool committed = false, in_flight = false;
+
+	if (c->pg.count >= c->limit) {
+		c->more = true; /* the page is full and there is more */
+		return 1;
+	}
+	if (store_split_subject(d, natsMsg_GetSubject(m), buf, sizeof buf, &type, &id) != 0)
+		return 0;
+	pthread_mutex_lock(&d->mu);
+	struct agg *a = heads_find(&d->heads, type, id);
+	if (a != NULL) {
+		committed = seq <= a->seq;
+		in_flight = a->busy != NULL;
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (!committed) {
+		/* part of an append still in flight: stop before it, so no reader
+		 * sees part of a batch; anything else past a head is not an event
+		 * of this store (validate reports it) */
+		if (in_flight) {
+			c->more = true;
+			return 1;
+		}
+		return 0;
+	}
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	if (cim_event_decode(p, len, &b, err, sizeof err) != 0) {
+		log_warn("by_type: skipping undecodable message at seq %llu: %s",
+			 (unsigned long long)seq, err);
+		return 0;
+	}
+	int rc = page_add(d, &c->pg, &b, p, len, seq, &c->err);
+	cim_event_block_free(&b);
+	if (rc != 0) {
+		c->more = rc > 0;
+		return rc;
+	}
+	c->last_seq = seq;
+	return 0;
+}
+
+static void by_type_work(struct daemon *d, void *arg)
+{
+	struct bt_ctx *c = arg;
+	char close[96];
+
+	if (store_read_filter(d, c->filter, c->after_seq + 1, STORE_TO_END, bt_visit, c,
+			      &c->err) != 0) {
+		reply_error(d, c->req, OP_BY_TYPE, &c->err);
+	} else {
+		if (c->more)
+			snprintf(close, sizeof close, "],\"next_after_seq\":%llu}",
+				 (unsigned long long)(c->last_seq ? c->last_seq : c->after_seq));
+		else
+			snprintf(close, sizeof close, "],\"next_after_seq\":null}");
+		page_send(d, c->req, "{\"events\":[", &c->pg, close);
+	}
+	cbuf_free(&c->pg.text);
+	natsMsg_Destroy(c->req);
+	free(c);
+}
+
+void by_type_request(struct daemon *d, natsMsg *req, const char *event_type)
+{
+	static const char *const allowed[] = {"after_seq", "limit", NULL};
+	cim_perr e;
+	struct bt_ctx *c = NULL;
+	json_t *root = cim_json_parse_request(natsMsg_GetData(req),
+					      (size_t)natsMsg_GetDataLength(req), &e);
+	uint64_t after = 0, limit = (uint64_t)d->cfg->get_limit;
+
+	if (root == NULL || cim_json_only_keys(root, allowed, &e) != 0 ||
+	    cim_json_get_u64(root, "after_seq", &after, &e) != 0 ||
+	    cim_json_get_u64(root, "limit", &limit, &e) != 0)
+		goto fail;
+	if (limit < 1 || limit > (uint64_t)d->cfg->get_max_limit) {
+		cim_perr_set(&e, CIM_ERR_INVALID_ARGUMENT, "limit", "limit must be 1 to %lld",
+			     (long long)d->cfg->get_max_limit);
+		goto fail;
+	}
+	json_decref(root);
+	root = NULL;
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		goto fail;
+	}
+	c->d = d;
+	c->req = req;
+	c->after_seq = after;
+	c->limit = limit;
+	snprintf(c->filter, sizeof c->filter, "%s*.*.%s", d->events_prefix, event_type);
+	page_init(d, &c->pg);
+	if (work_submit(d, by_type_work, c) != 0) {
+		free(c);
+		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL, "the daemon is overloaded; retry later");
+		goto fail;
+	}
+	return;
+fail:
+	json_decref(root);
+	reply_error(d, req, OP_BY_TYPE, &e);
+	natsMsg_Destroy(req);
 }
 
 /* ---- info ----------------------------------------------------------------------- */

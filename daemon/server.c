@@ -26,7 +26,8 @@ struct work {
 };
 
 static const char *const op_names[OP__COUNT] = {"append", "get", "head",
-						 "validate", "info", "other"};
+						 "validate", "info", "by_type",
+						 "other"};
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -233,9 +234,23 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 			snprintf(m, sizeof m, "info takes no further subject tokens: %s", subj);
 		else
 			snprintf(m, sizeof m, "unknown operation '%s' in subject %s; "
-				 "operations: append, get, head, validate, info",
+				 "operations: append, get, head, validate, by_type, info",
 				 ntok > 0 ? tok[0] : "", subj);
 		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (op == OP_BY_TYPE) {
+		if (ntok != 2)
+			reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL,
+				  "by_type needs the subject <prefix>.by_type.<event_type>");
+		else if (!cim_token_type_ok(tok[1]))
+			reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "event_type",
+				  "event_type must match [A-Za-z][A-Za-z0-9_-]{0,63}");
+		else {
+			by_type_request(d, msg, tok[1]); /* takes msg */
+			return;
+		}
 		natsMsg_Destroy(msg);
 		return;
 	}

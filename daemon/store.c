@@ -248,27 +248,6 @@ static int js_fail(cim_perr *err, natsStatus s, jsErrCode je, const char *what)
 			    natsStatus_GetText(s), je ? " (JetStream error)" : "");
 }
 
-int store_last_seq(struct daemon *d, const char *type, const char *id,
-		   uint64_t *seq, cim_perr *err)
-{
-	char filter[256];
-	natsMsg *m = NULL;
-	jsErrCode je = 0;
-	natsStatus s;
-
-	agg_filter(d, type, id, filter, sizeof filter);
-	s = js_GetLastMsg(&m, d->js, d->cfg->stream, filter, NULL, &je);
-	if (s == NATS_NOT_FOUND || je == JSNoMessageFoundErr) {
-		*seq = 0;
-		return 0;
-	}
-	if (s != NATS_OK)
-		return js_fail(err, s, je, "last message");
-	*seq = natsMsg_GetSequence(m);
-	natsMsg_Destroy(m);
-	return 0;
-}
-
 natsMsg *store_get_msg(struct daemon *d, uint64_t seq, cim_perr *err)
 {
 	natsMsg *m = NULL;
@@ -297,11 +276,17 @@ int store_delete_msg(struct daemon *d, uint64_t seq, cim_perr *err)
 
 /* ---- reading a range through an ordered consumer ---------------------------- */
 
-/* Visits every message on filter with seq in [from, to]. */
+/* Visits every message on filter with seq in [from, to] (to may be
+ * STORE_TO_END). The end is found from the consumer itself: its pending
+ * count after each message, and, before the first, its info. Last-by-subject
+ * look-ups are not used: nats-server 2.9.10 answers "no message" for a
+ * subject whose last message was deleted, which is what removing a torn
+ * batch does. */
 static int read_range(struct daemon *d, const char *filter, uint64_t from,
 		      uint64_t to, store_visit_fn visit, void *ctx, cim_perr *err)
 {
 	natsSubscription *sub = NULL;
+	jsConsumerInfo *ci = NULL;
 	jsSubOptions so;
 	jsErrCode je = 0;
 	natsStatus s;
@@ -320,6 +305,15 @@ static int read_range(struct daemon *d, const char *filter, uint64_t from,
 	if (s != NATS_OK)
 		return js_fail(err, s, je, "read");
 	natsSubscription_SetPendingLimits(sub, -1, -1);
+	s = natsSubscription_GetConsumerInfo(&ci, sub, NULL, &je);
+	if (s != NATS_OK) {
+		rc = js_fail(err, s, je, "read");
+		goto out;
+	}
+	bool empty = ci->NumPending == 0 && ci->Delivered.Consumer == 0;
+	jsConsumerInfo_Destroy(ci);
+	if (empty)
+		goto out;
 
 	for (;;) {
 		natsMsg *m = NULL;
@@ -348,9 +342,16 @@ static int read_range(struct daemon *d, const char *filter, uint64_t from,
 		if (v > 0 || seq >= to || pending == 0)
 			break;
 	}
+out:
 	natsSubscription_Unsubscribe(sub);
 	natsSubscription_Destroy(sub);
 	return rc;
+}
+
+int store_read_filter(struct daemon *d, const char *filter, uint64_t from_seq,
+		      uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err)
+{
+	return read_range(d, filter, from_seq, to_seq, visit, ctx, err);
 }
 
 int store_read_agg(struct daemon *d, const char *type, const char *id,
@@ -595,15 +596,11 @@ static int settle_visit(natsMsg *m, uint64_t seq, void *ctx)
 int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 {
 	struct settle st = {.d = d};
-	uint64_t last = 0;
 	cim_cid head;
 	int rc = -1;
 
-	if (store_last_seq(d, agg_type(a), agg_id(a), &last, err) != 0)
-		return -1;
-	if (last > a->seq &&
-	    store_read_agg(d, agg_type(a), agg_id(a), a->seq + 1, last, settle_visit,
-			   &st, err) != 0)
+	if (store_read_agg(d, agg_type(a), agg_id(a), a->seq + 1, STORE_TO_END,
+			   settle_visit, &st, err) != 0)
 		goto out;
 
 	/* adopt whole, well-linked batches; stop at the first thing that is not */
