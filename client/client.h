@@ -17,6 +17,7 @@
 #include <nats/nats.h>
 
 #include "cim/events.h"
+#include "jsontext.h"
 
 struct cim_client {
 	natsConnection *nc;
@@ -47,13 +48,10 @@ cim_err
 cimc_call(cim_client *c, const char *op, const char *type, const char *id,
 	  const json_t *req, json_t **reply, cim_error *err);
 
-/* jsontext.c: j as compact malloc'd text, each float in the fewest digits
- * that read back to it; NULL when memory runs out. */
-char *cimc_dump(const json_t *j);
 /* A malloc'd copy of s; NULL when memory runs out. */
 char *cimc_strdup(const char *s);
 
-/* jsontext.c: reading reply members. Each returns CIM_ERR_OK, or fills
+/* reply.c: reading reply members. Each returns CIM_ERR_OK, or fills
  * err and returns CIM_ERR_BAD_REPLY (member missing, of the wrong type,
  * negative or too long) or CIM_ERR_NOMEM; on failure *out/buf is
  * untouched. what names the object in messages ("reply", "event"). */

@@ -450,7 +450,7 @@ cimc_call(cim_client *c, const char *op, const char *type, const char *id,
 	cim_err rc;
 
 	*reply = NULL;
-	body = req != NULL ? cimc_dump(req) : cimc_strdup("{}");
+	body = req != NULL ? cim_json_text(req) : cimc_strdup("{}");
 	if (body == NULL)
 		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
 	rc = exchange(c, op, type, id, body, strlen(body), &r, NULL, err);

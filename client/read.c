@@ -67,7 +67,7 @@ get_value_text(const json_t *obj, const char *key, const char *dflt, char **out,
 	if (v != NULL && strcmp(key, "metadata") == 0 && !json_is_object(v))
 		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
 				 "the event's \"metadata\" is not an object");
-	*out = v != NULL ? cimc_dump(v) : cimc_strdup(dflt);
+	*out = v != NULL ? cim_json_text(v) : cimc_strdup(dflt);
 	if (*out == NULL)
 		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
 	return CIM_ERR_OK;

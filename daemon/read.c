@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "event.h"
 #include "ids.h"
+#include "jsontext.h"
 #include "log.h"
 
 #define REPLY_SLACK 512 /* room for the reply's envelope and headers */
@@ -99,13 +100,16 @@ static int page_add(struct daemon *d, struct page *pg, const cim_event_block *b,
 
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, p, len);
 	json_t *o = cim_event_to_json(b, &cid, seq);
-	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+	size_t mark = pg->text.len;
+	int rc = o == NULL || (pg->count > 0 && cbuf_putc(&pg->text, ',') != 0) ||
+		 cim_json_write(&pg->text, o) != 0;
 	json_decref(o);
-	if (text == NULL)
+	if (rc) {
+		pg->text.len = mark;
 		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
-	size_t tl = strlen(text);
-	if (pg->text.len + tl + 1 > pg->budget) {
-		free(text);
+	}
+	if (pg->text.len > pg->budget) {
+		pg->text.len = mark; /* does not fit: take it back */
 		if (pg->count == 0)
 			return cim_perr_set(err, CIM_ERR_PAYLOAD_TOO_LARGE, NULL,
 					    "the event at stream sequence %llu alone is "
@@ -113,12 +117,6 @@ static int page_add(struct daemon *d, struct page *pg, const cim_event_block *b,
 					    (unsigned long long)seq, d->max_payload);
 		return 1;
 	}
-	if ((pg->count > 0 && cbuf_putc(&pg->text, ',') != 0) ||
-	    cbuf_put(&pg->text, text, tl) != 0) {
-		free(text);
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
-	}
-	free(text);
 	pg->count++;
 	return 0;
 }

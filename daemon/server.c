@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "ids.h"
+#include "jsontext.h"
 #include "log.h"
 
 #define WORKQ_MAX 10000 /* reads waiting for a worker before we say "busy" */
@@ -61,7 +62,7 @@ void reply_json(struct daemon *d, natsMsg *req, json_t *body)
 		reply_error(d, req, OP_OTHER, &e);
 		return;
 	}
-	text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(17));
+	text = cim_json_text(body);
 	json_decref(body);
 	if (text == NULL)
 		return;
@@ -72,7 +73,7 @@ void reply_json(struct daemon *d, natsMsg *req, json_t *body)
 void reply_error_json(struct daemon *d, natsMsg *req, enum op op, cim_err code,
 		      json_t *err_obj)
 {
-	char *text = err_obj ? json_dumps(err_obj, JSON_COMPACT) : NULL;
+	char *text = cim_json_text(err_obj);
 
 	atomic_fetch_add(&d->ops[op].errors, 1);
 	atomic_fetch_add(&d->err_by_code[code], 1);

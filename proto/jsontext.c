@@ -1,6 +1,6 @@
 /*
  * jsontext.c: JSON values as compact text, floats in their shortest exact
- * form.
+ * form, for the daemon's replies and the client alike.
  *
  * jansson prints every float with 17 significant digits, so 0.1 comes out
  * as 0.10000000000000001. That is exact but not what anyone wrote. Here
@@ -8,45 +8,26 @@
  * keeps a decimal point or an exponent so it stays a float (2.0, 1e+100).
  * Everything else prints as jansson would print it compact: object members
  * in their order, text as UTF-8 with only the escapes JSON requires.
- *
- * Also here: the helpers that read members of a reply, each failing with
- * CIM_ERR_BAD_REPLY and a sentence that names the member.
  */
-#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "jsontext.h"
 
+/* The writer keeps going after running out of memory and reports it once
+ * at the end, so the code below needs no error paths. */
 struct out {
-	char *p;
-	size_t len;
-	size_t cap;
+	cbuf *b;
 	bool oom;
 };
 
 static void
 put(struct out *o, const char *s, size_t n)
 {
-	if (o->oom)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 64;
-		char *p;
-
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(o->p, cap)) == NULL) {
-			o->oom = true;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
+	if (!o->oom && cbuf_put(o->b, s, n) != 0)
+		o->oom = true;
 }
 
 static void
@@ -185,93 +166,29 @@ put_value(struct out *o, const json_t *j)
 	}
 }
 
-char *
-cimc_dump(const json_t *j)
+int
+cim_json_write(cbuf *out, const json_t *j)
 {
-	struct out o = {NULL, 0, 0, false};
+	struct out o = {out, false};
+	size_t len = out->len;
 
-	if (j == NULL)
-		return NULL;
 	put_value(&o, j);
 	if (o.oom) {
-		free(o.p);
+		out->len = len;
+		return -1;
+	}
+	return 0;
+}
+
+char *
+cim_json_text(const json_t *j)
+{
+	cbuf b = CBUF_INIT;
+
+	if (j == NULL || cim_json_write(&b, j) != 0 || cbuf_terminate(&b) != 0) {
+		cbuf_free(&b);
 		return NULL;
 	}
-	return o.p;
+	return (char *)b.p;
 }
 
-/* ---- reading members of a reply ------------------------------------------ */
-
-cim_err
-cimc_get_u64(const json_t *obj, const char *what, const char *key,
-	     uint64_t *out, cim_error *err)
-{
-	const json_t *v = json_object_get(obj, key);
-
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
-				 "the %s's \"%s\" is missing or not an "
-				 "unsigned integer",
-				 what, key);
-	*out = (uint64_t)json_integer_value(v);
-	return CIM_ERR_OK;
-}
-
-static const char *
-str_member(const json_t *obj, const char *what, const char *key, bool null_ok,
-	   bool *is_null, cim_error *err)
-{
-	const json_t *v = json_object_get(obj, key);
-
-	*is_null = false;
-	if (json_is_string(v))
-		return json_string_value(v);
-	if (null_ok && (v == NULL || json_is_null(v))) {
-		*is_null = true;
-		return NULL;
-	}
-	cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
-		  "the %s's \"%s\" is missing or not text", what, key);
-	return NULL;
-}
-
-cim_err
-cimc_get_str(const json_t *obj, const char *what, const char *key, bool null_ok,
-	     char **out, cim_error *err)
-{
-	bool is_null;
-	const char *s = str_member(obj, what, key, null_ok, &is_null, err);
-	char *d;
-
-	if (is_null) {
-		*out = NULL;
-		return CIM_ERR_OK;
-	}
-	if (s == NULL)
-		return CIM_ERR_BAD_REPLY;
-	if ((d = cimc_strdup(s)) == NULL)
-		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
-	*out = d;
-	return CIM_ERR_OK;
-}
-
-cim_err
-cimc_get_strbuf(const json_t *obj, const char *what, const char *key,
-		bool null_ok, char *buf, size_t size, cim_error *err)
-{
-	bool is_null;
-	const char *s = str_member(obj, what, key, null_ok, &is_null, err);
-
-	if (is_null) {
-		buf[0] = '\0';
-		return CIM_ERR_OK;
-	}
-	if (s == NULL)
-		return CIM_ERR_BAD_REPLY;
-	if (strlen(s) >= size)
-		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
-				 "the %s's \"%s\" is longer than %zu bytes",
-				 what, key, size - 1);
-	memcpy(buf, s, strlen(s) + 1);
-	return CIM_ERR_OK;
-}
