@@ -77,13 +77,22 @@ $(ALIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
 $(CLI): $(call obj,$(CLI_SRC)) $(ALIB)
 	$(CC) $(SAN) -o $@ $(call obj,$(CLI_SRC)) $(ALIB) $(LIBS)
 
-$(PCFILE): Makefile
-	@mkdir -p $(BUILD)
+# The pkg-config file names PREFIX, so it is written again whenever PREFIX
+# differs from the one it was made with.
+define write_pc
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
 	  'includedir=$${prefix}/include' '' 'Name: cimevents' \
 	  'Description: client library of the cim-events event store' \
 	  'Version: $(VERSION)' 'Requires.private: libnats libcbor jansson libsodium' \
-	  'Libs: -L$${libdir} -lcimevents' 'Cflags: -I$${includedir}' > $@
+	  'Libs: -L$${libdir} -lcimevents' 'Cflags: -I$${includedir}' > $(1)
+endef
+
+$(PCFILE): Makefile $(if $(shell grep -qx 'prefix=$(PREFIX)' $(PCFILE) 2>/dev/null || echo stale),FORCE)
+	@mkdir -p $(BUILD)
+	$(call write_pc,$@)
+
+.PHONY: FORCE
+FORCE:
 
 # ---- tests ---------------------------------------------------------------
 

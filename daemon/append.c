@@ -401,7 +401,7 @@ static void job_complete(struct job *job)
 	job->agg->state = AGG_UNSETTLED;
 	pthread_mutex_unlock(&d->mu);
 	if (work_submit(d, settle_and_answer, job) != 0)
-		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s",
 			 "storage did not confirm the append and the daemon is overloaded; "
 			 "retry with the same event_ids to learn whether it was stored");
 }
@@ -415,7 +415,8 @@ static void settle_and_answer(struct daemon *d, void *arg)
 	cim_cid head;
 
 	if (store_settle(d, a, &e) != 0) {
-		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
+		/* not "unavailable": that promises nothing was stored */
+		job_fail(job, CIM_ERR_INTERNAL, NULL,
 			 "storage did not confirm the append (%s); retry with the same "
 			 "event_ids to learn whether it was stored", e.msg);
 		return;
@@ -461,6 +462,20 @@ static bool same_event(const cim_event_block *s, const cim_append_event_req *r,
 	md = r->metadata ? json_equal(s->metadata, r->metadata)
 			 : json_object_size(s->metadata) == 0;
 	return md && json_equal(s->data, r->data);
+}
+
+/* Answers duplicate_event naming event_id, and ends the job. */
+static void reply_duplicate(struct job *job, const char *eid, const char *how)
+{
+	char msg[300];
+	json_t *o;
+
+	snprintf(msg, sizeof msg, "event_id %s is already stored %s", eid, how);
+	o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, msg);
+	if (o != NULL)
+		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
+	reply_error_json(job->d, job->req, OP_APPEND, CIM_ERR_DUPLICATE_EVENT, o);
+	job_done(job);
 }
 
 /* Reads the block at seq; 0 on success. */
@@ -517,8 +532,7 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 			continue;
 		if (wa != a) {
 			pthread_mutex_unlock(&d->mu);
-			job_fail(job, CIM_ERR_DUPLICATE_EVENT, NULL,
-				 "event_id %s is already stored in another aggregate", eid);
+			reply_duplicate(job, eid, "in another aggregate");
 			return -1;
 		}
 		if (hits == 0)
@@ -611,14 +625,7 @@ static void check_retry(struct daemon *d, void *arg)
 		for (size_t i = 0; eid == NULL && i < job->n; i++)
 			if (seqs[i])
 				eid = job->ar.events[i].event_id;
-		json_t *o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, NULL);
-		char msg[300];
-		snprintf(msg, sizeof msg, "event_id %s is already stored %s", eid,
-			 dup ? "with other content" : "as part of another append");
-		json_object_set_new(json_object_get(o, "error"), "message", json_string(msg));
-		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
-		reply_error_json(d, job->req, OP_APPEND, CIM_ERR_DUPLICATE_EVENT, o);
-		job_done(job);
+		reply_duplicate(job, eid, dup ? "with other content" : "as part of another append");
 	} else {
 		/* nothing of it is stored: a new append after all */
 		job->idem_checked = true;

@@ -1,10 +1,11 @@
 /*
- * read.c: get, head, validate and info.
+ * read.c: get, head, validate, by_type and info.
  *
  * head and info are answered from memory on the subscription's thread.
- * get and validate read the stream on a worker: get up to the head the
- * daemon has committed (never a batch in flight), validate up to the last
- * message stored for the aggregate, whatever the daemon believes.
+ * get, validate and by_type read the stream on a worker: get up to the
+ * head the daemon has committed (never a batch in flight), by_type up to
+ * the first event of an append still in flight, validate everything stored
+ * for the aggregate, whatever the daemon believes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,6 +296,7 @@ void head_request(struct daemon *d, natsMsg *req, const char *type, const char *
 
 struct val_ctx {
 	struct daemon *d;
+	const struct read_req *r;
 	uint64_t next;       /* version expected next */
 	uint64_t checked;
 	bool have_prev;
@@ -330,7 +332,12 @@ static int val_visit(natsMsg *m, uint64_t seq, void *ctx)
 		return val_fail(v, v->next, "undecodable", detail);
 	}
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, v->d->cfg->hash_code, p, len);
-	if (b.version != v->next) {
+	if (strcmp(b.aggregate_type, v->r->type) != 0 || strcmp(b.aggregate_id, v->r->id) != 0) {
+		snprintf(detail, sizeof detail, "the block at stream sequence %llu belongs "
+			 "to %.64s/%.128s, not to this aggregate", (unsigned long long)seq,
+			 b.aggregate_type, b.aggregate_id);
+		rc = val_fail(v, v->next, "broken_link", detail);
+	} else if (b.version != v->next) {
 		snprintf(detail, sizeof detail, "expected version %llu at stream sequence "
 			 "%llu, found version %llu", (unsigned long long)v->next,
 			 (unsigned long long)seq, (unsigned long long)b.version);
@@ -370,7 +377,7 @@ static int val_visit(natsMsg *m, uint64_t seq, void *ctx)
 static void validate_work(struct daemon *d, void *arg)
 {
 	struct read_req *r = arg;
-	struct val_ctx v = {.d = d, .next = 1};
+	struct val_ctx v = {.d = d, .r = r, .next = 1};
 	cim_perr e = {0};
 	char text[CIM_CID_TEXT_MAX], detail[400];
 

@@ -32,7 +32,9 @@ int64_t now_ns(void)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-	log_warn("disconnected from NATS; reconnecting");
+	struct daemon *d = closure;
+	if (!atomic_load(&d->draining))
+		log_warn("disconnected from NATS; reconnecting");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -405,7 +407,24 @@ struct scan {
 	struct daemon *d;
 	struct open_batch *open;
 	uint64_t events, broken;
+	int64_t window_ns, since_ns;
+	char eid[CIM_EVENT_ID_MAX + 1];
 };
+
+/* Events stored within the idempotency window go back into it, so a retry
+ * after a restart is still recognised. */
+static void remember_recent(struct scan *sc, natsMsg *m, struct agg *a,
+			    const char *eid, uint64_t version, uint64_t seq)
+{
+	jsMsgMetaData *meta = NULL;
+
+	if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
+		return;
+	if (meta->Timestamp > sc->since_ns)
+		recent_add(&sc->d->recent, eid, a, version, seq, meta->Timestamp,
+			   sc->window_ns);
+	jsMsgMetaData_Destroy(meta);
+}
 
 static struct open_batch *open_find(struct scan *sc, struct agg *a, bool unlink)
 {
@@ -439,11 +458,27 @@ static int scan_visit(natsMsg *m, uint64_t seq, void *ctx)
 	struct agg *a = heads_get_or_add(&d->heads, type, id);
 	if (a == NULL)
 		return cim_perr_set(NULL, CIM_ERR_INTERNAL, NULL, "no memory");
-	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code,
-			(const uint8_t *)natsMsg_GetData(m),
-			(size_t)natsMsg_GetDataLength(m));
+	const uint8_t *data = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
 	uint64_t version = header_u64(m, "Cim-Version");
 	natsMsgHeader_Get(m, "Cim-Event-Id", &eid);
+	if (version == 0 || eid == NULL) {
+		/* not written by a daemon: believe only the block itself */
+		cim_event_block b;
+		char err[160];
+		if (cim_event_decode(data, len, &b, err, sizeof err) != 0) {
+			log_warn("seq %llu on %s is not an event block (%s); ignored",
+				 (unsigned long long)seq, natsMsg_GetSubject(m), err);
+			sc->broken++;
+			return 0;
+		}
+		version = b.version;
+		snprintf(sc->eid, sizeof sc->eid, "%s", b.event_id);
+		eid = sc->eid;
+		cim_event_block_free(&b);
+	}
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, data, len);
+	remember_recent(sc, m, a, eid, version, seq);
 	batch_of(m, &idx, &count);
 	sc->events++;
 
@@ -511,6 +546,8 @@ int store_load_heads(struct daemon *d)
 	uint64_t msgs = si->State.Msgs;
 	jsStreamInfo_Destroy(si);
 
+	sc.window_ns = d->cfg->idempotency_window_s * 1000000000LL;
+	sc.since_ns = now_ns() - sc.window_ns;
 	if (msgs > 0) {
 		snprintf(filter, sizeof filter, "%s>", d->events_prefix);
 		if (read_range(d, filter, first, last, scan_visit, &sc, &err) != 0) {

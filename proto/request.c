@@ -150,17 +150,20 @@ cim_json_parse_request(const void *body, size_t len, cim_perr *e)
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		if (json_error_code(&jerr) == json_error_numeric_overflow) {
+			/* jansson says "too big integer" or "real number
+			 * overflow"; say which rule applies */
+			const char *rule = strstr(jerr.text, "real") ?
+			    "decimals must fit a 64-bit float" :
+			    "integers must fit 64-bit signed";
 			if (number_path(body, len, (size_t)jerr.position,
 					field, sizeof(field)))
 				cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
-					     "the number at %s is out of range "
-					     "(%s); integers must fit 64-bit "
-					     "signed", field, jerr.text);
+					     "the number at %s is out of range; "
+					     "%s", field, rule);
 			else
 				cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT,
 					     "request", "a number is out of "
-					     "range (%s); integers must fit "
-					     "64-bit signed", jerr.text);
+					     "range; %s", rule);
 			return NULL;
 		}
 		if (json_error_code(&jerr) == json_error_out_of_memory)
@@ -453,6 +456,20 @@ cim_append_req_parse(const void *body, size_t len, const cim_limits *lim,
 		if (parse_event(json_array_get(events, i), i, lim,
 				&out->events[i], e) == -1)
 			goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = out->events[i].event_id;
+		for (size_t k = 0; id != NULL && k < i; k++)
+			if (out->events[k].event_id != NULL &&
+			    strcmp(out->events[k].event_id, id) == 0) {
+				char field[64];
+				snprintf(field, sizeof(field),
+					 "events[%zu].event_id", i);
+				cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
+					     "%s repeats events[%zu].event_id",
+					     field, k);
+				goto fail;
+			}
+	}
 	return 0;
 fail:
 	cim_append_req_free(out);

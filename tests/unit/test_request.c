@@ -367,3 +367,22 @@ Test(request, only_keys_and_get_u64)
 	cr_assert_eq(cim_json_only_keys(o, allowed, &e), 0);
 	json_decref(o);
 }
+
+Test(request, an_event_id_repeated_in_one_append_is_refused)
+{
+	append_err("{\"events\":[{\"event_type\":\"A\",\"data\":1,\"event_id\":\"x\"},"
+		   "{\"event_type\":\"B\",\"data\":2},"
+		   "{\"event_type\":\"C\",\"data\":3,\"event_id\":\"x\"}]}",
+		   CIM_ERR_INVALID_ARGUMENT, "events[2].event_id");
+}
+
+Test(request, a_decimal_out_of_range_is_named_as_such)
+{
+	cim_perr e;
+	json_t *j = cim_json_parse_request("{\"x\": 1e400}", 13, &e);
+
+	cr_assert_null(j);
+	cr_assert_eq(e.code, CIM_ERR_INVALID_ARGUMENT);
+	cr_assert_str_eq(e.field, "x");
+	cr_assert_not_null(strstr(e.msg, "64-bit float"), "%s", e.msg);
+}
