@@ -12,7 +12,11 @@
  *
  * Nats-Msg-Id is "<type>.<id>.<version>": JetStream keeps one message per
  * id in its duplicate window, so no version can be written twice even if
- * two writers ever raced. A publish that fails, or an ack that says
+ * two writers ever raced. Removing a torn batch does not take its ids out
+ * of that window, so an id can be "burned": an ack says duplicate, yet
+ * nothing is stored past the head. Then the job publishes again with the
+ * id "<type>.<id>.<version>.<n>", a new generation, at most MSGID_GENS
+ * times. A publish that fails, or an ack that says
  * "duplicate", marks the aggregate unsettled: before it is written again,
  * store_settle() reads what is really stored past the head, adopts whole
  * batches and removes a torn one.
@@ -46,6 +50,8 @@ struct jev {
 	uint8_t state;
 };
 
+#define MSGID_GENS 8
+
 struct job {
 	struct job *next;  /* the queue behind the running job */
 	struct job *qtail; /* in the running job: the last one queued */
@@ -58,6 +64,7 @@ struct job {
 	size_t resolved; /* acks in, under d->mu */
 	struct jev *ev;
 	bool idem_checked;
+	unsigned gen; /* Nats-Msg-Id generation, 0 for the plain id */
 	char fail_msg[256];
 	char type[CIM_TYPE_MAX + 1];
 	char id[CIM_ID_MAX + 1];
@@ -289,8 +296,12 @@ static void job_publish(struct job *job)
 	po.ExpectStream = d->cfg->stream;
 	po.MsgId = msgid;
 	for (; sent < n; sent++) {
-		snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
-			 (unsigned long long)(job->base + sent));
+		if (job->gen == 0)
+			snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
+				 (unsigned long long)(job->base + sent));
+		else
+			snprintf(msgid, sizeof msgid, "%s.%s.%llu.%u", job->type, job->id,
+				 (unsigned long long)(job->base + sent), job->gen);
 		s = js_PublishMsgAsync(d->js, &msgs[sent], &po);
 		if (s != NATS_OK)
 			break;
@@ -329,8 +340,10 @@ void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &mid) != NATS_OK || mid == NULL ||
 	    snprintf(buf, sizeof buf, "%s", mid) >= (int)sizeof buf)
 		goto out;
-	char *dot1 = strchr(buf, '.'), *dot2 = strrchr(buf, '.');
-	if (dot1 == NULL || dot2 == dot1)
+	/* <type>.<id>.<version>[.<generation>]: neither type nor id holds a dot */
+	char *dot1 = strchr(buf, '.');
+	char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	if (dot2 == NULL)
 		goto out;
 	*dot1 = *dot2 = '\0';
 	uint64_t version = strtoull(dot2 + 1, NULL, 10);
@@ -406,6 +419,15 @@ static void job_complete(struct job *job)
 			 "retry with the same event_ids to learn whether it was stored");
 }
 
+/* Did JetStream call one of the job's messages a duplicate? */
+static bool burned(const struct job *job)
+{
+	for (size_t i = 0; i < job->n; i++)
+		if (job->ev[i].state == JEV_DUPLICATE)
+			return true;
+	return false;
+}
+
 /* On a worker: settle the aggregate, then answer from what is stored. */
 static void settle_and_answer(struct daemon *d, void *arg)
 {
@@ -414,6 +436,23 @@ static void settle_and_answer(struct daemon *d, void *arg)
 	cim_perr e;
 	cim_cid head;
 
+	if (burned(job)) {
+		/* part of the job was refused as a duplicate, so what of it was
+		 * stored links to events that are not: take it back (no reader
+		 * saw it, the head never moved) before finding out more */
+		for (size_t i = 0; i < job->n; i++) {
+			if (job->ev[i].state != JEV_OK)
+				continue;
+			if (store_delete_msg(d, job->ev[i].seq, &e) != 0) {
+				job_fail(job, CIM_ERR_INTERNAL, NULL,
+					 "storage did not take back a partly refused append "
+					 "(%s); retry with the same event_ids to learn whether "
+					 "it was stored", e.msg);
+				return;
+			}
+			job->ev[i].state = JEV_REFUSED;
+		}
+	}
 	if (store_settle(d, a, &e) != 0) {
 		/* not "unavailable": that promises nothing was stored */
 		job_fail(job, CIM_ERR_INTERNAL, NULL,
@@ -440,6 +479,18 @@ static void settle_and_answer(struct daemon *d, void *arg)
 		job_done(job);
 	} else if (cur >= job->base) {
 		reply_wrong_version(job, cur);
+	} else if (burned(job) && job->gen < MSGID_GENS) {
+		/* nothing stored, yet JetStream called it a duplicate: the id
+		 * belonged to a message since removed; publish under a new one */
+		log_info("%s/%s: Nats-Msg-Id of version %llu was used by a removed "
+			 "message; publishing again as generation %u", job->type,
+			 job->id, (unsigned long long)job->base, job->gen + 1);
+		job->gen++;
+		job->resolved = 0;
+		memset(job->fail_msg, 0, sizeof job->fail_msg);
+		for (size_t i = 0; i < job->n; i++)
+			job->ev[i].state = JEV_PENDING;
+		job_run(job);
 	} else {
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
 			 job->fail_msg[0] ? job->fail_msg : "storage refused the append");

@@ -29,8 +29,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = config_load(&cfg, argc, argv);
-	if (rc != 0)
+	if (rc != 0) {
+		config_free(&cfg);
 		return rc > 0 ? 0 : 2;
+	}
 	log_set_level(log_level_from_name(cfg.log_level));
 
 	memset(&d, 0, sizeof d);

@@ -1,0 +1,726 @@
+/*
+ * harness.c: nats-server and cim-eventsd as child processes, raw NATS
+ * requests, direct JetStream reads and writes, and the fixtures the
+ * integration tests share.
+ *
+ * Processes are started with fork/exec, their output appended to a log file
+ * in the test's temporary directory, and asked to die with their parent
+ * (PR_SET_PDEATHSIG) so that a test worker killed by a timeout leaves
+ * nothing running. Stopping is always by the pid we got from fork.
+ *
+ * Failed tests show their logs: the worker's teardown copies them to
+ * /tmp/cim-itest-<runner pid>.log before it removes the directory, and the
+ * runner's report hooks print that file (or, after a crash, the directory
+ * named in /tmp/cim-itest-<runner pid>.dir) when the test did not pass.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+h_env H = {.daemon = -1};
+
+#define NATS_START_MS 5000
+#define DAEMON_START_MS 10000
+#define REQUEST_MS 5000
+
+/* ---- small things ---------------------------------------------------------- */
+
+char *h_strf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	cr_assert_not_null(s, "out of memory");
+	return s;
+}
+
+void h_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+int64_t h_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+	if (dir[0] != '\0')
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- processes --------------------------------------------------------------- */
+
+/* fork/exec argv with stdin from /dev/null and stdout+stderr appended to
+ * logpath. The child dies with the thread that forked it. */
+static pid_t spawn(char *const argv[], const char *logpath)
+{
+	int fd, nul;
+	pid_t parent = getpid(), pid;
+
+	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "harness: cannot open %s: %s\n", logpath,
+			strerror(errno));
+		return -1;
+	}
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close_range(3, ~0U, 0);
+		execvp(argv[0], argv);
+		dprintf(2, "harness: cannot run %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	if (nul >= 0)
+		close(nul);
+	if (pid < 0)
+		fprintf(stderr, "harness: fork: %s\n", strerror(errno));
+	return pid;
+}
+
+static int decode_status(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+int h_wait_exit(pid_t pid, int timeout_ms)
+{
+	int64_t end = h_now_ms() + timeout_ms;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return decode_status(st);
+		if (r < 0 && errno != EINTR)
+			return -1; /* not our child, or already reaped */
+		if (h_now_ms() >= end)
+			return -2;
+		h_sleep_ms(10);
+	}
+}
+
+/* SIGTERM, bounded wait, SIGKILL. */
+static int stop_pid(pid_t pid, int timeout_ms)
+{
+	int st;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	st = h_wait_exit(pid, timeout_ms);
+	if (st == -2) {
+		fprintf(stderr, "harness: pid %d ignored SIGTERM for %d ms, "
+			"killing it\n", (int)pid, timeout_ms);
+		kill(pid, SIGKILL);
+		h_wait_exit(pid, 5000);
+		return -1;
+	}
+	return st;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = 0;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static bool tcp_accepts(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int nats_spawn(h_nats *n)
+{
+	char port[16], store[300], log[300];
+	char *argv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", port,
+			"-sd", store, NULL};
+	int64_t end;
+
+	snprintf(port, sizeof(port), "%d", n->port);
+	snprintf(store, sizeof(store), "%s/js", n->dir);
+	snprintf(log, sizeof(log), "%s/nats.log", n->dir);
+	n->pid = spawn(argv, log);
+	if (n->pid <= 0)
+		return -1;
+	end = h_now_ms() + NATS_START_MS;
+	while (!tcp_accepts(n->port)) {
+		if (h_wait_exit(n->pid, 0) != -2) {
+			fprintf(stderr, "harness: nats-server exited at start "
+				"(log: %s)\n", log);
+			n->pid = -1;
+			return -1;
+		}
+		if (h_now_ms() >= end) {
+			fprintf(stderr, "harness: nats-server not listening on "
+				"port %d after %d ms\n", n->port, NATS_START_MS);
+			stop_pid(n->pid, 5000);
+			n->pid = -1;
+			return -1;
+		}
+		h_sleep_ms(20);
+	}
+	return 0;
+}
+
+int h_nats_start(h_nats *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->pid = -1;
+	snprintf(n->dir, sizeof(n->dir), "/tmp/cim-itest-XXXXXX");
+	if (mkdtemp(n->dir) == NULL) {
+		fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+		n->dir[0] = '\0';
+		return -1;
+	}
+	n->port = free_port();
+	if (n->port <= 0) {
+		fprintf(stderr, "harness: no free loopback port\n");
+		return -1;
+	}
+	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
+	return nats_spawn(n);
+}
+
+void h_nats_stop(h_nats *n)
+{
+	if (n->pid > 0)
+		stop_pid(n->pid, 5000);
+	n->pid = -1;
+	rm_rf(n->dir);
+	n->dir[0] = '\0';
+}
+
+void h_nats_kill(h_nats *n)
+{
+	if (n->pid > 0) {
+		kill(n->pid, SIGKILL);
+		h_wait_exit(n->pid, 5000);
+	}
+	n->pid = -1;
+}
+
+int h_nats_restart(h_nats *n)
+{
+	return nats_spawn(n);
+}
+
+/* Whether something answers <prefix>.info. */
+static bool daemon_answers(natsConnection *nc, const char *prefix)
+{
+	char subject[160];
+	natsMsg *m = NULL;
+	natsStatus s;
+
+	snprintf(subject, sizeof(subject), "%s.info", prefix);
+	s = natsConnection_RequestString(&m, nc, subject, "{}", 500);
+
+	natsMsg_Destroy(m);
+	return s == NATS_OK;
+}
+
+pid_t h_daemon_start(const h_nats *n, ...)
+{
+	const char *bin = getenv("CIM_TEST_DAEMON"), *prefix = H_PREFIX;
+	char *argv[40], log[300];
+	int argc = 0;
+	va_list ap;
+	natsConnection *nc = NULL;
+	pid_t pid;
+	int64_t end;
+	FILE *f;
+
+	if (bin == NULL || bin[0] == '\0') {
+		fprintf(stderr, "harness: CIM_TEST_DAEMON is not set\n");
+		return -1;
+	}
+	argv[argc++] = (char *)bin;
+	argv[argc++] = "--nats-url";
+	argv[argc++] = (char *)n->url;
+	va_start(ap, n);
+	for (const char *a; argc < 39 && (a = va_arg(ap, const char *));) {
+		if (strcmp(argv[argc - 1], "--prefix") == 0)
+			prefix = a;
+		argv[argc++] = (char *)a;
+	}
+	va_end(ap);
+	argv[argc] = NULL;
+
+	snprintf(log, sizeof(log), "%s/daemon.log", n->dir);
+	if ((f = fopen(log, "a")) != NULL) {
+		fprintf(f, "==== harness: starting");
+		for (int i = 0; i < argc; i++)
+			fprintf(f, " %s", argv[i]);
+		fprintf(f, "\n");
+		fclose(f);
+	}
+	pid = spawn(argv, log);
+	if (pid <= 0)
+		return -1;
+
+	end = h_now_ms() + DAEMON_START_MS;
+	for (;;) {
+		if (nc == NULL &&
+		    natsConnection_ConnectTo(&nc, n->url) != NATS_OK)
+			nc = NULL;
+		if (nc != NULL && daemon_answers(nc, prefix))
+			break;
+		if (h_wait_exit(pid, 0) != -2) {
+			fprintf(stderr, "harness: cim-eventsd exited at start "
+				"(log: %s)\n", log);
+			pid = -1;
+			break;
+		}
+		if (h_now_ms() >= end) {
+			fprintf(stderr, "harness: cim-eventsd did not answer "
+				"info within %d ms\n", DAEMON_START_MS);
+			stop_pid(pid, 5000);
+			pid = -1;
+			break;
+		}
+		h_sleep_ms(50);
+	}
+	natsConnection_Destroy(nc);
+	return pid;
+}
+
+int h_daemon_stop_within(pid_t pid, int timeout_ms)
+{
+	return stop_pid(pid, timeout_ms > 0 ? timeout_ms : 15000);
+}
+
+int h_daemon_stop(pid_t pid)
+{
+	return h_daemon_stop_within(pid, 0);
+}
+
+void h_daemon_kill9(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	h_wait_exit(pid, 5000);
+}
+
+/* ---- logs of failed tests ----------------------------------------------------- */
+
+static void marker_path(char *out, size_t n, pid_t runner, const char *ext)
+{
+	snprintf(out, n, "/tmp/cim-itest-%d.%s", (int)runner, ext);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f != NULL) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* Appends the last 64 KiB of src, under a title, to out. */
+static void tail_into(FILE *out, const char *title, const char *src)
+{
+	FILE *f = fopen(src, "r");
+	char buf[4096];
+	size_t k;
+	long size;
+
+	if (f == NULL)
+		return;
+	fprintf(out, "---- %s (%s) ----\n", title, src);
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, size > 65536 ? size - 65536 : 0, SEEK_SET);
+	while ((k = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, k, out);
+	fclose(f);
+}
+
+static void collect_logs(const char *dir, FILE *out)
+{
+	char p[400];
+
+	snprintf(p, sizeof(p), "%s/daemon.log", dir);
+	tail_into(out, "cim-eventsd log", p);
+	snprintf(p, sizeof(p), "%s/nats.log", dir);
+	tail_into(out, "nats-server log", p);
+}
+
+/* Runs in the runner process after each test. The marker names the
+ * worker that wrote it: Criterion may report one test after the next has
+ * started, so only a dead worker's directory is cleaned up here. */
+static void runner_report(bool failed)
+{
+	char p[128], dir[300] = "";
+	long worker = 0;
+	FILE *f;
+
+	marker_path(p, sizeof(p), getpid(), "dir");
+	if ((f = fopen(p, "r")) != NULL) {
+		if (fscanf(f, "%ld %299[^\n]", &worker, dir) != 2)
+			dir[0] = '\0';
+		fclose(f);
+		/* Still there and its worker gone: it died before its teardown. */
+		if (dir[0] != '\0' && worker > 0 && kill((pid_t)worker, 0) != 0 &&
+		    access(dir, F_OK) == 0) {
+			unlink(p);
+			if (failed)
+				collect_logs(dir, stderr);
+			rm_rf(dir);
+		}
+	}
+	marker_path(p, sizeof(p), getpid(), "log");
+	if (failed)
+		tail_into(stderr, "logs of the failed test", p);
+	unlink(p);
+}
+
+ReportHook(POST_FINI)(struct criterion_test_stats *stats)
+{
+	runner_report(stats->test_status != CR_STATUS_PASSED);
+}
+
+ReportHook(TEST_CRASH)(struct criterion_test_stats *stats)
+{
+	runner_report(true);
+}
+
+/* ---- fixtures ------------------------------------------------------------------ */
+
+cim_client *h_client_new(int64_t timeout_ms)
+{
+	cim_client_options o = {NULL, timeout_ms};
+	cim_client *c = NULL;
+	cim_error err = {0};
+	cim_err rc = cim_client_connect(&c, H.nats.url, &o, &err);
+
+	cr_assert_eq(rc, CIM_ERR_OK, "cim_client_connect: %s: %s",
+		     cim_err_name(rc), err.message);
+	return c;
+}
+
+/* Criterion runs neither the fixture's fini nor the report hooks when its
+ * init fails, so a failed set-up shows the logs and cleans up by itself. */
+static void setup_failed(const char *what)
+{
+	char p[128];
+
+	fprintf(stderr, "harness: set-up failed: %s\n", what);
+	if (H.nats.dir[0] != '\0')
+		collect_logs(H.nats.dir, stderr);
+	h_teardown();
+	marker_path(p, sizeof(p), getppid(), "log");
+	unlink(p);
+	marker_path(p, sizeof(p), getppid(), "dir");
+	unlink(p);
+	cr_assert_fail("set-up failed: %s", what);
+}
+
+void h_setup_nats_only(void)
+{
+	char p[128];
+	natsOptions *o = NULL;
+	natsStatus s;
+	cim_error err = {0};
+
+	memset(&H, 0, sizeof(H));
+	H.daemon = -1;
+	H.nats.pid = -1;
+	if (h_nats_start(&H.nats) != 0)
+		setup_failed("nats-server did not start");
+	{
+		char line[400];
+		marker_path(p, sizeof(p), getppid(), "dir");
+		snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), H.nats.dir);
+		write_text(p, line);
+	}
+
+	s = natsOptions_Create(&o);
+	if (s == NATS_OK)
+		s = natsOptions_SetURL(o, H.nats.url);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(o, 100);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(o, 600);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&H.nc, o);
+	natsOptions_Destroy(o);
+	if (s == NATS_OK)
+		s = natsConnection_JetStream(&H.js, H.nc, NULL);
+	if (s != NATS_OK)
+		setup_failed(natsStatus_GetText(s));
+	if (cim_client_connect(&H.client, H.nats.url, NULL, &err) != CIM_ERR_OK)
+		setup_failed(err.message);
+}
+
+void h_setup(void)
+{
+	h_setup_nats_only();
+	H.daemon = h_daemon_start(&H.nats, NULL);
+	if (H.daemon <= 0)
+		setup_failed("cim-eventsd did not come up");
+}
+
+void h_teardown(void)
+{
+	char p[128];
+	FILE *f;
+
+	cim_client_destroy(H.client);
+	H.client = NULL;
+	if (H.daemon > 0) {
+		int st = h_daemon_stop(H.daemon);
+
+		if (st != 0)
+			fprintf(stderr, "harness: cim-eventsd exit status %d "
+				"at teardown\n", st);
+		H.daemon = -1;
+	}
+	jsCtx_Destroy(H.js);
+	H.js = NULL;
+	natsConnection_Destroy(H.nc);
+	H.nc = NULL;
+	if (H.nats.dir[0] != '\0') {
+		marker_path(p, sizeof(p), getppid(), "log");
+		if ((f = fopen(p, "w")) != NULL) {
+			collect_logs(H.nats.dir, f);
+			fclose(f);
+		}
+	}
+	h_nats_stop(&H.nats);
+}
+
+/* ---- raw requests ---------------------------------------------------------------- */
+
+void h_request(h_reply *r, const char *subject, const void *body, int len)
+{
+	natsMsg *m = NULL;
+	const char *st = NULL;
+
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+	if (len < 0)
+		len = body != NULL ? (int)strlen(body) : 0;
+	r->s = natsConnection_Request(&m, H.nc, subject, body, len,
+				      REQUEST_MS);
+	if (r->s != NATS_OK) {
+		r->body = strdup("");
+		return;
+	}
+	r->len = natsMsg_GetDataLength(m);
+	r->body = malloc((size_t)r->len + 1);
+	cr_assert_not_null(r->body);
+	memcpy(r->body, natsMsg_GetData(m), (size_t)r->len);
+	r->body[r->len] = '\0';
+	if (natsMsgHeader_Get(m, "Cim-Status", &st) == NATS_OK && st != NULL)
+		r->status = atoi(st);
+	r->json = json_loadb(r->body, (size_t)r->len, JSON_DECODE_ANY, NULL);
+	natsMsg_Destroy(m);
+}
+
+void h_requestf(h_reply *r, const char *body, const char *fmt, ...)
+{
+	va_list ap;
+	char *subject = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&subject, fmt, ap) < 0)
+		subject = NULL;
+	va_end(ap);
+	cr_assert_not_null(subject);
+	h_request(r, subject, body, -1);
+	free(subject);
+}
+
+void h_reply_free(h_reply *r)
+{
+	free(r->body);
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *h_error_str(const h_reply *r, const char *key)
+{
+	json_t *e = json_object_get(r->json, "error");
+
+	return json_string_value(json_object_get(e, key));
+}
+
+const char *h_error_code(const h_reply *r)
+{
+	return h_error_str(r, "code");
+}
+
+/* ---- JetStream ------------------------------------------------------------------ */
+
+natsMsg *h_stream_get(uint64_t seq)
+{
+	natsMsg *m = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetMsg(&m, H.js, H_STREAM, seq, NULL, &jerr);
+
+	cr_assert_eq(s, NATS_OK, "js_GetMsg(%s, %llu): %s (js error %d)",
+		     H_STREAM, (unsigned long long)seq, natsStatus_GetText(s),
+		     (int)jerr);
+	return m;
+}
+
+uint64_t h_stream_msgs(void)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_GetStreamInfo(&si, H.js, H_STREAM, NULL, &jerr);
+	uint64_t n;
+
+	cr_assert_eq(s, NATS_OK, "js_GetStreamInfo(%s): %s (js error %d)",
+		     H_STREAM, natsStatus_GetText(s), (int)jerr);
+	n = si->State.Msgs;
+	jsStreamInfo_Destroy(si);
+	return n;
+}
+
+void h_stream_publish(const char *subject, const void *data, int len)
+{
+	jsPubAck *ack = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s = js_Publish(&ack, H.js, subject, data, len, NULL, &jerr);
+
+	cr_assert_eq(s, NATS_OK, "js_Publish(%s): %s (js error %d)", subject,
+		     natsStatus_GetText(s), (int)jerr);
+	jsPubAck_Destroy(ack);
+}
+
+const char *h_header(natsMsg *m, const char *key)
+{
+	const char *v = NULL;
+
+	if (natsMsgHeader_Get(m, key, &v) != NATS_OK)
+		return NULL;
+	return v;
+}
+
+natsMsg *h_stored_event(uint64_t seq, cim_event_block *ev,
+			char cid_text[CIM_CID_TEXT_MAX])
+{
+	natsMsg *m = h_stream_get(seq);
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	char err[256] = "";
+	cim_cid cid;
+
+	memset(ev, 0, sizeof(*ev));
+	cr_assert_eq(cim_event_decode(p, len, ev, err, sizeof(err)), 0,
+		     "stored message %llu does not decode as an event block: %s",
+		     (unsigned long long)seq, err);
+	cr_assert_eq(cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR,
+				     CIM_MH_BLAKE2B_256, p, len), 0);
+	cim_cid_to_text(&cid, cid_text);
+	return m;
+}
+
+/* ---- appends --------------------------------------------------------------------- */
+
+cim_append_result *h_append1(const char *type, const char *id,
+			     int64_t expected, const char *evtype,
+			     const char *data_json)
+{
+	cim_new_event ev = {.event_type = evtype, .data_json = data_json};
+	cim_append_result *res = NULL;
+	cim_error err = {0};
+	cim_err rc = cim_append(H.client, type, id, expected, &ev, 1, &res,
+				&err);
+
+	cr_assert_eq(rc, CIM_ERR_OK, "append to %s/%s: %s: %s", type, id,
+		     cim_err_name(rc), err.message);
+	cr_assert_not_null(res);
+	return res;
+}
+
+char *h_append_n(const char *type, const char *id, int n)
+{
+	char *head = NULL;
+
+	for (int k = 1; k <= n; k++) {
+		char data[32];
+		cim_append_result *r;
+
+		snprintf(data, sizeof(data), "{\"i\": %d}", k);
+		r = h_append1(type, id, CIM_EXPECT_ANY, "Counted", data);
+		free(head);
+		head = strdup(r->head);
+		cim_append_result_destroy(r);
+	}
+	return head;
+}
