@@ -753,23 +753,19 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 	if (atomic_load(&d->draining)) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon is shutting down; nothing was stored");
-		reply_error(d, req, OP_APPEND, &e);
-		natsMsg_Destroy(req);
+		refuse(d, req, OP_APPEND, &e);
 		return;
 	}
 	if (atomic_load(&d->jobs_in_flight) >= JOBS_MAX) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon has %d appends in flight; nothing was stored, "
 			     "retry later", JOBS_MAX);
-		reply_error(d, req, OP_APPEND, &e);
-		natsMsg_Destroy(req);
+		refuse(d, req, OP_APPEND, &e);
 		return;
 	}
 	job = calloc(1, sizeof *job);
 	if (job == NULL) {
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, req, OP_APPEND, &e);
-		natsMsg_Destroy(req);
+		refuse_oom(d, req, OP_APPEND);
 		return;
 	}
 	job->d = d;

@@ -170,6 +170,9 @@ int server_start(struct daemon *d);
 void server_drain(struct daemon *d);
 void reply_json(struct daemon *d, natsMsg *req, json_t *body);
 void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);
+/* Answers e (or "out of memory") and frees req. */
+void refuse(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);
+void refuse_oom(struct daemon *d, natsMsg *req, enum op op);
 void reply_error_json(struct daemon *d, natsMsg *req, enum op op, cim_err code,
 		      json_t *err_obj);
 typedef void (*work_fn)(struct daemon *d, void *arg);

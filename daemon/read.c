@@ -237,15 +237,12 @@ void get_request(struct daemon *d, natsMsg *req, const char *type, const char *i
 	if (cim_get_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req),
 			      (uint64_t)d->cfg->get_limit, (uint64_t)d->cfg->get_max_limit,
 			      &from, &limit, &e) != 0) {
-		reply_error(d, req, OP_GET, &e);
-		natsMsg_Destroy(req);
+		refuse(d, req, OP_GET, &e);
 		return;
 	}
 	struct read_req *r = read_req_new(d, req, type, id);
 	if (r == NULL) {
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, req, OP_GET, &e);
-		natsMsg_Destroy(req);
+		refuse_oom(d, req, OP_GET);
 		return;
 	}
 	r->from_version = from;
@@ -422,15 +419,12 @@ void validate_request(struct daemon *d, natsMsg *req, const char *type, const ch
 	cim_perr e;
 
 	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
-		reply_error(d, req, OP_VALIDATE, &e);
-		natsMsg_Destroy(req);
+		refuse(d, req, OP_VALIDATE, &e);
 		return;
 	}
 	struct read_req *r = read_req_new(d, req, type, id);
 	if (r == NULL) {
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, req, OP_VALIDATE, &e);
-		natsMsg_Destroy(req);
+		refuse_oom(d, req, OP_VALIDATE);
 		return;
 	}
 	submit_read(d, OP_VALIDATE, validate_work, r);
@@ -557,8 +551,7 @@ void by_type_request(struct daemon *d, natsMsg *req, const char *event_type)
 	return;
 fail:
 	json_decref(root);
-	reply_error(d, req, OP_BY_TYPE, &e);
-	natsMsg_Destroy(req);
+	refuse(d, req, OP_BY_TYPE, &e);
 }
 
 /* ---- info ----------------------------------------------------------------------- */

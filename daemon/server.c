@@ -93,6 +93,19 @@ void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e)
 	reply_error_json(d, req, op, e->code, cim_error_json(e->code, e->field, e->msg));
 }
 
+void refuse(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e)
+{
+	reply_error(d, req, op, e);
+	natsMsg_Destroy(req);
+}
+
+void refuse_oom(struct daemon *d, natsMsg *req, enum op op)
+{
+	cim_perr e;
+	cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+	refuse(d, req, op, &e);
+}
+
 static void reply_err(struct daemon *d, natsMsg *req, enum op op, cim_err code,
 		      const char *field, const char *msg)
 {
