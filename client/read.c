@@ -321,30 +321,47 @@ decode_head(const json_t *j, cim_head *h, cim_error *err)
 	return cimc_get_u64(j, "reply", "seq", &h->seq, err);
 }
 
-cim_err
-cim_get_head(cim_client *c, const char *aggregate_type,
-	     const char *aggregate_id, cim_head *out, cim_error *err)
+/* Asks op about one aggregate and decodes the reply into out (size bytes,
+ * zeroed unless the call succeeds). */
+typedef cim_err (*decode_fn)(const json_t *reply, void *out, cim_error *err);
+
+static cim_err
+ask(cim_client *c, const char *op, const char *aggregate_type,
+    const char *aggregate_id, decode_fn decode, void *out, size_t size,
+    cim_error *err)
 {
 	json_t *reply = NULL;
-	cim_head h;
 	cim_err rc;
 
 	cimc_clear(err);
 	if (out == NULL)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "out",
 				 "out must not be NULL");
-	memset(out, 0, sizeof(*out));
+	memset(out, 0, size);
 	if ((rc = check_aggregate(c, aggregate_type, aggregate_id, err)))
 		return rc;
-	if ((rc = cimc_call(c, "head", aggregate_type, aggregate_id, NULL,
+	if ((rc = cimc_call(c, op, aggregate_type, aggregate_id, NULL,
 			    &reply, err)))
 		return rc;
-	memset(&h, 0, sizeof(h));
-	rc = decode_head(reply, &h, err);
+	rc = decode(reply, out, err);
 	json_decref(reply);
-	if (rc == CIM_ERR_OK)
-		*out = h;
+	if (rc != CIM_ERR_OK)
+		memset(out, 0, size);
 	return rc;
+}
+
+static cim_err
+decode_head_any(const json_t *j, void *out, cim_error *err)
+{
+	return decode_head(j, out, err);
+}
+
+cim_err
+cim_get_head(cim_client *c, const char *aggregate_type,
+	     const char *aggregate_id, cim_head *out, cim_error *err)
+{
+	return ask(c, "head", aggregate_type, aggregate_id, decode_head_any,
+		   out, sizeof(*out), err);
 }
 
 static cim_err
@@ -394,28 +411,16 @@ decode_validation(const json_t *j, cim_validation *v, cim_error *err)
 	return CIM_ERR_OK;
 }
 
+static cim_err
+decode_validation_any(const json_t *j, void *out, cim_error *err)
+{
+	return decode_validation(j, out, err);
+}
+
 cim_err
 cim_validate(cim_client *c, const char *aggregate_type,
 	     const char *aggregate_id, cim_validation *out, cim_error *err)
 {
-	json_t *reply = NULL;
-	cim_validation v;
-	cim_err rc;
-
-	cimc_clear(err);
-	if (out == NULL)
-		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "out",
-				 "out must not be NULL");
-	memset(out, 0, sizeof(*out));
-	if ((rc = check_aggregate(c, aggregate_type, aggregate_id, err)))
-		return rc;
-	if ((rc = cimc_call(c, "validate", aggregate_type, aggregate_id, NULL,
-			    &reply, err)))
-		return rc;
-	memset(&v, 0, sizeof(v));
-	rc = decode_validation(reply, &v, err);
-	json_decref(reply);
-	if (rc == CIM_ERR_OK)
-		*out = v;
-	return rc;
+	return ask(c, "validate", aggregate_type, aggregate_id,
+		   decode_validation_any, out, sizeof(*out), err);
 }
