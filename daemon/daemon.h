@@ -64,6 +64,7 @@ struct recent {
 	size_t cap, head, len;
 	uint32_t *index;         /* open hash: ring position + 1, 0 empty */
 	size_t index_mask;
+	size_t index_used;       /* slots taken, stale ones included */
 };
 
 struct workq {

@@ -12,7 +12,10 @@
  * were stored where: a ring of entries, oldest first, with an open-address
  * index on the event_id's hash. Only the hash is kept; a hit is confirmed
  * by reading the stored event (append.c), so a collision costs one read,
- * never a wrong answer.
+ * never a wrong answer. Expiring an entry only moves the ring's head: index
+ * slots that point at expired or reused ring positions are harmless (a
+ * look-up checks hash and expiry) and go when the index is rebuilt, which
+ * happens when it is three-quarters full, so adding costs O(1) on average.
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -217,6 +220,7 @@ static int reindex(struct recent *r, size_t index_slots)
 	free(r->index);
 	r->index = ix;
 	r->index_mask = index_slots - 1;
+	r->index_used = r->len;
 	for (size_t i = 0; i < r->len; i++) {
 		size_t pos = ring_pos(r, i);
 		size_t s = r->ents[pos].eid_hash & r->index_mask;
@@ -252,27 +256,25 @@ void recent_add(struct recent *r, const char *event_id, struct agg *a,
 
 	while (expired < r->len && r->ents[ring_pos(r, expired)].expires_ns <= now)
 		expired++;
-	if (expired > 0) {
-		r->head = ring_pos(r, expired);
-		r->len -= expired;
-		if (reindex(r, r->index_mask + 1) != 0)
-			return;
-	}
+	r->head = ring_pos(r, expired);
+	r->len -= expired;
 	if (r->len == r->cap && ring_grow(r) != 0) {
 		/* no memory: forget the oldest instead */
 		r->head = ring_pos(r, 1);
 		r->len--;
-		if (reindex(r, r->index_mask + 1) != 0)
-			return;
 	}
 	size_t pos = ring_pos(r, r->len);
 	r->ents[pos] = (struct recent_ent){event_id_hash(event_id), a, version, seq,
 					   now + window_ns};
 	r->len++;
+	if (r->index_used + 1 >= r->index_mask + 1)
+		return; /* no memory to rebuild the index: this one is not indexed */
 	size_t s = r->ents[pos].eid_hash & r->index_mask;
 	while (r->index[s])
 		s = (s + 1) & r->index_mask;
 	r->index[s] = (uint32_t)pos + 1;
+	if (++r->index_used * 4 > (r->index_mask + 1) * 3)
+		reindex(r, r->index_mask + 1); /* on failure, the old index stays */
 }
 
 int recent_find(struct recent *r, const char *event_id, struct agg **a,
