@@ -4,6 +4,7 @@
 #   make run        install what is missing, build, start nats-server + daemon
 #   make test       install what is missing, build, run every test
 #   make asan       the tests again, built with ASan + UBSan (build-asan/)
+#   make bench      the same-run benchmark (tests/bench/), results in build/bench.json
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are found by directory: proto/*.c go into both the daemon and
@@ -40,6 +41,7 @@ CLIENT_SRC := $(filter-out client/cli%.c,$(wildcard client/*.c))
 CLI_SRC    := $(wildcard client/cli*.c)
 UNIT_SRC   := $(wildcard tests/unit/*.c)
 INTEG_SRC  := $(wildcard tests/integration/*.c)
+BENCH_SRC  := $(wildcard tests/bench/*.c)
 SUPPORT_SRC:= $(wildcard tests/support/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -52,8 +54,9 @@ ALIB      := $(BUILD)/libcimevents.a
 PCFILE    := $(BUILD)/cimevents.pc
 UNIT      := $(BUILD)/tests/unit-tests
 INTEG     := $(BUILD)/tests/integration-tests
+BENCH     := $(BUILD)/tests/bench
 
-.PHONY: all deps run test asan install uninstall clean check-unit check-integration
+.PHONY: all deps run test asan bench install uninstall clean check-unit check-integration
 .DEFAULT_GOAL := all
 
 all: $(DAEMON) $(CLI) $(SOLIB) $(ALIB) $(PCFILE)
@@ -103,6 +106,15 @@ $(UNIT): $(call obj,$(UNIT_SRC) $(PROTO_SRC))
 $(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(DAEMON) $(CLI)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(LIBS) $(TLIBS)
+
+$(BENCH): $(call obj,$(BENCH_SRC)) $(ALIB) $(DAEMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $(call obj,$(BENCH_SRC)) $(ALIB) $(LIBS) -lm
+
+# BENCH_ARGS: e.g. --quick, or --url nats://... for a running server and daemon
+bench: deps
+	$(MAKE) all $(BENCH)
+	$(BENCH) --daemon $(abspath $(DAEMON)) --json $(BUILD)/bench.json $(BENCH_ARGS)
 
 # The integration tests find the binaries through these variables.
 TEST_ENV = CIM_TEST_DAEMON=$(abspath $(DAEMON)) CIM_TEST_CLI=$(abspath $(CLI)) \

@@ -40,6 +40,10 @@ struct agg {
 	struct job *busy;   /* the append in flight, the queue behind it */
 	uint64_t version;   /* 0: no events */
 	uint64_t seq;       /* stream sequence of the head event */
+	uint64_t first_seq; /* no event of it is stored before this sequence
+			       (0: not known); reads start here, because
+			       nats-server 2.9 finds an aggregate's first
+			       message only by walking the stream */
 	uint64_t eid_hash;  /* hash of the head event's event_id */
 	uint32_t hash;
 	uint8_t state;

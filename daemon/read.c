@@ -25,7 +25,7 @@ struct read_req {
 	char type[CIM_TYPE_MAX + 1];
 	char id[CIM_ID_MAX + 1];
 	uint64_t from_version, limit;
-	uint64_t head_version, head_seq;
+	uint64_t head_version, head_seq, first_seq;
 	cim_cid head_cid;
 };
 
@@ -43,6 +43,7 @@ static struct read_req *read_req_new(struct daemon *d, natsMsg *req,
 	if (a != NULL) {
 		r->head_version = a->version;
 		r->head_seq = a->seq;
+		r->first_seq = a->first_seq;
 		agg_head_cid(a, &r->head_cid);
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -203,7 +204,8 @@ static void get_work(struct daemon *d, void *arg)
 	char open[96], close[96];
 
 	page_init(d, &g.pg);
-	if (store_read_agg(d, r->type, r->id, 1, r->head_seq, get_visit, &g, &g.err) != 0) {
+	if (store_read_agg(d, r->type, r->id, r->first_seq, r->head_seq, get_visit, &g,
+			   &g.err) != 0) {
 		reply_error(d, r->req, OP_GET, &g.err);
 		goto out;
 	}
@@ -378,7 +380,8 @@ static void validate_work(struct daemon *d, void *arg)
 	cim_perr e = {0};
 	char text[CIM_CID_TEXT_MAX], detail[400];
 
-	if (store_read_agg(d, r->type, r->id, 1, STORE_TO_END, val_visit, &v, &e) != 0) {
+	if (store_read_agg(d, r->type, r->id, r->first_seq, STORE_TO_END, val_visit, &v,
+			   &e) != 0) {
 		reply_error(d, r->req, OP_VALIDATE, &e);
 		read_req_free(r);
 		return;

@@ -481,6 +481,8 @@ static int scan_visit(natsMsg *m, uint64_t seq, void *ctx)
 	remember_recent(sc, m, a, eid, version, seq);
 	batch_of(m, &idx, &count);
 	sc->events++;
+	if (a->first_seq == 0)
+		a->first_seq = seq;
 
 	struct open_batch *b = open_find(sc, a, false);
 	if (idx == 1 && b != NULL) {
@@ -667,6 +669,8 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 				   st.e[i + k].seq, now_ns(),
 				   d->cfg->idempotency_window_s * 1000000000LL);
 		agg_set_head(a, l->version, &l->cid, l->seq, l->eid);
+		if (a->first_seq == 0)
+			a->first_seq = b->seq;
 		head = l->cid;
 		version = l->version;
 		log_info("%s/%s: adopted %zu stored event(s) up to version %llu",
