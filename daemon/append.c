@@ -558,7 +558,7 @@ struct tail {
 	size_t n;
 };
 
-static int tail_visit(natsMsg *m, uint64_t seq, void *ctx)
+static int tail_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 {
 	struct tail *t = ctx;
 	t->seqs[t->n++ % t->want] = seq;

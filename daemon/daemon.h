@@ -150,9 +150,10 @@ int store_connect(struct daemon *d);
 int store_setup(struct daemon *d);
 int store_load_heads(struct daemon *d);
 /* Calls visit for each stored message of one aggregate with seq in
- * [from_seq, to_seq] (STORE_TO_END: all there is), in order. visit returns 0 to go on, 1 to stop, -1 on
+ * [from_seq, to_seq] (STORE_TO_END: all there is), in order, with the
+ * time JetStream stored it (ns since the epoch). visit returns 0 to go on, 1 to stop, -1 on
  * error. Returns 0, or -1 with err set (code unavailable or internal). */
-typedef int (*store_visit_fn)(natsMsg *m, uint64_t seq, void *ctx);
+typedef int (*store_visit_fn)(natsMsg *m, uint64_t seq, int64_t ts, void *ctx);
 #define STORE_TO_END UINT64_MAX
 int store_read_agg(struct daemon *d, const char *type, const char *id,
 		   uint64_t from_seq, uint64_t to_seq, store_visit_fn visit,

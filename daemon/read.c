@@ -156,7 +156,7 @@ struct get_ctx {
 	cim_perr err;
 };
 
-static int get_visit(natsMsg *m, uint64_t seq, void *ctx)
+static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 {
 	struct get_ctx *g = ctx;
 	cim_event_block b;
@@ -314,7 +314,7 @@ static int val_fail(struct val_ctx *v, uint64_t version, const char *reason,
 	return 1;
 }
 
-static int val_visit(natsMsg *m, uint64_t seq, void *ctx)
+static int val_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 {
 	struct val_ctx *v = ctx;
 	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
@@ -446,7 +446,7 @@ struct bt_ctx {
 	cim_perr err;
 };
 
-static int bt_visit(natsMsg *m, uint64_t seq, void *ctx)
+static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 {
 	struct bt_ctx *c = ctx;
 	struct daemon *d = c->d;
