@@ -397,6 +397,10 @@ static void job_complete(struct job *job)
 			     last->event_id);
 		if (job->agg->first_seq == 0)
 			job->agg->first_seq = job->ev[0].seq;
+		for (size_t i = 0; i < job->n; i++) {
+			const char *et = job->ar.events[i].event_type;
+			agg_add_type(&d->heads, job->agg, et, strlen(et));
+		}
 		for (size_t i = 0; i < job->n; i++)
 			recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,
 				   job->ev[i].seq, now, d->cfg->idempotency_window_s * 1000000000LL);
@@ -594,6 +598,8 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 		hits++;
 	}
 	uint64_t head_seq = a->seq, head_version = a->version, first_seq = a->first_seq;
+	const char *types[AGG_TYPES_UNKNOWN];
+	int ntypes = agg_types(&d->heads, a, types, AGG_TYPES_UNKNOWN);
 	size_t k = job->n; /* the event whose id is the head's, if any */
 	for (size_t i = 0; a->version > 0 && i < job->n; i++)
 		if (job->ar.events[i].event_id &&
@@ -607,7 +613,8 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 		size_t want = k + 1;
 		struct tail t = {d, want, calloc(want, sizeof(uint64_t)), 0};
 		if (t.seqs == NULL ||
-		    store_read_agg(d, job->type, job->id, first_seq, head_seq, tail_visit, &t, &e) != 0 ||
+		    store_read_agg(d, job->type, job->id, types, ntypes, first_seq, head_seq,
+				   tail_visit, &t, &e) != 0 ||
 		    t.n < want) {
 			free(t.seqs);
 			job_fail(job, CIM_ERR_UNAVAILABLE, NULL,

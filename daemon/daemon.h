@@ -27,6 +27,8 @@
 #include "request.h"
 
 #define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
+#define AGG_TYPES_INLINE 4
+#define AGG_TYPES_UNKNOWN 255 /* more event types than are tracked */
 #define JOBS_MAX 100000 /* appends accepted and not yet answered */
 
 enum agg_state {
@@ -49,6 +51,11 @@ struct agg {
 	uint8_t state;
 	uint8_t cid_len;
 	uint8_t tlen;       /* key is type NUL id NUL */
+	uint8_t ntypes;     /* event types seen, AGG_TYPES_UNKNOWN if too many */
+	union {             /* their ids in the type table: inline up to 4 */
+		uint16_t inl[4];
+		uint16_t *ext;
+	} types;
 	uint8_t cid[AGG_CID_MAX];
 	char key[];
 };
@@ -60,6 +67,11 @@ struct heads {
 	struct agg **slots;
 	size_t mask;
 	size_t count;
+	/* event type names, interned: an aggregate keeps 2-byte ids */
+	char **type_names;
+	size_t ntype_names, type_cap;
+	uint32_t *type_index; /* open hash: id + 1, 0 empty */
+	size_t type_mask;
 };
 
 /* An event_id stored in the last idempotency_window seconds. */
@@ -130,6 +142,12 @@ struct agg *heads_find(struct heads *h, const char *type, const char *id);
 struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id);
 /* Unlinks and frees a (which nothing may point to any more). */
 void heads_remove(struct heads *h, struct agg *a);
+/* Remembers that a has events of event_type (len bytes). */
+void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t len);
+/* The event type names of a, as pointers into the table (valid while the
+ * daemon runs), into out[max]. Returns the count, or -1 when they are not
+ * known (read with a wildcard then). */
+int agg_types(const struct heads *h, const struct agg *a, const char **out, int max);
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
 		  uint64_t seq, const char *event_id);
 void agg_head_cid(const struct agg *a, cim_cid *out);
@@ -149,15 +167,23 @@ int recent_find(struct recent *r, const char *event_id, struct agg **a,
 int store_connect(struct daemon *d);
 int store_setup(struct daemon *d);
 int store_load_heads(struct daemon *d);
-/* Calls visit for each stored message of one aggregate with seq in
- * [from_seq, to_seq] (STORE_TO_END: all there is), in order, with the
- * time JetStream stored it (ns since the epoch). visit returns 0 to go on, 1 to stop, -1 on
- * error. Returns 0, or -1 with err set (code unavailable or internal). */
+/* Calls visit for each stored message of one aggregate (its exact
+ * subjects for the ntypes event types given; ntypes < 0: all of them, by a
+ * wildcard, slow on a large stream) with seq in [from_seq, to_seq]
+ * (STORE_TO_END: all there is), in stream order, with the time JetStream
+ * stored it (ns since the epoch). visit returns 0 to go on, 1 to stop, -1
+ * on error. Returns 0, or -1 with err set (code unavailable or internal). */
 typedef int (*store_visit_fn)(natsMsg *m, uint64_t seq, int64_t ts, void *ctx);
 #define STORE_TO_END UINT64_MAX
 int store_read_agg(struct daemon *d, const char *type, const char *id,
-		   uint64_t from_seq, uint64_t to_seq, store_visit_fn visit,
-		   void *ctx, cim_perr *err);
+		   const char *const *event_types, int ntypes, uint64_t from_seq,
+		   uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err);
+/* The event types stored for an aggregate, as the stream says (not
+ * memory): *event_types holds *n malloc'd names; free with
+ * store_free_subjects. 0, or -1 with err set. */
+int store_agg_subjects(struct daemon *d, const char *type, const char *id,
+		       char ***event_types, int *n, cim_perr *err);
+void store_free_subjects(char **event_types, int n);
 /* The same for any subject filter of the stream. */
 int store_read_filter(struct daemon *d, const char *filter, uint64_t from_seq,
 		      uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err);

@@ -77,10 +77,16 @@ int heads_init(struct heads *h, size_t hint)
 
 void heads_free(struct heads *h)
 {
+	for (size_t i = 0; i < h->ntype_names; i++)
+		free(h->type_names[i]);
+	free(h->type_names);
+	free(h->type_index);
 	for (size_t i = 0; h->slots && i <= h->mask; i++) {
 		struct agg *a = h->slots[i];
 		while (a) {
 			struct agg *next = a->next;
+			if (a->ntypes > AGG_TYPES_INLINE && a->ntypes != AGG_TYPES_UNKNOWN)
+				free(a->types.ext);
 			free(a);
 			a = next;
 		}
@@ -158,9 +164,110 @@ void heads_remove(struct heads *h, struct agg *a)
 		if (*pp == a) {
 			*pp = a->next;
 			h->count--;
+			if (a->ntypes > AGG_TYPES_INLINE && a->ntypes != AGG_TYPES_UNKNOWN)
+				free(a->types.ext);
 			free(a);
 			return;
 		}
+}
+
+/* ---- event types ---------------------------------------------------------------- */
+
+/* The id of an event type name, added when new; -1 when the table is full
+ * or memory runs out. */
+static int type_id(struct heads *h, const char *name, size_t len)
+{
+	uint64_t hv = sip(name, len);
+
+	for (size_t s = h->type_index ? hv & h->type_mask : 0; h->type_index && h->type_index[s];
+	     s = (s + 1) & h->type_mask) {
+		const char *t = h->type_names[h->type_index[s] - 1];
+		if (strlen(t) == len && memcmp(t, name, len) == 0)
+			return (int)h->type_index[s] - 1;
+	}
+	if (h->ntype_names >= UINT16_MAX)
+		return -1;
+	if ((h->ntype_names + 1) * 2 > h->type_mask + 1 || h->type_index == NULL) {
+		size_t slots = h->type_index ? (h->type_mask + 1) * 2 : 64;
+		uint32_t *ix = calloc(slots, sizeof *ix);
+		if (ix == NULL)
+			return -1;
+		for (size_t i = 0; i < h->ntype_names; i++) {
+			size_t s = sip(h->type_names[i], strlen(h->type_names[i])) & (slots - 1);
+			while (ix[s])
+				s = (s + 1) & (slots - 1);
+			ix[s] = (uint32_t)i + 1;
+		}
+		free(h->type_index);
+		h->type_index = ix;
+		h->type_mask = slots - 1;
+	}
+	if (h->ntype_names == h->type_cap) {
+		size_t cap = h->type_cap ? h->type_cap * 2 : 64;
+		char **n = realloc(h->type_names, cap * sizeof *n);
+		if (n == NULL)
+			return -1;
+		h->type_names = n;
+		h->type_cap = cap;
+	}
+	char *copy = strndup(name, len);
+	if (copy == NULL)
+		return -1;
+	h->type_names[h->ntype_names] = copy;
+	size_t s = hv & h->type_mask;
+	while (h->type_index[s])
+		s = (s + 1) & h->type_mask;
+	h->type_index[s] = (uint32_t)h->ntype_names + 1;
+	return (int)h->ntype_names++;
+}
+
+static uint16_t *types_of(struct agg *a)
+{
+	return a->ntypes <= AGG_TYPES_INLINE ? a->types.inl : a->types.ext;
+}
+
+void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t len)
+{
+	if (a->ntypes == AGG_TYPES_UNKNOWN)
+		return;
+	int id = type_id(h, event_type, len);
+	uint16_t *t = types_of(a);
+	for (int i = 0; id >= 0 && i < a->ntypes; i++)
+		if (t[i] == id)
+			return;
+	if (id < 0 || a->ntypes + 1 >= AGG_TYPES_UNKNOWN)
+		goto unknown;
+	if (a->ntypes < AGG_TYPES_INLINE) {
+		a->types.inl[a->ntypes++] = (uint16_t)id;
+		return;
+	}
+	/* the out-of-line array grows in powers of two from 8 */
+	size_t n = a->ntypes;
+	if (n == AGG_TYPES_INLINE || (n >= 8 && (n & (n - 1)) == 0)) {
+		uint16_t *ext = malloc((n < 8 ? 8 : n * 2) * sizeof *ext);
+		if (ext == NULL)
+			goto unknown;
+		memcpy(ext, t, n * sizeof *ext);
+		if (n > AGG_TYPES_INLINE)
+			free(a->types.ext);
+		a->types.ext = ext;
+	}
+	a->types.ext[a->ntypes++] = (uint16_t)id;
+	return;
+unknown:
+	if (a->ntypes > AGG_TYPES_INLINE)
+		free(a->types.ext);
+	a->ntypes = AGG_TYPES_UNKNOWN;
+}
+
+int agg_types(const struct heads *h, const struct agg *a, const char **out, int max)
+{
+	if (a->ntypes == AGG_TYPES_UNKNOWN || a->ntypes > max)
+		return -1;
+	const uint16_t *t = a->ntypes <= AGG_TYPES_INLINE ? a->types.inl : a->types.ext;
+	for (int i = 0; i < a->ntypes; i++)
+		out[i] = h->type_names[t[i]];
+	return a->ntypes;
 }
 
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,

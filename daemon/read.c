@@ -27,6 +27,8 @@ struct read_req {
 	uint64_t from_version, limit;
 	uint64_t head_version, head_seq, first_seq;
 	cim_cid head_cid;
+	int ntypes; /* event types the daemon has stored for it; -1: not known */
+	const char *types[AGG_TYPES_UNKNOWN];
 };
 
 static struct read_req *read_req_new(struct daemon *d, natsMsg *req,
@@ -44,6 +46,7 @@ static struct read_req *read_req_new(struct daemon *d, natsMsg *req,
 		r->head_version = a->version;
 		r->head_seq = a->seq;
 		r->first_seq = a->first_seq;
+		r->ntypes = agg_types(&d->heads, a, r->types, AGG_TYPES_UNKNOWN);
 		agg_head_cid(a, &r->head_cid);
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -93,22 +96,22 @@ static void page_init(struct daemon *d, struct page *pg)
 						  : d->max_payload;
 }
 
-/* Adds a decoded event. 0 when added, 1 when it does not fit (not added),
- * -1 on error (err set). */
-static int page_add(struct daemon *d, struct page *pg, const cim_event_block *b,
-		    const uint8_t *p, size_t len, uint64_t seq, cim_perr *err)
+/* Adds the stored block p as an event of the reply. 0 when added, 1 when
+ * it does not fit (not added), -1 on error (err set). */
+static int page_add(struct daemon *d, struct page *pg, const uint8_t *p, size_t len,
+		    uint64_t seq, cim_perr *err)
 {
 	cim_cid cid;
+	char why[160];
+	size_t mark = pg->text.len;
 
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, p, len);
-	json_t *o = cim_event_to_json(b, &cid, seq);
-	size_t mark = pg->text.len;
-	int rc = o == NULL || (pg->count > 0 && cbuf_putc(&pg->text, ',') != 0) ||
-		 cim_json_write(&pg->text, o) != 0;
-	json_decref(o);
-	if (rc) {
+	if ((pg->count > 0 && cbuf_putc(&pg->text, ',') != 0) ||
+	    cim_event_write_json(&pg->text, p, len, &cid, seq, why, sizeof why) != 0) {
 		pg->text.len = mark;
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
+				    "the event at stream sequence %llu cannot be shown: %s",
+				    (unsigned long long)seq, why);
 	}
 	if (pg->text.len > pg->budget) {
 		pg->text.len = mark; /* does not fit: take it back */
@@ -159,7 +162,7 @@ struct get_ctx {
 static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 {
 	struct get_ctx *g = ctx;
-	cim_event_block b;
+	cim_event_view v;
 	char err[160];
 	uint64_t hv = header_version(m);
 
@@ -167,27 +170,23 @@ static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		return 0; /* before the page: skip without decoding */
 	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
-	if (cim_event_decode(p, len, &b, err, sizeof err) != 0) {
+	if (cim_event_check(p, len, &v, err, sizeof err) != 0) {
 		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL,
 			     "the event at stream sequence %llu cannot be decoded (%s); "
 			     "run validate", (unsigned long long)seq, err);
 		return -1;
 	}
-	if (b.version < g->next) {
-		cim_event_block_free(&b);
+	if (v.version < g->next)
 		return 0;
-	}
-	if (b.version != g->next) {
+	if (v.version != g->next) {
 		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL,
 			     "version %llu is not stored where expected (found %llu at "
 			     "sequence %llu); run validate",
-			     (unsigned long long)g->next, (unsigned long long)b.version,
+			     (unsigned long long)g->next, (unsigned long long)v.version,
 			     (unsigned long long)seq);
-		cim_event_block_free(&b);
 		return -1;
 	}
-	int rc = page_add(g->d, &g->pg, &b, p, len, seq, &g->err);
-	cim_event_block_free(&b);
+	int rc = page_add(g->d, &g->pg, p, len, seq, &g->err);
 	if (rc != 0) {
 		if (rc > 0)
 			g->cut_at = g->next;
@@ -204,8 +203,8 @@ static void get_work(struct daemon *d, void *arg)
 	char open[96], close[96];
 
 	page_init(d, &g.pg);
-	if (store_read_agg(d, r->type, r->id, r->first_seq, r->head_seq, get_visit, &g,
-			   &g.err) != 0) {
+	if (store_read_agg(d, r->type, r->id, r->types, r->ntypes, r->first_seq, r->head_seq,
+			   get_visit, &g, &g.err) != 0) {
 		reply_error(d, r->req, OP_GET, &g.err);
 		goto out;
 	}
@@ -305,6 +304,11 @@ struct val_ctx {
 	char detail[400];
 };
 
+static bool same_text(const char *p, size_t n, const char *s)
+{
+	return strlen(s) == n && memcmp(p, s, n) == 0;
+}
+
 static int val_fail(struct val_ctx *v, uint64_t version, const char *reason,
 		    const char *detail)
 {
@@ -319,22 +323,26 @@ static int val_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	struct val_ctx *v = ctx;
 	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
-	cim_event_block b;
+	cim_event_view b;
 	cim_cid cid, said;
 	char err[160], detail[400], t1[CIM_CID_TEXT_MAX], t2[CIM_CID_TEXT_MAX];
 	const char *hdr = NULL;
 	int rc = 0;
 
-	if (cim_event_decode(p, len, &b, err, sizeof err) != 0) {
+	if (cim_event_check(p, len, &b, err, sizeof err) != 0) {
 		snprintf(detail, sizeof detail, "the message at stream sequence %llu is "
 			 "not a valid event block: %s", (unsigned long long)seq, err);
 		return val_fail(v, v->next, "undecodable", detail);
 	}
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, v->d->cfg->hash_code, p, len);
-	if (strcmp(b.aggregate_type, v->r->type) != 0 || strcmp(b.aggregate_id, v->r->id) != 0) {
+	if (!same_text(b.aggregate_type, b.aggregate_type_len, v->r->type) ||
+	    !same_text(b.aggregate_id, b.aggregate_id_len, v->r->id)) {
 		snprintf(detail, sizeof detail, "the block at stream sequence %llu belongs "
-			 "to %.64s/%.128s, not to this aggregate", (unsigned long long)seq,
-			 b.aggregate_type, b.aggregate_id);
+			 "to %.*s/%.*s, not to this aggregate", (unsigned long long)seq,
+			 (int)(b.aggregate_type_len > 64 ? 64 : b.aggregate_type_len),
+			 b.aggregate_type,
+			 (int)(b.aggregate_id_len > 128 ? 128 : b.aggregate_id_len),
+			 b.aggregate_id);
 		rc = val_fail(v, v->next, "broken_link", detail);
 	} else if (b.version != v->next) {
 		snprintf(detail, sizeof detail, "expected version %llu at stream sequence "
@@ -369,7 +377,6 @@ static int val_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		v->prev_cid = cid;
 		v->have_prev = true;
 	}
-	cim_event_block_free(&b);
 	return rc;
 }
 
@@ -379,13 +386,20 @@ static void validate_work(struct daemon *d, void *arg)
 	struct val_ctx v = {.d = d, .r = r, .next = 1};
 	cim_perr e = {0};
 	char text[CIM_CID_TEXT_MAX], detail[400];
+	char **types = NULL;
+	int ntypes = 0;
 
-	if (store_read_agg(d, r->type, r->id, r->first_seq, STORE_TO_END, val_visit, &v,
-			   &e) != 0) {
+	/* the subjects the stream holds for it, whatever memory says: from the
+	 * start of the stream, since validate trusts nothing remembered */
+	if (store_agg_subjects(d, r->type, r->id, &types, &ntypes, &e) != 0 ||
+	    store_read_agg(d, r->type, r->id, (const char *const *)types, ntypes, 1,
+			   STORE_TO_END, val_visit, &v, &e) != 0) {
+		store_free_subjects(types, ntypes);
 		reply_error(d, r->req, OP_VALIDATE, &e);
 		read_req_free(r);
 		return;
 	}
+	store_free_subjects(types, ntypes);
 	if (v.reason == NULL && v.checked < r->head_version) {
 		snprintf(detail, sizeof detail, "the aggregate's head is version %llu but "
 			 "the stream holds versions up to %llu only",
@@ -452,7 +466,7 @@ static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	struct daemon *d = c->d;
 	char buf[256], err[160];
 	const char *type, *id;
-	cim_event_block b;
+	cim_event_view b;
 	bool committed = false, in_flight = false;
 
 	if (c->pg.count >= c->limit) {
@@ -480,13 +494,12 @@ static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	}
 	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
-	if (cim_event_decode(p, len, &b, err, sizeof err) != 0) {
+	if (cim_event_check(p, len, &b, err, sizeof err) != 0) {
 		log_warn("by_type: skipping undecodable message at seq %llu: %s",
 			 (unsigned long long)seq, err);
 		return 0;
 	}
-	int rc = page_add(d, &c->pg, &b, p, len, seq, &c->err);
-	cim_event_block_free(&b);
+	int rc = page_add(d, &c->pg, p, len, seq, &c->err);
 	if (rc != 0) {
 		c->more = rc > 0;
 		return rc;

@@ -280,31 +280,36 @@ int store_delete_msg(struct daemon *d, uint64_t seq, cim_perr *err)
 
 /* ---- reading a range through an ordered consumer ---------------------------- */
 
-/* Visits every message on filter with seq in [from, to] (to may be
- * STORE_TO_END), through an ephemeral pull consumer (no acks, state in
- * memory) fetched up to READ_BATCH messages at a time: one wake-up per
- * batch rather than per message. Each fetch asks for no more than are
- * pending (from the consumer's info, then from each message's pending
- * count), so it returns as soon as they are in: nats.c 3.4.1 with
- * nats-server 2.9.10 otherwise waits out the fetch's expiry when fewer are
- * left. Last-by-subject look-ups are not used: nats-server 2.9.10 answers
- * "no message" for a subject whose last message was deleted, which is what
- * removing a torn batch does. */
-static int read_range(struct daemon *d, const char *filter, uint64_t from,
-		      uint64_t to, store_visit_fn visit, void *ctx, cim_perr *err)
+/* One subject's messages, fetched a batch at a time. */
+struct source {
+	natsSubscription *sub;
+	uint64_t pending;   /* not yet fetched */
+	natsMsgList list;
+	int pos;            /* next message of list */
+	uint64_t seq;       /* of list.Msgs[pos] */
+	int64_t ts;
+	uint64_t after;     /* pending after list.Msgs[pos] */
+};
+
+static void source_close(struct source *src)
 {
-	natsSubscription *sub = NULL;
+	natsMsgList_Destroy(&src->list);
+	if (src->sub) {
+		natsSubscription_Unsubscribe(src->sub);
+		natsSubscription_Destroy(src->sub);
+	}
+	memset(src, 0, sizeof *src);
+}
+
+static int source_open(struct daemon *d, struct source *src, const char *filter,
+		       uint64_t from, cim_perr *err)
+{
 	jsConsumerInfo *ci = NULL;
 	jsSubOptions so;
 	jsErrCode je = 0;
 	natsStatus s;
-	uint64_t pending;
-	int rc = 0;
 
-	if (from == 0)
-		from = 1;
-	if (to < from)
-		return 0;
+	memset(src, 0, sizeof *src);
 	jsSubOptions_Init(&so);
 	so.Stream = d->cfg->stream;
 	so.Config.DeliverPolicy = js_DeliverByStartSequence;
@@ -312,69 +317,191 @@ static int read_range(struct daemon *d, const char *filter, uint64_t from,
 	so.Config.AckPolicy = js_AckNone;
 	so.Config.MemoryStorage = true;
 	so.Config.InactiveThreshold = 30 * 1000000000LL; /* if we die reading */
-	s = js_PullSubscribe(&sub, d->js, filter, NULL, NULL, &so, &je);
+	s = js_PullSubscribe(&src->sub, d->js, filter, NULL, NULL, &so, &je);
+	if (s == NATS_OK)
+		s = natsSubscription_GetConsumerInfo(&ci, src->sub, NULL, &je);
 	if (s != NATS_OK)
 		return js_fail(err, s, je, "read");
-	s = natsSubscription_GetConsumerInfo(&ci, sub, NULL, &je);
-	if (s != NATS_OK) {
-		rc = js_fail(err, s, je, "read");
-		goto out;
-	}
-	pending = ci->NumPending;
+	src->pending = ci->NumPending;
 	jsConsumerInfo_Destroy(ci);
+	return 0;
+}
 
-	while (pending > 0) {
-		natsMsgList list = {0};
+/* Makes list.Msgs[pos] the source's next message. 1 when there is one,
+ * 0 at its end, -1 on error. */
+static int source_peek(struct source *src, cim_perr *err)
+{
+	if (src->pos >= src->list.Count) {
+		natsMsgList_Destroy(&src->list);
+		src->pos = 0;
+		if (src->pending == 0)
+			return 0;
 		jsFetchRequest fr;
 		jsFetchRequest_Init(&fr);
-		fr.Batch = pending < READ_BATCH ? (int)pending : READ_BATCH;
+		fr.Batch = src->pending < READ_BATCH ? (int)src->pending : READ_BATCH;
 		fr.MaxBytes = READ_BATCH_BYTES;
 		fr.Expires = (int64_t)READ_WAIT_MS * 1000000;
-		s = natsSubscription_FetchRequest(&list, sub, &fr);
-		if (s != NATS_OK || list.Count == 0) {
-			natsMsgList_Destroy(&list);
-			if (s == NATS_TIMEOUT)
-				break; /* what was pending went away (deleted) */
-			rc = js_fail(err, s, 0, "read");
-			break;
+		natsStatus s = natsSubscription_FetchRequest(&src->list, src->sub, &fr);
+		if (s == NATS_TIMEOUT || (s == NATS_OK && src->list.Count == 0)) {
+			src->pending = 0; /* what was pending went away (deleted) */
+			return 0;
 		}
-		for (int i = 0; i < list.Count && pending > 0; i++) {
-			jsMsgMetaData *meta = NULL;
-			uint64_t seq = 0;
-			int64_t ts = 0;
-			if (natsMsg_GetMetaData(&meta, list.Msgs[i]) == NATS_OK) {
-				seq = meta->Sequence.Stream;
-				pending = meta->NumPending;
-				ts = meta->Timestamp;
-				jsMsgMetaData_Destroy(meta);
-			}
-			int v = seq > to ? 1 : visit(list.Msgs[i], seq, ts, ctx);
-			if (v < 0)
-				rc = -1;
-			if (v != 0 || seq >= to)
-				pending = 0;
-		}
-		natsMsgList_Destroy(&list);
+		if (s != NATS_OK)
+			return js_fail(err, s, 0, "read");
 	}
-out:
-	natsSubscription_Unsubscribe(sub);
-	natsSubscription_Destroy(sub);
-	return rc;
+	jsMsgMetaData *meta = NULL;
+	src->seq = 0;
+	if (natsMsg_GetMetaData(&meta, src->list.Msgs[src->pos]) == NATS_OK) {
+		src->seq = meta->Sequence.Stream;
+		src->ts = meta->Timestamp;
+		src->after = meta->NumPending;
+		jsMsgMetaData_Destroy(meta);
+	}
+	return 1;
+}
+
+/* Visits, in stream order, every message on any of the k filters with seq
+ * in [from, to] (to may be STORE_TO_END): one ephemeral pull consumer per
+ * filter (no acks, state in memory), fetched up to READ_BATCH messages at
+ * a time, merged by sequence.
+ *
+ * Three things about nats-server 2.9.10 shape this. A filter with a
+ * wildcard makes the server walk every message stored after the start,
+ * while an exact subject is found from its per-block index: so one
+ * aggregate is read as its exact subjects, one per event type. A fetch
+ * that asks for more than is pending waits out its expiry: so each asks
+ * for no more than the consumer's pending count (from its info, then from
+ * each message). And last-by-subject answers "no message" for a subject
+ * whose last message was deleted: so the end is never found that way. */
+static int read_merged(struct daemon *d, const char *const *filters, int k,
+		       uint64_t from, uint64_t to, store_visit_fn visit, void *ctx,
+		       cim_perr *err)
+{
+	struct source *src;
+	int rc = 0, live = 0;
+
+	if (from == 0)
+		from = 1;
+	if (to < from || k <= 0)
+		return 0;
+	src = calloc((size_t)k, sizeof *src);
+	if (src == NULL)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	for (int i = 0; i < k && rc == 0; i++) {
+		rc = source_open(d, &src[i], filters[i], from, err);
+		if (rc == 0 && (rc = source_peek(&src[i], err)) > 0) {
+			live++;
+			rc = 0;
+		}
+	}
+	while (rc == 0 && live > 0) {
+		int best = -1;
+		for (int i = 0; i < k; i++)
+			if (src[i].pos < src[i].list.Count &&
+			    (best < 0 || src[i].seq < src[best].seq))
+				best = i;
+		if (best < 0)
+			break;
+		struct source *b = &src[best];
+		if (b->seq > to)
+			break;
+		int v = visit(b->list.Msgs[b->pos], b->seq, b->ts, ctx);
+		if (v < 0)
+			rc = -1;
+		if (v != 0 || b->seq >= to)
+			break;
+		b->pending = b->after;
+		b->pos++;
+		int more = source_peek(b, err);
+		if (more < 0)
+			rc = -1;
+		else if (more == 0)
+			live--;
+	}
+	for (int i = 0; i < k; i++)
+		source_close(&src[i]);
+	free(src);
+	return rc < 0 ? -1 : 0;
 }
 
 int store_read_filter(struct daemon *d, const char *filter, uint64_t from_seq,
 		      uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err)
 {
-	return read_range(d, filter, from_seq, to_seq, visit, ctx, err);
+	return read_merged(d, &filter, 1, from_seq, to_seq, visit, ctx, err);
 }
 
 int store_read_agg(struct daemon *d, const char *type, const char *id,
-		   uint64_t from_seq, uint64_t to_seq, store_visit_fn visit,
-		   void *ctx, cim_perr *err)
+		   const char *const *event_types, int ntypes, uint64_t from_seq,
+		   uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err)
+{
+	char wild[256];
+	char (*exact)[256] = NULL;
+	const char **filters = NULL;
+	int rc;
+
+	if (ntypes < 0) {
+		/* event types not known: one wildcard, slower on a large stream */
+		agg_filter(d, type, id, wild, sizeof wild);
+		return store_read_filter(d, wild, from_seq, to_seq, visit, ctx, err);
+	}
+	if (ntypes == 0)
+		return 0;
+	exact = calloc((size_t)ntypes, sizeof *exact);
+	filters = calloc((size_t)ntypes, sizeof *filters);
+	if (exact == NULL || filters == NULL) {
+		free(exact);
+		free(filters);
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	}
+	for (int i = 0; i < ntypes; i++) {
+		snprintf(exact[i], sizeof exact[i], "%s%s.%s.%s", d->events_prefix, type,
+			 id, event_types[i]);
+		filters[i] = exact[i];
+	}
+	rc = read_merged(d, filters, ntypes, from_seq, to_seq, visit, ctx, err);
+	free(exact);
+	free(filters);
+	return rc;
+}
+
+int store_agg_subjects(struct daemon *d, const char *type, const char *id,
+		       char ***event_types, int *n, cim_perr *err)
 {
 	char filter[256];
+	jsStreamInfo *si = NULL;
+	jsOptions jo;
+	jsErrCode je = 0;
+	natsStatus s;
+	size_t plen;
+
+	*event_types = NULL;
+	*n = 0;
 	agg_filter(d, type, id, filter, sizeof filter);
-	return read_range(d, filter, from_seq, to_seq, visit, ctx, err);
+	plen = strlen(filter) - 1; /* the subjects are filter without '*' + type */
+	jsOptions_Init(&jo);
+	jo.Stream.Info.SubjectsFilter = filter;
+	s = js_GetStreamInfo(&si, d->js, d->cfg->stream, &jo, &je);
+	if (s != NATS_OK)
+		return js_fail(err, s, je, "subjects");
+	int count = si->State.Subjects ? si->State.Subjects->Count : 0;
+	char **out = calloc((size_t)count + 1, sizeof *out);
+	for (int i = 0; out != NULL && i < count; i++) {
+		const char *subj = si->State.Subjects->List[i].Subject;
+		if (strlen(subj) > plen && (out[*n] = strdup(subj + plen)) != NULL)
+			(*n)++;
+	}
+	jsStreamInfo_Destroy(si);
+	if (out == NULL)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	*event_types = out;
+	return 0;
+}
+
+void store_free_subjects(char **event_types, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(event_types[i]);
+	free(event_types);
 }
 
 /* ---- batch headers --------------------------------------------------------- */
@@ -470,18 +597,17 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	natsMsgHeader_Get(m, "Cim-Event-Id", &eid);
 	if (version == 0 || eid == NULL) {
 		/* not written by a daemon: believe only the block itself */
-		cim_event_block b;
+		cim_event_view b;
 		char err[160];
-		if (cim_event_decode(data, len, &b, err, sizeof err) != 0) {
+		if (cim_event_check(data, len, &b, err, sizeof err) != 0) {
 			log_warn("seq %llu on %s is not an event block (%s); ignored",
 				 (unsigned long long)seq, natsMsg_GetSubject(m), err);
 			sc->broken++;
 			return 0;
 		}
 		version = b.version;
-		snprintf(sc->eid, sizeof sc->eid, "%s", b.event_id);
+		snprintf(sc->eid, sizeof sc->eid, "%.*s", (int)b.event_id_len, b.event_id);
 		eid = sc->eid;
-		cim_event_block_free(&b);
 	}
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, data, len);
 	remember_recent(sc, ts, a, eid, version, seq);
@@ -489,6 +615,9 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	sc->events++;
 	if (a->first_seq == 0)
 		a->first_seq = seq;
+	const char *et = strrchr(natsMsg_GetSubject(m), '.');
+	if (et != NULL)
+		agg_add_type(&d->heads, a, et + 1, strlen(et + 1));
 
 	struct open_batch *b = open_find(sc, a, false);
 	if (idx == 1 && b != NULL) {
@@ -558,7 +687,7 @@ int store_load_heads(struct daemon *d)
 	sc.since_ns = now_ns() - sc.window_ns;
 	if (msgs > 0) {
 		snprintf(filter, sizeof filter, "%s>", d->events_prefix);
-		if (read_range(d, filter, first, last, scan_visit, &sc, &err) != 0) {
+		if (store_read_filter(d, filter, first, last, scan_visit, &sc, &err) != 0) {
 			log_error("reading the stream at start-up: %s", err.msg);
 			return -1;
 		}
@@ -597,6 +726,7 @@ struct settle_ent {
 	bool has_prev;
 	cim_cid prev;
 	char eid[CIM_EVENT_ID_MAX + 1];
+	char etype[CIM_TYPE_MAX + 1];
 	bool ok;
 };
 
@@ -609,7 +739,7 @@ struct settle {
 static int settle_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 {
 	struct settle *st = ctx;
-	cim_event_block ev;
+	cim_event_view ev;
 	char err[160];
 
 	if (st->n == st->cap) {
@@ -626,14 +756,14 @@ static int settle_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	batch_of(m, &x->idx, &x->count);
 	const uint8_t *data = (const uint8_t *)natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
-	if (cim_event_decode(data, len, &ev, err, sizeof err) != 0)
+	if (cim_event_check(data, len, &ev, err, sizeof err) != 0)
 		return 0; /* x->ok stays false */
 	x->ok = true;
 	x->version = ev.version;
 	x->has_prev = ev.has_prev;
 	x->prev = ev.prev;
-	snprintf(x->eid, sizeof x->eid, "%s", ev.event_id);
-	cim_event_block_free(&ev);
+	snprintf(x->eid, sizeof x->eid, "%.*s", (int)ev.event_id_len, ev.event_id);
+	snprintf(x->etype, sizeof x->etype, "%.*s", (int)ev.event_type_len, ev.event_type);
 	cim_cid_compute(&x->cid, CIM_CODEC_DAG_CBOR, st->d->cfg->hash_code, data, len);
 	return 0;
 }
@@ -642,10 +772,13 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 {
 	struct settle st = {.d = d};
 	cim_cid head;
-	int rc = -1;
+	char **types = NULL;
+	int ntypes = 0, rc = -1;
 
-	if (store_read_agg(d, agg_type(a), agg_id(a), a->seq + 1, STORE_TO_END,
-			   settle_visit, &st, err) != 0)
+	/* what the stream holds, not what memory remembers */
+	if (store_agg_subjects(d, agg_type(a), agg_id(a), &types, &ntypes, err) != 0 ||
+	    store_read_agg(d, agg_type(a), agg_id(a), (const char *const *)types, ntypes,
+			   a->seq + 1, STORE_TO_END, settle_visit, &st, err) != 0)
 		goto out;
 
 	/* adopt whole, well-linked batches; stop at the first thing that is not */
@@ -670,10 +803,12 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 		if (!good)
 			break;
 		struct settle_ent *l = &st.e[i + n - 1];
-		for (size_t k = 0; k < n; k++)
+		for (size_t k = 0; k < n; k++) {
 			recent_add(&d->recent, st.e[i + k].eid, a, st.e[i + k].version,
 				   st.e[i + k].seq, now_ns(),
 				   d->cfg->idempotency_window_s * 1000000000LL);
+			agg_add_type(&d->heads, a, st.e[i + k].etype, strlen(st.e[i + k].etype));
+		}
 		agg_set_head(a, l->version, &l->cid, l->seq, l->eid);
 		if (a->first_seq == 0)
 			a->first_seq = b->seq;
@@ -706,6 +841,7 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 	pthread_mutex_unlock(&d->mu);
 	rc = 0;
 out:
+	store_free_subjects(types, ntypes);
 	free(st.e);
 	return rc;
 }
