@@ -10,7 +10,9 @@
  * consumed is compared with the shortest head for the value, which is how
  * non-minimal encodings are caught; everything else DAG-CBOR forbids
  * (indefinite lengths, short floats, odd simple values and tags, bad
- * UTF-8, unordered keys) is refused on the way.
+ * UTF-8, unordered keys) is refused on the way. Whole values are read by
+ * three walkers (into jansson, skipped, or straight to JSON text) that
+ * share every check through value_head and cim_cbor_next_key.
  */
 #include <cbor.h>
 #include <limits.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "dagcbor.h"
+#include "jsontext.h"
 
 #define TAG_CID 42
 
@@ -38,6 +41,17 @@ utf8_ok(const uint8_t *s, size_t n)
 		uint8_t c = s[i], lo = 0x80, hi = 0xbf;
 		size_t more;
 
+		/* eight ASCII bytes at a time: most text is ASCII */
+		while (i + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (w & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		c = s[i];
 		if (c < 0x80) {
 			i++;
 			continue;
@@ -696,35 +710,92 @@ link_json(const cim_cid *cid)
 	return slash_object(json_string_nocheck(text));
 }
 
+/*
+ * The checks a whole value needs beyond cim_cbor_next live in two places,
+ * shared by every walker below (the jansson reader, the skipper and the
+ * JSON-text writer), so the three accept exactly the same values:
+ *
+ *   value_head      one value's head: integers inside the 64-bit signed
+ *                   range, arrays and maps within depth_left, and a tag's
+ *                   link body (read and checked into *cid);
+ *   cim_cbor_next_key   one map key: text, strictly after the previous key
+ *                   in canonical order.
+ *
+ * The walkers themselves only recurse and build or write.
+ */
+static int
+value_head(cim_cbor_reader *r, int depth_left, cim_cbor_item *it,
+	   cim_cid *cid)
+{
+	size_t at = r->pos;
+
+	if (cim_cbor_next(r, it) == -1)
+		return -1;
+	switch (it->kind) {
+	case CIM_CBOR_UINT:
+		if (it->u > (uint64_t)INT64_MAX)
+			return rerr(r, at, "integer %llu is outside the 64-bit "
+				    "signed range", (unsigned long long)it->u);
+		break;
+	case CIM_CBOR_NEGINT:
+		if (it->u > (uint64_t)INT64_MAX)
+			return rerr(r, at, "a negative integer below "
+				    "-9223372036854775808 is outside the "
+				    "64-bit signed range");
+		break;
+	case CIM_CBOR_ARRAY:
+	case CIM_CBOR_MAP:
+		if (depth_left <= 0)
+			return rerr(r, at, "nesting deeper than the limit");
+		break;
+	case CIM_CBOR_TAG:
+		return link_body(r, cid);
+	default:
+		break;
+	}
+	return 0;
+}
+
+int
+cim_cbor_next_key(cim_cbor_reader *r, cim_cbor_keys *ks, cim_cbor_item *key)
+{
+	size_t at = r->pos;
+
+	if (cim_cbor_next(r, key) == -1)
+		return -1;
+	if (key->kind != CIM_CBOR_TEXT)
+		return rerr(r, at, "map keys must be text");
+	if (ks->count > 0) {
+		int c = cim_cbor_key_cmp((const char *)ks->prev, ks->prevlen,
+					 (const char *)key->data, key->len);
+
+		if (c == 0)
+			return rerr(r, at, "repeated map key");
+		if (c > 0)
+			return rerr(r, at, "map keys out of canonical order");
+	}
+	ks->prev = key->data;
+	ks->prevlen = key->len;
+	ks->count++;
+	return 0;
+}
+
+/* ---- reading: as jansson values ------------------------------------------ */
+
 static int read_value(cim_cbor_reader *r, int depth_left, json_t **out);
 
 static int
 read_map(cim_cbor_reader *r, uint64_t n, int depth_left, json_t *obj)
 {
-	const uint8_t *prev = NULL;
-	size_t prevlen = 0;
+	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
 	cim_cbor_item key;
 	json_t *v;
 
 	for (uint64_t i = 0; i < n; i++) {
 		size_t at = r->pos;
 
-		if (cim_cbor_next(r, &key) == -1)
+		if (cim_cbor_next_key(r, &ks, &key) == -1)
 			return -1;
-		if (key.kind != CIM_CBOR_TEXT)
-			return rerr(r, at, "map keys must be text");
-		if (prev != NULL) {
-			int c = cim_cbor_key_cmp((const char *)prev, prevlen,
-						 (const char *)key.data, key.len);
-
-			if (c == 0)
-				return rerr(r, at, "repeated map key");
-			if (c > 0)
-				return rerr(r, at, "map keys out of canonical "
-					    "order");
-		}
-		prev = key.data;
-		prevlen = key.len;
 		if (read_value(r, depth_left - 1, &v) == -1)
 			return -1;
 		if (json_object_setn_new_nocheck(obj, (const char *)key.data,
@@ -743,20 +814,13 @@ read_value(cim_cbor_reader *r, int depth_left, json_t **out)
 	cim_cid cid;
 
 	*out = NULL;
-	if (cim_cbor_next(r, &it) == -1)
+	if (value_head(r, depth_left, &it, &cid) == -1)
 		return -1;
 	switch (it.kind) {
 	case CIM_CBOR_UINT:
-		if (it.u > (uint64_t)INT64_MAX)
-			return rerr(r, at, "integer %llu is outside the 64-bit "
-				    "signed range", (unsigned long long)it.u);
 		v = json_integer((json_int_t)it.u);
 		break;
 	case CIM_CBOR_NEGINT:
-		if (it.u > (uint64_t)INT64_MAX)
-			return rerr(r, at, "a negative integer below "
-				    "-9223372036854775808 is outside the "
-				    "64-bit signed range");
 		v = json_integer(-1 - (json_int_t)it.u);
 		break;
 	case CIM_CBOR_BYTES:
@@ -767,8 +831,6 @@ read_value(cim_cbor_reader *r, int depth_left, json_t **out)
 		break;
 	case CIM_CBOR_ARRAY:
 	case CIM_CBOR_MAP:
-		if (depth_left <= 0)
-			return rerr(r, at, "nesting deeper than the limit");
 		v = it.kind == CIM_CBOR_ARRAY ? json_array() : json_object();
 		if (v == NULL)
 			break;
@@ -791,8 +853,6 @@ read_value(cim_cbor_reader *r, int depth_left, json_t **out)
 		}
 		break;
 	case CIM_CBOR_TAG:
-		if (link_body(r, &cid) == -1)
-			return -1;
 		v = link_json(&cid);
 		break;
 	case CIM_CBOR_FLOAT:
@@ -811,6 +871,159 @@ read_value(cim_cbor_reader *r, int depth_left, json_t **out)
 	if (v == NULL)
 		return rerr(r, at, "out of memory");
 	*out = v;
+	return 0;
+}
+
+/* ---- reading: skipping ------------------------------------------------------ */
+
+static int
+skip_value(cim_cbor_reader *r, int depth_left)
+{
+	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
+	cim_cbor_item it, key;
+	cim_cid cid;
+
+	if (value_head(r, depth_left, &it, &cid) == -1)
+		return -1;
+	if (it.kind == CIM_CBOR_ARRAY) {
+		for (uint64_t i = 0; i < it.u; i++)
+			if (skip_value(r, depth_left - 1) == -1)
+				return -1;
+	} else if (it.kind == CIM_CBOR_MAP) {
+		for (uint64_t i = 0; i < it.u; i++)
+			if (cim_cbor_next_key(r, &ks, &key) == -1 ||
+			    skip_value(r, depth_left - 1) == -1)
+				return -1;
+	}
+	return 0;
+}
+
+int
+cim_cbor_skip(cim_cbor_reader *r, int max_depth)
+{
+	return skip_value(r, max_depth);
+}
+
+/* ---- reading: as JSON text -------------------------------------------------- */
+
+/* {"/":{"bytes":"<base64>"}}, as bytes_json then cim_json_write give it. */
+static int
+text_bytes(cbuf *out, const uint8_t *p, size_t len)
+{
+	const int variant = sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+	size_t cap = sodium_base64_ENCODED_LEN(len, variant);
+	char *b64;
+
+	if (cbuf_puts(out, "{\"/\":{\"bytes\":\"") == -1 ||
+	    cbuf_reserve(out, cap) == -1)
+		return -1;
+	b64 = (char *)out->p + out->len;
+	sodium_bin2base64(b64, cap, p, len, variant);
+	out->len += strlen(b64);
+	return cbuf_puts(out, "\"}}");
+}
+
+/* {"/":"<cid text>"}, as link_json then cim_json_write give it. */
+static int
+text_link(cbuf *out, const cim_cid *cid)
+{
+	char text[CIM_CID_TEXT_MAX];
+	size_t n = cim_cid_to_text(cid, text);
+
+	if (cbuf_puts(out, "{\"/\":") == -1 ||
+	    cim_json_write_string(out, text, n) == -1)
+		return -1;
+	return cbuf_putc(out, '}');
+}
+
+static int
+text_value(cim_cbor_reader *r, int depth_left, cbuf *out)
+{
+	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
+	cim_cbor_item it, key;
+	size_t at = r->pos;
+	const uint8_t *nul;
+	cim_cid cid;
+	int rc = 0;
+
+	if (value_head(r, depth_left, &it, &cid) == -1)
+		return -1;
+	switch (it.kind) {
+	case CIM_CBOR_UINT:
+		rc = cim_json_write_int(out, (int64_t)it.u);
+		break;
+	case CIM_CBOR_NEGINT:
+		rc = cim_json_write_int(out, -1 - (int64_t)it.u);
+		break;
+	case CIM_CBOR_BYTES:
+		rc = text_bytes(out, it.data, it.len);
+		break;
+	case CIM_CBOR_TEXT:
+		rc = cim_json_write_string(out, (const char *)it.data, it.len);
+		break;
+	case CIM_CBOR_ARRAY:
+		if (cbuf_putc(out, '[') == -1)
+			goto nomem;
+		for (uint64_t i = 0; i < it.u; i++) {
+			if (i > 0 && cbuf_putc(out, ',') == -1)
+				goto nomem;
+			if (text_value(r, depth_left - 1, out) == -1)
+				return -1;
+		}
+		rc = cbuf_putc(out, ']');
+		break;
+	case CIM_CBOR_MAP:
+		if (cbuf_putc(out, '{') == -1)
+			goto nomem;
+		for (uint64_t i = 0; i < it.u; i++) {
+			if (cim_cbor_next_key(r, &ks, &key) == -1)
+				return -1;
+			/* cim_json_write takes keys from jansson as C strings,
+			 * so a key stops at its first NUL there: here too. */
+			nul = memchr(key.data, '\0', key.len);
+			if (nul != NULL)
+				key.len = (size_t)(nul - key.data);
+			if ((i > 0 && cbuf_putc(out, ',') == -1) ||
+			    cim_json_write_string(out, (const char *)key.data,
+						  key.len) == -1 ||
+			    cbuf_putc(out, ':') == -1)
+				goto nomem;
+			if (text_value(r, depth_left - 1, out) == -1)
+				return -1;
+		}
+		rc = cbuf_putc(out, '}');
+		break;
+	case CIM_CBOR_TAG:
+		rc = text_link(out, &cid);
+		break;
+	case CIM_CBOR_FLOAT:
+		rc = cim_json_write_real(out, it.f);
+		break;
+	case CIM_CBOR_FALSE:
+		rc = cbuf_put(out, "false", 5);
+		break;
+	case CIM_CBOR_TRUE:
+		rc = cbuf_put(out, "true", 4);
+		break;
+	case CIM_CBOR_NULL:
+		rc = cbuf_put(out, "null", 4);
+		break;
+	}
+	if (rc == 0)
+		return 0;
+nomem:
+	return rerr(r, at, "out of memory");
+}
+
+int
+cim_cbor_read_json_text(cim_cbor_reader *r, int max_depth, cbuf *out)
+{
+	size_t mark = out->len;
+
+	if (text_value(r, max_depth, out) == -1) {
+		out->len = mark;
+		return -1;
+	}
 	return 0;
 }
 

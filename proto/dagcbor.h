@@ -86,6 +86,34 @@ int cim_cbor_next(cim_cbor_reader *r, cim_cbor_item *it);
 /* Reads one whole value (any depth up to max_depth) as JSON, checking map
  * key order and links. Returns 0 and a new reference in *out, or -1. */
 int cim_cbor_read_json(cim_cbor_reader *r, int max_depth, json_t **out);
+/* Reads one whole value exactly as cim_cbor_read_json does, accepting and
+ * refusing the same inputs with the same messages, but builds nothing and
+ * allocates nothing: on success r->pos is just past the value. Returns 0,
+ * or -1 with r->err set. */
+int cim_cbor_skip(cim_cbor_reader *r, int max_depth);
+/* Reads one whole value exactly as cim_cbor_read_json does (same accepted
+ * inputs, same messages) and appends to out the text that cim_json_write
+ * would write for the value cim_cbor_read_json returns, byte for byte
+ * (links as {"/":"<cid>"}, byte strings as {"/":{"bytes":"<base64>"}},
+ * map keys cut at a NUL as jansson's C-string keys are). No jansson value
+ * is built. Returns 0, or -1 with r->err set and out left as it was. */
+int cim_cbor_read_json_text(cim_cbor_reader *r, int max_depth, cbuf *out);
+
+/* The state for reading a map's keys in order; start each map with
+ * CIM_CBOR_KEYS_INIT. */
+typedef struct cim_cbor_keys {
+	const uint8_t *prev; /* the previous key (into the buffer) */
+	size_t prevlen;
+	uint64_t count;      /* keys read so far */
+} cim_cbor_keys;
+
+#define CIM_CBOR_KEYS_INIT {NULL, 0, 0}
+
+/* Reads one map key as cim_cbor_read_json does: text (cim_cbor_next's
+ * checks) that sorts strictly after the previous key of ks in canonical
+ * order. Returns 0 with the key in *key, or -1 with r->err set. */
+int cim_cbor_next_key(cim_cbor_reader *r, cim_cbor_keys *ks,
+		      cim_cbor_item *key);
 /* Reads a tag-42 link (after which the CID must be a byte string holding
  * 0x00 then a valid binary CID). Returns 0 or -1. */
 int cim_cbor_read_link(cim_cbor_reader *r, cim_cid *out);

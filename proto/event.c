@@ -4,9 +4,13 @@
  *
  * Encoding writes the eleven keys in their canonical order directly into
  * the output buffer (the order is fixed, so nothing is sorted at run time);
- * only data and metadata go through the general JSON writer. Decoding
+ * only data and metadata go through the general JSON writer. Reading
  * walks the same order with the strict reader and refuses any other key
- * set, any type out of place and any version/prev mismatch.
+ * set, any type out of place and any version/prev mismatch; that walk
+ * (scan) is the one definition of a valid block behind all three readers:
+ * cim_event_decode (builds strings and jansson values), cim_event_check
+ * (builds nothing, points into the block) and cim_event_write_json
+ * (writes the reply JSON straight from the block).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 
 #include "dagcbor.h"
 #include "event.h"
+#include "jsontext.h"
 
 #define NKEYS 11
 
@@ -155,11 +160,43 @@ expect_key(cim_cbor_reader *r, int k)
 	return 0;
 }
 
-/* A text value as a new C string (no NUL inside). */
+/* The view's text field for key k. */
+static void
+view_text(cim_event_view *v, int k, const char ***s, size_t **len)
+{
+	switch (k) {
+	case K_EVENT_ID:
+		*s = &v->event_id, *len = &v->event_id_len;
+		break;
+	case K_TIMESTAMP:
+		*s = &v->timestamp, *len = &v->timestamp_len;
+		break;
+	case K_EVENT_TYPE:
+		*s = &v->event_type, *len = &v->event_type_len;
+		break;
+	case K_AGGREGATE_ID:
+		*s = &v->aggregate_id, *len = &v->aggregate_id_len;
+		break;
+	case K_CAUSATION_ID:
+		*s = &v->causation_id, *len = &v->causation_id_len;
+		break;
+	case K_AGGREGATE_TYPE:
+		*s = &v->aggregate_type, *len = &v->aggregate_type_len;
+		break;
+	case K_CORRELATION_ID:
+	default:
+		*s = &v->correlation_id, *len = &v->correlation_id_len;
+		break;
+	}
+}
+
+/* A text value without NUL, seen in place. */
 static int
-read_str(cim_cbor_reader *r, int k, char **out)
+scan_str(cim_cbor_reader *r, int k, cim_event_view *v)
 {
 	cim_cbor_item it;
+	const char **s;
+	size_t *len;
 
 	if (cim_cbor_next(r, &it) == -1)
 		return -1;
@@ -167,62 +204,102 @@ read_str(cim_cbor_reader *r, int k, char **out)
 		return derr(r, "%s is not text", keys[k]);
 	if (memchr(it.data, '\0', it.len) != NULL)
 		return derr(r, "%s holds a NUL character", keys[k]);
-	*out = strndup((const char *)it.data, it.len);
-	if (*out == NULL)
-		return derr(r, "out of memory");
+	view_text(v, k, &s, &len);
+	*s = (const char *)it.data;
+	*len = it.len;
 	return 0;
 }
 
 static int
-read_prev(cim_cbor_reader *r, cim_event_block *ev)
+scan_prev(cim_cbor_reader *r, cim_event_view *v)
 {
 	if (r->pos < r->len && r->p[r->pos] == 0xf6) {
 		r->pos++;
-		ev->has_prev = false;
+		v->has_prev = false;
 		return 0;
 	}
-	if (cim_cbor_read_link(r, &ev->prev) == -1) {
+	if (cim_cbor_read_link(r, &v->prev) == -1) {
 		if (r->err[0] == '\0')
 			derr(r, "prev is not a link");
 		return -1;
 	}
-	ev->has_prev = true;
+	v->has_prev = true;
 	return 0;
 }
 
+/* A map of text to text. Read as cim_cbor_read_json(r, 1, ...) reads it
+ * (each value with cim_cbor_skip(r, 0), the same checks read_json makes at
+ * that depth), and only then is the first value that is not text refused,
+ * so the same blocks fail with the same messages as reading it into a
+ * jansson object and checking that. Built as a jansson object in *out
+ * when out is not NULL (the caller frees it, even on failure). */
 static int
-read_metadata(cim_cbor_reader *r, cim_event_block *ev)
+scan_metadata(cim_cbor_reader *r, json_t **out)
 {
-	const char *key;
-	json_t *v;
+	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
+	cim_cbor_item it, key, val;
+	const uint8_t *bad = NULL;
+	size_t badlen = 0;
 
 	/* Peek at the major type: a link or byte string would read as an
 	 * object too. */
 	if (r->pos < r->len && (r->p[r->pos] & 0xe0) != 0xa0)
 		return derr(r, "metadata is not a map");
-	if (cim_cbor_read_json(r, 1, &ev->metadata) == -1)
+	if (cim_cbor_next(r, &it) == -1)
 		return -1;
-	json_object_foreach(ev->metadata, key, v)
-		if (!json_is_string(v))
-			return derr(r, "metadata value \"%.40s\" is not "
-				    "text", key);
+	if (out != NULL && (*out = json_object()) == NULL)
+		return derr(r, "out of memory");
+	for (uint64_t i = 0; i < it.u; i++) {
+		if (cim_cbor_next_key(r, &ks, &key) == -1)
+			return -1;
+		if (r->pos < r->len && (r->p[r->pos] & 0xe0) != 0x60) {
+			if (cim_cbor_skip(r, 0) == -1)
+				return -1;
+			if (bad == NULL) {
+				bad = key.data;
+				badlen = key.len;
+			}
+			continue;
+		}
+		if (cim_cbor_next(r, &val) == -1)
+			return -1;
+		if (out != NULL && bad == NULL &&
+		    json_object_setn_new_nocheck(*out, (const char *)key.data,
+			key.len, json_stringn_nocheck((const char *)val.data,
+						      val.len)) == -1)
+			return derr(r, "out of memory");
+	}
+	/* The key as a C string, as jansson would give it back. */
+	if (bad != NULL)
+		return derr(r, "metadata value \"%.*s\" is not text",
+			    (int)strnlen((const char *)bad,
+					 badlen > 40 ? 40 : badlen),
+			    (const char *)bad);
 	return 0;
 }
 
+/* What a scan makes of data and metadata besides checking them: nothing
+ * (check), data as JSON text appended to data_text (write_json), or both
+ * as jansson values (decode). */
+typedef struct sink {
+	cbuf *data_text;
+	json_t **data;
+	json_t **metadata;
+} sink;
+
+/*
+ * The one definition of a valid block, shared by decode, check and
+ * write_json: the map head, the eleven keys in order, each value of its
+ * type, nothing after, and version/prev consistent. Fills *v.
+ */
 static int
-decode(cim_cbor_reader *r, cim_event_block *ev)
+scan(cim_cbor_reader *r, cim_event_view *v, const sink *sk)
 {
 	cim_cbor_item it;
-	char **str[NKEYS] = {NULL};
+	size_t at;
+	int rc;
 
-	str[K_EVENT_ID] = &ev->event_id;
-	str[K_TIMESTAMP] = &ev->timestamp;
-	str[K_EVENT_TYPE] = &ev->event_type;
-	str[K_AGGREGATE_ID] = &ev->aggregate_id;
-	str[K_CAUSATION_ID] = &ev->causation_id;
-	str[K_AGGREGATE_TYPE] = &ev->aggregate_type;
-	str[K_CORRELATION_ID] = &ev->correlation_id;
-
+	memset(v, 0, sizeof(*v));
 	if (cim_cbor_next(r, &it) == -1)
 		return -1;
 	if (it.kind != CIM_CBOR_MAP)
@@ -233,14 +310,24 @@ decode(cim_cbor_reader *r, cim_event_block *ev)
 	for (int k = 0; k < NKEYS; k++) {
 		if (expect_key(r, k) == -1)
 			return -1;
+		at = r->pos;
 		switch (k) {
 		case K_DATA:
-			if (cim_cbor_read_json(r, CIM_MAX_DEPTH,
-					       &ev->data) == -1)
+			if (sk->data != NULL)
+				rc = cim_cbor_read_json(r, CIM_MAX_DEPTH,
+							sk->data);
+			else if (sk->data_text != NULL)
+				rc = cim_cbor_read_json_text(r, CIM_MAX_DEPTH,
+							     sk->data_text);
+			else
+				rc = cim_cbor_skip(r, CIM_MAX_DEPTH);
+			if (rc == -1)
 				return -1;
+			v->data = r->p + at;
+			v->data_len = r->pos - at;
 			break;
 		case K_PREV:
-			if (read_prev(r, ev) == -1)
+			if (scan_prev(r, v) == -1)
 				return -1;
 			break;
 		case K_VERSION:
@@ -249,14 +336,16 @@ decode(cim_cbor_reader *r, cim_event_block *ev)
 			if (it.kind != CIM_CBOR_UINT || it.u == 0)
 				return derr(r, "version is not a positive "
 					    "integer");
-			ev->version = it.u;
+			v->version = it.u;
 			break;
 		case K_METADATA:
-			if (read_metadata(r, ev) == -1)
+			if (scan_metadata(r, sk->metadata) == -1)
 				return -1;
+			v->metadata = r->p + at;
+			v->metadata_len = r->pos - at;
 			break;
 		default:
-			if (read_str(r, k, str[k]) == -1)
+			if (scan_str(r, k, v) == -1)
 				return -1;
 			break;
 		}
@@ -264,11 +353,43 @@ decode(cim_cbor_reader *r, cim_event_block *ev)
 	if (r->pos != r->len)
 		return derr(r, "%zu trailing bytes after the block",
 			    r->len - r->pos);
-	if (ev->version == 1 && ev->has_prev)
+	if (v->version == 1 && v->has_prev)
 		return derr(r, "prev must be null at version 1");
-	if (ev->version > 1 && !ev->has_prev)
+	if (v->version > 1 && !v->has_prev)
 		return derr(r, "prev is null at version %llu",
-			    (unsigned long long)ev->version);
+			    (unsigned long long)v->version);
+	return 0;
+}
+
+static int
+decode(cim_cbor_reader *r, cim_event_block *ev)
+{
+	sink sk = {NULL, &ev->data, &ev->metadata};
+	cim_event_view v;
+	char **dst[NKEYS] = {NULL};
+	const char **s;
+	size_t *len;
+
+	if (scan(r, &v, &sk) == -1)
+		return -1;
+	dst[K_EVENT_ID] = &ev->event_id;
+	dst[K_TIMESTAMP] = &ev->timestamp;
+	dst[K_EVENT_TYPE] = &ev->event_type;
+	dst[K_AGGREGATE_ID] = &ev->aggregate_id;
+	dst[K_CAUSATION_ID] = &ev->causation_id;
+	dst[K_AGGREGATE_TYPE] = &ev->aggregate_type;
+	dst[K_CORRELATION_ID] = &ev->correlation_id;
+	for (int k = K_EVENT_ID; k < NKEYS; k++) {
+		if (k == K_METADATA)
+			continue;
+		view_text(&v, k, &s, &len);
+		*dst[k] = strndup(*s, *len);
+		if (*dst[k] == NULL)
+			return derr(r, "out of memory");
+	}
+	ev->version = v.version;
+	ev->has_prev = v.has_prev;
+	ev->prev = v.prev;
 	return 0;
 }
 
@@ -284,6 +405,107 @@ cim_event_decode(const uint8_t *p, size_t len, cim_event_block *ev,
 		return 0;
 	cim_event_block_free(ev);
 	return fail(err, errsz, "undecodable event block: %s", r.err);
+}
+
+int
+cim_event_check(const uint8_t *p, size_t len, cim_event_view *v,
+		char *err, size_t errsz)
+{
+	sink sk = {NULL, NULL, NULL};
+	cim_cbor_reader r;
+
+	cim_cbor_reader_init(&r, p, len);
+	if (scan(&r, v, &sk) == 0)
+		return 0;
+	return fail(err, errsz, "undecodable event block: %s", r.err);
+}
+
+/* ---- the reply form, straight from the block --------------------------------- */
+
+/* ,"name": then s as a JSON string (key is plain ASCII, needs no escape). */
+static int
+json_field(cbuf *out, const char *key, const char *s, size_t len)
+{
+	if (cbuf_putc(out, ',') == -1 || cbuf_putc(out, '"') == -1 ||
+	    cbuf_puts(out, key) == -1 || cbuf_put(out, "\":", 2) == -1)
+		return -1;
+	return s == NULL ? cbuf_put(out, "null", 4)
+			 : cim_json_write_string(out, s, len);
+}
+
+/* out ends with A (a bytes from start) then B: make it B then A, using
+ * B's length of spare room past the end. */
+static int
+swap_tail(cbuf *out, size_t start, size_t a)
+{
+	size_t b = out->len - start - a;
+
+	if (cbuf_reserve(out, b) == -1)
+		return -1;
+	memcpy(out->p + out->len, out->p + start + a, b);
+	memmove(out->p + start + b, out->p + start, a);
+	memcpy(out->p + start, out->p + out->len, b);
+	return 0;
+}
+
+/*
+ * The reply object has cim_event_to_json's key order: aggregate_type ...
+ * timestamp, metadata, data, prev, cid, seq. The block has data first, so
+ * data is written as JSON text while it is checked (one pass), the fields
+ * before it are written after it once the whole block has passed, and the
+ * two runs are swapped in place. Metadata, small and already checked, is
+ * read a second time to write it.
+ */
+int
+cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
+		     const cim_cid *cid, uint64_t seq, char *err, size_t errsz)
+{
+	sink sk = {out, NULL, NULL};
+	char text[CIM_CID_TEXT_MAX];
+	size_t start = out->len, dlen, n;
+	cim_cbor_reader r, mr;
+	cim_event_view v;
+
+	cim_cbor_reader_init(&r, p, len);
+	if (scan(&r, &v, &sk) == -1) {
+		out->len = start;
+		return fail(err, errsz, "undecodable event block: %s", r.err);
+	}
+	dlen = out->len - start;
+	cim_cbor_reader_init(&mr, v.metadata, v.metadata_len);
+	if (cbuf_puts(out, "{\"aggregate_type\":") == -1 ||
+	    cim_json_write_string(out, v.aggregate_type,
+				  v.aggregate_type_len) == -1 ||
+	    json_field(out, "aggregate_id", v.aggregate_id,
+		       v.aggregate_id_len) == -1 ||
+	    cbuf_puts(out, ",\"version\":") == -1 ||
+	    cim_json_write_int(out, (int64_t)v.version) == -1 ||
+	    json_field(out, "event_type", v.event_type,
+		       v.event_type_len) == -1 ||
+	    json_field(out, "event_id", v.event_id, v.event_id_len) == -1 ||
+	    json_field(out, "correlation_id", v.correlation_id,
+		       v.correlation_id_len) == -1 ||
+	    json_field(out, "causation_id", v.causation_id,
+		       v.causation_id_len) == -1 ||
+	    json_field(out, "timestamp", v.timestamp, v.timestamp_len) == -1 ||
+	    cbuf_puts(out, ",\"metadata\":") == -1 ||
+	    cim_cbor_read_json_text(&mr, 1, out) == -1 ||
+	    cbuf_puts(out, ",\"data\":") == -1 ||
+	    swap_tail(out, start, dlen) == -1)
+		goto nomem;
+	n = v.has_prev ? cim_cid_to_text(&v.prev, text) : 0;
+	if (json_field(out, "prev", v.has_prev ? text : NULL, n) == -1)
+		goto nomem;
+	n = cim_cid_to_text(cid, text);
+	if (json_field(out, "cid", text, n) == -1 ||
+	    cbuf_puts(out, ",\"seq\":") == -1 ||
+	    cim_json_write_int(out, (int64_t)seq) == -1 ||
+	    cbuf_putc(out, '}') == -1)
+		goto nomem;
+	return 0;
+nomem:
+	out->len = start;
+	return fail(err, errsz, "out of memory");
 }
 
 void

@@ -30,6 +30,33 @@ typedef struct cim_event_block {
 	cim_cid prev;
 } cim_event_block;
 
+/* A checked block seen in place: every pointer points into the checked
+ * buffer and lives as long as it. Texts are not NUL-terminated (and hold
+ * no NUL); data and metadata are the raw DAG-CBOR bytes of those values. */
+typedef struct cim_event_view {
+	const char *aggregate_type;
+	size_t aggregate_type_len;
+	const char *aggregate_id;
+	size_t aggregate_id_len;
+	const char *event_type;
+	size_t event_type_len;
+	const char *event_id;
+	size_t event_id_len;
+	const char *correlation_id;
+	size_t correlation_id_len;
+	const char *causation_id;
+	size_t causation_id_len;
+	const char *timestamp;
+	size_t timestamp_len;
+	uint64_t version;
+	bool has_prev; /* false: prev is null (version 1) */
+	cim_cid prev;
+	const uint8_t *data;
+	size_t data_len;
+	const uint8_t *metadata;
+	size_t metadata_len;
+} cim_event_view;
+
 /* Appends the block's canonical encoding to out. The fields are only read.
  * Returns 0, or -1 with a sentence in err (bad metadata value, data too
  * deep, no memory). */
@@ -42,6 +69,22 @@ int cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
  * cim_event_block_free); on failure ev is left empty and err says why. */
 int cim_event_decode(const uint8_t *p, size_t len, cim_event_block *ev,
 		     char *err, size_t errsz);
+
+/* Checks a stored block by exactly the rules of cim_event_decode (the same
+ * blocks pass, with the same message in err when they do not) without
+ * allocating anything, and fills *v with where its fields are in p.
+ * Returns 0, or -1 with err set (*v is then unspecified). */
+int cim_event_check(const uint8_t *p, size_t len, cim_event_view *v,
+		    char *err, size_t errsz);
+
+/* Appends to out the text cim_json_write(out, cim_event_to_json(ev, cid,
+ * seq)) appends for ev = the block p decoded by cim_event_decode, byte for
+ * byte, straight from the block (no jansson values). A block that
+ * cim_event_check refuses is refused here too. Returns 0, or -1 with err
+ * set (refused block, or no memory) and out left as it was. */
+int cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
+			 const cim_cid *cid, uint64_t seq, char *err,
+			 size_t errsz);
 
 /* Frees what cim_event_decode allocated and zeroes ev. */
 void cim_event_block_free(cim_event_block *ev);

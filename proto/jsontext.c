@@ -10,6 +10,7 @@
  * in their order, text as UTF-8 with only the escapes JSON requires.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,22 @@ put_str(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
+/* Whether any of the 8 bytes at p is below 0x20, '"' or '\\' (the bytes
+ * JSON makes us escape), tested all at once. */
+static bool
+needs_escape8(const char *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t w, q, b;
+
+	memcpy(&w, p, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return (((w - ones * 0x20) & ~w) |
+		((q - ones) & ~q) |
+		((b - ones) & ~b)) & highs;
+}
+
 /* A JSON string; s is valid UTF-8 (jansson checked it) and may hold NULs. */
 static void
 put_text(struct out *o, const char *s, size_t n)
@@ -44,9 +61,14 @@ put_text(struct out *o, const char *s, size_t n)
 
 	put(o, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
+		unsigned char ch;
 		char esc[8];
 
+		while (i + 8 <= n && !needs_escape8(s + i))
+			i += 8;
+		if (i >= n)
+			break;
+		ch = (unsigned char)s[i];
 		if (ch >= 0x20 && ch != '"' && ch != '\\')
 			continue;
 		put(o, s + run, i - run);
@@ -178,6 +200,50 @@ cim_json_write(cbuf *out, const json_t *j)
 		return -1;
 	}
 	return 0;
+}
+
+int
+cim_json_write_string(cbuf *out, const char *s, size_t len)
+{
+	struct out o = {out, false};
+	size_t mark = out->len;
+
+	put_text(&o, s, len);
+	if (o.oom) {
+		out->len = mark;
+		return -1;
+	}
+	return 0;
+}
+
+int
+cim_json_write_real(cbuf *out, double d)
+{
+	struct out o = {out, false};
+	size_t mark = out->len;
+
+	put_real(&o, d);
+	if (o.oom) {
+		out->len = mark;
+		return -1;
+	}
+	return 0;
+}
+
+int
+cim_json_write_int(cbuf *out, int64_t v)
+{
+	char buf[24], *e = buf + sizeof(buf), *d = e;
+	/* The magnitude as unsigned, so INT64_MIN needs no special case. */
+	uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--d = (char)('0' + m % 10);
+		m /= 10;
+	} while (m != 0);
+	if (v < 0)
+		*--d = '-';
+	return cbuf_put(out, d, (size_t)(e - d));
 }
 
 char *

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "jsontext.h"
 
@@ -56,4 +57,36 @@ Test(jsontext, appends_to_what_the_buffer_holds)
 	cr_assert_null(cim_json_text(NULL));
 	json_decref(j);
 	cbuf_free(&b);
+}
+
+/* Strings long enough for the 8-byte fast paths, with a character that
+ * needs escaping (or a multi-byte one) at every offset, come out exactly as
+ * jansson's own encoder writes them. */
+Test(jsontext, escapes_at_every_offset_match_jansson)
+{
+	static const char *const specials[] = {"\"", "\\", "\n", "\x01", "\x1f", "\t",
+					       "\xc3\xa9", "\xe6\x97\xa5", " ", "/"};
+	char buf[64];
+
+	for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++)
+		for (size_t at = 0; at < 40; at++) {
+			memset(buf, 'a', sizeof buf);
+			size_t sl = strlen(specials[k]);
+			memcpy(buf + at, specials[k], sl);
+			buf[48] = '\0';
+			json_t *j = json_string(buf);
+			cr_assert_not_null(j);
+			char *ours = cim_json_text(j);
+			char *theirs = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+			/* jansson writes \u001F where we write \u001f: the
+			 * same JSON; anything else must be identical */
+			cr_assert_eq(strcasecmp(ours, theirs), 0, "special %zu at %zu: %s vs %s",
+				     k, at, ours, theirs);
+			json_t *back = json_loads(ours, JSON_DECODE_ANY, NULL);
+			cr_assert(json_equal(back, j), "special %zu at %zu reads back", k, at);
+			json_decref(back);
+			free(ours);
+			free(theirs);
+			json_decref(j);
+		}
 }

@@ -1,0 +1,439 @@
+/*
+ * proc.c: our own nats-server and cim-eventsd as child processes (fork and
+ * exec, output appended to a log file in our temporary directory, asked to
+ * die with us), stopped only by the pids we got from fork; RSS from /proc;
+ * what the machine is.
+ */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NATS_START_MS 10000
+#define STOP_MS 30000
+
+static pid_t spawn(char *const argv[], const char *logpath)
+{
+	int fd, nul;
+	pid_t parent = getpid(), pid;
+
+	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "bench: cannot open %s: %s\n", logpath,
+			strerror(errno));
+		return -1;
+	}
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execvp(argv[0], argv);
+		dprintf(2, "bench: cannot run %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	if (nul >= 0)
+		close(nul);
+	if (pid < 0)
+		fprintf(stderr, "bench: fork: %s\n", strerror(errno));
+	return pid;
+}
+
+/* -2 while running, else the exit status (128 + signal), -1 when unknown. */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(st)     ? WEXITSTATUS(st)
+			       : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+						 : -1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (now_ns() >= end)
+			return -2;
+		sleep_ms(5);
+	}
+}
+
+static int stop_pid(pid_t pid, const char *what)
+{
+	int st;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	st = wait_exit(pid, STOP_MS);
+	if (st == -2) {
+		fprintf(stderr, "bench: %s (pid %d) ignored SIGTERM for %d ms; "
+			"SIGKILL\n", what, (int)pid, STOP_MS);
+		kill(pid, SIGKILL);
+		wait_exit(pid, 5000);
+		return -1;
+	}
+	return st;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static bool tcp_accepts(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	close(fd);
+	return ok;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out;
+	ssize_t n = 0;
+
+	if (in < 0)
+		return -1;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (out < 0) {
+		close(in);
+		return -1;
+	}
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	close(in);
+	if (close(out) != 0)
+		n = -1;
+	return n < 0 ? -1 : 0;
+}
+
+int procs_init(procs *p, const char *daemon_bin)
+{
+	memset(p, 0, sizeof *p);
+	p->nats_pid = p->daemon_pid = -1;
+	p->daemon_bin = daemon_bin;
+	snprintf(p->dir, sizeof p->dir, "/tmp/cim-bench-XXXXXX");
+	if (mkdtemp(p->dir) == NULL) {
+		fprintf(stderr, "bench: mkdtemp: %s\n", strerror(errno));
+		p->dir[0] = '\0';
+		return -1;
+	}
+	snprintf(p->daemon_copy, sizeof p->daemon_copy, "%s/cim-eventsd", p->dir);
+	if (copy_file(daemon_bin, p->daemon_copy) != 0) {
+		fprintf(stderr, "bench: cannot copy %s to %s: %s\n", daemon_bin,
+			p->daemon_copy, strerror(errno));
+		return -1;
+	}
+	snprintf(p->nats_log, sizeof p->nats_log, "%s/nats-server.log", p->dir);
+	snprintf(p->daemon_log, sizeof p->daemon_log, "%s/cim-eventsd.log",
+		 p->dir);
+	return 0;
+}
+
+int nats_start(procs *p, const char *store_name)
+{
+	char port[16];
+	char *argv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", port,
+			"-sd", p->store, NULL};
+	int64_t end;
+
+	p->port = free_port();
+	if (p->port <= 0) {
+		fprintf(stderr, "bench: no free loopback port\n");
+		return -1;
+	}
+	snprintf(port, sizeof port, "%d", p->port);
+	snprintf(p->store, sizeof p->store, "%s/%s", p->dir, store_name);
+	snprintf(p->url, sizeof p->url, "nats://127.0.0.1:%d", p->port);
+	p->nats_pid = spawn(argv, p->nats_log);
+	if (p->nats_pid <= 0)
+		return -1;
+	end = now_ns() + (int64_t)NATS_START_MS * 1000000;
+	while (!tcp_accepts(p->port)) {
+		if (wait_exit(p->nats_pid, 0) != -2) {
+			fprintf(stderr, "bench: nats-server exited at start "
+				"(log: %s)\n", p->nats_log);
+			p->nats_pid = -1;
+			return -1;
+		}
+		if (now_ns() >= end) {
+			fprintf(stderr, "bench: nats-server not listening "
+				"after %d ms\n", NATS_START_MS);
+			stop_pid(p->nats_pid, "nats-server");
+			p->nats_pid = -1;
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	return 0;
+}
+
+void nats_stop(procs *p)
+{
+	if (p->nats_pid > 0)
+		stop_pid(p->nats_pid, "nats-server");
+	p->nats_pid = -1;
+}
+
+int daemon_start(procs *p, int timeout_ms, double *elapsed_ms)
+{
+	char *argv[] = {p->daemon_copy, "--nats-url", p->url, NULL};
+	natsConnection *nc = connect_nats(p->url, true);
+	int64_t t0, end;
+	FILE *f;
+
+	if (nc == NULL)
+		return -1;
+	if ((f = fopen(p->daemon_log, "a")) != NULL) {
+		fprintf(f, "==== bench: starting %s --nats-url %s\n",
+			p->daemon_bin, p->url);
+		fclose(f);
+	}
+	t0 = now_ns();
+	end = t0 + (int64_t)timeout_ms * 1000000;
+	p->daemon_pid = spawn(argv, p->daemon_log);
+	if (p->daemon_pid <= 0) {
+		natsConnection_Destroy(nc);
+		return -1;
+	}
+	for (;;) {
+		natsMsg *m = NULL;
+		natsStatus s = natsConnection_RequestString(
+			&m, nc, "cim.events.v1.info", "{}", 1000);
+
+		natsMsg_Destroy(m);
+		if (s == NATS_OK)
+			break;
+		if (wait_exit(p->daemon_pid, 0) != -2) {
+			fprintf(stderr, "bench: cim-eventsd exited at start "
+				"(log: %s)\n", p->daemon_log);
+			p->daemon_pid = -1;
+			natsConnection_Destroy(nc);
+			return -1;
+		}
+		if (now_ns() >= end || g_stop) {
+			fprintf(stderr, "bench: cim-eventsd did not answer info "
+				"within %d ms\n", timeout_ms);
+			stop_pid(p->daemon_pid, "cim-eventsd");
+			p->daemon_pid = -1;
+			natsConnection_Destroy(nc);
+			return -1;
+		}
+		sleep_ms(2);
+	}
+	if (elapsed_ms)
+		*elapsed_ms = (double)(now_ns() - t0) / 1e6;
+	natsConnection_Destroy(nc);
+	return 0;
+}
+
+int daemon_stop(procs *p)
+{
+	int st = -1;
+
+	if (p->daemon_pid > 0)
+		st = stop_pid(p->daemon_pid, "cim-eventsd");
+	p->daemon_pid = -1;
+	return st;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+void procs_cleanup(procs *p)
+{
+	daemon_stop(p);
+	nats_stop(p);
+	if (p->dir[0] != '\0' && strncmp(p->dir, "/tmp/cim-bench-", 15) == 0)
+		nftw(p->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	p->dir[0] = '\0';
+}
+
+long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+double cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return NAN;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* after "pid (comm) ": state is field 3, utime 14, stime 15 */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) != 2)
+		return NAN;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+long log_scan(const char *path, const char *what, json_t *arr)
+{
+	char line[2048];
+	long n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		bool hit = strstr(line, "level=warn") || strstr(line, "level=error") ||
+			   strstr(line, "[WRN]") || strstr(line, "[ERR]") ||
+			   strstr(line, "[FTL]");
+
+		if (!hit)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if (n < 10) {
+			printf("  %s: %s\n", what, line);
+			json_array_append_new(arr, json_string(line));
+		}
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+void log_grep(const char *path, const char *needle, const char *what,
+	      json_t *arr)
+{
+	char line[2048];
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, needle)) {
+			line[strcspn(line, "\n")] = '\0';
+			printf("  %s: %s\n", what, line);
+			json_array_append_new(arr, json_string(line));
+		}
+	fclose(f);
+}
+
+/* ---- the machine ------------------------------------------------------------------- */
+
+static void first_line_of(const char *cmd, char *out, size_t n)
+{
+	FILE *f = popen(cmd, "r");
+
+	out[0] = '\0';
+	if (f == NULL)
+		return;
+	if (fgets(out, (int)n, f) == NULL)
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	pclose(f);
+}
+
+json_t *machine_info(void)
+{
+	json_t *o = json_object();
+	char line[512], cpu[256] = "unknown", ver[128], date[64];
+	struct utsname u;
+	time_t t = time(NULL);
+	struct tm tm;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f != NULL) {
+		while (fgets(line, sizeof line, f)) {
+			char *c = strchr(line, ':');
+
+			if (strncmp(line, "model name", 10) == 0 && c) {
+				snprintf(cpu, sizeof cpu, "%s", c + 2);
+				cpu[strcspn(cpu, "\n")] = '\0';
+				break;
+			}
+		}
+		fclose(f);
+	}
+	json_object_set_new(o, "cpu", json_string(cpu));
+	json_object_set_new(o, "cores", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+	json_object_set_new(o, "memory_mib",
+			    json_integer((json_int_t)sysconf(_SC_PHYS_PAGES) *
+					 sysconf(_SC_PAGESIZE) / (1024 * 1024)));
+	if (uname(&u) == 0) {
+		snprintf(line, sizeof line, "%s %s %s", u.sysname, u.release,
+			 u.machine);
+		json_object_set_new(o, "kernel", json_string(line));
+	}
+	first_line_of("nats-server --version 2>&1", ver, sizeof ver);
+	json_object_set_new(o, "nats_server", json_string(ver));
+	json_object_set_new(o, "libnats", json_string(nats_GetVersion()));
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_set_new(o, "date", json_string(date));
+	return o;
+}
