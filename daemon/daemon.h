@@ -140,6 +140,8 @@ void heads_free(struct heads *h);
 struct agg *heads_find(struct heads *h, const char *type, const char *id);
 /* NULL when memory runs out. */
 struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id);
+/* Makes room for n aggregates at once (no-op when there is room). */
+void heads_reserve(struct heads *h, size_t n);
 /* Unlinks and frees a (which nothing may point to any more). */
 void heads_remove(struct heads *h, struct agg *a);
 /* Remembers that a has events of event_type (len bytes). */

@@ -102,6 +102,17 @@ static bool key_eq(const struct agg *a, const char *type, size_t tl,
 	       strcmp(a->key + tl + 1, id) == 0 && strlen(id) == il;
 }
 
+static void resize(struct heads *h, size_t n);
+
+void heads_reserve(struct heads *h, size_t n)
+{
+	size_t slots = h->mask + 1;
+	while (slots < n && slots < ((size_t)1 << 30))
+		slots <<= 1;
+	if (slots > h->mask + 1)
+		resize(h, slots);
+}
+
 struct agg *heads_find(struct heads *h, const char *type, const char *id)
 {
 	size_t tl = strlen(type), il = strlen(id);
@@ -113,9 +124,8 @@ struct agg *heads_find(struct heads *h, const char *type, const char *id)
 	return NULL;
 }
 
-static void grow(struct heads *h)
+static void resize(struct heads *h, size_t n)
 {
-	size_t n = (h->mask + 1) * 2;
 	struct agg **slots = calloc(n, sizeof *slots);
 
 	if (slots == NULL)
@@ -151,7 +161,7 @@ struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id)
 	memcpy(a->key, type, tl);
 	memcpy(a->key + tl + 1, id, il);
 	if (h->count >= h->mask + 1)
-		grow(h);
+		resize(h, (h->mask + 1) * 2);
 	a->next = h->slots[hv & h->mask];
 	h->slots[hv & h->mask] = a;
 	h->count++;
@@ -230,11 +240,14 @@ void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t
 {
 	if (a->ntypes == AGG_TYPES_UNKNOWN)
 		return;
-	int id = type_id(h, event_type, len);
 	uint16_t *t = types_of(a);
-	for (int i = 0; id >= 0 && i < a->ntypes; i++)
-		if (t[i] == id)
+	/* most events repeat a type the aggregate has: no hashing for those */
+	for (int i = 0; i < a->ntypes; i++) {
+		const char *name = h->type_names[t[i]];
+		if (strncmp(name, event_type, len) == 0 && name[len] == '\0')
 			return;
+	}
+	int id = type_id(h, event_type, len);
 	if (id < 0 || a->ntypes + 1 >= AGG_TYPES_UNKNOWN)
 		goto unknown;
 	if (a->ntypes < AGG_TYPES_INLINE) {

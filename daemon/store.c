@@ -327,6 +327,31 @@ static int source_open(struct daemon *d, struct source *src, const char *filter,
 	return 0;
 }
 
+/* Reads stream sequence, timestamp and pending count from a message's
+ * reply subject, $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+ * (or the 12-token form with domain and account hash, then a random token),
+ * without the allocations of natsMsg_GetMetaData. 0, or -1 when it is not
+ * such a subject. */
+static int ack_position(natsMsg *m, uint64_t *seq, int64_t *ts, uint64_t *pending)
+{
+	const char *r = natsMsg_GetReply(m), *tok[13];
+	int n = 0;
+
+	if (r == NULL || strncmp(r, "$JS.ACK.", 8) != 0)
+		return -1;
+	tok[n++] = r;
+	for (const char *p = r; *p && n < 13; p++)
+		if (*p == '.')
+			tok[n++] = p + 1;
+	int base = n == 9 ? 4 : n == 12 ? 6 : -1; /* index of <delivered> */
+	if (base < 0)
+		return -1;
+	*seq = strtoull(tok[base + 1], NULL, 10);
+	*ts = strtoll(tok[base + 3], NULL, 10);
+	*pending = strtoull(tok[base + 4], NULL, 10);
+	return 0;
+}
+
 /* Makes list.Msgs[pos] the source's next message. 1 when there is one,
  * 0 at its end, -1 on error. */
 static int source_peek(struct source *src, cim_perr *err)
@@ -349,9 +374,12 @@ static int source_peek(struct source *src, cim_perr *err)
 		if (s != NATS_OK)
 			return js_fail(err, s, 0, "read");
 	}
+	natsMsg *m = src->list.Msgs[src->pos];
 	jsMsgMetaData *meta = NULL;
 	src->seq = 0;
-	if (natsMsg_GetMetaData(&meta, src->list.Msgs[src->pos]) == NATS_OK) {
+	if (ack_position(m, &src->seq, &src->ts, &src->after) == 0)
+		return 1;
+	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
 		src->seq = meta->Sequence.Stream;
 		src->ts = meta->Timestamp;
 		src->after = meta->NumPending;
@@ -683,6 +711,8 @@ int store_load_heads(struct daemon *d)
 	uint64_t msgs = si->State.Msgs;
 	jsStreamInfo_Destroy(si);
 
+	/* no more aggregates than events: size the table once */
+	heads_reserve(&d->heads, (size_t)msgs);
 	sc.window_ns = d->cfg->idempotency_window_s * 1000000000LL;
 	sc.since_ns = now_ns() - sc.window_ns;
 	if (msgs > 0) {
