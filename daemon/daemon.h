@@ -83,6 +83,15 @@ struct recent {
 	size_t index_used;       /* slots taken, stale ones included */
 };
 
+/* Where the next page of a paged get starts: version's event is stored at
+ * or after seq. A fixed set of slots, overwritten freely. */
+#define CURSORS 1024
+struct cursor {
+	const struct agg *agg;
+	uint64_t version;
+	uint64_t seq;
+};
+
 struct workq {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -120,6 +129,7 @@ struct daemon {
 	pthread_mutex_t mu;
 	struct heads heads;
 	struct recent recent;
+	struct cursor cursors[CURSORS];
 
 	struct workq wq;
 	atomic_int jobs_in_flight;

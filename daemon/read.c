@@ -22,6 +22,7 @@
 
 struct read_req {
 	natsMsg *req;
+	const struct agg *agg; /* NULL: no events */
 	char type[CIM_TYPE_MAX + 1];
 	char id[CIM_ID_MAX + 1];
 	uint64_t from_version, limit;
@@ -43,6 +44,7 @@ static struct read_req *read_req_new(struct daemon *d, natsMsg *req,
 	pthread_mutex_lock(&d->mu);
 	struct agg *a = heads_find(&d->heads, type, id);
 	if (a != NULL) {
+		r->agg = a;
 		r->head_version = a->version;
 		r->head_seq = a->seq;
 		r->first_seq = a->first_seq;
@@ -146,6 +148,7 @@ struct get_ctx {
 	struct daemon *d;
 	struct read_req *r;
 	struct page pg;
+	uint64_t last_seq; /* of the last event on the page */
 	uint64_t next;   /* the version expected next */
 	uint64_t cut_at; /* first version left out because of size; 0 if none */
 	cim_perr err;
@@ -181,7 +184,41 @@ static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		return rc;
 	}
 	g->next++;
+	g->last_seq = seq;
 	return g->pg.count >= g->r->limit || g->next > g->r->head_version ? 1 : 0;
+}
+
+static struct cursor *cursor_slot(struct daemon *d, const struct agg *a, uint64_t version)
+{
+	uint64_t h = ((uintptr_t)a >> 4) * 0x9e3779b97f4a7c15ULL ^ version * 0xff51afd7ed558ccdULL;
+	return &d->cursors[(h >> 32) % CURSORS];
+}
+
+/* Remembers that a's event at version is stored at or after seq (the
+ * event before it is at seq - 1 or earlier). */
+static void cursor_put(struct daemon *d, const struct agg *a, uint64_t version, uint64_t seq)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	*cursor_slot(d, a, version) = (struct cursor){a, version, seq};
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Where a get from version may start reading: a cursor left by the page
+ * before it, else the aggregate's first sequence. */
+static uint64_t cursor_start(struct daemon *d, const struct read_req *r, uint64_t version)
+{
+	uint64_t start = r->first_seq;
+
+	if (r->agg == NULL || version <= 1)
+		return start;
+	pthread_mutex_lock(&d->mu);
+	const struct cursor *c = cursor_slot(d, r->agg, version);
+	if (c->agg == r->agg && c->version == version && c->seq > start)
+		start = c->seq;
+	pthread_mutex_unlock(&d->mu);
+	return start;
 }
 
 static void get_work(struct daemon *d, void *arg)
@@ -191,8 +228,9 @@ static void get_work(struct daemon *d, void *arg)
 	char open[96], close[96];
 
 	page_init(d, &g.pg);
-	if (store_read_agg(d, r->type, r->id, r->types, r->ntypes, r->first_seq, r->head_seq,
-			   get_visit, &g, &g.err) != 0) {
+	if (store_read_agg(d, r->type, r->id, r->types, r->ntypes,
+			   cursor_start(d, r, r->from_version), r->head_seq, get_visit, &g,
+			   &g.err) != 0) {
 		reply_error(d, r->req, OP_GET, &g.err);
 		goto out;
 	}
@@ -205,6 +243,8 @@ static void get_work(struct daemon *d, void *arg)
 		goto out;
 	}
 	uint64_t next = g.cut_at ? g.cut_at : (g.next <= r->head_version ? g.next : 0);
+	if (next)
+		cursor_put(d, r->agg, next, g.last_seq + 1);
 	snprintf(open, sizeof open, "{\"version\":%llu,\"events\":[",
 		 (unsigned long long)r->head_version);
 	if (next)
