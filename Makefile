@@ -27,7 +27,7 @@ OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 WARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
              -Wmissing-prototypes -Wno-unused-parameter
-CPPFLAGS  := -D_GNU_SOURCE -Iproto -Iclient/include -Idaemon
+CPPFLAGS  := -D_GNU_SOURCE -Iproto -Iclient/include -Idaemon -Itests/support
 PKGS      := libnats libcbor jansson libsodium
 DEPFLAGS  = -MMD -MP
 ALLCFLAGS = $(WARN) $(CFLAGS) $(SAN) -fPIC $(CPPFLAGS) $(DEPFLAGS)
@@ -107,9 +107,9 @@ $(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(DAEMON) $(CLI)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(LIBS) $(TLIBS)
 
-$(BENCH): $(call obj,$(BENCH_SRC)) $(ALIB) $(DAEMON)
+$(BENCH): $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(DAEMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $(call obj,$(BENCH_SRC)) $(ALIB) $(LIBS) -lm
+	$(CC) $(SAN) -o $@ $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(LIBS) -lm
 
 # BENCH_ARGS: e.g. --quick, or --url nats://... for a running server and daemon
 bench: deps

@@ -5,6 +5,7 @@
  * what the machine is.
  */
 #include "bench.h"
+#include "proc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,108 +27,14 @@
 #define NATS_START_MS 10000
 #define STOP_MS 30000
 
-static pid_t spawn(char *const argv[], const char *logpath)
-{
-	int fd, nul;
-	pid_t parent = getpid(), pid;
-
-	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		fprintf(stderr, "bench: cannot open %s: %s\n", logpath,
-			strerror(errno));
-		return -1;
-	}
-	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execvp(argv[0], argv);
-		dprintf(2, "bench: cannot run %s: %s\n", argv[0],
-			strerror(errno));
-		_exit(127);
-	}
-	close(fd);
-	if (nul >= 0)
-		close(nul);
-	if (pid < 0)
-		fprintf(stderr, "bench: fork: %s\n", strerror(errno));
-	return pid;
-}
-
-/* -2 while running, else the exit status (128 + signal), -1 when unknown. */
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-	int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-	int st;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(st)     ? WEXITSTATUS(st)
-			       : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
-						 : -1;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (now_ns() >= end)
-			return -2;
-		sleep_ms(5);
-	}
+	return proc_wait_exit(pid, timeout_ms);
 }
 
 static int stop_pid(pid_t pid, const char *what)
 {
-	int st;
-
-	if (pid <= 0)
-		return -1;
-	kill(pid, SIGTERM);
-	st = wait_exit(pid, STOP_MS);
-	if (st == -2) {
-		fprintf(stderr, "bench: %s (pid %d) ignored SIGTERM for %d ms; "
-			"SIGKILL\n", what, (int)pid, STOP_MS);
-		kill(pid, SIGKILL);
-		wait_exit(pid, 5000);
-		return -1;
-	}
-	return st;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t alen = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static bool tcp_accepts(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	close(fd);
-	return ok;
+	return proc_stop(pid, STOP_MS, what);
 }
 
 static int copy_file(const char *from, const char *to)
@@ -184,7 +91,7 @@ int nats_start(procs *p, const char *store_name)
 			"-sd", p->store, NULL};
 	int64_t end;
 
-	p->port = free_port();
+	p->port = proc_free_port();
 	if (p->port <= 0) {
 		fprintf(stderr, "bench: no free loopback port\n");
 		return -1;
@@ -192,11 +99,11 @@ int nats_start(procs *p, const char *store_name)
 	snprintf(port, sizeof port, "%d", p->port);
 	snprintf(p->store, sizeof p->store, "%s/%s", p->dir, store_name);
 	snprintf(p->url, sizeof p->url, "nats://127.0.0.1:%d", p->port);
-	p->nats_pid = spawn(argv, p->nats_log);
+	p->nats_pid = proc_spawn(argv, p->nats_log);
 	if (p->nats_pid <= 0)
 		return -1;
 	end = now_ns() + (int64_t)NATS_START_MS * 1000000;
-	while (!tcp_accepts(p->port)) {
+	while (!proc_tcp_accepts(p->port)) {
 		if (wait_exit(p->nats_pid, 0) != -2) {
 			fprintf(stderr, "bench: nats-server exited at start "
 				"(log: %s)\n", p->nats_log);
@@ -238,7 +145,7 @@ int daemon_start(procs *p, int timeout_ms, double *elapsed_ms)
 	}
 	t0 = now_ns();
 	end = t0 + (int64_t)timeout_ms * 1000000;
-	p->daemon_pid = spawn(argv, p->daemon_log);
+	p->daemon_pid = proc_spawn(argv, p->daemon_log);
 	if (p->daemon_pid <= 0) {
 		natsConnection_Destroy(nc);
 		return -1;
@@ -284,22 +191,12 @@ int daemon_stop(procs *p)
 	return st;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 void procs_cleanup(procs *p)
 {
 	daemon_stop(p);
 	nats_stop(p);
 	if (p->dir[0] != '\0' && strncmp(p->dir, "/tmp/cim-bench-", 15) == 0)
-		nftw(p->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		proc_rm_rf(p->dir);
 	p->dir[0] = '\0';
 }
 

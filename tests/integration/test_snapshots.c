@@ -28,10 +28,13 @@ static void require_snapshots(void)
 	msg = h_error_str(&rep, "message");
 	unknown = msg != NULL && strstr(msg, "unknown operation") != NULL;
 	h_reply_free(&rep);
-	if (unknown)
+	if (unknown) {
+		/* Criterion runs no .fini after a skip: tear down here */
+		h_teardown();
 		cr_skip_test("the daemon does not serve snapshot.save, "
 			     "snapshot.get and load yet (the contract asks for "
 			     "them)");
+	}
 }
 
 /* Appends n events to snap/<id>; fills cids[1..n]. */

@@ -14,6 +14,7 @@
  * named in /tmp/cim-itest-<runner pid>.dir) when the test did not pass.
  */
 #include "harness.h"
+#include "proc.h"
 
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
@@ -71,133 +72,16 @@ int64_t h_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
-static void rm_rf(const char *dir)
-{
-	if (dir[0] != '\0')
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* ---- processes --------------------------------------------------------------- */
-
-/* fork/exec argv with stdin from /dev/null and stdout+stderr appended to
- * logpath. The child dies with the thread that forked it. */
-static pid_t spawn(char *const argv[], const char *logpath)
-{
-	int fd, nul;
-	pid_t parent = getpid(), pid;
-
-	fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		fprintf(stderr, "harness: cannot open %s: %s\n", logpath,
-			strerror(errno));
-		return -1;
-	}
-	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		close_range(3, ~0U, 0);
-		execvp(argv[0], argv);
-		dprintf(2, "harness: cannot run %s: %s\n", argv[0],
-			strerror(errno));
-		_exit(127);
-	}
-	close(fd);
-	if (nul >= 0)
-		close(nul);
-	if (pid < 0)
-		fprintf(stderr, "harness: fork: %s\n", strerror(errno));
-	return pid;
-}
-
-static int decode_status(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
-}
 
 int h_wait_exit(pid_t pid, int timeout_ms)
 {
-	int64_t end = h_now_ms() + timeout_ms;
-	int st;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			return decode_status(st);
-		if (r < 0 && errno != EINTR)
-			return -1; /* not our child, or already reaped */
-		if (h_now_ms() >= end)
-			return -2;
-		h_sleep_ms(10);
-	}
+	return proc_wait_exit(pid, timeout_ms);
 }
 
-/* SIGTERM, bounded wait, SIGKILL. */
 static int stop_pid(pid_t pid, int timeout_ms)
 {
-	int st;
-
-	if (pid <= 0)
-		return -1;
-	kill(pid, SIGTERM);
-	st = h_wait_exit(pid, timeout_ms);
-	if (st == -2) {
-		fprintf(stderr, "harness: pid %d ignored SIGTERM for %d ms, "
-			"killing it\n", (int)pid, timeout_ms);
-		kill(pid, SIGKILL);
-		h_wait_exit(pid, 5000);
-		return -1;
-	}
-	return st;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t alen = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = 0;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static bool tcp_accepts(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
+	return proc_stop(pid, timeout_ms, "child");
 }
 
 static int nats_spawn(h_nats *n)
@@ -210,11 +94,11 @@ static int nats_spawn(h_nats *n)
 	snprintf(port, sizeof(port), "%d", n->port);
 	snprintf(store, sizeof(store), "%s/js", n->dir);
 	snprintf(log, sizeof(log), "%s/nats.log", n->dir);
-	n->pid = spawn(argv, log);
+	n->pid = proc_spawn(argv, log);
 	if (n->pid <= 0)
 		return -1;
 	end = h_now_ms() + NATS_START_MS;
-	while (!tcp_accepts(n->port)) {
+	while (!proc_tcp_accepts(n->port)) {
 		if (h_wait_exit(n->pid, 0) != -2) {
 			fprintf(stderr, "harness: nats-server exited at start "
 				"(log: %s)\n", log);
@@ -243,7 +127,7 @@ int h_nats_start(h_nats *n)
 		n->dir[0] = '\0';
 		return -1;
 	}
-	n->port = free_port();
+	n->port = proc_free_port();
 	if (n->port <= 0) {
 		fprintf(stderr, "harness: no free loopback port\n");
 		return -1;
@@ -257,7 +141,7 @@ void h_nats_stop(h_nats *n)
 	if (n->pid > 0)
 		stop_pid(n->pid, 5000);
 	n->pid = -1;
-	rm_rf(n->dir);
+	proc_rm_rf(n->dir);
 	n->dir[0] = '\0';
 }
 
@@ -324,7 +208,7 @@ pid_t h_daemon_start(const h_nats *n, ...)
 		fprintf(f, "\n");
 		fclose(f);
 	}
-	pid = spawn(argv, log);
+	pid = proc_spawn(argv, log);
 	if (pid <= 0)
 		return -1;
 
@@ -418,6 +302,23 @@ static void collect_logs(const char *dir, FILE *out)
 	tail_into(out, "nats-server log", p);
 }
 
+/* Whether pid is a live process (an exited, unreaped one is not). */
+static bool running(pid_t pid)
+{
+	char path[64], state = 'Z';
+	FILE *f;
+
+	if (kill(pid, 0) != 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+			state = 'Z';
+		fclose(f);
+	}
+	return state != 'Z' && state != 'X';
+}
+
 /* Runs in the runner process after each test. The marker names the
  * worker that wrote it: Criterion may report one test after the next has
  * started, so only a dead worker's directory is cleaned up here. */
@@ -432,13 +333,16 @@ static void runner_report(bool failed)
 		if (fscanf(f, "%ld %299[^\n]", &worker, dir) != 2)
 			dir[0] = '\0';
 		fclose(f);
-		/* Still there and its worker gone: it died before its teardown. */
-		if (dir[0] != '\0' && worker > 0 && kill((pid_t)worker, 0) != 0 &&
-		    access(dir, F_OK) == 0) {
+		/* A live worker is the next test's: its marker stays. A dead
+		 * one's marker goes, and its directory too if it is still
+		 * there (the worker died before its teardown). */
+		bool dead = worker > 0 && !running((pid_t)worker);
+		if (dead)
 			unlink(p);
+		if (dead && dir[0] != '\0' && access(dir, F_OK) == 0) {
 			if (failed)
 				collect_logs(dir, stderr);
-			rm_rf(dir);
+			proc_rm_rf(dir);
 		}
 	}
 	marker_path(p, sizeof(p), getpid(), "log");
@@ -557,6 +461,15 @@ void h_teardown(void)
 		if ((f = fopen(p, "w")) != NULL) {
 			collect_logs(H.nats.dir, f);
 			fclose(f);
+		}
+		/* the directory goes now, so this worker's marker goes too */
+		marker_path(p, sizeof(p), getppid(), "dir");
+		if ((f = fopen(p, "r")) != NULL) {
+			long worker = 0;
+			bool mine = fscanf(f, "%ld", &worker) == 1 && worker == (long)getpid();
+			fclose(f);
+			if (mine)
+				unlink(p);
 		}
 	}
 	h_nats_stop(&H.nats);
