@@ -169,7 +169,7 @@ decode_appended(const json_t *j, cim_appended_event *e, cim_error *err)
 static cim_err
 decode_append(const json_t *j, cim_append_result **out, cim_error *err)
 {
-	const json_t *evs = json_object_get(j, "events");
+	const json_t *evs;
 	cim_append_result *r = calloc(1, sizeof(*r));
 	cim_err rc;
 
@@ -180,20 +180,10 @@ decode_append(const json_t *j, cim_append_result **out, cim_error *err)
 	    (rc = cimc_get_str(j, "reply", "aggregate_id", false,
 			       &r->aggregate_id, err)) ||
 	    (rc = cimc_get_u64(j, "reply", "version", &r->version, err)) ||
-	    (rc = cimc_get_str(j, "reply", "head", false, &r->head, err)))
+	    (rc = cimc_get_str(j, "reply", "head", false, &r->head, err)) ||
+	    (rc = cimc_get_items(j, "events", sizeof(*r->events), &evs,
+				 (void **)&r->events, err)))
 		goto fail;
-	if (!json_is_array(evs)) {
-		rc = cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
-			       "the reply's \"events\" is missing or not an "
-			       "array");
-		goto fail;
-	}
-	if (json_array_size(evs) > 0 &&
-	    (r->events = calloc(json_array_size(evs), sizeof(*r->events))) ==
-		    NULL) {
-		rc = cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
-		goto fail;
-	}
 	for (size_t i = 0; i < json_array_size(evs); i++) {
 		r->n_events = i + 1; /* so destroy frees a half-filled one */
 		if ((rc = decode_appended(json_array_get(evs, i), &r->events[i],

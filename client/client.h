@@ -55,6 +55,10 @@ char *cimc_strdup(const char *s);
  * err and returns CIM_ERR_BAD_REPLY (member missing, of the wrong type,
  * negative or too long) or CIM_ERR_NOMEM; on failure *out/buf is
  * untouched. what names the object in messages ("reply", "event"). */
+/* The reply's array member key as *arr (borrowed), with a zeroed array of
+ * one elem_size item per entry in *items (NULL when it is empty). */
+cim_err cimc_get_items(const json_t *obj, const char *key, size_t elem_size,
+		       const json_t **arr, void **items, cim_error *err);
 cim_err cimc_get_u64(const json_t *obj, const char *what, const char *key,
 		     uint64_t *out, cim_error *err);
 /* A string member as a malloc'd copy; json null gives NULL when null_ok. */

@@ -111,7 +111,7 @@ decode_event(const json_t *j, cim_event *e, cim_error *err)
 static cim_err
 decode_page(const json_t *j, cim_event_page **out, cim_error *err)
 {
-	const json_t *evs = json_object_get(j, "events");
+	const json_t *evs;
 	const json_t *next = json_object_get(j, "next_from_version");
 	cim_event_page *p = calloc(1, sizeof(*p));
 	cim_err rc;
@@ -124,18 +124,9 @@ decode_page(const json_t *j, cim_event_page **out, cim_error *err)
 	    (rc = cimc_get_u64(j, "reply", "next_from_version",
 			       &p->next_from_version, err)))
 		goto fail;
-	if (!json_is_array(evs)) {
-		rc = cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
-			       "the reply's \"events\" is missing or not an "
-			       "array");
+	if ((rc = cimc_get_items(j, "events", sizeof(*p->events), &evs,
+				 (void **)&p->events, err)))
 		goto fail;
-	}
-	if (json_array_size(evs) > 0 &&
-	    (p->events = calloc(json_array_size(evs), sizeof(*p->events))) ==
-		    NULL) {
-		rc = cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
-		goto fail;
-	}
 	for (size_t i = 0; i < json_array_size(evs); i++) {
 		p->n_events = i + 1; /* so destroy frees a half-filled one */
 		if ((rc = decode_event(json_array_get(evs, i), &p->events[i],
@@ -174,6 +165,25 @@ get_page(cim_client *c, const char *type, const char *id, uint64_t from,
 	return rc;
 }
 
+/* What get and the iterator check before asking: an out pointer, the
+ * aggregate's tokens, a from_version the wire can carry. */
+static cim_err
+check_read(const cim_client *c, const char *type, const char *id,
+	   uint64_t from_version, const void *out, cim_error *err)
+{
+	cim_err rc;
+
+	if (out == NULL)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "out",
+				 "out must not be NULL");
+	if ((rc = check_aggregate(c, type, id, err)))
+		return rc;
+	if (from_version > INT64_MAX)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "from_version",
+				 "from_version is out of range");
+	return CIM_ERR_OK;
+}
+
 cim_err
 cim_get(cim_client *c, const char *aggregate_type, const char *aggregate_id,
 	uint64_t from_version, unsigned limit, cim_event_page **out,
@@ -182,15 +192,10 @@ cim_get(cim_client *c, const char *aggregate_type, const char *aggregate_id,
 	cim_err rc;
 
 	cimc_clear(err);
-	if (out == NULL)
-		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "out",
-				 "out must not be NULL");
-	*out = NULL;
-	if ((rc = check_aggregate(c, aggregate_type, aggregate_id, err)))
+	if (out != NULL)
+		*out = NULL;
+	if ((rc = check_read(c, aggregate_type, aggregate_id, from_version, out, err)))
 		return rc;
-	if (from_version > INT64_MAX)
-		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "from_version",
-				 "from_version is out of range");
 	return get_page(c, aggregate_type, aggregate_id, from_version, limit,
 			out, err);
 }
@@ -217,15 +222,10 @@ cim_iter_open(cim_client *c, const char *aggregate_type,
 	cim_err rc;
 
 	cimc_clear(err);
-	if (out == NULL)
-		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "out",
-				 "out must not be NULL");
-	*out = NULL;
-	if ((rc = check_aggregate(c, aggregate_type, aggregate_id, err)))
+	if (out != NULL)
+		*out = NULL;
+	if ((rc = check_read(c, aggregate_type, aggregate_id, from_version, out, err)))
 		return rc;
-	if (from_version > INT64_MAX)
-		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "from_version",
-				 "from_version is out of range");
 	if ((it = calloc(1, sizeof(*it))) == NULL ||
 	    (it->type = cimc_strdup(aggregate_type)) == NULL ||
 	    (it->id = cimc_strdup(aggregate_id)) == NULL) {

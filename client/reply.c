@@ -12,6 +12,25 @@
 /* ---- reading members of a reply ------------------------------------------ */
 
 cim_err
+cimc_get_items(const json_t *obj, const char *key, size_t elem_size,
+	       const json_t **arr, void **items, cim_error *err)
+{
+	const json_t *a = json_object_get(obj, key);
+
+	*arr = NULL;
+	*items = NULL;
+	if (!json_is_array(a))
+		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
+				 "the reply's \"%s\" is missing or not an array",
+				 key);
+	if (json_array_size(a) > 0 &&
+	    (*items = calloc(json_array_size(a), elem_size)) == NULL)
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	*arr = a;
+	return CIM_ERR_OK;
+}
+
+cim_err
 cimc_get_u64(const json_t *obj, const char *what, const char *key,
 	     uint64_t *out, cim_error *err)
 {
