@@ -68,4 +68,9 @@ cim_err cimc_get_str(const json_t *obj, const char *what, const char *key,
 cim_err cimc_get_strbuf(const json_t *obj, const char *what, const char *key,
 			bool null_ok, char *buf, size_t size, cim_error *err);
 
+/* read.c: one event of a reply (an object as the contract shows events)
+ * into e, whose strings are malloc'd; cimc_event_clear frees and zeroes. */
+cim_err cimc_decode_event(const json_t *j, cim_event *e, cim_error *err);
+void cimc_event_clear(cim_event *e);
+
 #endif

@@ -37,8 +37,8 @@ check_aggregate(const cim_client *c, const char *type, const char *id,
 
 /* ---- events -------------------------------------------------------------- */
 
-static void
-event_clear(cim_event *e)
+void
+cimc_event_clear(cim_event *e)
 {
 	free(e->aggregate_type);
 	free(e->aggregate_id);
@@ -73,8 +73,8 @@ get_value_text(const json_t *obj, const char *key, const char *dflt, char **out,
 	return CIM_ERR_OK;
 }
 
-static cim_err
-decode_event(const json_t *j, cim_event *e, cim_error *err)
+cim_err
+cimc_decode_event(const json_t *j, cim_event *e, cim_error *err)
 {
 	static const char ev[] = "event";
 	cim_err rc;
@@ -129,7 +129,7 @@ decode_page(const json_t *j, cim_event_page **out, cim_error *err)
 		goto fail;
 	for (size_t i = 0; i < json_array_size(evs); i++) {
 		p->n_events = i + 1; /* so destroy frees a half-filled one */
-		if ((rc = decode_event(json_array_get(evs, i), &p->events[i],
+		if ((rc = cimc_decode_event(json_array_get(evs, i), &p->events[i],
 				       err)))
 			goto fail;
 	}
@@ -206,7 +206,7 @@ cim_event_page_destroy(cim_event_page *p)
 	if (p == NULL)
 		return;
 	for (size_t i = 0; i < p->n_events; i++)
-		event_clear(&p->events[i]);
+		cimc_event_clear(&p->events[i]);
 	free(p->events);
 	free(p);
 }

@@ -56,7 +56,10 @@ const char *cim_version(void);
 	XX(NO_DAEMON, "no_daemon", 0, "no daemon is listening on the subject") \
 	XX(CONNECTION, "connection", 0, "cannot reach the NATS server")        \
 	XX(BAD_REPLY, "bad_reply", 0, "the daemon's reply is not understood")  \
-	XX(NOMEM, "nomem", 0, "out of memory")
+	XX(NOMEM, "nomem", 0, "out of memory")                                 \
+	XX(CHECK_FAILED, "check_failed", 0,                                    \
+	   "an event read from the stream failed its integrity check")         \
+	XX(HANDLER, "handler", 0, "a caller's callback reported a failure")
 
 typedef enum cim_err {
 #define CIM_ERR_ENUM(id, name, status, text) CIM_ERR_##id,
@@ -85,6 +88,8 @@ typedef struct cim_error {
 	char expected[32];  /* wrong_expected_version: as sent, e.g. "3", "no_stream" */
 	uint64_t current;   /* wrong_expected_version: the aggregate's version */
 } cim_error;
+
+#define CIM_AGGREGATE_ID_MAX 128
 
 /* ---- connecting ---------------------------------------------------------- */
 
@@ -218,6 +223,238 @@ typedef struct cim_validation {
 cim_err cim_validate(cim_client *c, const char *aggregate_type,
 		     const char *aggregate_id, cim_validation *out,
 		     cim_error *err);
+
+/* ---- snapshots and load ---------------------------------------------------- */
+
+/* A snapshot as the daemon describes it. state_json is the state as JSON
+ * text (malloc'd), NULL in what cim_snapshot_save reports. */
+typedef struct cim_snapshot {
+	uint64_t version;         /* the aggregate version the state is at */
+	char snapshot_cid[128];   /* CID of the snapshot block */
+	char event_cid[128];      /* CID of the event at that version */
+	char *state_json;
+} cim_snapshot;
+
+/* Frees state_json and zeroes s. NULL is a no-op. */
+void cim_snapshot_clear(cim_snapshot *s);
+
+/* Saves state_json (any JSON value as text) as the aggregate's state at
+ * version (which must be stored). A snapshot already stored at a higher
+ * version is kept: then *out (may be NULL) describes that one, so
+ * out->version tells which is in place. */
+cim_err cim_snapshot_save(cim_client *c, const char *aggregate_type,
+			  const char *aggregate_id, uint64_t version,
+			  const char *state_json, cim_snapshot *out,
+			  cim_error *err);
+
+/* The latest snapshot; CIM_ERR_NOT_FOUND when there is none. */
+cim_err cim_snapshot_get(cim_client *c, const char *aggregate_type,
+			 const char *aggregate_id, cim_snapshot *out,
+			 cim_error *err);
+
+/* An aggregate as load gives it: the latest snapshot (NULL if none) and
+ * every event after it, up to version. */
+typedef struct cim_loaded {
+	cim_snapshot *snapshot;
+	uint64_t version; /* the aggregate's head version */
+	size_t n_events;
+	cim_event *events;
+} cim_loaded;
+
+/* Loads an aggregate. When the daemon cuts its reply short (the NATS
+ * payload limit), the rest is fetched page by page, so *out always holds
+ * every event after the snapshot up to the version the daemon reported. */
+cim_err cim_load(cim_client *c, const char *aggregate_type,
+		 const char *aggregate_id, cim_loaded **out, cim_error *err);
+void cim_loaded_destroy(cim_loaded *l);
+
+/* ---- reads across aggregates ---------------------------------------------- */
+
+/* One page of by_type: events of one event type, in stream order. */
+typedef struct cim_event_list {
+	size_t n_events;
+	cim_event *events;
+	uint64_t next_after_seq; /* 0: nothing more was stored at the time */
+} cim_event_list;
+
+/* Events of event_type stored after stream sequence after_seq; limit 0
+ * lets the daemon choose. */
+cim_err cim_by_type(cim_client *c, const char *event_type, uint64_t after_seq,
+		    unsigned limit, cim_event_list **out, cim_error *err);
+void cim_event_list_destroy(cim_event_list *l);
+
+/* ---- the repository helper -------------------------------------------------
+ *
+ * Loads aggregates of one type through the caller's functions (the latest
+ * snapshot, then the events after it), appends with the loaded version as
+ * the expected version, and saves a snapshot once snapshot_threshold
+ * events have been stored since the last one. The state is the caller's:
+ * the repository only passes it back to these functions. Each returns 0,
+ * or non-zero to fail the call (CIM_ERR_HANDLER). */
+typedef struct cim_aggregate_ops {
+	/* Makes state that of an aggregate with no events. */
+	int (*reset)(void *state);
+	/* Replaces state with a snapshot's state (JSON text). */
+	int (*restore)(void *state, const char *state_json);
+	/* Applies one event to state. */
+	int (*apply)(void *state, const cim_event *ev);
+	/* The state as JSON text (malloc'd), for a snapshot; NULL on failure.
+	 * A NULL function turns snapshots off. */
+	char *(*snapshot)(const void *state);
+} cim_aggregate_ops;
+
+typedef struct cim_repository_options {
+	unsigned snapshot_threshold; /* events between snapshots; 0: 100 */
+} cim_repository_options;
+
+typedef struct cim_repository cim_repository;
+
+/* What the repository knows of one aggregate the caller holds. */
+typedef struct cim_aggregate {
+	char id[CIM_AGGREGATE_ID_MAX + 1];
+	uint64_t version;          /* the version state reflects */
+	uint64_t snapshot_version; /* of the latest snapshot known; 0: none */
+	size_t events_applied;     /* by the last load or append */
+	cim_err snapshot_error;    /* the last automatic snapshot's outcome;
+				      a failed snapshot does not fail the
+				      append (it is tried again next time) */
+} cim_aggregate;
+
+cim_err cim_repository_open(cim_repository **out, cim_client *c,
+			    const char *aggregate_type,
+			    const cim_aggregate_ops *ops,
+			    const cim_repository_options *opts, cim_error *err);
+void cim_repository_close(cim_repository *r);
+
+/* Loads aggregate_id into state (reset, then restore and apply) and fills
+ * *agg. An aggregate with no events loads as version 0. */
+cim_err cim_repository_load(cim_repository *r, const char *aggregate_id,
+			    void *state, cim_aggregate *agg, cim_error *err);
+
+/* Appends n events with agg->version as the expected version. On success
+ * applies them to state, moves agg->version on, and saves a snapshot when
+ * snapshot_threshold events have been stored since agg->snapshot_version.
+ * On CIM_ERR_WRONG_EXPECTED_VERSION nothing was stored: load and decide
+ * again. *out may be NULL. */
+cim_err cim_repository_append(cim_repository *r, cim_aggregate *agg, void *state,
+			      const cim_new_event *events, size_t n,
+			      cim_append_result **out, cim_error *err);
+
+/* ---- subscriptions: replay and live ---------------------------------------
+ *
+ * Reads the event stream straight from JetStream for a subject pattern:
+ * "events.>" (everything), "events.order.>" (one aggregate type),
+ * "events.order.order-17.>" (one aggregate), "events.*.*.OrderPlaced" (one
+ * event type). Events come in stream order (so in version order per
+ * aggregate), and never part of a batch: the events of a multi-event
+ * append are held back until the whole batch is known to be stored.
+ * Unless no_check is set, each event's CID is recomputed from its bytes
+ * and its prev compared with the CID last seen for its aggregate; an event
+ * that fails is reported (CIM_ERR_CHECK_FAILED), never passed silently. */
+typedef enum cim_start {
+	CIM_START_BEGIN = 0, /* the first event stored */
+	CIM_START_SEQ,       /* start_seq and after */
+	CIM_START_TIME,      /* events stored at or after start_time_ns */
+	CIM_START_NOW        /* only events stored after the subscription */
+} cim_start;
+
+typedef struct cim_subscribe_options {
+	const char *pattern;   /* NULL: "events.>" */
+	const char *stream;    /* NULL: "CIM-EVENTS" */
+	cim_start start;
+	uint64_t start_seq;    /* CIM_START_SEQ */
+	int64_t start_time_ns; /* CIM_START_TIME: ns since the Unix epoch */
+	bool stop_at_end;      /* replay: end once caught up with what was
+				  stored when the subscription opened */
+	bool no_check;         /* skip the CID and prev checks */
+} cim_subscribe_options;
+
+typedef struct cim_subscription cim_subscription;
+
+cim_err cim_subscribe(cim_client *c, const cim_subscribe_options *o,
+		      cim_subscription **out, cim_error *err);
+
+/* The next event, valid until the next call or close. Returns:
+ * CIM_ERR_OK with *ev set; CIM_ERR_OK with *ev NULL at the end
+ * (stop_at_end only); CIM_ERR_TIMEOUT when nothing came within timeout_ms;
+ * CIM_ERR_CHECK_FAILED with *ev the event that failed and err saying why
+ * (calling again goes on past it). */
+cim_err cim_subscription_next(cim_subscription *s, int64_t timeout_ms,
+			      const cim_event **ev, cim_error *err);
+
+typedef struct cim_progress {
+	uint64_t seq;            /* stream sequence of the last event delivered */
+	uint64_t safe_seq;       /* every matching event at or before it has
+				    been delivered (the resume point) */
+	uint64_t end_seq;        /* the stream's last sequence when it opened */
+	uint64_t delivered;      /* events handed out */
+	uint64_t check_failures; /* events reported as failing a check */
+} cim_progress;
+
+void cim_subscription_progress(const cim_subscription *s, cim_progress *p);
+void cim_subscription_close(cim_subscription *s);
+
+/* Called for each event; return 0 to go on, non-zero to stop. */
+typedef int (*cim_event_fn)(void *ctx, const cim_event *ev);
+/* Called now and then (about every 1000 events and at the end). */
+typedef void (*cim_progress_fn)(void *ctx, const cim_progress *p);
+
+/* Replays what is stored (o->stop_at_end is implied) through on_event.
+ * Stops at the first failed check with CIM_ERR_CHECK_FAILED, and when
+ * on_event returns non-zero with CIM_ERR_HANDLER. on_progress may be NULL. */
+cim_err cim_replay(cim_client *c, const cim_subscribe_options *o,
+		   cim_event_fn on_event, cim_progress_fn on_progress,
+		   void *ctx, cim_error *err);
+
+/* ---- durable projections ---------------------------------------------------
+ *
+ * A named projection over a pattern whose position is kept in the KV
+ * bucket CIM-CHECKPOINTS. Delivery is at least once: after a crash it
+ * resumes right after the last checkpoint, so events handled since then
+ * come again (each event's aggregate and version tell a repeat), and none
+ * is ever skipped. */
+typedef struct cim_projection_options {
+	const char *name;       /* [A-Za-z0-9_-]{1,64}: the checkpoint's key */
+	const char *pattern;    /* NULL: "events.>" */
+	const char *stream;     /* NULL: "CIM-EVENTS" */
+	const char *bucket;     /* NULL: "CIM-CHECKPOINTS" */
+	unsigned checkpoint_every;       /* events; 0: 100 */
+	int64_t checkpoint_interval_ms;  /* and at least this often; 0: 1000 */
+	bool no_check;
+	/* A failed check: return 0 to skip the event and go on, non-zero to
+	 * stop the run with CIM_ERR_CHECK_FAILED. NULL: stop. */
+	int (*on_check_failure)(void *ctx, const cim_event *ev,
+				const cim_error *why);
+} cim_projection_options;
+
+typedef struct cim_projection cim_projection;
+
+/* Opens the projection at its checkpoint (the start when it has none). A
+ * checkpoint made for another pattern is refused (CIM_ERR_INVALID_ARGUMENT):
+ * reset it first. */
+cim_err cim_projection_open(cim_client *c, const cim_projection_options *o,
+			    cim_projection **out, cim_error *err);
+
+/* Hands each event to handler, checkpointing as it goes. Returns after
+ * idle_ms with no event (idle_ms < 0: never), when cim_projection_stop is
+ * called, or when handler returns non-zero (CIM_ERR_HANDLER; that event is
+ * not counted as handled). */
+cim_err cim_projection_run(cim_projection *p, cim_event_fn handler, void *ctx,
+			   int64_t idle_ms, cim_error *err);
+/* Asks a running cim_projection_run to return; safe from any thread or a
+ * signal handler. */
+void cim_projection_stop(cim_projection *p);
+/* Writes the checkpoint now. */
+cim_err cim_projection_checkpoint(cim_projection *p, cim_error *err);
+/* The stream sequence every event up to which has been handled. */
+uint64_t cim_projection_position(const cim_projection *p);
+/* Checkpoints what was handled and frees p. */
+void cim_projection_close(cim_projection *p);
+
+/* Rebuild: forgets the projection's checkpoint, so it starts again from
+ * the first event. bucket NULL: "CIM-CHECKPOINTS". */
+cim_err cim_projection_reset(cim_client *c, const char *name,
+			     const char *bucket, cim_error *err);
 
 /* The daemon's info object as JSON text; free with cim_free. */
 cim_err cim_info(cim_client *c, char **json_out, cim_error *err);
