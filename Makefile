@@ -43,6 +43,8 @@ UNIT_SRC   := $(wildcard tests/unit/*.c)
 INTEG_SRC  := $(wildcard tests/integration/*.c)
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 SUPPORT_SRC:= $(wildcard tests/support/*.c)
+PROG_SRC   := $(wildcard tests/progs/*.c)
+EXAMPLE_SRC:= $(wildcard examples/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -55,11 +57,16 @@ PCFILE    := $(BUILD)/cimevents.pc
 UNIT      := $(BUILD)/tests/unit-tests
 INTEG     := $(BUILD)/tests/integration-tests
 BENCH     := $(BUILD)/tests/bench
+# Programs the integration tests run as processes of their own (each one
+# tests/progs/<name>.c, linked with the client library), and the example
+# programs of docs/ (examples/<name>.c), which the tests run too.
+PROGS     := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRC))
+EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all deps run test asan bench install uninstall clean check-unit check-integration
+.PHONY: all deps run test asan bench install uninstall clean check-unit check-integration examples
 .DEFAULT_GOAL := all
 
-all: $(DAEMON) $(CLI) $(SOLIB) $(ALIB) $(PCFILE)
+all: $(DAEMON) $(CLI) $(SOLIB) $(ALIB) $(PCFILE) $(EXAMPLES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,7 +110,17 @@ $(UNIT): $(call obj,$(UNIT_SRC) $(PROTO_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(LIBS) $(TLIBS)
 
-$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(DAEMON) $(CLI)
+$(BUILD)/tests/progs/%: $(BUILD)/obj/tests/progs/%.o $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(ALIB) $(LIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(ALIB) $(LIBS)
+
+examples: $(EXAMPLES)
+
+$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(DAEMON) $(CLI) $(PROGS) $(EXAMPLES)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(LIBS) $(TLIBS)
 
@@ -118,7 +135,9 @@ bench: deps
 
 # The integration tests find the binaries through these variables.
 TEST_ENV = CIM_TEST_DAEMON=$(abspath $(DAEMON)) CIM_TEST_CLI=$(abspath $(CLI)) \
-           CIM_TEST_VECTORS=$(abspath tests/vectors)
+           CIM_TEST_VECTORS=$(abspath tests/vectors) \
+           CIM_TEST_PROGS=$(abspath $(BUILD)/tests/progs) \
+           CIM_TEST_EXAMPLES=$(abspath $(BUILD)/examples)
 
 check-unit: $(UNIT)
 	$(TEST_ENV) $(UNIT) --jobs=2
