@@ -38,6 +38,7 @@ static const struct setting settings[] = {
 	I("api", "get_max_limit", get_max_limit, "10000", 1, 100000),
 	I("api", "max_events_per_append", max_events_per_append, "1000", 1, 100000),
 	I("api", "max_event_bytes", max_event_bytes, "262144", 1024, 64 << 20),
+	I("api", "max_snapshot_bytes", max_snapshot_bytes, "262144", 1024, 64 << 20),
 	I("api", "idempotency_window", idempotency_window_s, "120", 1, 86400),
 	S("store", "stream", stream, "CIM-EVENTS"),
 	S("store", "events_subject", events_subject, "events"),

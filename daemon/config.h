@@ -27,6 +27,7 @@ struct config {
 	int64_t idempotency_window_s; /* also the stream's duplicate window */
 	int64_t max_event_bytes;      /* one stored block */
 	int64_t max_events_per_append;
+	int64_t max_snapshot_bytes;   /* one stored snapshot block */
 	int64_t get_limit;            /* default page size */
 	int64_t get_max_limit;
 	int64_t workers;              /* threads serving reads */

@@ -24,6 +24,7 @@
 #include "cid.h"
 #include "config.h"
 #include "errors.h"
+#include "ids.h"
 #include "request.h"
 
 #define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
@@ -92,6 +93,12 @@ struct cursor {
 	uint64_t seq;
 };
 
+/* Where the event after a snapshot is: the same slots as struct cursor,
+ * filled when a snapshot is saved or loaded, so that load reads from
+ * there and not from the aggregate's first event. */
+#define SNAPPOS 16384
+#define SNAP_LOCKS 64 /* saves of one aggregate run one at a time */
+
 struct workq {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -114,6 +121,9 @@ enum op {
 	OP_VALIDATE,
 	OP_INFO,
 	OP_BY_TYPE,
+	OP_SNAPSHOT_SAVE,
+	OP_SNAPSHOT_GET,
+	OP_LOAD,
 	OP_OTHER,
 	OP__COUNT
 };
@@ -130,6 +140,10 @@ struct daemon {
 	struct heads heads;
 	struct recent recent;
 	struct cursor cursors[CURSORS];
+	struct cursor snappos[SNAPPOS];
+
+	kvStore *snapshots; /* the CIM-SNAPSHOTS bucket */
+	pthread_mutex_t snap_locks[SNAP_LOCKS];
 
 	struct workq wq;
 	atomic_int jobs_in_flight;
@@ -225,6 +239,17 @@ int work_submit(struct daemon *d, work_fn fn, void *arg);
 int64_t now_ns(void);
 const char *op_name(enum op op);
 
+/* snapshot.c */
+void snapshot_save_request(struct daemon *d, natsMsg *req, const char *type,
+			   const char *id);
+void snapshot_get_request(struct daemon *d, natsMsg *req, const char *type,
+			  const char *id);
+/* The stored snapshot of type/id as the reply object
+ * {version, state, snapshot_cid, event_cid, timestamp} in *out (NULL when
+ * there is none), with its version. 0, or -1 with err set. */
+int snapshot_fetch(struct daemon *d, const char *type, const char *id,
+		   json_t **out, uint64_t *version, cim_cid *event_cid, cim_perr *err);
+
 /* append.c */
 void append_request(struct daemon *d, natsMsg *req, const char *type,
 		    const char *id);
@@ -232,6 +257,32 @@ void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 			jsPubAckErr *pae, void *closure);
 
 /* read.c */
+/* A read of one aggregate, with what memory knew of it when it came. */
+struct read_req {
+	natsMsg *req;
+	const struct agg *agg; /* NULL: no events */
+	char type[CIM_TYPE_MAX + 1];
+	char id[CIM_ID_MAX + 1];
+	uint64_t from_version, limit;
+	uint64_t head_version, head_seq, first_seq;
+	cim_cid head_cid;
+	int ntypes; /* event types the daemon has stored for it; -1: not known */
+	const char *types[AGG_TYPES_UNKNOWN];
+};
+struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
+			      const char *id);
+void read_req_free(struct read_req *r);
+/* Sends r to a worker, or answers "busy" and frees it. */
+void submit_read(struct daemon *d, enum op op, work_fn fn, struct read_req *r);
+/* The stored event of r's aggregate at version (<= the head): its CID
+ * computed from the stored bytes and its stream sequence. 0, or -1 with
+ * err set. */
+int read_event_at(struct daemon *d, const struct read_req *r, uint64_t version,
+		  cim_cid *cid, uint64_t *seq, cim_perr *err);
+/* Remembers that a's event at version is at stream sequence seq, for
+ * loads from version + 1. */
+void snappos_put(struct daemon *d, const struct agg *a, uint64_t version, uint64_t seq);
+void load_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
 void get_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
 void head_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
 void validate_request(struct daemon *d, natsMsg *req, const char *type, const char *id);

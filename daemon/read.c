@@ -20,20 +20,8 @@
 
 #define REPLY_SLACK 512 /* room for the reply's envelope and headers */
 
-struct read_req {
-	natsMsg *req;
-	const struct agg *agg; /* NULL: no events */
-	char type[CIM_TYPE_MAX + 1];
-	char id[CIM_ID_MAX + 1];
-	uint64_t from_version, limit;
-	uint64_t head_version, head_seq, first_seq;
-	cim_cid head_cid;
-	int ntypes; /* event types the daemon has stored for it; -1: not known */
-	const char *types[AGG_TYPES_UNKNOWN];
-};
-
-static struct read_req *read_req_new(struct daemon *d, natsMsg *req,
-				     const char *type, const char *id)
+struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
+			      const char *id)
 {
 	struct read_req *r = calloc(1, sizeof *r);
 	if (r == NULL)
@@ -55,14 +43,13 @@ static struct read_req *read_req_new(struct daemon *d, natsMsg *req,
 	return r;
 }
 
-static void read_req_free(struct read_req *r)
+void read_req_free(struct read_req *r)
 {
 	natsMsg_Destroy(r->req);
 	free(r);
 }
 
-/* Sends r to a worker, or answers "busy" and frees it. */
-static void submit_read(struct daemon *d, enum op op, work_fn fn, struct read_req *r)
+void submit_read(struct daemon *d, enum op op, work_fn fn, struct read_req *r)
 {
 	if (work_submit(d, fn, r) != 0) {
 		cim_perr e;
@@ -151,6 +138,7 @@ struct get_ctx {
 	uint64_t last_seq; /* of the last event on the page */
 	uint64_t next;   /* the version expected next */
 	uint64_t cut_at; /* first version left out because of size; 0 if none */
+	const cim_cid *link; /* when set: what the first event's prev must be */
 	cim_perr err;
 };
 
@@ -177,6 +165,16 @@ static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 			     (unsigned long long)seq);
 		return -1;
 	}
+	if (g->link != NULL) {
+		if (!v.has_prev || !cim_cid_equal(&v.prev, g->link)) {
+			cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL,
+				     "version %llu does not link to the event the snapshot "
+				     "was taken at; run validate",
+				     (unsigned long long)v.version);
+			return -1;
+		}
+		g->link = NULL;
+	}
 	int rc = page_add(g->d, &g->pg, p, len, seq, &g->err);
 	if (rc != 0) {
 		if (rc > 0)
@@ -188,10 +186,11 @@ static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	return g->pg.count >= g->r->limit || g->next > g->r->head_version ? 1 : 0;
 }
 
-static struct cursor *cursor_slot(struct daemon *d, const struct agg *a, uint64_t version)
+static struct cursor *cursor_slot(struct cursor *table, size_t n, const struct agg *a,
+				  uint64_t version)
 {
 	uint64_t h = ((uintptr_t)a >> 4) * 0x9e3779b97f4a7c15ULL ^ version * 0xff51afd7ed558ccdULL;
-	return &d->cursors[(h >> 32) % CURSORS];
+	return &table[(h >> 32) % n];
 }
 
 /* Remembers that a's event at version is stored at or after seq (the
@@ -201,12 +200,22 @@ static void cursor_put(struct daemon *d, const struct agg *a, uint64_t version, 
 	if (a == NULL)
 		return;
 	pthread_mutex_lock(&d->mu);
-	*cursor_slot(d, a, version) = (struct cursor){a, version, seq};
+	*cursor_slot(d->cursors, CURSORS, a, version) = (struct cursor){a, version, seq};
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* Where a get from version may start reading: a cursor left by the page
- * before it, else the aggregate's first sequence. */
+void snappos_put(struct daemon *d, const struct agg *a, uint64_t version, uint64_t seq)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	*cursor_slot(d->snappos, SNAPPOS, a, version + 1) =
+		(struct cursor){a, version + 1, seq + 1};
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Where a read from version may start: a cursor left by the page before
+ * it or by a snapshot, else the aggregate's first sequence. */
 static uint64_t cursor_start(struct daemon *d, const struct read_req *r, uint64_t version)
 {
 	uint64_t start = r->first_seq;
@@ -214,48 +223,196 @@ static uint64_t cursor_start(struct daemon *d, const struct read_req *r, uint64_
 	if (r->agg == NULL || version <= 1)
 		return start;
 	pthread_mutex_lock(&d->mu);
-	const struct cursor *c = cursor_slot(d, r->agg, version);
+	const struct cursor *c = cursor_slot(d->cursors, CURSORS, r->agg, version);
+	if (c->agg == r->agg && c->version == version && c->seq > start)
+		start = c->seq;
+	c = cursor_slot(d->snappos, SNAPPOS, r->agg, version);
 	if (c->agg == r->agg && c->version == version && c->seq > start)
 		start = c->seq;
 	pthread_mutex_unlock(&d->mu);
 	return start;
 }
 
+/* Reads one page of r's events from r->from_version into g (budget bytes
+ * less than a plain get may use). Returns the version the next page starts
+ * at (0: the page reached the head), or -1 with g->err set. */
+static int64_t read_page(struct daemon *d, struct read_req *r, struct get_ctx *g,
+			 size_t less)
+{
+	*g = (struct get_ctx){.d = d, .r = r, .next = r->from_version, .link = g->link};
+	page_init(d, &g->pg);
+	g->pg.budget = g->pg.budget > less ? g->pg.budget - less : 0;
+	if (store_read_agg(d, r->type, r->id, r->types, r->ntypes,
+			   cursor_start(d, r, r->from_version), r->head_seq, get_visit, g,
+			   &g->err) != 0)
+		return -1;
+	if (g->cut_at == 0 && g->pg.count == 0) {
+		cim_perr_set(&g->err, CIM_ERR_INTERNAL, NULL,
+			     "the stream ends before version %llu; run validate",
+			     (unsigned long long)g->next);
+		return -1;
+	}
+	uint64_t next = g->cut_at ? g->cut_at : (g->next <= r->head_version ? g->next : 0);
+	if (next)
+		cursor_put(d, r->agg, next, g->last_seq + 1);
+	return (int64_t)next;
+}
+
+static void next_field(char *out, size_t n, int64_t next)
+{
+	if (next)
+		snprintf(out, n, "],\"next_from_version\":%lld}", (long long)next);
+	else
+		snprintf(out, n, "],\"next_from_version\":null}");
+}
+
 static void get_work(struct daemon *d, void *arg)
 {
 	struct read_req *r = arg;
-	struct get_ctx g = {.d = d, .r = r, .next = r->from_version};
+	struct get_ctx g = {0};
 	char open[96], close[96];
+	int64_t next = read_page(d, r, &g, 0);
 
-	page_init(d, &g.pg);
-	if (store_read_agg(d, r->type, r->id, r->types, r->ntypes,
-			   cursor_start(d, r, r->from_version), r->head_seq, get_visit, &g,
-			   &g.err) != 0) {
+	if (next < 0) {
 		reply_error(d, r->req, OP_GET, &g.err);
-		goto out;
+	} else {
+		snprintf(open, sizeof open, "{\"version\":%llu,\"events\":[",
+			 (unsigned long long)r->head_version);
+		next_field(close, sizeof close, next);
+		page_send(d, r->req, open, &g.pg, close);
 	}
-	if (g.cut_at == 0 && g.pg.count == 0) {
-		cim_perr e;
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL,
-			     "the stream ends before version %llu; run validate",
-			     (unsigned long long)g.next);
-		reply_error(d, r->req, OP_GET, &e);
-		goto out;
-	}
-	uint64_t next = g.cut_at ? g.cut_at : (g.next <= r->head_version ? g.next : 0);
-	if (next)
-		cursor_put(d, r->agg, next, g.last_seq + 1);
-	snprintf(open, sizeof open, "{\"version\":%llu,\"events\":[",
-		 (unsigned long long)r->head_version);
-	if (next)
-		snprintf(close, sizeof close, "],\"next_from_version\":%llu}",
-			 (unsigned long long)next);
-	else
-		snprintf(close, sizeof close, "],\"next_from_version\":null}");
-	page_send(d, r->req, open, &g.pg, close);
-out:
 	cbuf_free(&g.pg.text);
 	read_req_free(r);
+}
+
+/* ---- one event -------------------------------------------------------------------- */
+
+struct at_ctx {
+	struct daemon *d;
+	uint64_t version;
+	bool found;
+	cim_cid cid;
+	uint64_t seq;
+	cim_perr *err;
+};
+
+static int at_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
+{
+	struct at_ctx *a = ctx;
+	cim_event_view v;
+	char err[160];
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+
+	if (cim_event_check(p, len, &v, err, sizeof err) != 0) {
+		cim_perr_set(a->err, CIM_ERR_INTERNAL, NULL,
+			     "the event at stream sequence %llu cannot be decoded (%s); "
+			     "run validate", (unsigned long long)seq, err);
+		return -1;
+	}
+	if (v.version < a->version)
+		return 0;
+	if (v.version == a->version) {
+		cim_cid_compute(&a->cid, CIM_CODEC_DAG_CBOR, a->d->cfg->hash_code, p, len);
+		a->seq = seq;
+		a->found = true;
+	}
+	return 1;
+}
+
+int read_event_at(struct daemon *d, const struct read_req *r, uint64_t version,
+		  cim_cid *cid, uint64_t *seq, cim_perr *err)
+{
+	struct at_ctx a = {.d = d, .version = version, .err = err};
+
+	if (version == r->head_version) {
+		*cid = r->head_cid;
+		*seq = r->head_seq;
+		return 0;
+	}
+	if (store_read_agg(d, r->type, r->id, r->types, r->ntypes,
+			   cursor_start(d, r, version), r->head_seq, at_visit, &a, err) != 0)
+		return -1;
+	if (!a.found)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
+				    "version %llu is not stored where expected; run validate",
+				    (unsigned long long)version);
+	*cid = a.cid;
+	*seq = a.seq;
+	return 0;
+}
+
+/* ---- load ------------------------------------------------------------------------- */
+
+static void load_work(struct daemon *d, void *arg)
+{
+	struct read_req *r = arg;
+	struct get_ctx g = {0};
+	json_t *snap = NULL;
+	uint64_t sv = 0;
+	cim_cid ecid;
+	cim_perr e;
+	char *stext = NULL, *open = NULL, close[96];
+	int64_t next = 0;
+
+	if (snapshot_fetch(d, r->type, r->id, &snap, &sv, &ecid, &e) != 0)
+		goto fail;
+	if (snap != NULL && (sv > r->head_version ||
+			     (sv == r->head_version && !cim_cid_equal(&ecid, &r->head_cid)))) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL,
+			     "the stored snapshot (version %llu) is not of this "
+			     "aggregate's chain (at version %llu); run validate",
+			     (unsigned long long)sv, (unsigned long long)r->head_version);
+		goto fail;
+	}
+	stext = snap != NULL ? cim_json_text(snap) : strdup("null");
+	if (stext == NULL)
+		goto oom;
+	if (asprintf(&open, "{\"snapshot\":%s,\"version\":%llu,\"events\":[", stext,
+		     (unsigned long long)r->head_version) < 0) {
+		open = NULL;
+		goto oom;
+	}
+	if (sv < r->head_version) {
+		r->from_version = sv + 1;
+		if (snap != NULL)
+			g.link = &ecid;
+		next = read_page(d, r, &g, strlen(open));
+		if (next < 0) {
+			e = g.err;
+			goto fail;
+		}
+	}
+	next_field(close, sizeof close, next);
+	page_send(d, r->req, open, &g.pg, close);
+	goto out;
+oom:
+	cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+fail:
+	reply_error(d, r->req, OP_LOAD, &e);
+out:
+	cbuf_free(&g.pg.text);
+	json_decref(snap);
+	free(stext);
+	free(open);
+	read_req_free(r);
+}
+
+void load_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	cim_perr e;
+
+	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
+		refuse(d, req, OP_LOAD, &e);
+		return;
+	}
+	struct read_req *r = read_req_new(d, req, type, id);
+	if (r == NULL) {
+		refuse_oom(d, req, OP_LOAD);
+		return;
+	}
+	r->limit = (uint64_t)d->cfg->get_max_limit;
+	submit_read(d, OP_LOAD, load_work, r);
 }
 
 void get_request(struct daemon *d, natsMsg *req, const char *type, const char *id)

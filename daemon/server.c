@@ -26,9 +26,9 @@ struct work {
 	void *arg;
 };
 
-static const char *const op_names[OP__COUNT] = {"append", "get", "head",
-						 "validate", "info", "by_type",
-						 "other"};
+static const char *const op_names[OP__COUNT] = {
+	"append", "get", "head", "validate", "info", "by_type",
+	"snapshot.save", "snapshot.get", "load", "other"};
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -235,6 +235,18 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		tok[ntok++] = t;
 	}
 	enum op op = ntok > 0 ? op_of(tok[0]) : OP_OTHER;
+	char **args = tok; /* args[0] names the operation, then its tokens */
+	if (ntok >= 2 && strcmp(tok[0], "snapshot") == 0) {
+		/* snapshot.save and snapshot.get: two tokens name it */
+		if (strcmp(tok[1], "save") == 0)
+			op = OP_SNAPSHOT_SAVE;
+		else if (strcmp(tok[1], "get") == 0)
+			op = OP_SNAPSHOT_GET;
+		if (op != OP_OTHER) {
+			args = tok + 1;
+			ntok--;
+		}
+	}
 	atomic_fetch_add(&d->ops[op].requests, 1);
 
 	if (op == OP_INFO && ntok == 1) {
@@ -248,7 +260,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 			snprintf(m, sizeof m, "info takes no further subject tokens: %s", subj);
 		else
 			snprintf(m, sizeof m, "unknown operation '%s' in subject %s; "
-				 "operations: append, get, head, validate, by_type, info",
+				 "operations: append, get, head, validate, load, "
+				 "snapshot.save, snapshot.get, by_type, info",
 				 ntok > 0 ? tok[0] : "", subj);
 		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
 		natsMsg_Destroy(msg);
@@ -271,18 +284,19 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	if (ntok != 3) {
 		char m[300];
 		snprintf(m, sizeof m, "%s needs the subject %s.%s.<aggregate_type>.<aggregate_id>",
-			 tok[0], d->cfg->prefix, tok[0]);
+			 op_name(op), d->cfg->prefix, op_name(op));
 		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
 		natsMsg_Destroy(msg);
 		return;
 	}
-	if (!cim_token_type_ok(tok[1])) {
+	const char *type = args[1], *id = args[2];
+	if (!cim_token_type_ok(type)) {
 		reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "aggregate_type",
 			  "aggregate_type must match [A-Za-z][A-Za-z0-9_-]{0,63}");
 		natsMsg_Destroy(msg);
 		return;
 	}
-	if (!cim_token_id_ok(tok[2])) {
+	if (!cim_token_id_ok(id)) {
 		reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "aggregate_id",
 			  "aggregate_id must match [A-Za-z0-9_:@+=-]{1,128}");
 		natsMsg_Destroy(msg);
@@ -290,17 +304,26 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	}
 	switch (op) {
 	case OP_APPEND:
-		append_request(d, msg, tok[1], tok[2]); /* takes msg */
+		append_request(d, msg, type, id); /* takes msg */
 		return;
 	case OP_GET:
-		get_request(d, msg, tok[1], tok[2]);
+		get_request(d, msg, type, id);
 		return;
 	case OP_HEAD:
-		head_request(d, msg, tok[1], tok[2]);
+		head_request(d, msg, type, id);
 		natsMsg_Destroy(msg);
 		return;
 	case OP_VALIDATE:
-		validate_request(d, msg, tok[1], tok[2]);
+		validate_request(d, msg, type, id);
+		return;
+	case OP_SNAPSHOT_SAVE:
+		snapshot_save_request(d, msg, type, id);
+		return;
+	case OP_SNAPSHOT_GET:
+		snapshot_get_request(d, msg, type, id);
+		return;
+	case OP_LOAD:
+		load_request(d, msg, type, id);
 		return;
 	default:
 		natsMsg_Destroy(msg);
@@ -313,6 +336,8 @@ int server_start(struct daemon *d)
 	char subj[256];
 	natsStatus s;
 
+	for (int i = 0; i < SNAP_LOCKS; i++)
+		pthread_mutex_init(&d->snap_locks[i], NULL);
 	if (workers_start(d) != 0) {
 		log_error("cannot start worker threads");
 		return -1;

@@ -483,3 +483,51 @@ cim_append_req_free(cim_append_req *r)
 	free(r->events);
 	memset(r, 0, sizeof(*r));
 }
+
+int
+cim_snapshot_req_parse(const void *body, size_t len, uint64_t *version,
+		       json_t **state, cim_perr *e)
+{
+	static const char *const allowed[] = {"version", "state", NULL};
+	json_t *root = cim_json_parse_request(body, len, e);
+	uint64_t v = 0;
+
+	*state = NULL;
+	if (root == NULL)
+		return -1;
+	if (cim_json_only_keys(root, allowed, e) == -1)
+		goto fail;
+	if (json_object_get(root, "version") == NULL) {
+		cim_perr_set(e, CIM_ERR_INVALID_REQUEST, "version",
+			     "version is required");
+		goto fail;
+	}
+	if (cim_json_get_u64(root, "version", &v, e) == -1)
+		goto fail;
+	if (v == 0) {
+		cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "version",
+			     "version must be 1 or more: a snapshot is the "
+			     "state after a stored event");
+		goto fail;
+	}
+	*state = json_object_get(root, "state");
+	if (*state == NULL) {
+		cim_perr_set(e, CIM_ERR_INVALID_REQUEST, "state",
+			     "state is required");
+		goto fail;
+	}
+	if (cim_json_depth(*state, CIM_MAX_DEPTH) > CIM_MAX_DEPTH) {
+		cim_perr_set(e, CIM_ERR_INVALID_REQUEST, "state",
+			     "state is nested deeper than %d levels",
+			     CIM_MAX_DEPTH);
+		*state = NULL;
+		goto fail;
+	}
+	json_incref(*state);
+	*version = v;
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(root);
+	return -1;
+}

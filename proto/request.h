@@ -78,4 +78,9 @@ int cim_get_req_parse(const void *body, size_t len, uint64_t default_limit,
 /* A request that takes no fields ({} or an empty body). */
 int cim_empty_req_parse(const void *body, size_t len, cim_perr *e);
 
+/* snapshot.save: {"version": N >= 1, "state": <any JSON, at most
+ * CIM_MAX_DEPTH deep>}. On success *state is a new reference. */
+int cim_snapshot_req_parse(const void *body, size_t len, uint64_t *version,
+			   json_t **state, cim_perr *e);
+
 #endif
