@@ -2,10 +2,6 @@
  * test_snapshots.c: snapshot.save, snapshot.get and load as the contract
  * words them, and the stored snapshot block checked straight from the
  * CIM-SNAPSHOTS bucket.
- *
- * The daemon does not serve these operations yet (docs/design.md, "Left
- * for later"): while it answers them as an unknown operation each test is
- * reported as skipped, with that reason, and runs as soon as it does.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -15,27 +11,6 @@
 #include "dagcbor.h"
 
 TestSuite(snapshots, .init = h_setup, .fini = h_teardown, .timeout = 60);
-
-/* Skips the test while the daemon answers snapshot operations as unknown. */
-static void require_snapshots(void)
-{
-	h_reply rep;
-	const char *msg;
-	bool unknown;
-
-	h_request(&rep, H_PREFIX ".snapshot.get.snap.probe", "{}", -1);
-	cr_assert_eq(rep.s, NATS_OK, "snapshot.get: no reply");
-	msg = h_error_str(&rep, "message");
-	unknown = msg != NULL && strstr(msg, "unknown operation") != NULL;
-	h_reply_free(&rep);
-	if (unknown) {
-		/* Criterion runs no .fini after a skip: tear down here */
-		h_teardown();
-		cr_skip_test("the daemon does not serve snapshot.save, "
-			     "snapshot.get and load yet (the contract asks for "
-			     "them)");
-	}
-}
 
 /* Appends n events to snap/<id>; fills cids[1..n]. */
 static void append_events(const char *id, int from, int n,
@@ -104,8 +79,6 @@ Test(snapshots, save_get_and_the_stored_block)
 	json_t *blk = NULL, *want_state;
 	char err[200] = "";
 
-	require_snapshots();
-
 	append_events("s-1", 1, 5, cids);
 	request_ok(&rep, "snapshot.save", "s-1",
 		   "{\"version\": 5, \"state\": {\"count\": 5, \"f\": 0.5,"
@@ -155,8 +128,6 @@ Test(snapshots, older_version_keeps_the_stored_one_newer_replaces_it)
 	h_reply rep;
 	char snap5[CIM_CID_TEXT_MAX];
 
-	require_snapshots();
-
 	append_events("s-2", 1, 6, cids);
 	request_ok(&rep, "snapshot.save", "s-2",
 		   "{\"version\": 5, \"state\": \"five\"}");
@@ -191,8 +162,6 @@ Test(snapshots, refusals)
 	char cids[4][CIM_CID_TEXT_MAX];
 	h_reply rep;
 
-	require_snapshots();
-
 	append_events("s-3", 1, 3, cids);
 	h_request(&rep, H_PREFIX ".snapshot.save.snap.s-3",
 		  "{\"version\": 9, \"state\": {}}", -1);
@@ -222,8 +191,6 @@ Test(snapshots, load_gives_the_snapshot_and_the_events_after_it)
 	char cids[10][CIM_CID_TEXT_MAX];
 	h_reply rep;
 	json_t *evs, *snap;
-
-	require_snapshots();
 
 	append_events("s-4", 1, 4, cids);
 	request_ok(&rep, "load", "s-4", "{}");
@@ -260,4 +227,197 @@ Test(snapshots, load_gives_the_snapshot_and_the_events_after_it)
 	cr_assert_eq(json_array_size(json_object_get(rep.json, "events")), 0);
 	cr_assert_eq(jint(rep.json, "version"), 0);
 	h_reply_free(&rep);
+}
+
+Test(snapshots, malformed_saves_are_refused_and_nothing_is_stored)
+{
+	char cids[4][CIM_CID_TEXT_MAX];
+	static const struct {
+		const char *body, *code;
+	} cases[] = {
+		{"{\"state\": {}}", "invalid_request"},            /* no version */
+		{"{\"version\": 1}", "invalid_request"},           /* no state */
+		{"{\"version\": \"1\", \"state\": 1}", "invalid_request"},
+		{"{\"version\": -1, \"state\": 1}", "invalid_argument"},
+		{"{\"version\": 1, \"state\": 1, \"x\": 1}", "invalid_request"},
+		{"{\"version\": 1, \"state\": {\"a\": 1, \"a\": 2}}", "invalid_request"},
+		{"[1]", "invalid_request"},
+		{"not json", "invalid_request"},
+	};
+	h_reply rep;
+	kvStore *kv = NULL;
+	kvKeysList keys = {0};
+
+	append_events("s-5", 1, 3, cids);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		h_request(&rep, H_PREFIX ".snapshot.save.snap.s-5", cases[i].body, -1);
+		cr_assert_eq(rep.s, NATS_OK);
+		cr_assert_str_eq(h_error_code(&rep), cases[i].code, "%s: %s",
+				 cases[i].body, rep.body);
+		cr_assert_eq(rep.status, 400);
+		h_reply_free(&rep);
+	}
+
+	/* a state nested deeper than the limit */
+	char deep[2 * 140 + 64];
+	size_t n = 0;
+	n += (size_t)snprintf(deep, sizeof deep, "{\"version\": 1, \"state\": ");
+	for (int i = 0; i < 130; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 130; i++)
+		deep[n++] = ']';
+	deep[n++] = '}';
+	deep[n] = '\0';
+	h_request(&rep, H_PREFIX ".snapshot.save.snap.s-5", deep, -1);
+	cr_assert_str_eq(h_error_code(&rep), "invalid_request", "%s", rep.body);
+	cr_assert_str_eq(h_error_str(&rep, "field"), "state");
+	h_reply_free(&rep);
+
+	/* a state over max_snapshot_bytes (262144 by default) */
+	size_t big = 300000;
+	char *body = malloc(big + 64);
+	cr_assert_not_null(body);
+	n = (size_t)sprintf(body, "{\"version\": 2, \"state\": \"");
+	memset(body + n, 'x', big);
+	strcpy(body + n + big, "\"}");
+	h_request(&rep, H_PREFIX ".snapshot.save.snap.s-5", body, -1);
+	cr_assert_str_eq(h_error_code(&rep), "payload_too_large", "%.300s", rep.body);
+	cr_assert_eq(rep.status, 413);
+	cr_assert_not_null(strstr(h_error_str(&rep, "message"), "max_snapshot_bytes"));
+	h_reply_free(&rep);
+	free(body);
+
+	/* an aggregate with no events has no version to snapshot */
+	h_request(&rep, H_PREFIX ".snapshot.save.snap.nobody",
+		  "{\"version\": 1, \"state\": {}}", -1);
+	cr_assert_str_eq(h_error_code(&rep), "invalid_argument", "%s", rep.body);
+	cr_assert_str_eq(h_error_str(&rep, "field"), "version");
+	h_reply_free(&rep);
+
+	/* nothing reached the bucket, and the events are intact */
+	cr_assert_eq(js_KeyValue(&kv, H.js, "CIM-SNAPSHOTS"), NATS_OK);
+	natsStatus s = kvStore_Keys(&keys, kv, NULL);
+	cr_assert(s == NATS_NOT_FOUND || (s == NATS_OK && keys.Count == 0),
+		  "no snapshot stored");
+	kvKeysList_Destroy(&keys);
+	kvStore_Destroy(kv);
+	h_requestf(&rep, "{}", H_PREFIX ".validate.snap.s-5");
+	cr_assert(json_is_true(json_object_get(rep.json, "valid")), "%s", rep.body);
+	cr_assert_eq(jint(rep.json, "version"), 3);
+	h_reply_free(&rep);
+}
+
+Test(snapshots, ids_with_any_allowed_character_get_their_own_key)
+{
+	static const char *const ids[] = {"a:b@c+d=e", "a=3Ab@c+d=e", "plain_id-1"};
+	kvStore *kv = NULL;
+	kvEntry *e = NULL;
+	h_reply rep;
+
+	for (size_t i = 0; i < 3; i++) {
+		char body[96];
+		cim_append_result *r = h_append1("snap", ids[i], 0, "Made", "{}");
+		cim_append_result_destroy(r);
+		snprintf(body, sizeof body, "{\"version\": 1, \"state\": %zu}", i);
+		request_ok(&rep, "snapshot.save", ids[i], body);
+		h_reply_free(&rep);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		request_ok(&rep, "snapshot.get", ids[i], "{}");
+		cr_assert_eq(json_integer_value(json_object_get(rep.json, "state")),
+			     (json_int_t)i, "%s: %s", ids[i], rep.body);
+		h_reply_free(&rep);
+	}
+	/* the documented key form: = and two hex digits for : @ + = */
+	cr_assert_eq(js_KeyValue(&kv, H.js, "CIM-SNAPSHOTS"), NATS_OK);
+	cr_assert_eq(kvStore_Get(&e, kv, "snap.a=3Ab=40c=2Bd=3De"), NATS_OK);
+	kvEntry_Destroy(e);
+	cr_assert_eq(kvStore_Get(&e, kv, "snap.a=3D3Ab=40c=2Bd=3De"), NATS_OK);
+	kvEntry_Destroy(e);
+	kvStore_Destroy(kv);
+}
+
+Test(snapshots, load_after_a_restart_and_past_the_payload_limit)
+{
+	char cids[40][CIM_CID_TEXT_MAX];
+	cim_loaded *l = NULL;
+	cim_error err = {0};
+	h_reply rep;
+	/* events of about 100 kB: the 15 after the snapshot do not fit in
+	 * one reply under the 1 MB NATS payload limit */
+	size_t big = 100000;
+	char *data = malloc(big + 32);
+
+	cr_assert_not_null(data);
+	append_events("s-6", 1, 5, cids);
+	request_ok(&rep, "snapshot.save", "s-6", "{\"version\": 5, \"state\": \"five\"}");
+	h_reply_free(&rep);
+	for (int v = 6; v <= 20; v++) {
+		cim_append_result *r;
+		int n = sprintf(data, "{\"v\": %d, \"pad\": \"", v);
+		memset(data + n, 'p', big);
+		strcpy(data + n + big, "\"}");
+		r = h_append1("snap", "s-6", v - 1, "Stepped", data);
+		strcpy(cids[v], r->head);
+		cim_append_result_destroy(r);
+	}
+	free(data);
+
+	/* no position remembered after a restart: load still starts right */
+	h_daemon_kill9(H.daemon);
+	H.daemon = h_daemon_start(&H.nats, NULL);
+	cr_assert_gt(H.daemon, 0);
+
+	request_ok(&rep, "load", "s-6", "{}");
+	json_t *evs = json_object_get(rep.json, "events");
+	size_t got = json_array_size(evs);
+	cr_assert(got >= 1 && got < 15, "the reply is cut short: %zu events", got);
+	cr_assert_eq(jint(json_array_get(evs, 0), "version"), 6);
+	cr_assert_eq(jint(rep.json, "next_from_version"), (json_int_t)(6 + got),
+		     "it says where to go on");
+	cr_assert_eq(jint(rep.json, "version"), 20);
+	h_reply_free(&rep);
+
+	/* the library follows the pages */
+	cr_assert_eq(cim_load(H.client, "snap", "s-6", &l, &err), CIM_ERR_OK, "%s",
+		     err.message);
+	cr_assert_not_null(l->snapshot);
+	cr_assert_eq(l->snapshot->version, 5);
+	cr_assert_str_eq(l->snapshot->state_json, "\"five\"");
+	cr_assert_str_eq(l->snapshot->event_cid, cids[5]);
+	cr_assert_eq(l->version, 20);
+	cr_assert_eq(l->n_events, 15);
+	for (size_t i = 0; i < 15; i++) {
+		cr_assert_eq(l->events[i].version, 6 + i);
+		cr_assert_str_eq(l->events[i].cid, cids[6 + i]);
+	}
+	cim_loaded_destroy(l);
+}
+
+Test(snapshots, client_calls)
+{
+	char cids[8][CIM_CID_TEXT_MAX];
+	cim_snapshot s;
+	cim_error err = {0};
+
+	append_events("s-7", 1, 4, cids);
+	cr_assert_eq(cim_snapshot_get(H.client, "snap", "s-7", &s, &err),
+		     CIM_ERR_NOT_FOUND);
+	cr_assert_eq(cim_snapshot_save(H.client, "snap", "s-7", 4,
+				       "{\"n\": [1, 2.5, \"x\"]}", &s, &err),
+		     CIM_ERR_OK, "%s", err.message);
+	cr_assert_eq(s.version, 4);
+	cr_assert_str_eq(s.event_cid, cids[4]);
+	cr_assert_null(s.state_json);
+	cr_assert_eq(cim_snapshot_save(H.client, "snap", "s-7", 2, "{}", &s, &err),
+		     CIM_ERR_OK);
+	cr_assert_eq(s.version, 4, "the stored, newer one stays");
+	cr_assert_eq(cim_snapshot_get(H.client, "snap", "s-7", &s, &err), CIM_ERR_OK);
+	cr_assert_str_eq(s.state_json, "{\"n\":[1,2.5,\"x\"]}");
+	cim_snapshot_clear(&s);
+	cr_assert_eq(cim_snapshot_save(H.client, "snap", "s-7", 9, "{}", &s, &err),
+		     CIM_ERR_INVALID_ARGUMENT);
+	cr_assert_str_eq(err.field, "version");
+	cr_assert_eq(cim_snapshot_save(H.client, "snap", "s-7", 1, "{bad", &s, &err),
+		     CIM_ERR_INVALID_ARGUMENT);
 }

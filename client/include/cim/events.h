@@ -313,6 +313,7 @@ typedef struct cim_repository cim_repository;
 typedef struct cim_aggregate {
 	char id[CIM_AGGREGATE_ID_MAX + 1];
 	uint64_t version;          /* the version state reflects */
+	char head[128];            /* CID of the event at version; "" at 0 */
 	uint64_t snapshot_version; /* of the latest snapshot known; 0: none */
 	size_t events_applied;     /* by the last load or append */
 	cim_err snapshot_error;    /* the last automatic snapshot's outcome;
