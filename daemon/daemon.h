@@ -246,9 +246,11 @@ void snapshot_get_request(struct daemon *d, natsMsg *req, const char *type,
 			  const char *id);
 /* The stored snapshot of type/id as the reply object
  * {version, state, snapshot_cid, event_cid, timestamp} in *out (NULL when
- * there is none), with its version. 0, or -1 with err set. */
+ * there is none), with its version, the CID of the event it was taken at
+ * and that event's stream sequence (0: not recorded). 0, or -1 with err set. */
 int snapshot_fetch(struct daemon *d, const char *type, const char *id,
-		   json_t **out, uint64_t *version, cim_cid *event_cid, cim_perr *err);
+		   json_t **out, uint64_t *version, cim_cid *event_cid,
+		   uint64_t *event_seq, cim_perr *err);
 
 /* append.c */
 void append_request(struct daemon *d, natsMsg *req, const char *type,

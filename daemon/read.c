@@ -349,13 +349,13 @@ static void load_work(struct daemon *d, void *arg)
 	struct read_req *r = arg;
 	struct get_ctx g = {0};
 	json_t *snap = NULL;
-	uint64_t sv = 0;
+	uint64_t sv = 0, sseq = 0;
 	cim_cid ecid;
 	cim_perr e;
 	char *stext = NULL, *open = NULL, close[96];
 	int64_t next = 0;
 
-	if (snapshot_fetch(d, r->type, r->id, &snap, &sv, &ecid, &e) != 0)
+	if (snapshot_fetch(d, r->type, r->id, &snap, &sv, &ecid, &sseq, &e) != 0)
 		goto fail;
 	if (snap != NULL && (sv > r->head_version ||
 			     (sv == r->head_version && !cim_cid_equal(&ecid, &r->head_cid)))) {
@@ -375,8 +375,13 @@ static void load_work(struct daemon *d, void *arg)
 	}
 	if (sv < r->head_version) {
 		r->from_version = sv + 1;
-		if (snap != NULL)
+		if (snap != NULL) {
 			g.link = &ecid;
+			/* the events after the snapshot are stored after its
+			 * event: read from there, however long the history */
+			if (sseq >= r->first_seq && sseq < r->head_seq)
+				snappos_put(d, r->agg, sv, sseq);
+		}
 		next = read_page(d, r, &g, strlen(open));
 		if (next < 0) {
 			e = g.err;

@@ -9,6 +9,13 @@
  * of one aggregate are serialized by a lock stripe, and the KV write is
  * conditional on the revision read (create-if-absent or update-at-revision),
  * so even a second daemon cannot put an older snapshot over a newer one.
+ *
+ * The bucket's value is exactly the block; the message that carries it also
+ * has a header, Cim-Event-Seq, with the stream sequence of the event the
+ * snapshot was taken at, so that load reads the events after it from there,
+ * also after a restart, however long the history before it. So the bucket
+ * is written and read as the stream under it ($KV.<bucket>.<key>), which is
+ * what nats.c's KV calls do too, headers aside.
  * Everything here reads the network, so it runs on a read worker.
  */
 #include <stdio.h>
@@ -60,31 +67,66 @@ static json_t *describe(struct daemon *d, const uint8_t *p, size_t len,
 			 b->timestamp);
 }
 
-/* Reads and decodes the stored snapshot of key. 0 with *e NULL when there
- * is none; 0 with *e and *b set; -1 with err set. */
-static int kv_read(struct daemon *d, const char *key, const char *type, const char *id,
-		   kvEntry **e, cim_snapshot_block *b, cim_perr *err)
-{
-	char why[200];
-	natsStatus s = kvStore_Get(e, d->snapshots, key);
+/* A stored snapshot as read from the bucket's stream. */
+struct stored {
+	natsMsg *m;          /* NULL: none */
+	cim_snapshot_block b;
+	uint64_t rev;        /* the key's last sequence in the bucket's stream */
+	uint64_t event_seq;  /* Cim-Event-Seq, 0 when absent */
+};
 
-	if (s == NATS_NOT_FOUND) {
-		*e = NULL;
+static void stored_free(struct stored *st)
+{
+	natsMsg_Destroy(st->m);
+	cim_snapshot_block_free(&st->b);
+	memset(st, 0, sizeof *st);
+}
+
+static const uint8_t *stored_bytes(const struct stored *st, size_t *len)
+{
+	*len = (size_t)natsMsg_GetDataLength(st->m);
+	return (const uint8_t *)natsMsg_GetData(st->m);
+}
+
+/* Reads and decodes the stored snapshot of key. 0 with st->m NULL when
+ * there is none (st->rev is then the sequence of a delete marker, or 0), 0
+ * with st filled, or -1 with err set. */
+static int kv_read(struct daemon *d, const char *key, const char *type, const char *id,
+		   struct stored *st, cim_perr *err)
+{
+	char stream[256], subj[512], why[200];
+	const char *op = NULL, *seq = NULL;
+	jsErrCode jerr = 0;
+	size_t len;
+	natsStatus s;
+
+	memset(st, 0, sizeof *st);
+	snprintf(stream, sizeof stream, "KV_%s", d->cfg->snapshots_bucket);
+	snprintf(subj, sizeof subj, "$KV.%s.%s", d->cfg->snapshots_bucket, key);
+	s = js_GetLastMsg(&st->m, d->js, stream, subj, NULL, &jerr);
+	if (s == NATS_NOT_FOUND)
 		return 0;
-	}
 	if (s != NATS_OK) {
-		*e = NULL;
+		st->m = NULL;
 		return kv_failure(err, s, "read");
 	}
-	if (cim_snapshot_decode((const uint8_t *)kvEntry_Value(*e),
-				(size_t)kvEntry_ValueLen(*e), b, why, sizeof why) != 0 ||
-	    strcmp(b->aggregate_type, type) != 0 || strcmp(b->aggregate_id, id) != 0) {
-		if (b->aggregate_type != NULL)
-			snprintf(why, sizeof why, "it belongs to %s/%s", b->aggregate_type,
-				 b->aggregate_id);
-		cim_snapshot_block_free(b);
-		kvEntry_Destroy(*e);
-		*e = NULL;
+	st->rev = natsMsg_GetSequence(st->m);
+	/* a key deleted or purged by an operator: no snapshot */
+	if (natsMsgHeader_Get(st->m, "KV-Operation", &op) == NATS_OK && op != NULL &&
+	    strcmp(op, "PUT") != 0) {
+		natsMsg_Destroy(st->m);
+		st->m = NULL;
+		return 0;
+	}
+	if (natsMsgHeader_Get(st->m, "Cim-Event-Seq", &seq) == NATS_OK && seq != NULL)
+		st->event_seq = strtoull(seq, NULL, 10);
+	const uint8_t *p = stored_bytes(st, &len);
+	if (cim_snapshot_decode(p, len, &st->b, why, sizeof why) != 0 ||
+	    strcmp(st->b.aggregate_type, type) != 0 || strcmp(st->b.aggregate_id, id) != 0) {
+		if (st->b.aggregate_type != NULL)
+			snprintf(why, sizeof why, "it belongs to %s/%s", st->b.aggregate_type,
+				 st->b.aggregate_id);
+		stored_free(st);
 		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
 				    "the stored snapshot under key %s is not valid: %s", key,
 				    why);
@@ -92,27 +134,60 @@ static int kv_read(struct daemon *d, const char *key, const char *type, const ch
 	return 0;
 }
 
+/* Stores block under key, the event it was taken at being at event_seq in
+ * the event stream, if the key is still at revision rev (0: absent). 0,
+ * 1 when another write came first, -1 with err set. */
+static int kv_write(struct daemon *d, const char *key, const cbuf *block, uint64_t rev,
+		    uint64_t event_seq, cim_perr *err)
+{
+	char subj[512], num[24];
+	natsMsg *m = NULL;
+	jsPubAck *pa = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	snprintf(subj, sizeof subj, "$KV.%s.%s", d->cfg->snapshots_bucket, key);
+	s = natsMsg_Create(&m, subj, NULL, (const char *)block->p, (int)block->len);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)rev);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", num);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)event_seq);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "Cim-Event-Seq", num);
+	if (s == NATS_OK)
+		s = js_PublishMsg(&pa, d->js, m, NULL, &jerr);
+	natsMsg_Destroy(m);
+	jsPubAck_Destroy(pa);
+	if (s == NATS_OK)
+		return 0;
+	if (jerr == JSStreamWrongLastSequenceErr)
+		return 1;
+	return kv_failure(err, s, "write");
+}
+
 int snapshot_fetch(struct daemon *d, const char *type, const char *id, json_t **out,
-		   uint64_t *version, cim_cid *event_cid, cim_perr *err)
+		   uint64_t *version, cim_cid *event_cid, uint64_t *event_seq,
+		   cim_perr *err)
 {
 	char key[CIM_KV_KEY_MAX];
-	kvEntry *e = NULL;
-	cim_snapshot_block b = {0};
+	struct stored st;
+	size_t len;
 
 	*out = NULL;
 	*version = 0;
+	*event_seq = 0;
 	if (cim_kv_key(key, type, id) != 0)
 		return cim_perr_set(err, CIM_ERR_INVALID_ARGUMENT, NULL, "bad aggregate");
-	if (kv_read(d, key, type, id, &e, &b, err) != 0)
+	if (kv_read(d, key, type, id, &st, err) != 0)
 		return -1;
-	if (e == NULL)
+	if (st.m == NULL)
 		return 0;
-	*out = describe(d, (const uint8_t *)kvEntry_Value(e), (size_t)kvEntry_ValueLen(e),
-			&b, true);
-	*version = b.version;
-	*event_cid = b.event_cid;
-	cim_snapshot_block_free(&b);
-	kvEntry_Destroy(e);
+	const uint8_t *p = stored_bytes(&st, &len);
+	*out = describe(d, p, len, &st.b, true);
+	*version = st.b.version;
+	*event_cid = st.b.event_cid;
+	*event_seq = st.event_seq;
+	stored_free(&st);
 	if (*out == NULL)
 		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
 	return 0;
@@ -124,11 +199,11 @@ static void get_work(struct daemon *d, void *arg)
 {
 	struct read_req *r = arg;
 	json_t *o = NULL;
-	uint64_t v;
+	uint64_t v, seq;
 	cim_cid ec;
 	cim_perr e;
 
-	if (snapshot_fetch(d, r->type, r->id, &o, &v, &ec, &e) != 0) {
+	if (snapshot_fetch(d, r->type, r->id, &o, &v, &ec, &seq, &e) != 0) {
 		reply_error(d, r->req, OP_SNAPSHOT_GET, &e);
 	} else if (o == NULL) {
 		cim_perr_set(&e, CIM_ERR_NOT_FOUND, NULL, "%s/%s has no snapshot", r->type,
@@ -164,44 +239,35 @@ struct save_req {
 	json_t *state;
 };
 
-/* Stores block (len bytes) under key unless a snapshot at version or later
- * is there. *kept is set to the stored one's reply when it stays. */
+/* Stores block under key unless a snapshot at version or later is
+ * there; *kept is then set to the stored one's reply. */
 static int kv_store(struct daemon *d, struct read_req *r, const char *key,
-		    const cbuf *block, uint64_t version, json_t **kept, cim_perr *err)
+		    const cbuf *block, uint64_t version, uint64_t event_seq,
+		    json_t **kept, cim_perr *err)
 {
 	for (int i = 0; i < SAVE_TRIES; i++) {
-		kvEntry *e = NULL;
-		cim_snapshot_block b = {0};
-		uint64_t rev = 0;
-		natsStatus s;
+		struct stored st;
+		size_t len;
+		int rc;
 
-		if (kv_read(d, key, r->type, r->id, &e, &b, err) != 0)
+		if (kv_read(d, key, r->type, r->id, &st, err) != 0)
 			return -1;
-		if (e != NULL && b.version >= version) {
-			*kept = describe(d, (const uint8_t *)kvEntry_Value(e),
-					 (size_t)kvEntry_ValueLen(e), &b, false);
-			cim_snapshot_block_free(&b);
-			kvEntry_Destroy(e);
+		if (st.m != NULL && st.b.version >= version) {
+			const uint8_t *p = stored_bytes(&st, &len);
+			*kept = describe(d, p, len, &st.b, false);
+			stored_free(&st);
 			return *kept != NULL ? 0
 					     : cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
 							    "out of memory");
 		}
-		if (e != NULL)
-			s = kvStore_Update(&rev, d->snapshots, key, block->p, (int)block->len,
-					   kvEntry_Revision(e));
-		else
-			s = kvStore_Create(&rev, d->snapshots, key, block->p, (int)block->len);
-		cim_snapshot_block_free(&b);
-		kvEntry_Destroy(e);
-		if (s == NATS_OK)
-			return 0;
+		uint64_t rev = st.rev; /* 0 only when nothing was ever stored */
+		stored_free(&st);
+		rc = kv_write(d, key, block, rev, event_seq, err);
+		if (rc <= 0)
+			return rc;
 		/* another writer got there between the read and the write: read
 		 * again and decide again */
-		const char *last = nats_GetLastError(NULL);
-		if (s != NATS_ERR || last == NULL || strstr(last, "wrong last sequence") == NULL)
-			return kv_failure(err, s, "write");
-		log_debug("snapshot %s: conditional write refused (%s); reading again",
-			  key, nats_GetLastError(NULL));
+		log_debug("snapshot %s: conditional write refused; reading again", key);
 	}
 	return cim_perr_set(err, CIM_ERR_UNAVAILABLE, NULL,
 			    "the snapshot of %s/%s is being written by others; retry",
@@ -249,7 +315,7 @@ static void save_work(struct daemon *d, void *arg)
 	cim_kv_key(key, r->type, r->id);
 	pthread_mutex_t *lock = snap_lock(d, key);
 	pthread_mutex_lock(lock);
-	int rc = kv_store(d, r, key, &block, s->version, &kept, &e);
+	int rc = kv_store(d, r, key, &block, s->version, seq, &kept, &e);
 	pthread_mutex_unlock(lock);
 	if (rc != 0)
 		goto fail;

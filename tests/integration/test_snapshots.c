@@ -421,3 +421,45 @@ Test(snapshots, client_calls)
 	cr_assert_eq(cim_snapshot_save(H.client, "snap", "s-7", 1, "{bad", &s, &err),
 		     CIM_ERR_INVALID_ARGUMENT);
 }
+
+Test(snapshots, the_stored_message_says_where_the_event_is_and_deletes_count)
+{
+	char cids[8][CIM_CID_TEXT_MAX];
+	natsMsg *m = NULL;
+	const char *hdr = NULL;
+	kvStore *kv = NULL;
+	h_reply rep;
+	cim_head head;
+	cim_error err = {0};
+
+	append_events("s-8", 1, 4, cids);
+	cr_assert_eq(cim_get_head(H.client, "snap", "s-8", &head, &err), CIM_ERR_OK);
+	request_ok(&rep, "snapshot.save", "s-8", "{\"version\": 4, \"state\": 4}");
+	h_reply_free(&rep);
+	cr_assert_eq(js_GetLastMsg(&m, H.js, "KV_CIM-SNAPSHOTS", "$KV.CIM-SNAPSHOTS.snap.s-8",
+				   NULL, NULL), NATS_OK);
+	cr_assert_eq(natsMsgHeader_Get(m, "Cim-Event-Seq", &hdr), NATS_OK);
+	cr_assert_eq(strtoull(hdr, NULL, 10), head.seq,
+		     "Cim-Event-Seq is the stream sequence of event 4");
+	natsMsg_Destroy(m);
+
+	/* an operator deletes the key: there is no snapshot, and a new one
+	 * can be saved over the delete marker */
+	cr_assert_eq(js_KeyValue(&kv, H.js, "CIM-SNAPSHOTS"), NATS_OK);
+	cr_assert_eq(kvStore_Delete(kv, "snap.s-8"), NATS_OK);
+	kvStore_Destroy(kv);
+	h_request(&rep, H_PREFIX ".snapshot.get.snap.s-8", "{}", -1);
+	cr_assert_str_eq(h_error_code(&rep), "not_found", "%s", rep.body);
+	h_reply_free(&rep);
+	request_ok(&rep, "load", "s-8", "{}");
+	cr_assert(json_is_null(json_object_get(rep.json, "snapshot")));
+	cr_assert_eq(json_array_size(json_object_get(rep.json, "events")), 4);
+	h_reply_free(&rep);
+	request_ok(&rep, "snapshot.save", "s-8", "{\"version\": 2, \"state\": 2}");
+	cr_assert_eq(jint(rep.json, "version"), 2, "%s", rep.body);
+	h_reply_free(&rep);
+	request_ok(&rep, "load", "s-8", "{}");
+	cr_assert_eq(jint(json_object_get(rep.json, "snapshot"), "version"), 2);
+	cr_assert_eq(json_array_size(json_object_get(rep.json, "events")), 2);
+	h_reply_free(&rep);
+}
