@@ -185,6 +185,7 @@ typedef struct store_res {
 	const char *tp_name[8];
 	int n_tp;
 	lat get1k, head, val1k, val10k;
+	lat load_short, load_long; /* 10 events after a snapshot, after 90 / 9,990 */
 	long get1k_pages;
 	/* floors: the same messages pulled bare, nothing decoded */
 	lat bare1k, bare10k;

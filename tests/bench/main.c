@@ -140,6 +140,9 @@ static void final_table(const floor_res *f, const store_res *s,
 	row("validate 10,000 events p50", s->val10k.p50, "us", s->bare10k.p50,
 	    "bare pull of 10,000", lat_ok(&s->val10k));
 	row("validate 10,000 events p99", s->val10k.p99, "us", NAN, NULL, lat_ok(&s->val10k));
+	row("load, snapshot at 9,990 + 10 events, p50", s->load_long.p50, "us",
+	    s->load_short.p50, "same after a snapshot at 90",
+	    lat_ok(&s->load_long) && lat_ok(&s->load_short));
 
 	if (g->ran) {
 		for (int i = 0; i < g->n_pt; i++) {

@@ -430,6 +430,29 @@ void run_reads(store_res *r, json_t *out)
 		print_lat("validate 10,000 events", &r->val10k);
 	}
 	{
+		/* load of 10 events after a snapshot: the same with 90 events
+		 * before the snapshot and with 9,990 */
+		char idshort[64], subj[256];
+		const char *snap = "{\"version\": %d, \"state\": {\"n\": 1}}";
+		char body[96];
+		subj_ctx sl = {"load", idshort, 0, 0}, ll = {"load", id10k, 0, 0};
+
+		snprintf(idshort, sizeof idshort, "rshort-%s", C.tag);
+		bad += fill_aggregate(nc, idshort, 1, b100);
+		snprintf(subj, sizeof subj, "%s.snapshot.save.bench.%s", C.prefix, idshort);
+		snprintf(body, sizeof body, snap, 90);
+		bad += cim_req(nc, subj, body, (int)strlen(body), REQ_MS, NULL) != 0;
+		snprintf(subj, sizeof subj, "%s.snapshot.save.bench.%s", C.prefix, id10k);
+		snprintf(body, sizeof body, snap, 9990);
+		bad += cim_req(nc, subj, body, (int)strlen(body), REQ_MS, NULL) != 0;
+		latency(&r->load_short, nc, &sl, "{}", 20, C.quick ? 100 : 1000, REQ_MS,
+			60, NULL, NULL);
+		print_lat("load: 10 events after a snapshot at 90", &r->load_short);
+		latency(&r->load_long, nc, &ll, "{}", 20, C.quick ? 100 : 1000, REQ_MS,
+			60, NULL, NULL);
+		print_lat("load: 10 events after a snapshot at 9,990", &r->load_long);
+	}
+	{
 		char subj[128];
 
 		snprintf(subj, sizeof subj, "events.bench.%s.BenchEvent", id1k);
@@ -445,6 +468,8 @@ out:
 	json_object_set_new(o, "head", lat_json(&r->head));
 	json_object_set_new(o, "validate_1000", lat_json(&r->val1k));
 	json_object_set_new(o, "validate_10000", lat_json(&r->val10k));
+	json_object_set_new(o, "load_10_after_snapshot_at_90", lat_json(&r->load_short));
+	json_object_set_new(o, "load_10_after_snapshot_at_9990", lat_json(&r->load_long));
 	json_object_set_new(o, "floor_bare_pull_1000", lat_json(&r->bare1k));
 	json_object_set_new(o, "floor_bare_pull_10000", lat_json(&r->bare10k));
 	json_object_set_new(o, "build_failures", json_integer(bad));
