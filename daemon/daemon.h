@@ -269,6 +269,7 @@ struct read_req {
 	uint64_t head_version, head_seq, first_seq;
 	cim_cid head_cid;
 	int ntypes; /* event types the daemon has stored for it; -1: not known */
+	bool no_hints; /* read from first_seq, whatever the cursors say */
 	const char *types[AGG_TYPES_UNKNOWN];
 };
 struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,

@@ -220,7 +220,7 @@ static uint64_t cursor_start(struct daemon *d, const struct read_req *r, uint64_
 {
 	uint64_t start = r->first_seq;
 
-	if (r->agg == NULL || version <= 1)
+	if (r->agg == NULL || version <= 1 || r->no_hints)
 		return start;
 	pthread_mutex_lock(&d->mu);
 	const struct cursor *c = cursor_slot(d->cursors, CURSORS, r->agg, version);
@@ -383,6 +383,16 @@ static void load_work(struct daemon *d, void *arg)
 				snappos_put(d, r->agg, sv, sseq);
 		}
 		next = read_page(d, r, &g, strlen(open));
+		if (next < 0 && snap != NULL) {
+			/* a position that did not fit (an operator's copy of the
+			 * bucket, say): read from the aggregate's first event */
+			log_warn("load %s/%s: reading again from its first event: %s",
+				 r->type, r->id, g.err.msg);
+			cbuf_free(&g.pg.text);
+			r->no_hints = true;
+			g.link = &ecid;
+			next = read_page(d, r, &g, strlen(open));
+		}
 		if (next < 0) {
 			e = g.err;
 			goto fail;

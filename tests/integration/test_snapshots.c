@@ -463,3 +463,50 @@ Test(snapshots, the_stored_message_says_where_the_event_is_and_deletes_count)
 	cr_assert_eq(json_array_size(json_object_get(rep.json, "events")), 2);
 	h_reply_free(&rep);
 }
+
+Test(snapshots, a_wrong_position_header_does_not_change_what_load_gives)
+{
+	char cids[8][CIM_CID_TEXT_MAX];
+	natsMsg *m = NULL, *w = NULL;
+	jsPubAck *pa = NULL;
+	h_reply rep;
+	cim_event_page *p = NULL;
+	cim_error err = {0};
+	char seq5[24];
+
+	append_events("s-9", 1, 6, cids);
+	request_ok(&rep, "snapshot.save", "s-9", "{\"version\": 2, \"state\": 2}");
+	h_reply_free(&rep);
+	cr_assert_eq(cim_get(H.client, "snap", "s-9", 5, 1, &p, &err), CIM_ERR_OK);
+	snprintf(seq5, sizeof seq5, "%llu", (unsigned long long)p->events[0].seq);
+	cim_event_page_destroy(p);
+
+	/* the same block, its header pointing past events 3 and 4 */
+	cr_assert_eq(js_GetLastMsg(&m, H.js, "KV_CIM-SNAPSHOTS",
+				   "$KV.CIM-SNAPSHOTS.snap.s-9", NULL, NULL), NATS_OK);
+	cr_assert_eq(natsMsg_Create(&w, "$KV.CIM-SNAPSHOTS.snap.s-9", NULL,
+				    natsMsg_GetData(m), natsMsg_GetDataLength(m)), NATS_OK);
+	natsMsgHeader_Set(w, "Cim-Event-Seq", seq5);
+	cr_assert_eq(js_PublishMsg(&pa, H.js, w, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(pa);
+	natsMsg_Destroy(w);
+	natsMsg_Destroy(m);
+
+	request_ok(&rep, "load", "s-9", "{}");
+	json_t *evs = json_object_get(rep.json, "events");
+	cr_assert_eq(json_array_size(evs), 4, "events 3..6: %s", rep.body);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_str_eq(jstr(json_array_get(evs, i), "cid"), cids[3 + i]);
+	h_reply_free(&rep);
+
+	/* and the daemon said why it read the aggregate from its start */
+	char *path = h_strf("%s/daemon.log", H.nats.dir), line[1024];
+	FILE *f = fopen(path, "r");
+	bool said = false;
+	cr_assert_not_null(f, "%s", path);
+	while (!said && fgets(line, sizeof line, f))
+		said = strstr(line, "load snap/s-9: reading again from its first event") != NULL;
+	fclose(f);
+	free(path);
+	cr_assert(said, "the fallback is logged");
+}
