@@ -95,3 +95,46 @@ Test(by_type, one_type_across_aggregates_in_stream_order)
 	cr_assert(json_is_null(json_object_get(rep.json, "next_after_seq")));
 	h_reply_free(&rep);
 }
+
+Test(by_type, the_client_pages_through_one_type)
+{
+	uint64_t want[12];
+	int n = 0;
+	uint64_t after = 0;
+	cim_error err = {0};
+
+	for (int i = 0; i < 12; i++) {
+		char id[16];
+		cim_append_result *r;
+
+		snprintf(id, sizeof(id), "c-%d", i % 4);
+		r = h_append1("acct", id, CIM_EXPECT_ANY, i % 3 ? "Deposited" : "Opened",
+			      "{}");
+		if (i % 3)
+			want[n++] = r->events[0].seq;
+		cim_append_result_destroy(r);
+	}
+	int seen = 0, pages = 0;
+	do {
+		cim_event_list *l = NULL;
+
+		cr_assert_eq(cim_by_type(H.client, "Deposited", after, 3, &l, &err),
+			     CIM_ERR_OK, "%s", err.message);
+		cr_assert_leq(l->n_events, 3);
+		for (size_t i = 0; i < l->n_events; i++) {
+			cr_assert_str_eq(l->events[i].event_type, "Deposited");
+			cr_assert_eq(l->events[i].seq, want[seen], "stream order");
+			seen++;
+		}
+		after = l->next_after_seq;
+		pages++;
+		cim_event_list_destroy(l);
+	} while (after != 0 && pages < 20);
+	cr_assert_eq(seen, n, "every Deposited event, once");
+	cr_assert_geq(pages, 3);
+	cim_event_list *none = NULL;
+	cr_assert_eq(cim_by_type(H.client, "bad.type", 0, 0, &none, &err),
+		     CIM_ERR_INVALID_ARGUMENT);
+	cr_assert_str_eq(err.field, "event_type");
+	cr_assert_null(none);
+}
