@@ -73,4 +73,13 @@ cim_err cimc_get_strbuf(const json_t *obj, const char *what, const char *key,
 cim_err cimc_decode_event(const json_t *j, cim_event *e, cim_error *err);
 void cimc_event_clear(cim_event *e);
 
+/* stream.c: a monotonic clock in ms; a NATS or JetStream failure while
+ * doing what (a phrase: "reading the stream's info") mapped into err as
+ * CIM_ERR_TIMEOUT, CIM_ERR_CONNECTION, CIM_ERR_UNAVAILABLE or
+ * CIM_ERR_NOMEM; how many events of torn batches a subscription dropped. */
+int64_t cimc_now_ms(void);
+cim_err cimc_js_fail(cim_error *err, natsStatus s, jsErrCode je,
+		     const char *what);
+uint64_t cimc_subscription_dropped(const cim_subscription *s);
+
 #endif
