@@ -2,12 +2,14 @@
  * cli.c: cim-events, the operator's command-line tool, on top of
  * libcimevents only.
  *
- * Each command sends one contract request (get --all: one per page) and
- * prints the daemon's reply object as JSON on stdout: indented when stdout
- * is a terminal, compact otherwise. Failures go to stderr as
- * "cim-events: <code>: <message>" with the exit status saying who failed:
- * 2 the command line, 3 the daemon (or its reply), 4 the way to it.
- * validate also exits 1 when the chain is broken.
+ * Each command sends one contract request (get --all, by-type --all: one
+ * per page) and prints the daemon's reply object as JSON on stdout:
+ * indented when stdout is a terminal, compact otherwise; tail instead
+ * prints one compact line per event as it arrives. Failures go to stderr
+ * as "cim-events: <code>: <message>" with the exit status saying who
+ * failed: 2 the command line, 3 the daemon (or its reply), 4 the way to
+ * it. validate also exits 1 when the chain is broken, tail when an event
+ * failed its integrity check.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jsontext.h"
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 
@@ -56,6 +59,12 @@ usage(FILE *f)
 		"  get TYPE ID [--from N] [--limit N] [--all]\n"
 		"  head TYPE ID\n"
 		"  validate TYPE ID\n"
+		"  snapshot save TYPE ID VERSION STATE_JSON\n"
+		"  snapshot get TYPE ID\n"
+		"  load TYPE ID\n"
+		"  by-type EVENT_TYPE [--after-seq N] [--limit N] [--all]\n"
+		"  tail PATTERN [--from-seq N | --since RFC3339_TIME]"
+		" [--count N] [--no-check]\n"
 		"  info\n"
 		"\n"
 		"options:\n"
@@ -66,11 +75,12 @@ usage(FILE *f)
 		"  -h, --help     this text; COMMAND --help for one command\n"
 		"  -V, --version  the version\n"
 		"\n"
-		"Replies are printed as JSON on stdout. Exit status: 0 "
-		"success,\n"
-		"1 validate found a broken chain, 2 usage error, 3 error from\n"
-		"the daemon, 4 NATS or the daemon cannot be reached in "
-		"time.\n");
+		"Replies are printed as JSON on stdout (tail: one line per "
+		"event).\n"
+		"Exit status: 0 success, 1 validate found a broken chain or "
+		"tail an\n"
+		"event that failed its check, 2 usage error, 3 error from the\n"
+		"daemon, 4 NATS or the daemon cannot be reached in time.\n");
 }
 
 /* ---- reporting ----------------------------------------------------------- */
@@ -113,14 +123,67 @@ cli_fail_nomem(void)
 	return EXIT_DAEMON;
 }
 
+/* Writes compact JSON text indented by two spaces per level. */
+static int
+print_indented(FILE *f, const char *s)
+{
+	int depth = 0;
+	bool in_str = false;
+
+	for (const char *c = s; *c; c++) {
+		if (in_str) {
+			putc(*c, f);
+			if (*c == '\\' && c[1] != '\0')
+				putc(*++c, f);
+			else if (*c == '"')
+				in_str = false;
+			continue;
+		}
+		switch (*c) {
+		case '"':
+			in_str = true;
+			putc(*c, f);
+			break;
+		case '{':
+		case '[':
+			putc(*c, f);
+			if (c[1] == '}' || c[1] == ']') {
+				putc(*++c, f); /* {} and [] stay on one line */
+				break;
+			}
+			fprintf(f, "\n%*s", 2 * ++depth, "");
+			break;
+		case '}':
+		case ']':
+			fprintf(f, "\n%*s%c", 2 * --depth, "", *c);
+			break;
+		case ',':
+			fprintf(f, ",\n%*s", 2 * depth, "");
+			break;
+		case ':':
+			fputs(": ", f);
+			break;
+		default:
+			putc(*c, f);
+		}
+	}
+	return ferror(f) ? -1 : 0;
+}
+
 int
 cli_print_json(const json_t *j)
 {
-	size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+	/* floats in their shortest exact form (0.1, not 0.10000000000000001),
+	 * as the daemon sent them; indented by hand on a terminal */
+	char *text = cim_json_text(j);
+	int ok = text != NULL;
 
-	flags |= isatty(STDOUT_FILENO) ? JSON_INDENT(2) : JSON_COMPACT;
-	if (json_dumpf(j, stdout, flags) != 0 || putchar('\n') == EOF ||
-	    fflush(stdout) != 0) {
+	if (ok && isatty(STDOUT_FILENO))
+		ok = print_indented(stdout, text) == 0;
+	else if (ok)
+		ok = fputs(text, stdout) != EOF;
+	free(text);
+	if (!ok || putchar('\n') == EOF || fflush(stdout) != 0) {
 		fprintf(stderr, PROG ": cannot write the reply to stdout\n");
 		return EXIT_DAEMON;
 	}
@@ -206,14 +269,16 @@ cli_want_positionals(const struct positionals *p, int n, const char *cmd)
 
 /* ---- talking to the daemon ----------------------------------------------- */
 
-static int
-connect_client(struct ctx *cx)
+int
+cli_connect(struct ctx *cx)
 {
 	cim_client_options opts = {.prefix = cx->prefix,
 				   .timeout_ms = cx->timeout_ms};
 	cim_error err;
 	cim_err rc;
 
+	if (cx->client != NULL)
+		return 0;
 	rc = cim_client_connect(&cx->client, cx->url, &opts, &err);
 	return rc == CIM_ERR_OK ? 0 : cli_fail(rc, &err);
 }
@@ -229,7 +294,7 @@ cli_request(struct ctx *cx, const char *op, const char *type, const char *id,
 	int status = 0;
 
 	*reply = NULL;
-	if (cx->client == NULL && (status = connect_client(cx)) != 0)
+	if (cx->client == NULL && (status = cli_connect(cx)) != 0)
 		return status;
 	if (req != NULL &&
 	    (body = json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY |
@@ -461,6 +526,10 @@ static const struct command commands[] = {
 	{"get", cmd_get},
 	{"head", cmd_head},
 	{"validate", cmd_validate},
+	{"snapshot", cli_snapshot},
+	{"load", cli_load},
+	{"by-type", cli_by_type},
+	{"tail", cli_tail},
 	{"info", cmd_info},
 };
 

@@ -1,6 +1,7 @@
 /*
  * cli.h: what the files of the cim-events tool share (cli.c: main, the
- * reading commands and the helpers below; cli_append.c: append).
+ * reading commands and the helpers below; cli_append.c: append;
+ * cli_read.c: snapshot, load, by-type; cli_tail.c: tail).
  */
 #ifndef CIM_CLI_H
 #define CIM_CLI_H
@@ -15,7 +16,8 @@
 
 /* Exit statuses besides 0. */
 enum {
-	EXIT_BROKEN = 1, /* validate: the chain is broken */
+	EXIT_BROKEN = 1, /* validate: the chain is broken; tail: an event
+			    failed its integrity check */
 	EXIT_USAGE = 2,  /* the command line */
 	EXIT_DAEMON =
 		3, /* the daemon refused, or its reply is not understood */
@@ -48,11 +50,22 @@ int cli_bad_option(int ch, char **argv);
 int cli_add_positional(struct positionals *p, char *arg);
 int cli_rest_positionals(struct positionals *p, int argc, char **argv);
 int cli_want_positionals(const struct positionals *p, int n, const char *cmd);
+/* Connects cx->client unless it already is (commands that call the
+ * library themselves, not through cli_request). */
+int cli_connect(struct ctx *cx);
 /* Sends req (NULL: {}); on success *reply is the reply object. */
 int cli_request(struct ctx *cx, const char *op, const char *type,
 		const char *id, const json_t *req, json_t **reply);
 
 /* cli_append.c */
 int cli_append(struct ctx *cx, int argc, char **argv);
+
+/* cli_read.c */
+int cli_snapshot(struct ctx *cx, int argc, char **argv);
+int cli_load(struct ctx *cx, int argc, char **argv);
+int cli_by_type(struct ctx *cx, int argc, char **argv);
+
+/* cli_tail.c */
+int cli_tail(struct ctx *cx, int argc, char **argv);
 
 #endif

@@ -59,6 +59,9 @@ decode_snapshot(const json_t *j, bool with_state, cim_snapshot *s,
 		return rc;
 	if (!with_state)
 		return CIM_ERR_OK;
+	if ((rc = cimc_get_strbuf(j, what, "timestamp", false, s->timestamp,
+				  sizeof(s->timestamp), err)))
+		return rc;
 	if (state == NULL)
 		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
 				 "the snapshot in the reply has no state");

@@ -268,3 +268,18 @@ Test(cli, help_and_version_of_both_binaries)
 	}
 	h_reply_free(&rep);
 }
+
+Test(cli, numbers_are_printed_as_the_daemon_sent_them)
+{
+	struct run r;
+	cim_append_result *a = h_append1("order", "cli-f", 0, "Priced",
+					 "{\"x\": 0.1, \"y\": 2.0, \"z\": 1e300, "
+					 "\"i\": -9223372036854775808}");
+
+	cim_append_result_destroy(a);
+	r = CLI("get", "order", "cli-f");
+	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
+	cr_assert_not_null(strstr(r.out, "\"data\":{\"i\":-9223372036854775808,"
+				  "\"x\":0.1,\"y\":2.0,\"z\":1e+300}"), "%s", r.out);
+	run_free(&r);
+}

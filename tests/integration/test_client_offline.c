@@ -45,6 +45,8 @@ Test(client_table, names_and_statuses_round_trip)
 		{CIM_ERR_CONNECTION, "connection", 0},
 		{CIM_ERR_BAD_REPLY, "bad_reply", 0},
 		{CIM_ERR_NOMEM, "nomem", 0},
+		{CIM_ERR_CHECK_FAILED, "check_failed", 0},
+		{CIM_ERR_HANDLER, "handler", 0},
 	};
 
 	cr_assert_eq(sizeof(want) / sizeof(want[0]), (size_t)CIM_ERR__COUNT);

@@ -414,6 +414,7 @@ Test(snapshots, client_calls)
 	cr_assert_eq(s.version, 4, "the stored, newer one stays");
 	cr_assert_eq(cim_snapshot_get(H.client, "snap", "s-7", &s, &err), CIM_ERR_OK);
 	cr_assert_str_eq(s.state_json, "{\"n\":[1,2.5,\"x\"]}");
+	cr_assert_eq(strlen(s.timestamp), 30, "%s", s.timestamp);
 	cim_snapshot_clear(&s);
 	cr_assert_eq(cim_snapshot_save(H.client, "snap", "s-7", 9, "{}", &s, &err),
 		     CIM_ERR_INVALID_ARGUMENT);

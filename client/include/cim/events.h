@@ -232,6 +232,8 @@ typedef struct cim_snapshot {
 	uint64_t version;         /* the aggregate version the state is at */
 	char snapshot_cid[128];   /* CID of the snapshot block */
 	char event_cid[128];      /* CID of the event at that version */
+	char timestamp[40];       /* when it was taken (RFC 3339); "" in what
+				     cim_snapshot_save reports */
 	char *state_json;
 } cim_snapshot;
 
