@@ -134,3 +134,15 @@ fail:
 	json_decref(inner);
 	return NULL;
 }
+
+int cim_errf(char *err, size_t errsz, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errsz > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errsz, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}

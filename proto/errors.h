@@ -25,6 +25,11 @@ typedef struct cim_perr {
 int cim_perr_set(cim_perr *e, cim_err code, const char *field,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Writes the formatted sentence into err[errsz] (err may be NULL) and
+ * returns -1: the error style of the block codecs (`return cim_errf(...)`). */
+int cim_errf(char *err, size_t errsz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* {"error": {"code": ..., "message": ..., "field": ...}}: field is added
  * when non-empty. The caller adds other details to the inner object
  * (json_object_get(obj, "error")). Returns NULL when memory runs out. */

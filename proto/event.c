@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "dagcbor.h"
+#include "errors.h"
 #include "event.h"
 #include "jsontext.h"
 
@@ -35,19 +36,6 @@ static const char *const keys[NKEYS] = {
 	"event_type", "aggregate_id", "causation_id", "aggregate_type",
 	"correlation_id"
 };
-
-static int
-fail(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errsz > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static int
 put_key(cbuf *out, int k)
@@ -81,13 +69,13 @@ cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
 	str[K_CORRELATION_ID] = ev->correlation_id;
 	for (int k = K_EVENT_ID; k < NKEYS; k++)
 		if (k != K_METADATA && str[k] == NULL)
-			return fail(err, errsz, "the event has no %s", keys[k]);
+			return cim_errf(err, errsz, "the event has no %s", keys[k]);
 	if (ev->metadata != NULL) {
 		if (!json_is_object(ev->metadata))
-			return fail(err, errsz, "metadata is not an object");
+			return cim_errf(err, errsz, "metadata is not an object");
 		json_object_foreach(ev->metadata, key, v)
 			if (!json_is_string(v))
-				return fail(err, errsz, "metadata value \"%s\" "
+				return cim_errf(err, errsz, "metadata value \"%s\" "
 					    "is not a string", key);
 	}
 
@@ -124,7 +112,7 @@ cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
 	return 0;
 nomem:
 	out->len = start;
-	return fail(err, errsz, "out of memory");
+	return cim_errf(err, errsz, "out of memory");
 }
 
 /* ---- decoding ---------------------------------------------------------------- */
@@ -404,7 +392,7 @@ cim_event_decode(const uint8_t *p, size_t len, cim_event_block *ev,
 	if (decode(&r, ev) == 0)
 		return 0;
 	cim_event_block_free(ev);
-	return fail(err, errsz, "undecodable event block: %s", r.err);
+	return cim_errf(err, errsz, "undecodable event block: %s", r.err);
 }
 
 int
@@ -417,7 +405,7 @@ cim_event_check(const uint8_t *p, size_t len, cim_event_view *v,
 	cim_cbor_reader_init(&r, p, len);
 	if (scan(&r, v, &sk) == 0)
 		return 0;
-	return fail(err, errsz, "undecodable event block: %s", r.err);
+	return cim_errf(err, errsz, "undecodable event block: %s", r.err);
 }
 
 /* ---- the reply form, straight from the block --------------------------------- */
@@ -469,7 +457,7 @@ cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
 	cim_cbor_reader_init(&r, p, len);
 	if (scan(&r, &v, &sk) == -1) {
 		out->len = start;
-		return fail(err, errsz, "undecodable event block: %s", r.err);
+		return cim_errf(err, errsz, "undecodable event block: %s", r.err);
 	}
 	dlen = out->len - start;
 	cim_cbor_reader_init(&mr, v.metadata, v.metadata_len);
@@ -505,7 +493,7 @@ cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
 	return 0;
 nomem:
 	out->len = start;
-	return fail(err, errsz, "out of memory");
+	return cim_errf(err, errsz, "out of memory");
 }
 
 void

@@ -12,21 +12,9 @@
 #include <string.h>
 
 #include "dagcbor.h"
+#include "errors.h"
 #include "ids.h"
 #include "snapshot.h"
-
-static int
-fail(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errsz > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static int
 put_text(cbuf *out, const char *s)
@@ -42,7 +30,7 @@ cim_snapshot_encode(const cim_snapshot_block *s, cbuf *out, char *err,
 
 	if (s->aggregate_type == NULL || s->aggregate_id == NULL ||
 	    s->timestamp == NULL || s->state == NULL)
-		return fail(err, errsz, "the snapshot lacks a field");
+		return cim_errf(err, errsz, "the snapshot lacks a field");
 	if (cim_cbor_write_map_head(out, 6) == -1 || put_text(out, "state") == -1)
 		goto nomem;
 	if (cim_cbor_write_json(out, s->state, CIM_MAX_DEPTH, err, errsz) == -1) {
@@ -62,7 +50,7 @@ cim_snapshot_encode(const cim_snapshot_block *s, cbuf *out, char *err,
 	return 0;
 nomem:
 	out->len = start;
-	return fail(err, errsz, "out of memory");
+	return cim_errf(err, errsz, "out of memory");
 }
 
 static char *
@@ -87,21 +75,21 @@ cim_snapshot_decode(const uint8_t *p, size_t len, cim_snapshot_block *s,
 	/* the state may be CIM_MAX_DEPTH deep inside the map */
 	if (cim_cbor_decode_json(p, len, CIM_MAX_DEPTH + 1, &o, why,
 				 sizeof why) != 0)
-		return fail(err, errsz, "the snapshot is not valid DAG-CBOR: %s", why);
+		return cim_errf(err, errsz, "the snapshot is not valid DAG-CBOR: %s", why);
 	if (!json_is_object(o) || json_object_size(o) != 6) {
 		json_decref(o);
-		return fail(err, errsz, "the snapshot is not a map of the six "
+		return cim_errf(err, errsz, "the snapshot is not a map of the six "
 			    "snapshot keys");
 	}
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (json_object_get(o, keys[i]) == NULL) {
 			json_decref(o);
-			return fail(err, errsz, "the snapshot has no \"%s\"", keys[i]);
+			return cim_errf(err, errsz, "the snapshot has no \"%s\"", keys[i]);
 		}
 	v = json_object_get(o, "version");
 	if (!json_is_integer(v) || json_integer_value(v) < 1) {
 		json_decref(o);
-		return fail(err, errsz, "the snapshot's version is not a positive integer");
+		return cim_errf(err, errsz, "the snapshot's version is not a positive integer");
 	}
 	s->version = (uint64_t)json_integer_value(v);
 	/* a link reads as {"/": "<cid>"}; CBOR bytes read as {"/": {...}} */
@@ -110,7 +98,7 @@ cim_snapshot_decode(const uint8_t *p, size_t len, cim_snapshot_block *s,
 	if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_string(link) ||
 	    cim_cid_from_text(&s->event_cid, json_string_value(link)) != 0) {
 		json_decref(o);
-		return fail(err, errsz, "the snapshot's event_cid is not a link");
+		return cim_errf(err, errsz, "the snapshot's event_cid is not a link");
 	}
 	s->aggregate_type = take_text(o, "aggregate_type");
 	s->aggregate_id = take_text(o, "aggregate_id");
@@ -119,7 +107,7 @@ cim_snapshot_decode(const uint8_t *p, size_t len, cim_snapshot_block *s,
 	    s->timestamp == NULL) {
 		json_decref(o);
 		cim_snapshot_block_free(s);
-		return fail(err, errsz, "the snapshot's aggregate_type, aggregate_id "
+		return cim_errf(err, errsz, "the snapshot's aggregate_type, aggregate_id "
 			    "and timestamp must be text");
 	}
 	s->state = json_incref(json_object_get(o, "state"));
