@@ -5,57 +5,22 @@
  * binaries.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "../support/harness.h"
 
 TestSuite(cli, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
-struct run {
-	int status;  /* exit code, 128+signal, -1 when it had to be killed */
-	char *out;   /* stdout */
-	char *err;   /* stderr */
-	json_t *json; /* stdout parsed, NULL when not JSON */
-};
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *s = NULL;
-	size_t cap = 0, n = 0, k;
-
-	cr_assert_not_null(f, "%s", path);
-	do {
-		if (n + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			s = realloc(s, cap);
-			cr_assert_not_null(s);
-		}
-		k = fread(s + n, 1, 4096, f);
-		n += k;
-	} while (k > 0);
-	s[n] = '\0';
-	fclose(f);
-	return s;
-}
-
 /* Runs the binary bin with the NULL-ended arguments, stdout and stderr to
  * files, bounded to 20 s. */
-static struct run run_bin(const char *bin, const char *first, ...)
+static h_run run_bin(const char *bin, const char *first, ...)
 {
 	const char *argv[40];
-	int argc = 0, fo, fe;
-	char out[300], err[300];
-	struct run r = {0};
+	int argc = 0;
 	va_list ap;
-	pid_t pid;
 
 	cr_assert_not_null(bin, "binary not set (CIM_TEST_CLI/CIM_TEST_DAEMON)");
 	argv[argc++] = bin;
@@ -65,46 +30,11 @@ static struct run run_bin(const char *bin, const char *first, ...)
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-
-	snprintf(out, sizeof(out), "%s/cli.out", H.nats.dir);
-	snprintf(err, sizeof(err), "%s/cli.err", H.nats.dir);
-	fo = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	fe = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	cr_assert(fo >= 0 && fe >= 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		dup2(nul, 0);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	close(fo);
-	close(fe);
-	r.status = h_wait_exit(pid, 20000);
-	if (r.status == -2) {
-		kill(pid, SIGKILL);
-		h_wait_exit(pid, 5000);
-		r.status = -1;
-	}
-	r.out = slurp(out);
-	r.err = slurp(err);
-	r.json = json_loads(r.out, JSON_DECODE_ANY, NULL);
-	return r;
+	return h_finish(h_spawn("cli", argv), "cli", 20000);
 }
 
 #define CLI(...) run_bin(getenv("CIM_TEST_CLI"), "--url", H.nats.url, \
 			 __VA_ARGS__, (const char *)NULL)
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	json_decref(r->json);
-}
 
 static json_int_t jint(json_t *o, const char *k)
 {
@@ -113,7 +43,7 @@ static json_int_t jint(json_t *o, const char *k)
 
 Test(cli, append_get_head_validate_info)
 {
-	struct run r;
+	h_run r;
 	char head[CIM_CID_TEXT_MAX];
 	json_t *evs;
 
@@ -126,7 +56,7 @@ Test(cli, append_get_head_validate_info)
 	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(
 			 json_object_get(r.json, "events"), 0), "event_id")),
 			 "cli-e1");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("append", "order", "cli-1", "--expected", "1", "--event", "A",
 		"1", "--event", "B", "{\"b\": [true]}", "--metadata",
@@ -137,14 +67,14 @@ Test(cli, append_get_head_validate_info)
 	snprintf(head, sizeof(head), "%s",
 		 json_string_value(json_object_get(r.json, "head")));
 	cr_assert_eq(head[0], 'b', "%s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("head", "order", "cli-1");
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_eq(jint(r.json, "version"), 3, "%s", r.out);
 	cr_assert_str_eq(json_string_value(json_object_get(r.json, "head")),
 			 head);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("get", "order", "cli-1");
 	cr_assert_eq(r.status, 0, "%s", r.err);
@@ -154,7 +84,7 @@ Test(cli, append_get_head_validate_info)
 			 json_array_get(evs, 2), "cid")), head);
 	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
 			 json_array_get(evs, 2), "metadata"), "who")), "cli");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("get", "order", "cli-1", "--from", "2", "--limit", "1");
 	cr_assert_eq(r.status, 0, "%s", r.err);
@@ -162,30 +92,30 @@ Test(cli, append_get_head_validate_info)
 	cr_assert_eq(json_array_size(evs), 1, "%s", r.out);
 	cr_assert_eq(jint(json_array_get(evs, 0), "version"), 2);
 	cr_assert_eq(jint(r.json, "next_from_version"), 3, "%s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("get", "order", "cli-1", "--limit", "1", "--all");
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 3,
 		     "%s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("validate", "order", "cli-1");
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert(json_is_true(json_object_get(r.json, "valid")), "%s", r.out);
 	cr_assert_eq(jint(r.json, "checked"), 3);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("info");
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_str_eq(json_string_value(json_object_get(r.json, "name")),
 			 "cim-eventsd", "%s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(cli, wrong_expected_version_fails_with_a_message)
 {
-	struct run r;
+	h_run r;
 	uint64_t msgs;
 
 	free(h_append_n("order", "cli-2", 2));
@@ -197,18 +127,18 @@ Test(cli, wrong_expected_version_fails_with_a_message)
 	cr_assert_not_null(strstr(r.err, "wrong_expected_version"),
 			   "stderr: %s", r.err);
 	cr_assert_eq(h_stream_msgs(), msgs);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("append", "order", "cli-2", "--expected", "no_stream",
 		"--event", "A", "{}");
 	cr_assert_eq(r.status, 3, "stderr: %s", r.err);
 	cr_assert_neq(strlen(r.err), 0);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(cli, validate_of_a_broken_chain_exits_1)
 {
-	struct run r;
+	h_run r;
 
 	free(h_append_n("order", "cli-3", 2));
 	h_stream_publish("events.order.cli-3.Junk", "junk", 4);
@@ -216,29 +146,29 @@ Test(cli, validate_of_a_broken_chain_exits_1)
 	cr_assert_eq(r.status, 1, "exit %d: %s %s", r.status, r.out, r.err);
 	cr_assert(json_is_false(json_object_get(r.json, "valid")), "%s",
 		  r.out);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(cli, bad_usage_and_unreachable_server)
 {
-	struct run r;
+	h_run r;
 
 	r = CLI("append", "order");
 	cr_assert_eq(r.status, 2, "usage error: exit %d", r.status);
 	cr_assert_neq(strlen(r.err), 0);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("append", "order", "cli-4", "--event", "A", "not json");
 	cr_assert_neq(r.status, 0);
 	cr_assert_neq(strlen(r.err), 0);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = run_bin(getenv("CIM_TEST_CLI"), "--url", "nats://127.0.0.1:1",
 		    "--timeout", "1000", "head", "order", "x", (char *)NULL);
 	cr_assert_eq(r.status, 4, "unreachable: exit %d, stderr %s", r.status,
 		     r.err);
 	cr_assert_neq(strlen(r.err), 0);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(cli, help_and_version_of_both_binaries)
@@ -251,27 +181,27 @@ Test(cli, help_and_version_of_both_binaries)
 	version = json_string_value(json_object_get(rep.json, "version"));
 	cr_assert_not_null(version, "%s", rep.body);
 	for (int i = 0; i < 2; i++) {
-		struct run r = run_bin(bins[i], "--help", (char *)NULL);
+		h_run r = run_bin(bins[i], "--help", (char *)NULL);
 
 		cr_assert_eq(r.status, 0, "%s --help: exit %d", bins[i],
 			     r.status);
 		cr_assert_not_null(strstr(r.out, "usage"), "%s --help: %s",
 				   bins[i], r.out);
-		run_free(&r);
+		h_run_free(&r);
 		r = run_bin(bins[i], "--version", (char *)NULL);
 		cr_assert_eq(r.status, 0, "%s --version: exit %d", bins[i],
 			     r.status);
 		cr_assert_not_null(strstr(r.out, version),
 				   "%s --version says %s, info says %s",
 				   bins[i], r.out, version);
-		run_free(&r);
+		h_run_free(&r);
 	}
 	h_reply_free(&rep);
 }
 
 Test(cli, numbers_are_printed_as_the_daemon_sent_them)
 {
-	struct run r;
+	h_run r;
 	cim_append_result *a = h_append1("order", "cli-f", 0, "Priced",
 					 "{\"x\": 0.1, \"y\": 2.0, \"z\": 1e300, "
 					 "\"i\": -9223372036854775808}");
@@ -281,5 +211,5 @@ Test(cli, numbers_are_printed_as_the_daemon_sent_them)
 	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
 	cr_assert_not_null(strstr(r.out, "\"data\":{\"i\":-9223372036854775808,"
 				  "\"x\":0.1,\"y\":2.0,\"z\":1e+300}"), "%s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 }

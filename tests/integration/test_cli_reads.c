@@ -6,13 +6,10 @@
  * $CIM_TEST_CLI against the test's own nats-server and daemon.
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <unistd.h>
 
 #include "../support/harness.h"
 
@@ -20,109 +17,15 @@ TestSuite(cli_reads, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
 /* ---- running the tool ------------------------------------------------------ */
 
-struct run {
-	int status;   /* exit code, 128+signal, -1 when it had to be killed */
-	char *out;    /* stdout */
-	char *err;    /* stderr */
-	json_t *json; /* stdout parsed, NULL when not one JSON value */
-};
-
-static char *slurp(const char *path)
+static h_run run_tool(const char *const *argv)
 {
-	FILE *f = fopen(path, "r");
-	char *s = NULL;
-	size_t cap = 0, n = 0, k;
-
-	cr_assert_not_null(f, "%s", path);
-	do {
-		if (n + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			s = realloc(s, cap);
-			cr_assert_not_null(s);
-		}
-		k = fread(s + n, 1, 4096, f);
-		n += k;
-	} while (k > 0);
-	s[n] = '\0';
-	fclose(f);
-	return s;
-}
-
-static void out_paths(const char *tag, char *out, char *err, size_t n)
-{
-	snprintf(out, n, "%s/%s.out", H.nats.dir, tag);
-	snprintf(err, n, "%s/%s.err", H.nats.dir, tag);
-}
-
-/* Starts argv (NULL-ended, argv[0] the binary) with stdout and stderr in
- * files named after tag, without waiting. The child dies with us. */
-static pid_t spawn_tool(const char *tag, const char *const *argv)
-{
-	char out[300], err[300];
-	pid_t parent = getpid(), pid;
-	int fo, fe;
-
-	cr_assert_not_null(argv[0], "binary not set (CIM_TEST_CLI)");
-	out_paths(tag, out, err, sizeof(out));
-	fo = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	fe = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	cr_assert(fo >= 0 && fe >= 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(nul, 0);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(fo);
-	close(fe);
-	return pid;
-}
-
-/* Waits up to timeout_ms for pid (killing and reaping it past that) and
- * collects what it wrote. */
-static struct run finish(pid_t pid, const char *tag, int timeout_ms)
-{
-	char out[300], err[300];
-	struct run r = {0};
-
-	r.status = h_wait_exit(pid, timeout_ms);
-	if (r.status == -2) {
-		kill(pid, SIGKILL);
-		h_wait_exit(pid, 5000);
-		r.status = -1;
-	}
-	out_paths(tag, out, err, sizeof(out));
-	r.out = slurp(out);
-	r.err = slurp(err);
-	r.json = json_loads(r.out, JSON_DECODE_ANY, NULL);
-	return r;
-}
-
-static struct run run_tool(const char *const *argv)
-{
-	return finish(spawn_tool("cli", argv), "cli", 20000);
+	return h_finish(h_spawn("cli", argv), "cli", 20000);
 }
 
 #define ARGV(...)                                                              \
 	((const char *const[]){getenv("CIM_TEST_CLI"), "--url", H.nats.url,    \
 			       __VA_ARGS__, (const char *)NULL})
 #define CLI(...) run_tool(ARGV(__VA_ARGS__))
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	json_decref(r->json);
-}
 
 static json_int_t jint(const json_t *o, const char *k)
 {
@@ -185,7 +88,7 @@ Test(cli_reads, snapshot_save_get_round_trip_and_not_found)
 {
 	cim_event_page *page = NULL;
 	cim_error err;
-	struct run r;
+	h_run r;
 	json_t *state;
 
 	free(h_append_n("order", "snap-1", 3));
@@ -199,7 +102,7 @@ Test(cli_reads, snapshot_save_get_round_trip_and_not_found)
 	cr_assert_eq(jint(r.json, "version"), 2, "%s", r.out);
 	cr_assert_eq(jstr(r.json, "snapshot_cid")[0], 'b', "%s", r.out);
 	cr_assert_str_eq(jstr(r.json, "event_cid"), page->events[1].cid);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("snapshot", "get", "order", "snap-1");
 	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
@@ -210,27 +113,27 @@ Test(cli_reads, snapshot_save_get_round_trip_and_not_found)
 	cr_assert_str_eq(jstr(state, "who"), "ann");
 	cr_assert_eq(json_real_value(json_object_get(state, "total")), 2.5);
 	cr_assert_eq(json_array_size(json_object_get(state, "lines")), 2);
-	run_free(&r);
+	h_run_free(&r);
 
 	/* A lower version leaves the stored one in place, and says so. */
 	r = CLI("snapshot", "save", "order", "snap-1", "1", "{}");
 	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
 	cr_assert_eq(jint(r.json, "version"), 2, "%s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 
 	/* A version that is not stored is the daemon's invalid_argument. */
 	r = CLI("snapshot", "save", "order", "snap-1", "9", "{}");
 	cr_assert_eq(r.status, 3, "exit %d, stderr: %s", r.status, r.err);
 	cr_assert_not_null(strstr(r.err, "cim-events: invalid_argument: "),
 			   "%s", r.err);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("snapshot", "get", "order", "snap-none");
 	cr_assert_eq(r.status, 3, "not_found exits 3, got %d", r.status);
 	cr_assert_not_null(strstr(r.err, "cim-events: not_found: "), "%s",
 			   r.err);
 	cr_assert_str_eq(r.out, "", "nothing on stdout: %s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 	cim_event_page_destroy(page);
 }
 
@@ -239,7 +142,7 @@ Test(cli_reads, snapshot_save_get_round_trip_and_not_found)
 Test(cli_reads, load_gives_the_snapshot_and_the_events_after_it)
 {
 	json_t *evs;
-	struct run r;
+	h_run r;
 
 	free(h_append_n("order", "load-1", 5));
 	r = CLI("load", "order", "load-1");
@@ -248,11 +151,11 @@ Test(cli_reads, load_gives_the_snapshot_and_the_events_after_it)
 		  r.out);
 	cr_assert_eq(jint(r.json, "version"), 5, "%s", r.out);
 	cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 5);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("snapshot", "save", "order", "load-1", "3", "{\"n\": 3}");
 	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("load", "order", "load-1");
 	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
@@ -271,13 +174,13 @@ Test(cli_reads, load_gives_the_snapshot_and_the_events_after_it)
 	cr_assert_eq(jint(json_object_get(json_array_get(evs, 1), "data"), "i"),
 		     5, "%s", r.out);
 	cr_assert_not_null(jstr(json_array_get(evs, 1), "prev"));
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("load", "order", "load-nobody");
 	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
 	cr_assert_eq(jint(r.json, "version"), 0, "%s", r.out);
 	cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 0);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 /* ---- by-type ------------------------------------------------------------- */
@@ -287,7 +190,7 @@ Test(cli_reads, by_type_pages_and_all)
 	uint64_t seqs[5];
 	char num[24];
 	json_t *evs;
-	struct run r;
+	h_run r;
 
 	for (int i = 0; i < 5; i++) {
 		char id[32], data[32];
@@ -309,7 +212,7 @@ Test(cli_reads, by_type_pages_and_all)
 	cr_assert_eq((uint64_t)jint(json_array_get(evs, 0), "seq"), seqs[0]);
 	cr_assert_eq((uint64_t)jint(r.json, "next_after_seq"), seqs[1], "%s",
 		     r.out);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("by-type", "ItemPicked", "--limit", "2", "--all");
 	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
@@ -325,7 +228,7 @@ Test(cli_reads, by_type_pages_and_all)
 	}
 	cr_assert(json_is_null(json_object_get(r.json, "next_after_seq")),
 		  "%s", r.out);
-	run_free(&r);
+	h_run_free(&r);
 
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)seqs[2]);
 	r = CLI("by-type", "ItemPicked", "--after-seq", num, "--all");
@@ -333,13 +236,13 @@ Test(cli_reads, by_type_pages_and_all)
 	evs = json_object_get(r.json, "events");
 	cr_assert_eq(json_array_size(evs), 2, "%s", r.out);
 	cr_assert_eq((uint64_t)jint(json_array_get(evs, 0), "seq"), seqs[3]);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = CLI("by-type", "NothingOfThis");
 	cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err);
 	cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 0);
 	cr_assert(json_is_null(json_object_get(r.json, "next_after_seq")));
-	run_free(&r);
+	h_run_free(&r);
 }
 
 /* ---- tail ---------------------------------------------------------------- */
@@ -369,14 +272,14 @@ Test(cli_reads, tail_sees_appends_made_after_it_started)
 {
 	cim_append_result *a;
 	json_t *lines[8];
-	struct run r;
+	h_run r;
 	pid_t pid;
 	size_t n;
 
 	/* Stored before the tail: not shown, it starts from now. */
 	cim_append_result_destroy(
 		h_append1("t", "before", CIM_EXPECT_ANY, "Old", "{\"n\": 0}"));
-	pid = spawn_tool("tail", ARGV("tail", "events.t.>", "--count", "3"));
+	pid = h_spawn("tail", ARGV("tail", "events.t.>", "--count", "3"));
 	wait_subscribed(1);
 
 	cim_append_result_destroy(
@@ -398,7 +301,7 @@ Test(cli_reads, tail_sees_appends_made_after_it_started)
 			     CIM_ERR_OK, "%s", err.message);
 	}
 
-	r = finish(pid, "tail", 15000);
+	r = h_finish(pid, "tail", 15000);
 	cr_assert_eq(r.status, 0, "tail exits 0 after --count: %d, stderr %s",
 		     r.status, r.err);
 	n = json_lines(r.out, lines, 8);
@@ -418,7 +321,7 @@ Test(cli_reads, tail_sees_appends_made_after_it_started)
 	for (size_t i = 0; i < n; i++)
 		json_decref(lines[i]);
 	cim_append_result_destroy(a);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(cli_reads, tail_from_seq_and_since_replay_what_is_stored)
@@ -426,7 +329,7 @@ Test(cli_reads, tail_from_seq_and_since_replay_what_is_stored)
 	cim_append_result *a[4];
 	char num[24];
 	json_t *lines[8];
-	struct run r;
+	h_run r;
 	size_t n;
 
 	for (int i = 0; i < 4; i++) {
@@ -448,7 +351,7 @@ Test(cli_reads, tail_from_seq_and_since_replay_what_is_stored)
 	cr_assert_eq((uint64_t)jint(lines[0], "seq"), a[1]->events[0].seq);
 	for (size_t i = 0; i < n; i++)
 		json_decref(lines[i]);
-	run_free(&r);
+	h_run_free(&r);
 
 	/* A time before everything: from the first event. */
 	r = CLI("tail", "events.t.hist.>", "--since", "2020-01-01T00:00:00Z",
@@ -460,7 +363,7 @@ Test(cli_reads, tail_from_seq_and_since_replay_what_is_stored)
 		assert_event_line(lines[i], "hist", (json_int_t)i + 1);
 		json_decref(lines[i]);
 	}
-	run_free(&r);
+	h_run_free(&r);
 
 	/* --no-check changes nothing for events that are sound. */
 	r = CLI("tail", "events.t.>", "--from-seq", "1", "--count", "1",
@@ -470,7 +373,7 @@ Test(cli_reads, tail_from_seq_and_since_replay_what_is_stored)
 	cr_assert_eq(n, 1, "%s", r.out);
 	assert_event_line(lines[0], "hist", 1);
 	json_decref(lines[0]);
-	run_free(&r);
+	h_run_free(&r);
 	for (int i = 0; i < 4; i++)
 		cim_append_result_destroy(a[i]);
 }
@@ -479,12 +382,12 @@ Test(cli_reads, tail_from_seq_and_since_replay_what_is_stored)
  * complete line. */
 static void wait_for_line(const char *tag)
 {
-	char out[300], err[300];
+	char out[300];
 	int64_t end = h_now_ms() + 10000;
 
-	out_paths(tag, out, err, sizeof(out));
+	snprintf(out, sizeof(out), "%s/%s.out", H.nats.dir, tag);
 	while (h_now_ms() < end) {
-		char *text = slurp(out);
+		char *text = h_slurp(out);
 		bool got = strchr(text, '\n') != NULL;
 
 		free(text);
@@ -503,30 +406,30 @@ Test(cli_reads, tail_stops_on_sigterm_and_sigint_with_exit_0)
 		h_append1("t", "sig", CIM_EXPECT_ANY, "S", "{}"));
 	for (int i = 0; i < 2; i++) {
 		json_t *lines[4];
-		struct run r;
+		h_run r;
 		pid_t pid;
 
 		/* From the first event, so it has printed one line (and is
 		 * following) when the signal comes, however slow the start. */
-		pid = spawn_tool("tail", ARGV("tail", "events.t.>",
-					      "--from-seq", "1"));
+		pid = h_spawn("tail", ARGV("tail", "events.t.>",
+					   "--from-seq", "1"));
 		wait_for_line("tail");
 		h_sleep_ms(200);
 		cr_assert_eq(h_wait_exit(pid, 0), -2, "tail still follows");
 		kill(pid, sigs[i]);
-		r = finish(pid, "tail", 5000);
+		r = h_finish(pid, "tail", 5000);
 		cr_assert_eq(r.status, 0, "signal %d: exit %d, stderr %s",
 			     sigs[i], r.status, r.err);
 		cr_assert_eq(json_lines(r.out, lines, 4), 1, "%s", r.out);
 		json_decref(lines[0]);
-		run_free(&r);
+		h_run_free(&r);
 	}
 }
 
 Test(cli_reads, tail_reports_a_failed_check_and_goes_on)
 {
 	json_t *lines[4];
-	struct run r;
+	h_run r;
 	size_t n;
 
 	cim_append_result_destroy(
@@ -547,7 +450,7 @@ Test(cli_reads, tail_reports_a_failed_check_and_goes_on)
 	assert_event_line(lines[1], "ck", 2);
 	json_decref(lines[0]);
 	json_decref(lines[1]);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 /* ---- usage --------------------------------------------------------------- */
@@ -583,7 +486,7 @@ Test(cli_reads, usage_errors_exit_2_and_help_exits_0)
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct run r = run_tool(bad[i]);
+		h_run r = run_tool(bad[i]);
 
 		cr_assert_eq(r.status, 2, "case %zu (%s %s): exit %d, stderr %s",
 			     i, bad[i][3], bad[i][4] ? bad[i][4] : "", r.status,
@@ -591,25 +494,25 @@ Test(cli_reads, usage_errors_exit_2_and_help_exits_0)
 		cr_assert_not_null(strstr(r.err, "cim-events: usage: "),
 				   "case %zu: %s", i, r.err);
 		cr_assert_str_eq(r.out, "", "case %zu: %s", i, r.out);
-		run_free(&r);
+		h_run_free(&r);
 	}
 	for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++) {
-		struct run r = run_tool(help[i]);
+		h_run r = run_tool(help[i]);
 
 		cr_assert_eq(r.status, 0, "%s --help: exit %d", help[i][3],
 			     r.status);
 		cr_assert_not_null(strstr(r.out, "usage: cim-events "),
 				   "%s", r.out);
-		run_free(&r);
+		h_run_free(&r);
 	}
 	{
-		struct run r = CLI("--help");
+		h_run r = CLI("--help");
 
 		cr_assert_eq(r.status, 0);
 		for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
 			cr_assert_not_null(strstr(r.out, help[i][3]),
 					   "--help names %s: %s", help[i][3],
 					   r.out);
-		run_free(&r);
+		h_run_free(&r);
 	}
 }

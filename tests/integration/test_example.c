@@ -7,44 +7,14 @@
  * at its checkpoint, dropping repeats by version, rebuilding).
  */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <unistd.h>
 
 #include "../support/harness.h"
 
 TestSuite(example, .init = h_setup, .fini = h_teardown, .timeout = 120);
-
-struct run {
-	int status; /* exit code, 128+signal, -1 when it had to be killed */
-	char *out;
-	char *err;
-};
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *s = NULL;
-	size_t cap = 0, n = 0, k;
-
-	cr_assert_not_null(f, "%s", path);
-	do {
-		if (n + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			s = realloc(s, cap);
-			cr_assert_not_null(s);
-		}
-		k = fread(s + n, 1, 4096, f);
-		n += k;
-	} while (k > 0);
-	s[n] = '\0';
-	fclose(f);
-	return s;
-}
 
 static const char *bank_bin(void)
 {
@@ -56,14 +26,15 @@ static const char *bank_bin(void)
 	return path;
 }
 
+/* How long one run of bank_account may take. */
+#define BANK_MS 30000
+
 /* Starts bank_account --url <the test's server> ARGS..., output to files
  * named after tag; the child dies with us. */
 static pid_t spawn_bank(const char *tag, const char *const *args)
 {
 	const char *argv[32];
-	char out[300], err[300];
-	pid_t parent = getpid(), pid;
-	int argc = 0, fo, fe;
+	int argc = 0;
 
 	argv[argc++] = bank_bin();
 	argv[argc++] = "--url";
@@ -71,67 +42,22 @@ static pid_t spawn_bank(const char *tag, const char *const *args)
 	for (; *args != NULL && argc < 31; args++)
 		argv[argc++] = *args;
 	argv[argc] = NULL;
-	snprintf(out, sizeof(out), "%s/%s.out", H.nats.dir, tag);
-	snprintf(err, sizeof(err), "%s/%s.err", H.nats.dir, tag);
-	fo = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	fe = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	cr_assert(fo >= 0 && fe >= 0);
-	fflush(NULL);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(nul, 0);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(fo);
-	close(fe);
-	return pid;
-}
-
-static struct run finish(pid_t pid, const char *tag)
-{
-	char out[300], err[300];
-	struct run r = {0};
-
-	r.status = h_wait_exit(pid, 30000);
-	if (r.status == -2) {
-		kill(pid, SIGKILL);
-		h_wait_exit(pid, 5000);
-		r.status = -1;
-	}
-	snprintf(out, sizeof(out), "%s/%s.out", H.nats.dir, tag);
-	snprintf(err, sizeof(err), "%s/%s.err", H.nats.dir, tag);
-	r.out = slurp(out);
-	r.err = slurp(err);
-	return r;
+	return h_spawn(tag, argv);
 }
 
 #define BANK(...)                                                              \
-	finish(spawn_bank("bank",                                              \
-			  (const char *const[]){__VA_ARGS__, (const char *)NULL}), \
-	       "bank")
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-}
+	h_finish(spawn_bank("bank",                                            \
+			    (const char *const[]){__VA_ARGS__,                 \
+						  (const char *)NULL}),        \
+		 "bank", BANK_MS)
 
 /* Runs a command that must succeed and frees what it printed. */
 #define BANK_OK(...)                                                           \
 	do {                                                                   \
-		struct run ok_ = BANK(__VA_ARGS__);                            \
+		h_run ok_ = BANK(__VA_ARGS__);                                 \
 		cr_assert_eq(ok_.status, 0, "exit %d: %s%s", ok_.status,       \
 			     ok_.out, ok_.err);                                \
-		run_free(&ok_);                                                \
+		h_run_free(&ok_);                                              \
 	} while (0)
 
 static void assert_has(const char *text, const char *needle)
@@ -142,27 +68,27 @@ static void assert_has(const char *text, const char *needle)
 
 Test(example, open_deposit_withdraw_balance_and_the_overdraft_refused)
 {
-	struct run r;
+	h_run r;
 
 	r = BANK("open", "acc-1", "alice");
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "AccountOpened acc-1");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("open", "acc-1", "bob");
 	cr_assert_eq(r.status, 1, "opening twice is refused: %d", r.status);
 	assert_has(r.err, "already open");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("deposit", "acc-1", "100");
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "balance 100, version 2");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("withdraw", "acc-1", "30");
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "balance 70, version 3");
-	run_free(&r);
+	h_run_free(&r);
 
 	/* Below zero: refused, and nothing stored. */
 	r = BANK("withdraw", "acc-1", "71");
@@ -170,42 +96,42 @@ Test(example, open_deposit_withdraw_balance_and_the_overdraft_refused)
 		     r.err);
 	assert_has(r.err, "refused");
 	cr_assert_str_eq(r.out, "");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("withdraw", "acc-1", "70");
 	cr_assert_eq(r.status, 0, "to exactly 0 is allowed: %s", r.err);
 	assert_has(r.out, "balance 0, version 4");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("balance", "acc-1");
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "acc-1 (owner alice): balance 0, version 4");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("deposit", "acc-none", "5");
 	cr_assert_eq(r.status, 1, "no such account: %d", r.status);
 	assert_has(r.err, "no account acc-none");
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("balance", "acc-none");
 	cr_assert_eq(r.status, 1);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("deposit", "acc-1", "-5");
 	cr_assert_eq(r.status, 2, "a bad amount is a usage error: %d",
 		     r.status);
-	run_free(&r);
+	h_run_free(&r);
 
 	r = BANK("frobnicate");
 	cr_assert_eq(r.status, 2);
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(example, snapshots_are_taken_past_the_threshold_and_used)
 {
 	cim_snapshot snap = {0};
 	cim_error err;
-	struct run r;
+	h_run r;
 
 	BANK_OK("open", "acc-s", "sam");
 	cr_assert_eq(cim_snapshot_get(H.client, "account", "acc-s", &snap,
@@ -236,7 +162,7 @@ Test(example, snapshots_are_taken_past_the_threshold_and_used)
 			 (unsigned long long)(12 - snap.version));
 		assert_has(r.out, want);
 	}
-	run_free(&r);
+	h_run_free(&r);
 	cim_snapshot_clear(&snap);
 }
 
@@ -245,7 +171,7 @@ Test(example, concurrent_withdrawals_retry_and_never_overdraw)
 	const char *const args[] = {"withdraw", "acc-c", "10", NULL};
 	pid_t pids[6];
 	int ok = 0, refused = 0;
-	struct run r;
+	h_run r;
 
 	BANK_OK("open", "acc-c", "cat");
 	BANK_OK("deposit", "acc-c", "40");
@@ -262,7 +188,7 @@ Test(example, concurrent_withdrawals_retry_and_never_overdraw)
 		char tag[16];
 
 		snprintf(tag, sizeof(tag), "w%d", i);
-		r = finish(pids[i], tag);
+		r = h_finish(pids[i], tag, BANK_MS);
 		cr_assert(r.status == 0 || r.status == 1, "writer %d: exit %d %s",
 			  i, r.status, r.err);
 		if (r.status == 0)
@@ -271,21 +197,21 @@ Test(example, concurrent_withdrawals_retry_and_never_overdraw)
 			refused++;
 			assert_has(r.err, "refused");
 		}
-		run_free(&r);
+		h_run_free(&r);
 	}
 	cr_assert_eq(ok, 4, "%d withdrawals of 10 from 40 went through", ok);
 	cr_assert_eq(refused, 2);
 	r = BANK("balance", "acc-c");
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	assert_has(r.out, "balance 0, version 6");
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(example, the_projection_totals_resumes_drops_repeats_and_rebuilds)
 {
 	char state[300];
 	cim_error err;
-	struct run r;
+	h_run r;
 
 	snprintf(state, sizeof(state), "%s/bank-state.json", H.nats.dir);
 	BANK_OK("open", "acc-a", "ann");
@@ -301,7 +227,7 @@ Test(example, the_projection_totals_resumes_drops_repeats_and_rebuilds)
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "2 account(s), total balance 82 (5 event(s) handled");
 	assert_has(r.out, "acc-a v3 MoneyWithdrawn -25");
-	run_free(&r);
+	h_run_free(&r);
 
 	/* With a state file: the first run starts from the first event. */
 	r = BANK("project", "--name", "kept", "--state", state, "--idle-ms",
@@ -309,7 +235,7 @@ Test(example, the_projection_totals_resumes_drops_repeats_and_rebuilds)
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "starting from the first event");
 	assert_has(r.out, "2 account(s), total balance 82 (5 event(s) handled");
-	run_free(&r);
+	h_run_free(&r);
 
 	/* The next run resumes at the checkpoint: only what is new. */
 	BANK_OK("deposit", "acc-b", "3");
@@ -319,7 +245,7 @@ Test(example, the_projection_totals_resumes_drops_repeats_and_rebuilds)
 	assert_has(r.out, "resuming after stream sequence");
 	assert_has(r.out, "2 account(s), total balance 85 (1 event(s) handled, "
 			  "0 repeat(s) ignored");
-	run_free(&r);
+	h_run_free(&r);
 
 	/* A checkpoint lost or behind (a crash right after the state was
 	 * saved): everything comes again, and every repeat is dropped by its
@@ -332,7 +258,7 @@ Test(example, the_projection_totals_resumes_drops_repeats_and_rebuilds)
 	assert_has(r.out, "2 account(s), total balance 85 (0 event(s) handled, "
 			  "6 repeat(s) ignored");
 	assert_has(r.out, "seen already, ignored");
-	run_free(&r);
+	h_run_free(&r);
 
 	/* --rebuild: from nothing again, same total. */
 	r = BANK("project", "--name", "kept", "--state", state, "--rebuild",
@@ -340,12 +266,12 @@ Test(example, the_projection_totals_resumes_drops_repeats_and_rebuilds)
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "2 account(s), total balance 85 (6 event(s) handled, "
 			  "0 repeat(s) ignored");
-	run_free(&r);
+	h_run_free(&r);
 }
 
 Test(example, the_projection_stops_on_sigterm_with_a_summary)
 {
-	struct run r;
+	h_run r;
 	pid_t pid;
 
 	BANK_OK("open", "acc-t", "tim");
@@ -354,8 +280,8 @@ Test(example, the_projection_stops_on_sigterm_with_a_summary)
 	h_sleep_ms(1500);
 	cr_assert_eq(h_wait_exit(pid, 0), -2, "project follows until stopped");
 	kill(pid, SIGTERM);
-	r = finish(pid, "proj");
+	r = h_finish(pid, "proj", BANK_MS);
 	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
 	assert_has(r.out, "1 account(s), total balance 9");
-	run_free(&r);
+	h_run_free(&r);
 }

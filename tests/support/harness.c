@@ -256,6 +256,92 @@ void h_daemon_kill9(pid_t pid)
 	h_wait_exit(pid, 5000);
 }
 
+/* ---- programs run by a test ------------------------------------------------------ */
+
+char *h_slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *s = NULL;
+	size_t cap = 0, n = 0, k;
+
+	cr_assert_not_null(f, "%s", path);
+	do {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			s = realloc(s, cap);
+			cr_assert_not_null(s);
+		}
+		k = fread(s + n, 1, 4096, f);
+		n += k;
+	} while (k > 0);
+	s[n] = '\0';
+	fclose(f);
+	return s;
+}
+
+static void run_paths(const char *tag, char *out, char *err, size_t n)
+{
+	snprintf(out, n, "%s/%s.out", H.nats.dir, tag);
+	snprintf(err, n, "%s/%s.err", H.nats.dir, tag);
+}
+
+pid_t h_spawn(const char *tag, const char *const *argv)
+{
+	char out[300], err[300];
+	pid_t parent = getpid(), pid;
+	int fo, fe;
+
+	cr_assert_not_null(argv[0], "%s: binary not set (CIM_TEST_*)", tag);
+	run_paths(tag, out, err, sizeof(out));
+	fo = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fe = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	cr_assert(fo >= 0 && fe >= 0, "%s, %s: %s", out, err, strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(nul, 0);
+		dup2(fo, 1);
+		dup2(fe, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fo);
+	close(fe);
+	return pid;
+}
+
+h_run h_finish(pid_t pid, const char *tag, int timeout_ms)
+{
+	char out[300], err[300];
+	h_run r = {0};
+
+	r.status = h_wait_exit(pid, timeout_ms);
+	if (r.status == -2) {
+		kill(pid, SIGKILL);
+		h_wait_exit(pid, 5000);
+		r.status = -1;
+	}
+	run_paths(tag, out, err, sizeof(out));
+	r.out = h_slurp(out);
+	r.err = h_slurp(err);
+	r.json = json_loads(r.out, JSON_DECODE_ANY, NULL);
+	return r;
+}
+
+void h_run_free(h_run *r)
+{
+	free(r->out);
+	free(r->err);
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
 /* ---- logs of failed tests ----------------------------------------------------- */
 
 static void marker_path(char *out, size_t n, pid_t runner, const char *ext)

@@ -75,6 +75,27 @@ void h_daemon_kill9(pid_t pid);
  * when it is still running. */
 int h_wait_exit(pid_t pid, int timeout_ms);
 
+/* What a program run by a test did: its exit code (128 + the signal when
+ * a signal ended it, -1 when it had to be killed after the bound), what it
+ * wrote, and its stdout parsed (NULL when that is not one JSON value). */
+typedef struct h_run {
+	int status;
+	char *out;
+	char *err;
+	json_t *json;
+} h_run;
+
+/* The whole file, NUL-terminated (free it); asserts it can be read. */
+char *h_slurp(const char *path);
+/* Starts argv (NULL-ended, argv[0] the binary) with stdin from /dev/null
+ * and stdout and stderr in H.nats.dir/<tag>.out and <tag>.err, without
+ * waiting. The child dies with the test. Asserts it was started. */
+pid_t h_spawn(const char *tag, const char *const *argv);
+/* Waits up to timeout_ms for pid, killing and reaping it past that
+ * (status -1), and collects what the one started as tag wrote. */
+h_run h_finish(pid_t pid, const char *tag, int timeout_ms);
+void h_run_free(h_run *r);
+
 /* ---- the per-test environment --------------------------------------------- */
 
 typedef struct h_env {
