@@ -14,6 +14,7 @@
 #define CIM_CLIENT_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <nats/nats.h>
 
 #include "cim/events.h"
@@ -75,11 +76,22 @@ void cimc_event_clear(cim_event *e);
 
 /* stream.c: a monotonic clock in ms; a NATS or JetStream failure while
  * doing what (a phrase: "reading the stream's info") mapped into err as
- * CIM_ERR_TIMEOUT, CIM_ERR_CONNECTION, CIM_ERR_UNAVAILABLE or
- * CIM_ERR_NOMEM; how many events of torn batches a subscription dropped. */
+ * CIM_ERR_TIMEOUT, CIM_ERR_CONNECTION, CIM_ERR_UNAVAILABLE (only what is
+ * known to pass: nothing was done, try again), CIM_ERR_NOMEM, or
+ * CIM_ERR_INTERNAL for anything else; how many events of torn batches a subscription dropped. */
 int64_t cimc_now_ms(void);
 cim_err cimc_js_fail(cim_error *err, natsStatus s, jsErrCode je,
 		     const char *what);
 uint64_t cimc_subscription_dropped(const cim_subscription *s);
+
+/* stream.c: a projection's stop flag, looked at between the daemon's
+ * confirmations and before each wait, so a stop is not kept waiting by a
+ * long round of them (next then returns CIM_ERR_TIMEOUT early). */
+void cimc_subscription_set_stop(cim_subscription *s, const atomic_bool *stop);
+
+/* stream.c: the client-side buffer limits of the consumer (the tests make
+ * it small to see what an overflow does). */
+cim_err cimc_subscription_set_pending_limits(cim_subscription *s, int msgs,
+					     int bytes, cim_error *err);
 
 #endif

@@ -13,6 +13,11 @@
  * An event the handler refuses (or a failed check the caller chose to stop
  * at) stays with the projection and is handed again first by the next run,
  * so refusing does not skip it either.
+ *
+ * The value is written only over the revision this projection read or
+ * wrote last (create when there was none), so a second process under the
+ * same name, or a reset while this one runs, is found out at the next
+ * checkpoint instead of the two overwriting each other's position.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,7 +56,10 @@ struct cim_projection {
 	const cim_event *again; /* handed out, not handled: hand it again */
 	bool again_failed;      /* ...as a failed check, with again_why */
 	cim_error again_why;
-	atomic_bool stop;
+	uint64_t rev;           /* of the checkpoint as last read or written;
+				   0: there was none */
+	bool conflict;          /* another writer changed it: no more writes */
+	atomic_bool stop;       /* sticky until close */
 };
 
 /* ---- the KV bucket ----------------------------------------------------------- */
@@ -66,6 +74,23 @@ check_name(const char *name, cim_error *err)
 			 "0123456789_-") != n)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "name",
 				 "name must be 1 to 64 of A-Z a-z 0-9 _ -");
+	return CIM_ERR_OK;
+}
+
+/* A bucket name as JetStream KV takes it; nats.c would refuse anything
+ * else with a status that says nothing of which argument was wrong. */
+static cim_err
+check_bucket(const char *bucket, cim_error *err)
+{
+	size_t n = strlen(bucket);
+
+	if (n == 0 ||
+	    strspn(bucket, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			   "0123456789_-") != n)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "bucket",
+				 "bucket \"%.100s\" is not a KV bucket name "
+				 "(A-Z a-z 0-9 _ -)",
+				 bucket);
 	return CIM_ERR_OK;
 }
 
@@ -109,6 +134,35 @@ rfc3339_now(char *buf, size_t size)
 }
 
 static cim_err
+conflict(cim_projection *p, cim_error *err)
+{
+	return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "name",
+			 "the checkpoint of projection \"%s\" was changed by "
+			 "another process (another instance or a reset); "
+			 "reopen it",
+			 p->name);
+}
+
+/* After a refused write: whether the stored checkpoint is no longer the
+ * revision this projection knows (the write's own status cannot tell a
+ * wrong revision from other refusals). */
+static bool
+changed_by_another(cim_projection *p)
+{
+	kvEntry *e = NULL;
+	natsStatus s = kvStore_Get(&e, p->kv, p->name);
+	bool changed;
+
+	if (s == NATS_NOT_FOUND)
+		return p->rev != 0; /* reset since */
+	if (s != NATS_OK)
+		return false;
+	changed = kvEntry_Revision(e) != p->rev;
+	kvEntry_Destroy(e);
+	return changed;
+}
+
+static cim_err
 write_checkpoint(cim_projection *p, cim_error *err)
 {
 	char when[64], *text;
@@ -124,10 +178,27 @@ write_checkpoint(cim_projection *p, cim_error *err)
 	json_decref(j);
 	if (text == NULL)
 		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
-	s = kvStore_PutString(&rev, p->kv, p->name, text);
+	if (p->conflict) {
+		free(text);
+		return conflict(p, err);
+	}
+	if (p->rev == 0)
+		s = kvStore_Create(&rev, p->kv, p->name, text,
+				   (int)strlen(text));
+	else
+		s = kvStore_Update(&rev, p->kv, p->name, text,
+				   (int)strlen(text), p->rev);
 	free(text);
-	if (s != NATS_OK)
-		return cimc_js_fail(err, s, 0, "writing the checkpoint");
+	if (s != NATS_OK) {
+		cim_err rc = cimc_js_fail(err, s, 0, "writing the checkpoint");
+
+		if (changed_by_another(p)) {
+			p->conflict = true;
+			return conflict(p, err);
+		}
+		return rc;
+	}
+	p->rev = rev;
 	p->saved = p->pos;
 	p->ever_saved = true;
 	p->since = 0;
@@ -152,6 +223,7 @@ read_checkpoint(cim_projection *p, bool *found, cim_error *err)
 		return CIM_ERR_OK;
 	if (s != NATS_OK)
 		return cimc_js_fail(err, s, 0, "reading the checkpoint");
+	p->rev = kvEntry_Revision(e);
 	j = json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, &jerr);
 	kvEntry_Destroy(e);
 	seq = json_object_get(j, "seq");
@@ -210,6 +282,7 @@ cim_projection_open(cim_client *c, const cim_projection_options *o,
 {
 	cim_subscribe_options so = {0};
 	cim_projection *p;
+	cim_progress pr;
 	bool found;
 	cim_err rc;
 
@@ -225,7 +298,7 @@ cim_projection_open(cim_client *c, const cim_projection_options *o,
 				 c == NULL ? "client" : "options");
 	if ((rc = check_name(o->name, err)) != CIM_ERR_OK ||
 	    (o->bucket != NULL &&
-	     (rc = cimc_check_token(o->bucket, "bucket", err)) != CIM_ERR_OK))
+	     (rc = check_bucket(o->bucket, err)) != CIM_ERR_OK))
 		return rc;
 	if (o->checkpoint_interval_ms < 0)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT,
@@ -270,6 +343,25 @@ cim_projection_open(cim_client *c, const cim_projection_options *o,
 		cim_projection_close(p);
 		return rc;
 	}
+	/* A position past the stream's end belongs to another stream of the
+	 * same name (recreated): resuming there would skip what the new one
+	 * stores up to it. One before its first sequence only means events
+	 * were removed by limits; the consumer starts at the first. */
+	cim_subscription_progress(p->sub, &pr);
+	if (found && p->pos > pr.end_seq) {
+		rc = cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "name",
+			       "the checkpoint of projection \"%s\" is at seq "
+			       "%llu, past the end of stream %s (seq %llu): "
+			       "the stream was recreated; reset the "
+			       "projection to rebuild",
+			       p->name, (unsigned long long)p->pos, p->stream,
+			       (unsigned long long)pr.end_seq);
+		p->ever_saved = true;
+		p->saved = p->pos;
+		cim_projection_close(p);
+		return rc;
+	}
+	cimc_subscription_set_stop(p->sub, &p->stop);
 	*out = p;
 	return CIM_ERR_OK;
 }
@@ -281,6 +373,12 @@ cim_projection_stop(cim_projection *p)
 {
 	if (p != NULL)
 		atomic_store(&p->stop, true);
+}
+
+bool
+cim_projection_stopped(const cim_projection *p)
+{
+	return p != NULL && atomic_load(&p->stop);
 }
 
 uint64_t
@@ -329,6 +427,13 @@ maybe_checkpoint(cim_projection *p, cim_err *cp_rc, cim_error *cp_err)
 		p->saved_at_ms = cimc_now_ms(); /* not again at once */
 }
 
+/* The deadline of idle_ms from t, saturated (INT64_MAX: none). */
+static int64_t
+idle_deadline(int64_t t, int64_t idle_ms)
+{
+	return idle_ms < 0 || idle_ms > INT64_MAX - t ? INT64_MAX : t + idle_ms;
+}
+
 cim_err
 cim_projection_run(cim_projection *p, cim_event_fn handler, void *ctx,
 		   int64_t idle_ms, cim_error *err)
@@ -347,14 +452,21 @@ cim_projection_run(cim_projection *p, cim_event_fn handler, void *ctx,
 	for (;;) {
 		const cim_event *ev = p->again;
 
-		if (atomic_exchange(&p->stop, false))
+		/* Sticky: a loop of runs around a stopped projection ends
+		 * rather than starting the next one. */
+		if (atomic_load(&p->stop))
 			break;
+		if (p->conflict) {
+			rc = conflict(p, err);
+			break;
+		}
 		if (ev == NULL) {
 			int64_t wait = POLL_MS;
 			cim_error e;
 
 			if (idle_ms >= 0) {
-				int64_t left = last_event + idle_ms -
+				int64_t left = idle_deadline(last_event,
+							     idle_ms) -
 					       cimc_now_ms();
 
 				if (left <= 0)
@@ -404,9 +516,8 @@ cim_projection_run(cim_projection *p, cim_event_fn handler, void *ctx,
 		handled(p);
 		maybe_checkpoint(p, &cp_rc, &cp_err);
 	}
-	if (!p->ever_saved || p->pos != p->saved) {
+	if (!p->conflict && (!p->ever_saved || p->pos != p->saved))
 		cp_rc = write_checkpoint(p, &cp_err);
-	}
 	if (rc == CIM_ERR_OK && cp_rc != CIM_ERR_OK) {
 		if (err != NULL)
 			*err = cp_err;
@@ -433,7 +544,7 @@ cim_projection_reset(cim_client *c, const char *name, const char *bucket,
 	if (bucket == NULL)
 		bucket = DEFAULT_BUCKET;
 	if ((rc = check_name(name, err)) != CIM_ERR_OK ||
-	    (rc = cimc_check_token(bucket, "bucket", err)) != CIM_ERR_OK ||
+	    (rc = check_bucket(bucket, err)) != CIM_ERR_OK ||
 	    (rc = open_bucket(c, bucket, &js, &kv, err)) != CIM_ERR_OK)
 		return rc;
 	/* Purge, not delete: no history of the old position is kept. */

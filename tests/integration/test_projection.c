@@ -498,3 +498,132 @@ Test(projection, killed_mid_run_resumes_without_skipping)
 	free(log);
 	free(prog);
 }
+
+/* ---- what the review found ---------------------------------------------------- */
+
+/* A stop is not used up by the run it ends: a loop of runs ends too. */
+Test(projection, stop_is_sticky_until_close)
+{
+	struct seen s = {.stop_at = 3};
+	cim_projection *p;
+	int runs = 0;
+	int64_t t0;
+
+	store(1, 10);
+	p = open_p("sticky", NULL, 0);
+	cr_assert(!cim_projection_stopped(p));
+	s.p = p;
+	t0 = h_now_ms();
+	while (cim_projection_run(p, on_event, &s, 5000, NULL) == CIM_ERR_OK &&
+	       runs < 5 && !cim_projection_stopped(p))
+		runs++;
+	cr_assert(cim_projection_stopped(p));
+	cr_assert_eq(s.n, 3);
+	/* Every later run returns at once, handling nothing. */
+	run_p(p, &s, 5000, CIM_ERR_OK);
+	run_p(p, &s, -1, CIM_ERR_OK);
+	cr_assert_eq(s.n, 3);
+	cr_assert_lt(h_now_ms() - t0, 2000);
+	cim_projection_close(p);
+	cr_assert_eq(stored_seq("sticky", NULL), 3);
+
+	p = open_p("sticky", NULL, 0);
+	cr_assert(!cim_projection_stopped(p), "a new open starts unstopped");
+	memset(&s, 0, sizeof(s));
+	run_p(p, &s, 300, CIM_ERR_OK);
+	cr_assert_eq(s.n, 7);
+	cim_projection_close(p);
+}
+
+/* An idle time too big to add to the clock means no idle end at all. */
+Test(projection, a_huge_idle_time_does_not_end_the_run_at_once)
+{
+	struct seen s = {.stop_at = 4};
+	cim_projection *p;
+
+	store(1, 4);
+	p = open_p("patient", NULL, 0);
+	run_p(p, &s, INT64_MAX, CIM_ERR_OK);
+	cr_assert_eq(s.n, 4);
+	cim_projection_close(p);
+}
+
+/* Two instances under one name, or a reset while one runs: the checkpoint
+ * is found changed, not overwritten. */
+Test(projection, a_checkpoint_changed_by_another_process_is_refused)
+{
+	struct seen s1 = {0}, s2 = {0};
+	cim_projection *a, *b;
+	cim_error err = {0};
+
+	store(1, 4);
+	a = open_p("twice", NULL, 1);
+	b = open_p("twice", NULL, 1);
+	run_p(a, &s1, 200, CIM_ERR_OK);
+	cr_assert_eq(s1.n, 4);
+	cr_assert_eq(stored_seq("twice", NULL), 4);
+	s2.p = b;
+	cr_assert_eq(cim_projection_run(b, on_event, &s2, 200, &err),
+		     CIM_ERR_INVALID_ARGUMENT, "%s", cim_err_name(err.code));
+	cr_assert_str_eq(err.field, "name");
+	cr_assert(strstr(err.message, "another process") != NULL, "%s",
+		  err.message);
+	cr_assert_eq(cim_projection_checkpoint(b, &err),
+		     CIM_ERR_INVALID_ARGUMENT);
+	cim_projection_close(b);
+	cr_assert_eq(stored_seq("twice", NULL), 4, "a's checkpoint stays");
+
+	/* A reset while a is open. */
+	cr_assert_eq(cim_projection_reset(H.client, "twice", NULL, &err),
+		     CIM_ERR_OK, "%s", err.message);
+	free(h_append_n("acct", "more", 1));
+	cr_assert_eq(cim_projection_run(a, on_event, &s1, 200, &err),
+		     CIM_ERR_INVALID_ARGUMENT, "%s", err.message);
+	cr_assert_str_eq(err.field, "name");
+	cim_projection_close(a);
+	cr_assert_eq(stored_seq("twice", NULL), -1, "the reset stays");
+
+	/* Reopened after the reset: created afresh. */
+	a = open_p("twice", NULL, 1);
+	memset(&s1, 0, sizeof(s1));
+	run_p(a, &s1, 200, CIM_ERR_OK);
+	cr_assert_eq(s1.n, 5);
+	cim_projection_close(a);
+	cr_assert_eq(stored_seq("twice", NULL), 5);
+}
+
+/* A checkpoint past the stream's end (the stream was recreated) is
+ * refused; a bucket name KV cannot take is refused by name. */
+Test(projection, a_checkpoint_past_the_stream_end_is_refused)
+{
+	cim_projection_options o = {.name = "future"};
+	cim_projection *p = NULL;
+	cim_error err = {0};
+	kvStore *kv = NULL;
+
+	store(1, 3);
+	cr_assert_eq(js_KeyValue(&kv, H.js, "CIM-CHECKPOINTS"), NATS_OK);
+	cr_assert_eq(kvStore_PutString(NULL, kv, "future",
+				       "{\"seq\": 1000, \"pattern\": "
+				       "\"events.>\", \"stream\": "
+				       "\"CIM-EVENTS\"}"),
+		     NATS_OK);
+	kvStore_Destroy(kv);
+	cr_assert_eq(cim_projection_open(H.client, &o, &p, &err),
+		     CIM_ERR_INVALID_ARGUMENT, "%s", err.message);
+	cr_assert_null(p);
+	cr_assert_str_eq(err.field, "name");
+	cr_assert(strstr(err.message, "1000") != NULL &&
+			  strstr(err.message, "reset") != NULL,
+		  "%s", err.message);
+	cr_assert_eq(stored_seq("future", NULL), 1000, "left as it was");
+
+	o.name = "fine";
+	o.bucket = "a$b";
+	cr_assert_eq(cim_projection_open(H.client, &o, &p, &err),
+		     CIM_ERR_INVALID_ARGUMENT, "%s", err.message);
+	cr_assert_str_eq(err.field, "bucket");
+	cr_assert_eq(cim_projection_reset(H.client, "fine", "a$b", &err),
+		     CIM_ERR_INVALID_ARGUMENT);
+	cr_assert_str_eq(err.field, "bucket");
+}

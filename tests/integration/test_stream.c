@@ -6,11 +6,14 @@
  * and then passed; batches that never complete, never handed out.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../support/harness.h"
+#include "../../client/client.h"
 #include "buf.h"
 
 TestSuite(stream, .init = h_setup, .fini = h_teardown, .timeout = 60);
@@ -460,11 +463,30 @@ Test(stream, a_batch_is_handed_out_whole_and_in_order)
  * cid_hdr: the Cim-Cid header ("" for the true CID, NULL for none); batch:
  * the Cim-Batch header or NULL. The true CID goes into cid (may be NULL);
  * returns the stream sequence. */
+static uint64_t publish_block_on(const char *on, const char *type,
+				 const char *id, uint64_t version,
+				 const char *evtype, const char *prev,
+				 const char *data, uint64_t mh,
+				 const char *cid_hdr, const char *batch,
+				 char *cid);
+
 static uint64_t publish_block(const char *type, const char *id,
 			      uint64_t version, const char *evtype,
 			      const char *prev, const char *data,
 			      uint64_t mh, const char *cid_hdr,
 			      const char *batch, char *cid)
+{
+	return publish_block_on(NULL, type, id, version, evtype, prev, data,
+				mh, cid_hdr, batch, cid);
+}
+
+/* publish_block on the subject on (NULL: the block's own). */
+static uint64_t publish_block_on(const char *on, const char *type,
+				 const char *id, uint64_t version,
+				 const char *evtype, const char *prev,
+				 const char *data, uint64_t mh,
+				 const char *cid_hdr, const char *batch,
+				 char *cid)
 {
 	static int serial;
 	cim_event_block b = {0};
@@ -503,7 +525,8 @@ static uint64_t publish_block(const char *type, const char *id,
 	if (cid != NULL)
 		strcpy(cid, text);
 
-	subject = h_strf("events.%s.%s.%s", type, id, evtype);
+	subject = on != NULL ? h_strf("%s", on)
+			     : h_strf("events.%s.%s.%s", type, id, evtype);
 	cr_assert_eq(natsMsg_Create(&m, subject, NULL, (const char *)out.p,
 				    (int)out.len), NATS_OK);
 	if (cid_hdr != NULL)
@@ -777,4 +800,337 @@ Test(stream, a_held_event_deleted_from_the_stream_is_let_go)
 	cim_subscription_progress(s, &p);
 	cr_assert_eq(p.safe_seq, held + 1, "the deleted event was let go");
 	cim_subscription_close(s);
+}
+
+/* ---- what the review found ---------------------------------------------------- */
+
+/* Whole aggregates: what is left of a torn batch whose first events were
+ * removed (their versions burned and stored again) is only its last
+ * index, "2/2". It must not go out as if the batch were whole: the daemon
+ * is asked, and it holds another event at that version (dropped) or none
+ * (held, never handed out). */
+Test(stream, a_torn_remnant_without_its_start_is_not_handed_out)
+{
+	char c1[CIM_CID_TEXT_MAX], c2[CIM_CID_TEXT_MAX], c3[CIM_CID_TEXT_MAX];
+	char remnant[CIM_CID_TEXT_MAX], why[8][512];
+	cim_new_event two[2] = {{.event_type = "Z", .data_json = "{\"r\":2}"},
+				{.event_type = "Z", .data_json = "{\"r\":2}"}};
+	cim_append_result *r = NULL;
+	cim_error err = {0};
+	cim_progress p;
+	uint64_t held;
+	got g[8];
+	size_t n;
+
+	r = h_append1("t", "t-1", 0, "Z", "{}");
+	strcpy(c1, r->events[0].cid);
+	cim_append_result_destroy(r);
+	cr_assert_eq(cim_append(H.client, "t", "t-1", 1, two, 2, &r, &err),
+		     CIM_ERR_OK, "%s", err.message);
+	strcpy(c2, r->events[0].cid);
+	strcpy(c3, r->events[1].cid);
+	cim_append_result_destroy(r);
+	publish_block("t", "t-1", 3, "Z", c2, "{\"r\":1}", CIM_MH_BLAKE2B_256,
+		      "", "2/2", remnant);
+	held = publish_block("t", "t-1", 5, "Z", c3, "{\"r\":1}",
+			     CIM_MH_BLAKE2B_256, "", "3/3", NULL);
+
+	n = replay_checked((cim_subscribe_options){.pattern = "events.t.>"}, g,
+			   why, 8);
+	cr_assert_eq(n, 3, "%zu events: the last v%llu seq %llu %s", n,
+		     (unsigned long long)g[n - 1].version,
+		     (unsigned long long)g[n - 1].seq, why[n - 1]);
+	cr_assert_str_eq(g[0].cid, c1);
+	cr_assert_str_eq(g[1].cid, c2);
+	cr_assert_str_eq(g[2].cid, c3);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_str_eq(why[i], "", "%s", why[i]);
+	replay((cim_subscribe_options){.pattern = "events.t.>"}, g, 8, &p);
+	cr_assert_eq(p.safe_seq, held - 1);
+}
+
+/* A subscription that starts inside a committed batch still gets the rest
+ * of it: the daemon confirms it. */
+Test(stream, a_replay_starting_inside_a_batch_gets_the_rest_of_it)
+{
+	static const char *const three[] = {"A", "B", "C", NULL};
+	cim_append_result *r = append("job", "j-1", three);
+	char why[8][512];
+	got g[8];
+	size_t n;
+
+	n = replay_checked((cim_subscribe_options){.pattern = "events.job.>",
+						   .start = CIM_START_SEQ,
+						   .start_seq = r->events[1].seq},
+			   g, why, 8);
+	cr_assert_eq(n, 2, "%zu events", n);
+	cr_assert_eq(g[0].version, 2);
+	cr_assert_eq(g[1].version, 3);
+	cr_assert_str_eq(g[1].cid, r->events[2].cid);
+	cr_assert_str_eq(why[0], "", "%s", why[0]);
+	cim_append_result_destroy(r);
+}
+
+/* Whole aggregates: a version removed from the middle is reported. */
+Test(stream, a_version_gap_is_reported_for_whole_aggregates)
+{
+	char c1[CIM_CID_TEXT_MAX], c2[CIM_CID_TEXT_MAX], why[8][512];
+	uint64_t s2;
+	got g[8];
+	size_t n;
+
+	publish_block("g", "g-1", 1, "Z", NULL, "{}", CIM_MH_BLAKE2B_256, "",
+		      NULL, c1);
+	s2 = publish_block("g", "g-1", 2, "Z", c1, "{}", CIM_MH_BLAKE2B_256,
+			   "", NULL, c2);
+	publish_block("g", "g-1", 3, "Z", c2, "{}", CIM_MH_BLAKE2B_256, "",
+		      NULL, NULL);
+	publish_block("g", "g-1", 4, "Z", c1, "{}", CIM_MH_BLAKE2B_256, "",
+		      NULL, NULL);
+	cr_assert_eq(js_DeleteMsg(H.js, H_STREAM, s2, NULL, NULL), NATS_OK);
+	n = replay_checked((cim_subscribe_options){.pattern = "events.g.g-1.>"},
+			   g, why, 8);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(why[0], "");
+	cr_assert_eq(g[1].version, 3);
+	cr_assert(strstr(why[1], "version_gap") != NULL, "%s", why[1]);
+	cr_assert(strstr(why[1], "version 3") != NULL &&
+			  strstr(why[1], "version 1") != NULL,
+		  "%s", why[1]);
+	/* The chain goes on from v3: v4's prev is wrong, not a gap. */
+	cr_assert(strstr(why[2], "broken_link") != NULL, "%s", why[2]);
+
+	n = replay_checked((cim_subscribe_options){.pattern = "events.g.g-1.>",
+						   .no_check = true},
+			   g, why, 8);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(why[1], "");
+}
+
+/* A block whose bytes changed, at an old version, does not move its
+ * aggregate back: a second copy of the head version is still out of
+ * order. */
+Test(stream, a_hash_mismatch_does_not_move_the_version_back)
+{
+	char c1[CIM_CID_TEXT_MAX], c2[CIM_CID_TEXT_MAX], c3[CIM_CID_TEXT_MAX];
+	char why[8][512];
+	got g[8];
+	size_t n;
+
+	publish_block("m", "m-1", 1, "Z", NULL, "{}", CIM_MH_BLAKE2B_256, "",
+		      NULL, c1);
+	publish_block("m", "m-1", 2, "Z", c1, "{}", CIM_MH_BLAKE2B_256, "",
+		      NULL, c2);
+	publish_block("m", "m-1", 3, "Z", c2, "{}", CIM_MH_BLAKE2B_256, "",
+		      NULL, c3);
+	publish_block("m", "m-1", 2, "Z", c1, "{\"x\":1}", CIM_MH_BLAKE2B_256,
+		      c3, NULL, NULL);
+	publish_block("m", "m-1", 3, "Z", c2, "{\"fork\":1}",
+		      CIM_MH_BLAKE2B_256, "", NULL, NULL);
+	n = replay_checked((cim_subscribe_options){.pattern = "events.m.>"}, g,
+			   why, 8);
+	cr_assert_eq(n, 5);
+	cr_assert(strstr(why[3], "hash_mismatch") != NULL, "%s", why[3]);
+	cr_assert(strstr(why[4], "version_order") != NULL, "%s", why[4]);
+}
+
+/* Through one event type the daemon is asked about batches by the block's
+ * aggregate: a block whose aggregate is not a token, or not the one its
+ * subject names, is a failed check, not a failed call for ever. */
+Test(stream, a_block_on_the_wrong_subject_is_a_failed_check)
+{
+	cim_subscription *s = NULL;
+	cim_error err = {0};
+	const cim_event *e;
+	cim_err rc;
+
+	publish_block_on("events.q.q-1.Z", "q", "not a token", 1, "Z", NULL,
+			 "{}", CIM_MH_BLAKE2B_256, "", "1/2", NULL);
+	publish_block_on("events.q.q-1.Z", "q", "q-2", 1, "Z", NULL, "{}",
+			 CIM_MH_BLAKE2B_256, "", NULL, NULL);
+	free(h_append_n("q", "q-3", 1));
+	for (int k = 0; k < 2; k++) {
+		cr_assert_eq(cim_subscribe(H.client,
+					   &(cim_subscribe_options){
+						   .pattern = k == 0 ? "events.*.*.Z"
+								     : "events.>",
+						   .stop_at_end = true},
+					   &s, &err),
+			     CIM_ERR_OK, "%s", err.message);
+		for (int i = 0; i < 2; i++) {
+			rc = cim_subscription_next(s, 5000, &e, &err);
+			cr_assert_eq(rc, CIM_ERR_CHECK_FAILED, "%d/%d: %s: %s",
+				     k, i, cim_err_name(rc), err.message);
+			cr_assert(strstr(err.message, "subject_mismatch") !=
+					  NULL,
+				  "%s", err.message);
+			cr_assert_eq(e->seq, (uint64_t)i + 1);
+		}
+		if (k == 1) {
+			rc = cim_subscription_next(s, 5000, &e, &err);
+			cr_assert_eq(rc, CIM_ERR_OK, "%s", err.message);
+			cr_assert_str_eq(e->aggregate_id, "q-3");
+		}
+		rc = cim_subscription_next(s, 5000, &e, &err);
+		cr_assert_eq(rc, CIM_ERR_OK, "%s", err.message);
+		cr_assert_null(e);
+		cim_subscription_close(s);
+	}
+}
+
+/* Messages the NATS client drops (its buffer full) are gone for good with
+ * nats.c's ordered consumer: the subscription fails, and stays failed. */
+Test(stream, a_client_side_drop_breaks_the_subscription_for_good)
+{
+	cim_subscription *s = NULL;
+	cim_error err = {0};
+	const cim_event *e;
+	cim_progress p;
+	cim_err rc;
+
+	cr_assert_eq(cim_subscribe(H.client,
+				   &(cim_subscribe_options){.start = CIM_START_NOW},
+				   &s, &err),
+		     CIM_ERR_OK, "%s", err.message);
+	cr_assert_eq(cimc_subscription_set_pending_limits(s, 2, 1 << 20, &err),
+		     CIM_ERR_OK, "%s", err.message);
+	free(h_append_n("order", "o-1", 20));
+	h_sleep_ms(300);
+	for (int i = 0; i < 25; i++) {
+		rc = cim_subscription_next(s, 1000, &e, &err);
+		if (rc != CIM_ERR_OK)
+			break;
+	}
+	cr_assert_eq(rc, CIM_ERR_UNAVAILABLE, "%s: %s", cim_err_name(rc),
+		     err.message);
+	cr_assert(strstr(err.message, "dropped") != NULL &&
+			  strstr(err.message, "reopened") != NULL,
+		  "%s", err.message);
+	cim_subscription_progress(s, &p);
+	cr_assert_lt(p.safe_seq, 20, "safe_seq passed the lost events");
+	free(h_append_n("order", "o-2", 1));
+	rc = cim_subscription_next(s, 1000, &e, &err);
+	cr_assert_eq(rc, CIM_ERR_UNAVAILABLE, "sticky: %s", cim_err_name(rc));
+	cr_assert_null(e);
+	cim_subscription_close(s);
+}
+
+/* A long run of messages that are all held (a batch that never ends) must
+ * not keep next past its timeout. */
+Test(stream, held_messages_do_not_outlast_the_timeout)
+{
+	enum { N = 4000 };
+	cim_subscription *s = NULL;
+	cim_error err = {0};
+	const cim_event *e;
+	char c1[CIM_CID_TEXT_MAX];
+	int64_t t0;
+	cim_err rc;
+
+	publish_block("h", "h-0", 1, "Z", NULL, "{}", CIM_MH_BLAKE2B_256, "",
+		      NULL, c1);
+	for (int i = 1; i <= N; i++) {
+		char batch[32];
+		cim_event_block b = {0};
+		natsMsg *m = NULL;
+		cbuf out = CBUF_INIT;
+		char why[256];
+
+		snprintf(batch, sizeof(batch), "%d/%d", i, N + 1);
+		b.aggregate_type = "h";
+		b.aggregate_id = "h-1";
+		b.version = (uint64_t)i;
+		b.event_type = "Z";
+		b.event_id = "e";
+		b.correlation_id = "e";
+		b.causation_id = "e";
+		b.timestamp = "2026-01-02T03:04:05.000000006Z";
+		b.metadata = json_object();
+		b.data = json_object();
+		if (i > 1) {
+			b.has_prev = true;
+			cr_assert_eq(cim_cid_from_text(&b.prev, c1), 0);
+		}
+		cr_assert_eq(cim_event_encode(&b, &out, why, sizeof(why)), 0);
+		json_decref(b.metadata);
+		json_decref(b.data);
+		cr_assert_eq(natsMsg_Create(&m, "events.h.h-1.Z", NULL,
+					    (const char *)out.p, (int)out.len),
+			     NATS_OK);
+		natsMsgHeader_Set(m, "Cim-Batch", batch);
+		cr_assert_eq(js_PublishMsgAsync(H.js, &m, NULL), NATS_OK);
+		cbuf_free(&out);
+	}
+	cr_assert_eq(js_PublishAsyncComplete(H.js, NULL), NATS_OK);
+
+	cr_assert_eq(cim_subscribe(H.client, NULL, &s, &err), CIM_ERR_OK);
+	rc = cim_subscription_next(s, 5000, &e, &err);
+	cr_assert_eq(rc, CIM_ERR_OK, "%s", err.message);
+	cr_assert_str_eq(e->aggregate_id, "h-0");
+	t0 = h_now_ms();
+	rc = cim_subscription_next(s, 20, &e, &err);
+	cr_assert_eq(rc, CIM_ERR_TIMEOUT, "%s", cim_err_name(rc));
+	cr_assert_lt(h_now_ms() - t0, 150, "next took %lld ms",
+		     (long long)(h_now_ms() - t0));
+	cim_subscription_close(s);
+}
+
+struct later {
+	int delay_ms;
+};
+
+static void *append_later(void *arg)
+{
+	struct later *l = arg;
+
+	h_sleep_ms(l->delay_ms);
+	free(h_append_n("late", "l-1", 1));
+	return NULL;
+}
+
+/* A timeout too big to add to the clock waits, rather than wrapping into
+ * the past and timing out at once. */
+Test(stream, a_huge_timeout_waits)
+{
+	cim_subscription *s = NULL;
+	cim_error err = {0};
+	const cim_event *e;
+	struct later l = {300};
+	pthread_t t;
+	cim_err rc;
+
+	cr_assert_eq(cim_subscribe(H.client,
+				   &(cim_subscribe_options){.start = CIM_START_NOW},
+				   &s, &err),
+		     CIM_ERR_OK);
+	cr_assert_eq(pthread_create(&t, NULL, append_later, &l), 0);
+	rc = cim_subscription_next(s, INT64_MAX, &e, &err);
+	pthread_join(t, NULL);
+	cr_assert_eq(rc, CIM_ERR_OK, "%s: %s", cim_err_name(rc), err.message);
+	cr_assert_str_eq(e->aggregate_id, "l-1");
+	cim_subscription_close(s);
+}
+
+/* JetStream failures: only what is known to pass is UNAVAILABLE, and the
+ * text of an older failure on the thread is not passed off as this one's. */
+Test(stream, js_failures_are_mapped_by_what_they_promise)
+{
+	cim_error err = {0};
+	jsCtx *js = NULL;
+
+	/* Leaves "invalid argument" text behind on this thread. */
+	cr_assert_neq(natsConnection_JetStream(&js, NULL, NULL), NATS_OK);
+	cr_assert_eq(cimc_js_fail(&err, NATS_INVALID_ARG, 0, "doing x"),
+		     CIM_ERR_INTERNAL);
+	cr_assert_eq(cimc_js_fail(&err, NATS_ERR, 0, "doing x"),
+		     CIM_ERR_INTERNAL);
+	cr_assert_eq(cimc_js_fail(&err, NATS_IO_ERROR, 0, "doing y"),
+		     CIM_ERR_CONNECTION);
+	cr_assert(strstr(err.message,
+			 natsStatus_GetText(NATS_IO_ERROR)) != NULL,
+		  "%s", err.message);
+	cr_assert_eq(cimc_js_fail(&err, NATS_NO_RESPONDERS, 0, "doing z"),
+		     CIM_ERR_UNAVAILABLE);
+	cr_assert_eq(cimc_js_fail(&err, NATS_TIMEOUT, 0, "doing z"),
+		     CIM_ERR_TIMEOUT);
 }

@@ -37,9 +37,23 @@ static int handle(void *ctx, const cim_event *e)
 			 (unsigned long long)e->version,
 			 (unsigned long long)e->seq);
 
-	if (n <= 0 || (size_t)n >= sizeof(line) ||
-	    write(o->fd, line, (size_t)n) != n) {
-		fprintf(stderr, "projector: write: %s\n", strerror(errno));
+	ssize_t w;
+
+	if (n <= 0 || (size_t)n >= sizeof(line)) {
+		/* errno says nothing about snprintf cutting a line short */
+		fprintf(stderr, "projector: a line for %s/%s does not fit in "
+				"%zu bytes\n",
+			e->aggregate_type, e->aggregate_id, sizeof(line));
+		return 1;
+	}
+	if ((w = write(o->fd, line, (size_t)n)) != n) {
+		if (w < 0)
+			fprintf(stderr, "projector: write: %s\n",
+				strerror(errno));
+		else
+			fprintf(stderr, "projector: short write (%zd of %d "
+					"bytes)\n",
+				w, n);
 		return 1;
 	}
 	if (o->delay_us > 0) {

@@ -348,12 +348,24 @@ cim_err cim_repository_append(cim_repository *r, cim_aggregate *agg, void *state
  * Reads the event stream straight from JetStream for a subject pattern:
  * "events.>" (everything), "events.order.>" (one aggregate type),
  * "events.order.order-17.>" (one aggregate), "events.*.*.OrderPlaced" (one
- * event type). Events come in stream order (so in version order per
- * aggregate), and never part of a batch: the events of a multi-event
- * append are held back until the whole batch is known to be stored.
+ * event type). Events of one aggregate come in stream order (so in version
+ * order), and never part of a batch: the events of a multi-event append
+ * are held back until the whole batch is known to be stored. Events of
+ * other aggregates stored between a held batch's events are not held with
+ * it, so they may come before it: across aggregates the order is not the
+ * stream's. To resume later, keep cim_progress.safe_seq (every matching
+ * event at or before it was handed out), never an event's seq, which an
+ * event still held may lie before.
  * Unless no_check is set, each event's CID is recomputed from its bytes
  * and its prev compared with the CID last seen for its aggregate; an event
- * that fails is reported (CIM_ERR_CHECK_FAILED), never passed silently. */
+ * that fails is reported (CIM_ERR_CHECK_FAILED), never passed silently.
+ * Reasons (the start of the message): hash_mismatch, broken_link,
+ * version_order, version_gap (a whole-aggregate pattern only: a version
+ * is missing), subject_mismatch (the block's aggregate is not the one its
+ * subject names) and undecodable.
+ *
+ * The table of aggregates a subscription keeps grows with every aggregate
+ * it sees, for as long as it is open. */
 typedef enum cim_start {
 	CIM_START_BEGIN = 0, /* the first event stored */
 	CIM_START_SEQ,       /* start_seq and after */
@@ -377,11 +389,15 @@ typedef struct cim_subscription cim_subscription;
 cim_err cim_subscribe(cim_client *c, const cim_subscribe_options *o,
 		      cim_subscription **out, cim_error *err);
 
-/* The next event, valid until the next call or close. Returns:
- * CIM_ERR_OK with *ev set; CIM_ERR_OK with *ev NULL at the end
- * (stop_at_end only); CIM_ERR_TIMEOUT when nothing came within timeout_ms;
- * CIM_ERR_CHECK_FAILED with *ev the event that failed and err saying why
- * (calling again goes on past it). */
+/* The next event, valid until the next call or close. timeout_ms < 0
+ * waits for ever. Returns: CIM_ERR_OK with *ev set; CIM_ERR_OK with *ev
+ * NULL at the end (stop_at_end only); CIM_ERR_TIMEOUT when nothing came
+ * within timeout_ms; CIM_ERR_CHECK_FAILED with *ev the event that failed
+ * and err saying why (calling again goes on past it). A failure of the
+ * subscription itself is final, and every later call returns it again:
+ * CIM_ERR_NOMEM, CIM_ERR_INTERNAL, or CIM_ERR_UNAVAILABLE when the NATS
+ * client dropped events it had no room for; close the subscription and
+ * open a new one from cim_progress.safe_seq + 1. */
 cim_err cim_subscription_next(cim_subscription *s, int64_t timeout_ms,
 			      const cim_event **ev, cim_error *err);
 
@@ -434,19 +450,34 @@ typedef struct cim_projection cim_projection;
 
 /* Opens the projection at its checkpoint (the start when it has none). A
  * checkpoint made for another pattern is refused (CIM_ERR_INVALID_ARGUMENT):
- * reset it first. */
+ * reset it first. So is one past the stream's last sequence (the stream
+ * was recreated; field "name"). One before the stream's first sequence
+ * (events removed by the stream's limits) resumes at the first event
+ * still stored, without a word: what was removed cannot be handled.
+ *
+ * One process at a time may run a projection of a given name: each
+ * checkpoint is written over the revision this one last read or wrote, so
+ * when another instance or a reset has changed it, the run (or
+ * cim_projection_checkpoint) fails with CIM_ERR_INVALID_ARGUMENT, field
+ * "name", and the projection must be reopened. */
 cim_err cim_projection_open(cim_client *c, const cim_projection_options *o,
 			    cim_projection **out, cim_error *err);
 
 /* Hands each event to handler, checkpointing as it goes. Returns after
  * idle_ms with no event (idle_ms < 0: never), when cim_projection_stop is
- * called, or when handler returns non-zero (CIM_ERR_HANDLER; that event is
- * not counted as handled). */
+ * called (CIM_ERR_OK), or when handler returns non-zero (CIM_ERR_HANDLER;
+ * that event is not counted as handled). A failed subscription's error
+ * (see cim_subscription_next) is returned as it is; the checkpoint never
+ * passes what was lost. */
 cim_err cim_projection_run(cim_projection *p, cim_event_fn handler, void *ctx,
 			   int64_t idle_ms, cim_error *err);
 /* Asks a running cim_projection_run to return; safe from any thread or a
- * signal handler. */
+ * signal handler. The stop stays until the projection is closed: every
+ * later run returns CIM_ERR_OK at once, so a loop such as
+ * while (cim_projection_run(...) == CIM_ERR_OK) ends too. */
 void cim_projection_stop(cim_projection *p);
+/* Whether cim_projection_stop has been called on p. */
+bool cim_projection_stopped(const cim_projection *p);
 /* Writes the checkpoint now. */
 cim_err cim_projection_checkpoint(cim_projection *p, cim_error *err);
 /* The stream sequence every event up to which has been handled. */
