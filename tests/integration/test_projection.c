@@ -447,8 +447,13 @@ Test(projection, killed_mid_run_resumes_without_skipping)
 					 "events.clock.>", out1, "200", NULL},
 			 log);
 	cr_assert_gt(pid, 0);
-	for (t0 = h_now_ms(); h_now_ms() - t0 < 30000; h_sleep_ms(5))
-		if ((lines = count_lines(out1)) >= 3000)
+	/* a kill point between checkpoints (every 100 events), at random
+	 * in 3,000..5,000, so the second run repeats what the first handled
+	 * after its last checkpoint */
+	srand((unsigned)h_now_ms());
+	long kill_at = 3000 + (rand() % 20) * 100 + 10 + rand() % 80;
+	for (t0 = h_now_ms(); h_now_ms() - t0 < 30000; h_sleep_ms(1))
+		if ((lines = count_lines(out1)) >= kill_at)
 			break;
 	kill(pid, SIGKILL);
 	st = proc_wait_exit(pid, 5000);
@@ -490,6 +495,8 @@ Test(projection, killed_mid_run_resumes_without_skipping)
 			cr_assert(seen[a][v], "k-%d version %d never handled",
 				  a, v);
 	}
+	cr_log_info("projector killed after %ld events handled; the second run "
+		    "handled %ld; %ld repeats", n1, n2, n1 + n2 - AGGS * PER);
 	/* The repeat is bounded by the checkpoint interval (100 events). */
 	cr_assert_leq(n1 + n2 - AGGS * PER, 1000, "%ld repeats",
 		      n1 + n2 - AGGS * PER);
