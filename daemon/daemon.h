@@ -142,7 +142,6 @@ struct daemon {
 	struct cursor cursors[CURSORS];
 	struct cursor snappos[SNAPPOS];
 
-	kvStore *snapshots; /* the CIM-SNAPSHOTS bucket */
 	pthread_mutex_t snap_locks[SNAP_LOCKS];
 
 	struct workq wq;

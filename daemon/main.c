@@ -69,7 +69,6 @@ int main(int argc, char **argv)
 	server_drain(&d);
 
 	natsConnection_Close(d.nc);
-	kvStore_Destroy(d.snapshots);
 	jsCtx_Destroy(d.js);
 	natsConnection_Destroy(d.nc);
 	heads_free(&d.heads);

@@ -210,11 +210,6 @@ int store_setup(struct daemon *d)
 	    ensure_bucket(d, d->cfg->snapshots_bucket, "cim-events: snapshots") != 0 ||
 	    ensure_bucket(d, d->cfg->checkpoints_bucket, "cim-events: projection positions") != 0)
 		return -1;
-	natsStatus s = js_KeyValue(&d->snapshots, d->js, d->cfg->snapshots_bucket);
-	if (s != NATS_OK) {
-		log_error("bucket %s: %s", d->cfg->snapshots_bucket, natsStatus_GetText(s));
-		return -1;
-	}
 	return 0;
 }
 
