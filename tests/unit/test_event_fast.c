@@ -21,9 +21,9 @@
 #include "cid.h"
 #include "dagcbor.h"
 #include "event.h"
+#include "vectors.h"
 #include "jsontext.h"
 
-#define FAST_PATH_MAX 4096
 
 /* What one comparison found, for the mutation totals. */
 struct fast_tally {
@@ -170,58 +170,9 @@ static void fast_compare(const uint8_t *p, size_t len, const cim_cid *cid,
 
 /* ---- reference vectors ----------------------------------------------------- */
 
-static int fast_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static uint8_t *fast_unhex(const char *hex, size_t *len)
-{
-	size_t n = strlen(hex);
-	uint8_t *out;
-
-	cr_assert(n % 2 == 0, "odd hex length %zu", n);
-	out = malloc(n / 2 + 1);
-	cr_assert_not_null(out);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = fast_hexval(hex[2 * i]), lo = fast_hexval(hex[2 * i + 1]);
-
-		cr_assert(hi >= 0 && lo >= 0, "bad hex at %zu", 2 * i);
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return out;
-}
-
-static json_t *fast_vectors(void)
-{
-	char path[FAST_PATH_MAX];
-	const char *dir = getenv("CIM_TEST_VECTORS");
-	json_error_t jerr;
-	json_t *root, *events;
-
-	if (dir != NULL && dir[0] != '\0')
-		snprintf(path, sizeof path, "%s/events.json", dir);
-	else
-		snprintf(path, sizeof path, "tests/vectors/events.json");
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	cr_assert_not_null(root, "cannot load %s: %s (line %d)", path,
-			   jerr.text, jerr.line);
-	events = json_object_get(root, "events");
-	cr_assert(json_is_array(events) && json_array_size(events) > 0,
-		  "%s has no events", path);
-	return root;
-}
-
 Test(event_fast, vectors_agree_with_decoder)
 {
-	json_t *root = fast_vectors();
+	json_t *root = t_load_vectors("events.json", "events");
 	json_t *c;
 	size_t i;
 
@@ -238,7 +189,7 @@ Test(event_fast, vectors_agree_with_decoder)
 		cr_assert_not_null(hex, "%s: no block_hex", name);
 		cr_assert_not_null(cidtext, "%s: no cid", name);
 		cr_assert_eq(cim_cid_from_text(&cid, cidtext), 0, "%s", name);
-		p = fast_unhex(hex, &len);
+		p = t_unhex(hex, &len);
 		cr_assert_eq(cim_event_check(p, len, &v, NULL, 0), 0,
 			     "%s: refused", name);
 		fast_compare(p, len, &cid, 1000 + i, name, NULL);

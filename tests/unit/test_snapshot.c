@@ -13,31 +13,7 @@
 #include "dagcbor.h"
 #include "request.h"
 #include "snapshot.h"
-
-static json_t *load_vectors(void)
-{
-	char path[4096];
-	const char *dir = getenv("CIM_TEST_VECTORS");
-	json_error_t jerr;
-	json_t *root;
-
-	snprintf(path, sizeof path, "%s/snapshots.json",
-		 dir != NULL && dir[0] != '\0' ? dir : "tests/vectors");
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	cr_assert_not_null(root, "cannot load %s: %s", path, jerr.text);
-	cr_assert_gt(json_array_size(json_object_get(root, "cases")), 0);
-	return root;
-}
-
-static uint8_t *unhex(const char *hex, size_t *len)
-{
-	size_t n = strlen(hex) / 2;
-	uint8_t *out = malloc(n + 1);
-
-	cr_assert_not_null(out);
-	cr_assert_eq(sodium_hex2bin(out, n, hex, strlen(hex), NULL, len, NULL), 0);
-	return out;
-}
+#include "vectors.h"
 
 static const char *str(const json_t *o, const char *k)
 {
@@ -48,7 +24,7 @@ static const char *str(const json_t *o, const char *k)
 
 Test(snapshot, vectors_encode_byte_for_byte_and_decode_back)
 {
-	json_t *root = load_vectors(), *c;
+	json_t *root = t_load_vectors("snapshots.json", "cases"), *c;
 	size_t i;
 	cim_cid ecid;
 
@@ -67,7 +43,7 @@ Test(snapshot, vectors_encode_byte_for_byte_and_decode_back)
 		char err[200] = "", hex[8192], cidtext[CIM_CID_TEXT_MAX];
 		cim_cid cid;
 		size_t len;
-		uint8_t *want = unhex(str(c, "block_hex"), &len);
+		uint8_t *want = t_unhex(str(c, "block_hex"), &len);
 
 		cr_assert_not_null(state);
 		cr_assert_eq(cim_snapshot_encode(&b, &out, err, sizeof err), 0, "%s", err);

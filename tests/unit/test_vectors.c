@@ -24,60 +24,7 @@
 #include "cid.h"
 #include "dagcbor.h"
 #include "event.h"
-
-#define VEC_PATH_MAX 4096
-
-static json_t *vec_load(void)
-{
-	char path[VEC_PATH_MAX];
-	const char *dir = getenv("CIM_TEST_VECTORS");
-	json_error_t jerr;
-	json_t *root;
-
-	if (dir != NULL && dir[0] != '\0')
-		snprintf(path, sizeof path, "%s/events.json", dir);
-	else
-		snprintf(path, sizeof path, "tests/vectors/events.json");
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	cr_assert_not_null(root, "cannot load %s: %s (line %d)", path, jerr.text,
-			   jerr.line);
-	cr_assert(json_is_array(json_object_get(root, "events")),
-		  "%s has no \"events\" array", path);
-	cr_assert(json_is_array(json_object_get(root, "cids")),
-		  "%s has no \"cids\" array", path);
-	return root;
-}
-
-static int vec_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes hex into a new buffer (*len bytes); fails the test on bad hex. */
-static uint8_t *vec_unhex(const char *hex, size_t *len)
-{
-	size_t n = strlen(hex);
-	uint8_t *out;
-
-	cr_assert(n % 2 == 0, "odd hex length %zu", n);
-	out = malloc(n / 2 + 1);
-	cr_assert_not_null(out);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = vec_hexval(hex[2 * i]);
-		int lo = vec_hexval(hex[2 * i + 1]);
-
-		cr_assert(hi >= 0 && lo >= 0, "bad hex at %zu", 2 * i);
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*len = n / 2;
-	return out;
-}
+#include "vectors.h"
 
 /* Lower-case hex of p, in a new string. */
 static char *vec_hex(const uint8_t *p, size_t len)
@@ -168,7 +115,7 @@ static uint64_t vec_hash(const json_t *c)
 
 Test(vectors, file_covers_the_cases)
 {
-	json_t *root = vec_load();
+	json_t *root = t_load_vectors("events.json", "events");
 
 	cr_expect_geq(json_array_size(json_object_get(root, "events")), 12);
 	cr_expect_geq(json_array_size(json_object_get(root, "cids")), 3);
@@ -177,7 +124,7 @@ Test(vectors, file_covers_the_cases)
 
 Test(vectors, encode_matches_reference_bytes_and_cid)
 {
-	json_t *root = vec_load();
+	json_t *root = t_load_vectors("events.json", "events");
 	json_t *events = json_object_get(root, "events");
 	size_t i;
 	json_t *c;
@@ -221,7 +168,7 @@ Test(vectors, encode_matches_reference_bytes_and_cid)
 		/* The reference bytes themselves hash to the reference CID. */
 		{
 			size_t n;
-			uint8_t *ref = vec_unhex(want_hex, &n);
+			uint8_t *ref = t_unhex(want_hex, &n);
 			cim_cid want;
 
 			cr_assert_eq(cim_cid_from_text(&want, vec_str(c, "cid")),
@@ -241,7 +188,7 @@ Test(vectors, encode_matches_reference_bytes_and_cid)
 
 Test(vectors, decode_gives_the_fields_back)
 {
-	json_t *root = vec_load();
+	json_t *root = t_load_vectors("events.json", "events");
 	json_t *events = json_object_get(root, "events");
 	size_t i;
 	json_t *c;
@@ -256,7 +203,7 @@ Test(vectors, decode_gives_the_fields_back)
 		cbuf again = CBUF_INIT;
 
 		vec_build(c, &want, &data);
-		bytes = vec_unhex(vec_str(c, "block_hex"), &n);
+		bytes = t_unhex(vec_str(c, "block_hex"), &n);
 		memset(&got, 0, sizeof got);
 		if (cim_event_decode(bytes, n, &got, err, sizeof err) != 0) {
 			cr_expect_fail("%s: cim_event_decode refuses the "
@@ -309,7 +256,7 @@ Test(vectors, decode_gives_the_fields_back)
 
 Test(vectors, reply_json_shows_the_block)
 {
-	json_t *root = vec_load();
+	json_t *root = t_load_vectors("events.json", "events");
 	json_t *events = json_object_get(root, "events");
 	size_t i;
 	json_t *c;
@@ -346,7 +293,7 @@ Test(vectors, reply_json_shows_the_block)
 
 Test(vectors, cids_binary_and_text)
 {
-	json_t *root = vec_load();
+	json_t *root = t_load_vectors("events.json", "cids");
 	json_t *cids = json_object_get(root, "cids");
 	size_t i;
 	json_t *c;
@@ -355,7 +302,7 @@ Test(vectors, cids_binary_and_text)
 		const char *name = vec_str(c, "name");
 		const char *want_text = vec_str(c, "text");
 		size_t n;
-		uint8_t *bin = vec_unhex(vec_str(c, "hex"), &n);
+		uint8_t *bin = t_unhex(vec_str(c, "hex"), &n);
 		cim_cid a, b;
 		char text[CIM_CID_TEXT_MAX];
 		char *h;
