@@ -289,6 +289,13 @@ static void job_publish(struct job *job)
 			 "not connected to NATS; nothing was stored");
 		goto out;
 	}
+	if (!lease_valid(d)) {
+		/* another daemon may be the writer by now (lease.c) */
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+			 "this daemon's writer lease could not be renewed in time; "
+			 "nothing was stored");
+		goto out;
+	}
 
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
@@ -397,6 +404,8 @@ static void job_complete(struct job *job)
 			     last->event_id);
 		if (job->agg->first_seq == 0)
 			job->agg->first_seq = job->ev[0].seq;
+		if (last->seq > d->seen_seq)
+			d->seen_seq = last->seq;
 		for (size_t i = 0; i < job->n; i++) {
 			const char *et = job->ar.events[i].event_type;
 			agg_add_type(&d->heads, job->agg, et, strlen(et));
@@ -603,7 +612,7 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	size_t k = job->n; /* the event whose id is the head's, if any */
 	for (size_t i = 0; a->version > 0 && i < job->n; i++)
 		if (job->ar.events[i].event_id &&
-		    a->eid_hash == event_id_hash(job->ar.events[i].event_id))
+		    a->eid_hash == event_id_digest(job->ar.events[i].event_id))
 			k = i;
 	pthread_mutex_unlock(&d->mu);
 
@@ -708,7 +717,7 @@ static bool may_be_retry(struct job *job)
 		if (eid == NULL)
 			continue;
 		hit = recent_find(&d->recent, eid, &wa, &v, &seq) == 0 ||
-		      (job->agg->version > 0 && job->agg->eid_hash == event_id_hash(eid));
+		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid));
 	}
 	pthread_mutex_unlock(&d->mu);
 	return hit;

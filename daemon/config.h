@@ -20,6 +20,7 @@ struct config {
 	char *heads_bucket;
 	char *snapshots_bucket;
 	char *checkpoints_bucket;
+	char *lease_bucket;      /* who the active writer is (see lease.c) */
 	char *hash;              /* "blake2b-256" or "sha2-256" */
 	uint64_t hash_code;      /* derived from hash */
 	char *log_level;
@@ -33,6 +34,9 @@ struct config {
 	int64_t workers;              /* threads serving reads */
 	int64_t publish_timeout_ms;
 	int64_t connect_timeout_s;    /* give up starting after this long */
+	int64_t lease_ttl_s;          /* the lease bucket's max age */
+	int64_t heads_checkpoint_interval_s; /* write the heads to CIM-HEADS this often */
+	int64_t heads_checkpoint_events;     /* or after this many events */
 };
 
 /* Fills c from defaults, file, environment and argv. Returns 0 to run,

@@ -128,15 +128,34 @@ enum op {
 	OP__COUNT
 };
 
+enum role {
+	ROLE_STARTING = 0, /* no lease yet, never served */
+	ROLE_ACTIVE,       /* holds the lease, serves */
+	ROLE_STANDBY,      /* waits for the lease; no subscription */
+};
+
+/* What start-up found in CIM-HEADS (checkpoint.c). */
+struct cp_loaded {
+	uint64_t seq;           /* the heads are as of this stream sequence */
+	size_t aggregates;
+	struct agg **unsettled; /* marked: settle before serving */
+	size_t nunsettled;
+	char written[40];
+};
+
 struct daemon {
 	struct config *cfg;
 	natsConnection *nc;
 	jsCtx *js;
-	natsSubscription *sub;
+	natsSubscription *sub; /* only the main thread changes it */
 	size_t max_payload;
 	char events_prefix[128]; /* "events." */
+	int64_t stream_created;  /* the stream's creation time (ns), from its info */
 
 	pthread_mutex_t mu;
+	uint64_t seen_seq;       /* under mu: every event up to here is in the
+				    heads, or its aggregate is unsettled or has
+				    an append in flight (see checkpoint.c) */
 	struct heads heads;
 	struct recent recent;
 	struct cursor cursors[CURSORS];
@@ -155,6 +174,32 @@ struct daemon {
 	atomic_uint_fast64_t bytes_appended;
 	int64_t startup_ms;
 	uint64_t startup_events;
+	char startup_how[256];     /* how start-up got its heads */
+
+	/* heads checkpoints (checkpoint.c) */
+	kvStore *heads_kv;
+	char cp_slot;              /* slot of the last checkpoint read or written */
+	uint64_t cp_seq;           /* its sequence */
+	atomic_uint_fast64_t cp_last_seq, cp_written;
+	pthread_t cp_thread;
+	pthread_mutex_t cp_mu;
+	pthread_cond_t cp_cv;
+	bool cp_stop, cp_running;
+
+	/* the writer's lease (lease.c) */
+	kvStore *lease_kv;
+	char lease_key[160];
+	char holder[160];          /* this process: host:pid:nonce */
+	int64_t lease_ttl_ns;
+	uint64_t lease_rev;        /* lease thread only */
+	atomic_int_fast64_t lease_until; /* monotonic ns; 0: not held */
+	atomic_int role;
+	atomic_uint_fast64_t takeovers;
+	pthread_t lease_thread;
+	pthread_mutex_t lease_mu;
+	pthread_cond_t lease_cv;
+	bool lease_stop, lease_running;
+	bool heads_loaded, serving;
 };
 
 /* heads.c */
@@ -176,7 +221,11 @@ int agg_types(const struct heads *h, const struct agg *a, const char **out, int 
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
 		  uint64_t seq, const char *event_id);
 void agg_head_cid(const struct agg *a, cim_cid *out);
+/* Keyed by a secret of this process: for hash tables. */
 uint64_t event_id_hash(const char *event_id);
+/* Unkeyed, the same in every process: what struct agg keeps of its head
+ * event's id, so that a checkpoint can carry it. */
+uint64_t event_id_digest(const char *event_id);
 
 int recent_init(struct recent *r);
 void recent_free(struct recent *r);
@@ -191,7 +240,12 @@ int recent_find(struct recent *r, const char *event_id, struct agg **a,
 /* store.c */
 int store_connect(struct daemon *d);
 int store_setup(struct daemon *d);
+/* Start-up: the heads from the checkpoint and the stream after it, or
+ * from the whole stream; torn batches removed; marked aggregates settled. */
 int store_load_heads(struct daemon *d);
+/* After the lease was lost and taken again: the events stored since
+ * d->seen_seq (by another daemon, or ours that landed late). */
+int store_catch_up(struct daemon *d);
 /* Calls visit for each stored message of one aggregate (its exact
  * subjects for the ntypes event types given; ntypes < 0: all of them, by a
  * wildcard, slow on a large stream) with seq in [from_seq, to_seq]
@@ -222,8 +276,30 @@ int store_split_subject(const struct daemon *d, const char *subj, char *buf,
  * head, removes a torn one. Caller owns a (a->busy). 0 or -1 (err set). */
 int store_settle(struct daemon *d, struct agg *a, cim_perr *err);
 
+/* checkpoint.c */
+int checkpoint_write(struct daemon *d);
+/* 0: loaded into the (empty) head table; 1: none usable, why says so
+ * (the table is left empty). */
+int checkpoint_load(struct daemon *d, uint64_t last_seq, struct cp_loaded *out,
+		    char *why, size_t whyn);
+int checkpoint_start(struct daemon *d);
+void checkpoint_stop(struct daemon *d);
+
+/* lease.c */
+int lease_open(struct daemon *d);
+int lease_start(struct daemon *d);
+/* Stops the lease thread; gives the lease back if it is held. */
+void lease_stop(struct daemon *d);
+/* Holds the lease now, with time to spare: only then may it write. */
+bool lease_valid(struct daemon *d);
+int64_t now_mono_ns(void);
+
 /* server.c */
+/* The read workers and the request subscription. */
 int server_start(struct daemon *d);
+/* Stops taking requests (the lease is lost), and takes them again. */
+void server_pause(struct daemon *d);
+int server_resume(struct daemon *d);
 void server_drain(struct daemon *d);
 void reply_json(struct daemon *d, natsMsg *req, json_t *body);
 void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);

@@ -53,6 +53,17 @@ uint64_t event_id_hash(const char *event_id)
 	return h ? h : 1; /* 0 means "no event" in struct agg */
 }
 
+uint64_t event_id_digest(const char *event_id)
+{
+	unsigned char out[8];
+	uint64_t v;
+
+	crypto_generichash(out, sizeof out, (const unsigned char *)event_id,
+			   strlen(event_id), NULL, 0);
+	memcpy(&v, out, sizeof v);
+	return v ? v : 1; /* 0 means "no event" in struct agg */
+}
+
 static uint32_t key_hash(const char *type, size_t tl, const char *id, size_t il)
 {
 	char buf[KEY_MAX];
@@ -288,7 +299,7 @@ void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
 {
 	a->version = version;
 	a->seq = seq;
-	a->eid_hash = event_id ? event_id_hash(event_id) : 0;
+	a->eid_hash = event_id ? event_id_digest(event_id) : 0;
 	a->cid_len = 0;
 	if (cid != NULL && cid->len <= AGG_CID_MAX) {
 		memcpy(a->cid, cid->b, cid->len);

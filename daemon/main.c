@@ -1,6 +1,8 @@
 /*
  * main.c: cim-eventsd, read top to bottom: settings, connection, stream
- * and buckets, heads, serve, wait for a signal, drain, exit.
+ * and buckets, the writer lease (lease.c), heads, serve, wait for a
+ * signal, drain, a last heads checkpoint, the lease given back, exit.
+ * Without the lease the daemon is a standby: it serves nothing and waits.
  *
  * Signals are blocked in every thread and taken here with sigwait, so no
  * handler ever runs inside library code.
@@ -9,17 +11,67 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "daemon.h"
 #include "log.h"
+
+/* Serves from now on: the heads loaded (the first time) or brought up to
+ * date (after the lease was lost and taken again). 0 when serving, 1 to
+ * try again later, -1 when the daemon cannot go on. */
+static int become_active(struct daemon *d)
+{
+	if (!d->heads_loaded) {
+		sd_notify(0, "STATUS=writer lease held; loading the heads");
+		if (store_load_heads(d) != 0)
+			return -1;
+		d->heads_loaded = true;
+		if (!lease_valid(d))
+			return 1;
+		if (server_start(d) != 0 || checkpoint_start(d) != 0)
+			return -1;
+	} else {
+		/* appends of before the pause finish (or time out) first: they
+		 * own their aggregates */
+		int64_t t0 = now_mono_ns();
+		while (atomic_load(&d->jobs_in_flight) > 0) {
+			if (now_mono_ns() - t0 > 10000000000LL && (now_mono_ns() - t0) % 5000000000LL < 10000000)
+				log_warn("%d append(s) still in flight; waiting before serving",
+					 atomic_load(&d->jobs_in_flight));
+			usleep(10000);
+		}
+		if (store_catch_up(d) != 0 || !lease_valid(d) || server_resume(d) != 0)
+			return 1;
+	}
+	if (!lease_valid(d)) {
+		server_pause(d);
+		return 1;
+	}
+	d->serving = true;
+	atomic_store(&d->role, ROLE_ACTIVE);
+	atomic_fetch_add(&d->takeovers, 1);
+	sd_notifyf(0, "READY=1\nSTATUS=active: serving %s (%zu aggregates)", d->cfg->prefix,
+		   d->heads.count);
+	log_info("ready: active writer, %zu aggregates in memory", d->heads.count);
+	return 0;
+}
+
+static void step_down(struct daemon *d)
+{
+	server_pause(d);
+	d->serving = false;
+	atomic_store(&d->role, ROLE_STANDBY);
+	sd_notify(0, "STATUS=standby: the writer lease was lost; waiting to take it again");
+	log_warn("standby: not serving until the writer lease is held again");
+}
 
 int main(int argc, char **argv)
 {
 	struct config cfg;
 	struct daemon d;
 	sigset_t sigs;
-	int sig = 0, rc;
+	int sig = 0, rc, exit_code = 0;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -48,27 +100,51 @@ int main(int argc, char **argv)
 	if (store_connect(&d) != 0)
 		return 1;
 	sd_notify(0, "STATUS=connected; checking the stream and buckets");
-	if (store_setup(&d) != 0 || store_load_heads(&d) != 0)
+	if (store_setup(&d) != 0 || lease_open(&d) != 0 || lease_start(&d) != 0)
 		return 1;
-	if (server_start(&d) != 0)
-		return 1;
-	sd_notify(0, "READY=1\nSTATUS=serving");
-	log_info("ready: %zu aggregates in memory", d.heads.count);
 
+	/* the lease thread takes the lease when it can; this loop follows it
+	 * (serving or not) and takes the signals */
+	int64_t started = now_mono_ns();
+	bool told_standby = false;
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
+		struct timespec tick = {0, 100000000};
+		sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: nothing to reload yet");
 			continue;
 		}
-		break;
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (!d.serving && lease_valid(&d)) {
+			int r = become_active(&d);
+			if (r < 0) {
+				exit_code = 1;
+				break;
+			}
+		} else if (d.serving && !lease_valid(&d)) {
+			step_down(&d);
+		} else if (!d.serving && !told_standby && now_mono_ns() - started > 1000000000LL) {
+			atomic_store(&d.role, ROLE_STANDBY);
+			sd_notify(0, "READY=1\nSTATUS=standby: another daemon holds the writer lease");
+			told_standby = true;
+		}
 	}
-	log_info("%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	if (exit_code == 0)
+		log_info("%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	server_drain(&d);
+	checkpoint_stop(&d);
+	pthread_mutex_lock(&d.mu);
+	bool moved = d.seen_seq != d.cp_seq;
+	pthread_mutex_unlock(&d.mu);
+	if (d.serving && moved && lease_valid(&d))
+		checkpoint_write(&d); /* the next start reads this and little else */
+	lease_stop(&d);
 
 	natsConnection_Close(d.nc);
+	kvStore_Destroy(d.heads_kv);
+	kvStore_Destroy(d.lease_kv);
 	jsCtx_Destroy(d.js);
 	natsConnection_Destroy(d.nc);
 	heads_free(&d.heads);
@@ -77,5 +153,5 @@ int main(int argc, char **argv)
 	log_info("stopped");
 	config_free(&cfg);
 	nats_Close();
-	return 0;
+	return exit_code;
 }

@@ -823,15 +823,27 @@ void info_request(struct daemon *d, natsMsg *req)
 	}
 	pthread_mutex_lock(&d->mu);
 	size_t heads = d->heads.count;
+	uint64_t seen = d->seen_seq;
 	pthread_mutex_unlock(&d->mu);
+	json_t *writer = json_pack("{ss ss sI sb sI}", "holder", d->holder, "lease",
+				   d->lease_key, "lease_ttl_ms",
+				   (json_int_t)(d->lease_ttl_ns / 1000000), "lease_valid",
+				   lease_valid(d), "takeovers",
+				   (json_int_t)atomic_load(&d->takeovers));
+	json_t *cp = json_pack("{sI sI}", "seq", (json_int_t)atomic_load(&d->cp_last_seq),
+			       "written", (json_int_t)atomic_load(&d->cp_written));
 	reply_json(d, req, json_pack(
-		"{ss ss so s{sI sI so so sI sI sI sI si}}", "name", "cim-eventsd",
-		"version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "counters",
+		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si}}", "name", "cim-eventsd",
+		"version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "writer", writer,
+		"counters",
 		"uptime_s", (json_int_t)((now_ns() - d->started_ns) / 1000000000),
 		"heads", (json_int_t)heads, "operations", ops, "errors", codes,
 		"events_appended", (json_int_t)atomic_load(&d->events_appended),
 		"bytes_appended", (json_int_t)atomic_load(&d->bytes_appended),
 		"startup_ms", (json_int_t)d->startup_ms,
 		"startup_events", (json_int_t)d->startup_events,
+		"startup_heads_from", d->startup_how,
+		"stream_seq", (json_int_t)seen,
+		"heads_checkpoint", cp,
 		"appends_in_flight", atomic_load(&d->jobs_in_flight)));
 }

@@ -331,28 +331,49 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	}
 }
 
-int server_start(struct daemon *d)
+int server_resume(struct daemon *d)
 {
 	char subj[256];
 	natsStatus s;
 
-	for (int i = 0; i < SNAP_LOCKS; i++)
-		pthread_mutex_init(&d->snap_locks[i], NULL);
-	if (workers_start(d) != 0) {
-		log_error("cannot start worker threads");
-		return -1;
-	}
+	if (d->sub != NULL)
+		return 0;
 	snprintf(subj, sizeof subj, "%s.>", d->cfg->prefix);
 	s = natsConnection_Subscribe(&d->sub, d->nc, subj, on_request, d);
 	if (s == NATS_OK)
 		s = natsSubscription_SetPendingLimits(d->sub, 1 << 20, 1 << 30);
 	if (s != NATS_OK) {
 		log_error("cannot subscribe to %s: %s", subj, natsStatus_GetText(s));
+		natsSubscription_Destroy(d->sub);
+		d->sub = NULL;
 		return -1;
 	}
 	natsConnection_Flush(d->nc);
 	log_info("serving %s with %d read worker(s)", subj, d->wq.nthreads);
 	return 0;
+}
+
+void server_pause(struct daemon *d)
+{
+	if (d->sub == NULL)
+		return;
+	/* requests already taken are answered; new ones find no one here
+	 * (and go to the daemon that holds the lease, once it serves) */
+	natsSubscription_Unsubscribe(d->sub);
+	natsSubscription_Destroy(d->sub);
+	d->sub = NULL;
+	log_warn("stopped serving requests");
+}
+
+int server_start(struct daemon *d)
+{
+	for (int i = 0; i < SNAP_LOCKS; i++)
+		pthread_mutex_init(&d->snap_locks[i], NULL);
+	if (workers_start(d) != 0) {
+		log_error("cannot start worker threads");
+		return -1;
+	}
+	return server_resume(d);
 }
 
 /* Stops taking requests, answers those already received, waits for the

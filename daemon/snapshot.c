@@ -146,6 +146,10 @@ static int kv_write(struct daemon *d, const char *key, const cbuf *block, uint64
 	jsErrCode jerr = 0;
 	natsStatus s;
 
+	if (!lease_valid(d))
+		return cim_perr_set(err, CIM_ERR_UNAVAILABLE, NULL,
+				    "this daemon's writer lease could not be renewed in time; "
+				    "nothing was stored");
 	snprintf(subj, sizeof subj, "$KV.%s.%s", d->cfg->snapshots_bucket, key);
 	s = natsMsg_Create(&m, subj, NULL, (const char *)block->p, (int)block->len);
 	snprintf(num, sizeof num, "%llu", (unsigned long long)rev);

@@ -8,6 +8,7 @@
  * to rebuild every head, and removes the tail of a batch that a crash cut
  * short, so no reader and no restart ever sees part of a batch.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,7 @@ static int ensure_stream(struct daemon *d)
 		    (si->Config->MaxMsgs > 0 || si->Config->MaxBytes > 0 ||
 		     si->Config->MaxAge > 0))
 			log_warn("stream %s discards old events at its limits", d->cfg->stream);
+		d->stream_created = si->Created;
 		log_info("stream %s found: %llu events, last sequence %llu",
 			 d->cfg->stream, (unsigned long long)si->State.Msgs,
 			 (unsigned long long)si->State.LastSeq);
@@ -166,19 +168,27 @@ static int ensure_stream(struct daemon *d)
 			  natsStatus_GetText(s), je);
 		return -1;
 	}
+	d->stream_created = si->Created;
 	jsStreamInfo_Destroy(si);
 	log_info("stream %s created (subjects %s, file storage, %lld replica(s))",
 		 d->cfg->stream, subj, (long long)d->cfg->replicas);
 	return 0;
 }
 
-static int ensure_bucket(struct daemon *d, const char *bucket, const char *what)
+/* Opens bucket, creating it when missing (ttl_s > 0: values expire after
+ * that many seconds). The handle goes to *out, or is closed when out is
+ * NULL. */
+static int ensure_bucket(struct daemon *d, const char *bucket, const char *what,
+			 int64_t ttl_s, kvStore **out)
 {
 	kvStore *kv = NULL;
 	natsStatus s = js_KeyValue(&kv, d->js, bucket);
 
 	if (s == NATS_OK) {
-		kvStore_Destroy(kv);
+		if (out)
+			*out = kv;
+		else
+			kvStore_Destroy(kv);
 		return 0;
 	}
 	if (s != NATS_NOT_FOUND) {
@@ -192,12 +202,16 @@ static int ensure_bucket(struct daemon *d, const char *bucket, const char *what)
 	kc.History = 1;
 	kc.StorageType = js_FileStorage;
 	kc.Replicas = (int)d->cfg->replicas;
+	kc.TTL = ttl_s * 1000000000LL;
 	s = js_CreateKeyValue(&kv, d->js, &kc);
 	if (s != NATS_OK) {
 		log_error("cannot create bucket %s: %s", bucket, natsStatus_GetText(s));
 		return -1;
 	}
-	kvStore_Destroy(kv);
+	if (out)
+		*out = kv;
+	else
+		kvStore_Destroy(kv);
 	log_info("bucket %s created", bucket);
 	return 0;
 }
@@ -206,9 +220,13 @@ int store_setup(struct daemon *d)
 {
 	if (ensure_stream(d) != 0)
 		return -1;
-	if (ensure_bucket(d, d->cfg->heads_bucket, "cim-events: aggregate heads") != 0 ||
-	    ensure_bucket(d, d->cfg->snapshots_bucket, "cim-events: snapshots") != 0 ||
-	    ensure_bucket(d, d->cfg->checkpoints_bucket, "cim-events: projection positions") != 0)
+	if (ensure_bucket(d, d->cfg->heads_bucket, "cim-events: aggregate heads", 0,
+			  &d->heads_kv) != 0 ||
+	    ensure_bucket(d, d->cfg->snapshots_bucket, "cim-events: snapshots", 0, NULL) != 0 ||
+	    ensure_bucket(d, d->cfg->checkpoints_bucket, "cim-events: projection positions",
+			  0, NULL) != 0 ||
+	    ensure_bucket(d, d->cfg->lease_bucket, "cim-events: the active writer's lease",
+			  d->cfg->lease_ttl_s, &d->lease_kv) != 0)
 		return -1;
 	return 0;
 }
@@ -574,6 +592,11 @@ struct scan {
 	struct daemon *d;
 	struct open_batch *open;
 	uint64_t events, broken;
+	uint64_t window_events;  /* read only to refill the idempotency window */
+	uint64_t skipped;        /* already in a head, or left for settling */
+	uint64_t cp_seq;         /* replay: the heads hold everything up to here */
+	bool replay;
+	bool stop_on_term;       /* give up when SIGTERM is pending */
 	int64_t window_ns, since_ns;
 	char eid[CIM_EVENT_ID_MAX + 1];
 };
@@ -605,20 +628,21 @@ static void open_free(struct open_batch *b)
 	free(b);
 }
 
-static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
+static bool term_pending(void)
 {
-	struct scan *sc = ctx;
+	sigset_t p;
+	return sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT));
+}
+
+/* One stored message into the heads; d->mu held. */
+static int scan_one(struct scan *sc, natsMsg *m, uint64_t seq, int64_t ts,
+		    const char *type, const char *id)
+{
 	struct daemon *d = sc->d;
-	char buf[256];
-	const char *type, *id, *eid = NULL;
+	const char *eid = NULL;
 	unsigned idx, count;
 	cim_cid cid;
 
-	if (store_split_subject(d, natsMsg_GetSubject(m), buf, sizeof buf, &type, &id) != 0)
-		return 0;
-	struct agg *a = heads_get_or_add(&d->heads, type, id);
-	if (a == NULL)
-		return cim_perr_set(NULL, CIM_ERR_INTERNAL, NULL, "no memory");
 	const uint8_t *data = (const uint8_t *)natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
 	uint64_t version = header_u64(m, "Cim-Version");
@@ -637,8 +661,26 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		snprintf(sc->eid, sizeof sc->eid, "%.*s", (int)b.event_id_len, b.event_id);
 		eid = sc->eid;
 	}
-	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, data, len);
+	if (sc->replay && seq <= sc->cp_seq) {
+		/* before the checkpoint: its head is in the table already; only
+		 * the idempotency window wants it */
+		struct agg *a = heads_find(&d->heads, type, id);
+		if (a != NULL)
+			remember_recent(sc, ts, a, eid, version, seq);
+		sc->window_events++;
+		return 0;
+	}
+	struct agg *a = heads_get_or_add(&d->heads, type, id);
+	if (a == NULL)
+		return cim_perr_set(NULL, CIM_ERR_INTERNAL, NULL, "no memory");
 	remember_recent(sc, ts, a, eid, version, seq);
+	if (sc->replay && (a->state == AGG_UNSETTLED ||
+			   (version <= a->version && open_find(sc, a, false) == NULL))) {
+		/* the head has it, or settling will read it */
+		sc->skipped++;
+		return 0;
+	}
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, data, len);
 	batch_of(m, &idx, &count);
 	sc->events++;
 	if (a->first_seq == 0)
@@ -692,58 +734,212 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	return 0;
 }
 
-int store_load_heads(struct daemon *d)
+static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 {
-	jsStreamInfo *si = NULL;
-	jsErrCode je = 0;
-	cim_perr err = {0};
-	struct scan sc = {.d = d};
-	char filter[160];
-	int64_t t0 = now_ns();
-	natsStatus s;
+	struct scan *sc = ctx;
+	char buf[256];
+	const char *type, *id;
 
-	s = js_GetStreamInfo(&si, d->js, d->cfg->stream, NULL, &je);
-	if (s != NATS_OK) {
-		log_error("stream %s: %s", d->cfg->stream, natsStatus_GetText(s));
+	if (sc->stop_on_term && (seq & 4095) == 0 && term_pending()) {
+		log_warn("asked to stop while reading the stream (at seq %llu)",
+			 (unsigned long long)seq);
 		return -1;
 	}
-	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-	uint64_t msgs = si->State.Msgs;
-	jsStreamInfo_Destroy(si);
+	if (store_split_subject(sc->d, natsMsg_GetSubject(m), buf, sizeof buf, &type, &id) != 0)
+		return 0;
+	/* workers may read the heads while a catch-up runs */
+	pthread_mutex_lock(&sc->d->mu);
+	int rc = scan_one(sc, m, seq, ts, type, id);
+	pthread_mutex_unlock(&sc->d->mu);
+	return rc;
+}
 
-	/* no more aggregates than events: size the table once */
-	heads_reserve(&d->heads, (size_t)msgs);
-	sc.window_ns = d->cfg->idempotency_window_s * 1000000000LL;
-	sc.since_ns = now_ns() - sc.window_ns;
-	if (msgs > 0) {
+/* Reads [from, to] into the heads, then removes what batches were left
+ * open at the end: a crash cut them short. 0 or -1. */
+static int scan_range(struct daemon *d, struct scan *sc, uint64_t from, uint64_t to)
+{
+	cim_perr err = {0};
+	char filter[160];
+
+	sc->d = d;
+	sc->window_ns = d->cfg->idempotency_window_s * 1000000000LL;
+	sc->since_ns = now_ns() - sc->window_ns;
+	if (from <= to) {
 		snprintf(filter, sizeof filter, "%s>", d->events_prefix);
-		if (store_read_filter(d, filter, first, last, scan_visit, &sc, &err) != 0) {
-			log_error("reading the stream at start-up: %s", err.msg);
+		if (store_read_filter(d, filter, from, to, scan_visit, sc, &err) != 0) {
+			log_error("reading the stream: %s", err.msg[0] ? err.msg : "stopped");
+			while (sc->open) {
+				struct open_batch *b = sc->open;
+				sc->open = b->next;
+				open_free(b);
+			}
 			return -1;
 		}
 	}
-	/* batches still open at the end were cut short: remove them */
-	while (sc.open) {
-		struct open_batch *b = sc.open;
-		sc.open = b->next;
+	while (sc->open) {
+		struct open_batch *b = sc->open;
+		sc->open = b->next;
 		log_warn("%s/%s: removing %u event(s) of a torn %u-event batch",
 			 agg_type(b->agg), agg_id(b->agg), b->have, b->count);
 		for (unsigned i = 0; i < b->have; i++)
 			if (store_delete_msg(d, b->seqs[i], &err) != 0) {
 				log_error("cannot remove torn event at seq %llu: %s",
 					  (unsigned long long)b->seqs[i], err.msg);
+				pthread_mutex_lock(&d->mu);
 				b->agg->state = AGG_UNSETTLED;
+				pthread_mutex_unlock(&d->mu);
 			}
 		open_free(b);
 	}
-	d->startup_ms = (now_ns() - t0) / 1000000;
-	d->startup_events = sc.events;
-	log_info("heads loaded by a full scan: %zu aggregates, %llu events in %lld ms",
-		 d->heads.count, (unsigned long long)sc.events, (long long)d->startup_ms);
-	if (sc.broken)
+	pthread_mutex_lock(&d->mu);
+	if (to > d->seen_seq && to != STORE_TO_END)
+		d->seen_seq = to;
+	pthread_mutex_unlock(&d->mu);
+	if (sc->broken)
 		log_warn("%llu event(s) do not follow their aggregate's version; "
 			 "run validate on the aggregates concerned",
-			 (unsigned long long)sc.broken);
+			 (unsigned long long)sc->broken);
+	return 0;
+}
+
+static int stream_state(struct daemon *d, uint64_t *first, uint64_t *last, uint64_t *msgs)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
+	natsStatus s = js_GetStreamInfo(&si, d->js, d->cfg->stream, NULL, &je);
+
+	if (s != NATS_OK) {
+		log_error("stream %s: %s", d->cfg->stream, natsStatus_GetText(s));
+		return -1;
+	}
+	*first = si->State.FirstSeq;
+	*last = si->State.LastSeq;
+	*msgs = si->State.Msgs;
+	d->stream_created = si->Created;
+	jsStreamInfo_Destroy(si);
+	return 0;
+}
+
+/* The first sequence in [lo, hi] whose event JetStream stored at or after
+ * since_ns, found by halving with direct gets (hi when there is none; lo
+ * when the stream cannot be read that way, so nothing is missed). */
+static uint64_t first_seq_since(struct daemon *d, uint64_t lo, uint64_t hi, int64_t since_ns)
+{
+	char filter[160];
+	int probes = 0;
+
+	snprintf(filter, sizeof filter, "%s>", d->events_prefix);
+	while (lo < hi && probes++ < 128) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		jsDirectGetMsgOptions o;
+		natsMsg *m = NULL;
+		jsDirectGetMsgOptions_Init(&o);
+		o.Sequence = mid;
+		o.NextBySubject = filter;
+		natsStatus s = js_DirectGetMsg(&m, d->js, d->cfg->stream, NULL, &o);
+		if (s == NATS_NOT_FOUND) {
+			hi = mid; /* nothing at or after mid */
+			continue;
+		}
+		if (s != NATS_OK)
+			return lo;
+		uint64_t at = natsMsg_GetSequence(m);
+		int64_t t = natsMsg_GetTime(m);
+		natsMsg_Destroy(m);
+		if (at >= hi || t >= since_ns)
+			hi = mid;
+		else
+			lo = at + 1;
+	}
+	return lo;
+}
+
+static void settle_marked(struct daemon *d, struct cp_loaded *cp)
+{
+	for (size_t i = 0; i < cp->nunsettled; i++) {
+		cim_perr err = {0};
+		struct agg *a = cp->unsettled[i];
+		if (store_settle(d, a, &err) != 0)
+			log_warn("%s/%s: cannot settle it yet (%s); its next append will",
+				 agg_type(a), agg_id(a), err.msg);
+	}
+}
+
+int store_load_heads(struct daemon *d)
+{
+	struct scan sc = {.stop_on_term = true};
+	struct cp_loaded cp;
+	uint64_t first, last, msgs;
+	char why[200];
+	int64_t t0 = now_ns();
+
+	if (stream_state(d, &first, &last, &msgs) != 0)
+		return -1;
+	int rc = msgs > 0 ? checkpoint_load(d, last, &cp, why, sizeof why) : 1;
+	if (msgs == 0)
+		snprintf(why, sizeof why, "the stream is empty");
+	if (rc == 0) {
+		int64_t t_cp = now_ns();
+		/* the idempotency window may reach back before the checkpoint */
+		uint64_t from = first_seq_since(d, first, cp.seq + 1,
+						now_ns() - d->cfg->idempotency_window_s * 1000000000LL);
+		sc.replay = true;
+		sc.cp_seq = cp.seq;
+		if (scan_range(d, &sc, from, last) != 0) {
+			free(cp.unsettled);
+			return -1;
+		}
+		settle_marked(d, &cp);
+		free(cp.unsettled);
+		d->startup_ms = (now_ns() - t0) / 1000000;
+		d->startup_events = sc.events;
+		snprintf(d->startup_how, sizeof d->startup_how,
+			 "checkpoint at seq %llu (written %s) and %llu event(s) after it",
+			 (unsigned long long)cp.seq, cp.written, (unsigned long long)sc.events);
+		log_info("heads loaded from the checkpoint at seq %llu (%zu aggregates, "
+			 "%zu to settle, read in %lld ms), then %llu event(s) replayed and "
+			 "%llu read back for the idempotency window: %zu aggregates in %lld ms",
+			 (unsigned long long)cp.seq, cp.aggregates, cp.nunsettled,
+			 (long long)((t_cp - t0) / 1000000), (unsigned long long)sc.events,
+			 (unsigned long long)sc.window_events, d->heads.count,
+			 (long long)d->startup_ms);
+		return 0;
+	}
+
+	/* no usable checkpoint: every head from the whole stream */
+	heads_reserve(&d->heads, (size_t)msgs); /* no more aggregates than events */
+	if (msgs > 0 && scan_range(d, &sc, first, last) != 0)
+		return -1;
+	pthread_mutex_lock(&d->mu);
+	if (last > d->seen_seq)
+		d->seen_seq = last;
+	pthread_mutex_unlock(&d->mu);
+	d->startup_ms = (now_ns() - t0) / 1000000;
+	d->startup_events = sc.events;
+	snprintf(d->startup_how, sizeof d->startup_how, "full scan (%s)", why);
+	log_info("heads loaded by a full scan (%s): %zu aggregates, %llu events in %lld ms",
+		 why, d->heads.count, (unsigned long long)sc.events, (long long)d->startup_ms);
+	return 0;
+}
+
+int store_catch_up(struct daemon *d)
+{
+	struct scan sc = {.replay = true};
+	uint64_t first, last, msgs;
+	int64_t t0 = now_ns();
+
+	if (stream_state(d, &first, &last, &msgs) != 0)
+		return -1;
+	pthread_mutex_lock(&d->mu);
+	sc.cp_seq = d->seen_seq;
+	pthread_mutex_unlock(&d->mu);
+	if (last <= sc.cp_seq)
+		return 0;
+	if (scan_range(d, &sc, sc.cp_seq + 1, last) != 0)
+		return -1;
+	log_info("caught up with %llu event(s) stored after seq %llu in %lld ms",
+		 (unsigned long long)sc.events, (unsigned long long)sc.cp_seq,
+		 (long long)((now_ns() - t0) / 1000000));
 	return 0;
 }
 
@@ -842,6 +1038,8 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 		agg_set_head(a, l->version, &l->cid, l->seq, l->eid);
 		if (a->first_seq == 0)
 			a->first_seq = b->seq;
+		if (l->seq > d->seen_seq)
+			d->seen_seq = l->seq;
 		head = l->cid;
 		version = l->version;
 		log_info("%s/%s: adopted %zu stored event(s) up to version %llu",
