@@ -114,12 +114,13 @@ static char *lease_value(const struct daemon *d)
 	return text;
 }
 
-/* Is s a failure to reach the server (the lease may still be ours)? */
-static bool transient(natsStatus s)
+/* Did JetStream refuse the write because the key is not at the revision
+ * we gave (someone else wrote it)? Anything else (no connection, a
+ * timeout, a full buffer) says nothing about who holds the lease. */
+static bool refused_by_revision(natsStatus s)
 {
-	return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || s == NATS_CONNECTION_CLOSED ||
-	       s == NATS_CONNECTION_DISCONNECTED || s == NATS_NOT_YET_CONNECTED ||
-	       s == NATS_IO_ERROR;
+	const char *why = nats_GetLastError(NULL);
+	return s == NATS_ERR && why != NULL && strstr(why, "wrong last sequence") != NULL;
 }
 
 /* The holder named by the current value, for the log. */
@@ -153,7 +154,8 @@ static int try_acquire(struct daemon *d)
 		atomic_store(&d->lease_until, sent + valid_for(d));
 		return 1;
 	}
-	return transient(s) ? -1 : 0;
+	/* a create fails on revision when the key has a value: a holder */
+	return refused_by_revision(s) ? 0 : -1;
 }
 
 /* 1: renewed; 0: not now (no connection), still ours until it runs out;
@@ -174,10 +176,10 @@ static int renew(struct daemon *d)
 		atomic_store(&d->lease_until, sent + valid_for(d));
 		return 1;
 	}
-	if (transient(s))
+	if (!refused_by_revision(s))
 		return 0;
 	log_error("the writer lease was taken over (%s): stopping writes",
-		  nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
+		  nats_GetLastError(NULL));
 	return -1;
 }
 

@@ -72,6 +72,13 @@ int store_connect(struct daemon *d)
 	natsOptions_SetMaxReconnect(o, -1);
 	natsOptions_SetReconnectWait(o, 250);
 	natsOptions_SetReconnectJitter(o, 100, 1000);
+	/* nats.c keeps what is published while it reconnects and sends it
+	 * when the connection is back, however late. An event published in
+	 * a connection's last instant must not land minutes later, perhaps
+	 * after another daemon took the lease and wrote that version: so
+	 * the buffer is as small as nats.c allows (it takes one message;
+	 * later ones fail at once and are answered "nothing was stored") */
+	natsOptions_SetReconnectBufSize(o, 1);
 	natsOptions_SetDisconnectedCB(o, on_disconnected, d);
 	natsOptions_SetReconnectedCB(o, on_reconnected, d);
 	natsOptions_SetErrorHandler(o, on_async_error, d);
