@@ -169,8 +169,8 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 
 /* ---- building and publishing ------------------------------------------------- */
 
-static int set_headers(natsMsg *m, const struct jev *e, const cim_event_block *b,
-		       const char *prev_text, size_t i, size_t n)
+static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
+		       const cim_event_block *b, const char *prev_text, size_t i, size_t n)
 {
 	char cid[CIM_CID_TEXT_MAX], num[48];
 
@@ -180,7 +180,8 @@ static int set_headers(natsMsg *m, const struct jev *e, const cim_event_block *b
 	    natsMsgHeader_Set(m, "Cim-Version", num) != NATS_OK ||
 	    natsMsgHeader_Set(m, "Cim-Event-Id", b->event_id) != NATS_OK ||
 	    natsMsgHeader_Set(m, "Cim-Correlation-Id", b->correlation_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Causation-Id", b->causation_id) != NATS_OK)
+	    natsMsgHeader_Set(m, "Cim-Causation-Id", b->causation_id) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Writer", d->holder) != NATS_OK)
 		return -1;
 	if (prev_text && natsMsgHeader_Set(m, "Cim-Prev", prev_text) != NATS_OK)
 		return -1;
@@ -249,7 +250,7 @@ static int build_messages(struct job *job, natsMsg **msgs)
 		snprintf(subj, sizeof subj, "%s%s.%s.%s", d->events_prefix, job->type,
 			 job->id, r->event_type);
 		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)block.p, (int)block.len) != NATS_OK ||
-		    set_headers(msgs[i], e, &b, has_prev ? prev_text : NULL, i, job->n) != 0) {
+		    set_headers(msgs[i], d, e, &b, has_prev ? prev_text : NULL, i, job->n) != 0) {
 			job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "cannot build the message");
 			goto fail;
 		}
