@@ -53,23 +53,51 @@ nomem:
 	return cim_errf(err, errsz, "out of memory");
 }
 
+/* A text value as a C string; NULL for another type, or for text holding a
+ * NUL, which a C string would cut short (event blocks refuse it too). */
 static char *
 take_text(json_t *o, const char *key)
 {
-	const char *s = json_string_value(json_object_get(o, key));
+	json_t *v = json_object_get(o, key);
+	const char *s = json_string_value(v);
 
-	return s != NULL ? strdup(s) : NULL;
+	if (s == NULL || strlen(s) != json_string_length(v))
+		return NULL;
+	return strdup(s);
+}
+
+/* The event_cid of a snapshot block that read as a canonical map of the six
+ * keys: the third value, after state and version. It must be a tag-42 link
+ * (its JSON form, {"/": "<cid>"}, is also what a plain map reads as). */
+static int
+read_event_cid(const uint8_t *p, size_t len, cim_cid *out)
+{
+	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
+	cim_cbor_reader r;
+	cim_cbor_item it;
+
+	cim_cbor_reader_init(&r, p, len);
+	if (cim_cbor_next(&r, &it) != 0 ||
+	    cim_cbor_next_key(&r, &ks, &it) != 0 ||
+	    cim_cbor_skip(&r, CIM_MAX_DEPTH) != 0 ||
+	    cim_cbor_next_key(&r, &ks, &it) != 0 || cim_cbor_skip(&r, 0) != 0 ||
+	    cim_cbor_next_key(&r, &ks, &it) != 0 || it.len != 9 ||
+	    memcmp(it.data, "event_cid", 9) != 0)
+		return -1;
+	return cim_cbor_read_link(&r, out);
 }
 
 int
 cim_snapshot_decode(const uint8_t *p, size_t len, cim_snapshot_block *s,
 		    char *err, size_t errsz)
 {
-	json_t *o = NULL, *v, *link;
+	json_t *o = NULL, *v;
 	static const char *const keys[] = {"state", "version", "event_cid",
 					   "timestamp", "aggregate_id",
 					   "aggregate_type"};
 	char why[160];
+	uint64_t version;
+	cim_cid event_cid;
 
 	memset(s, 0, sizeof *s);
 	/* the state may be CIM_MAX_DEPTH deep inside the map */
@@ -91,12 +119,8 @@ cim_snapshot_decode(const uint8_t *p, size_t len, cim_snapshot_block *s,
 		json_decref(o);
 		return cim_errf(err, errsz, "the snapshot's version is not a positive integer");
 	}
-	s->version = (uint64_t)json_integer_value(v);
-	/* a link reads as {"/": "<cid>"}; CBOR bytes read as {"/": {...}} */
-	v = json_object_get(o, "event_cid");
-	link = json_object_get(v, "/");
-	if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_string(link) ||
-	    cim_cid_from_text(&s->event_cid, json_string_value(link)) != 0) {
+	version = (uint64_t)json_integer_value(v);
+	if (read_event_cid(p, len, &event_cid) != 0) {
 		json_decref(o);
 		return cim_errf(err, errsz, "the snapshot's event_cid is not a link");
 	}
@@ -108,8 +132,10 @@ cim_snapshot_decode(const uint8_t *p, size_t len, cim_snapshot_block *s,
 		json_decref(o);
 		cim_snapshot_block_free(s);
 		return cim_errf(err, errsz, "the snapshot's aggregate_type, aggregate_id "
-			    "and timestamp must be text");
+			    "and timestamp must be text without NUL");
 	}
+	s->version = version;
+	s->event_cid = event_cid;
 	s->state = json_incref(json_object_get(o, "state"));
 	json_decref(o);
 	return 0;

@@ -1,0 +1,470 @@
+/*
+ * fuzz_request.c: libFuzzer target for the JSON request decoders of
+ * proto/request.h.
+ *
+ * Each input is a request body handed to every decoder: append (with the
+ * daemon's default limits and with tight ones), get (default limits and
+ * tight ones), the by_type body as the daemon reads it (the generic
+ * helpers cim_json_only_keys and cim_json_get_u64), the empty request, and
+ * snapshot.save. Then:
+ *
+ *   - a refusal fills the error with one of the request codes
+ *     (invalid_request, invalid_argument, payload_too_large) and a
+ *     sentence, and leaves the outputs empty; a body that is not a JSON
+ *     object is refused by every decoder with the same error;
+ *   - an accepted append has 1..max_events events, each with a valid
+ *     event_type, data within the depth limit, ids of 1..128 visible ASCII
+ *     characters and no repeated event_id, metadata an object of strings,
+ *     and a consistent expectation; tight limits accept only what the
+ *     default ones do, and refuse for the right reason;
+ *   - every accepted event goes through what the daemon does with it: it
+ *     is encoded as an event block (which must succeed), and that block
+ *     must decode and check, with the same fields, the same data and
+ *     metadata, and the same reply JSON from both reply writers;
+ *   - get's from_version and limit are in range and follow the body;
+ *   - an accepted snapshot.save has version >= 1 and state within the
+ *     depth limit, and its snapshot block encodes and decodes back.
+ *
+ * A broken rule aborts, so libFuzzer reports it as a crash.
+ */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cid.h"
+#include "dagcbor.h"
+#include "event.h"
+#include "ids.h"
+#include "jsontext.h"
+#include "request.h"
+#include "snapshot.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                              \
+	do {                                                                  \
+		if (!(c)) {                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,\
+				__LINE__, #c);                                \
+			abort();                                              \
+		}                                                             \
+	} while (0)
+
+/* A failed call whose err must be reported before aborting. */
+#define CHECK_OK(call, err)                                                   \
+	do {                                                                  \
+		if ((call) != 0) {                                            \
+			fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__,   \
+				__LINE__, #call, (err));                      \
+			abort();                                              \
+		}                                                             \
+	} while (0)
+
+/* The daemon's defaults (daemon/config.c) and tight ones. */
+#define MAX_EVENTS 1000
+#define GET_LIMIT 1000
+#define GET_MAX_LIMIT 10000
+#define TIGHT_EVENTS 2
+#define TIGHT_DEPTH 3
+
+static const char TIMESTAMP[] = "2026-11-22T10:00:00.123456789Z";
+static const char UUID[] = "01a20528-40f1-7a8c-85f5-d4cbbbc43479";
+static const char PREV_TEXT[] =
+    "bafy2bzacecvug5ndfzojfvwcxnyiiozj76e4jbbbbs46retog3mimw2lyyork";
+
+static cim_cid prev0;
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	/* jansson seeds its hash tables from /dev/urandom: fix the seed so a
+	 * run is the same each time */
+	json_object_seed(1);
+	if (cim_cid_from_text(&prev0, PREV_TEXT) != 0)
+		abort();
+	return 0;
+}
+
+/* ---- errors ----------------------------------------------------------------- */
+
+static void
+check_refusal(const cim_perr *e)
+{
+	CHECK(e->code == CIM_ERR_INVALID_REQUEST ||
+	      e->code == CIM_ERR_INVALID_ARGUMENT ||
+	      e->code == CIM_ERR_PAYLOAD_TOO_LARGE);
+	CHECK(strnlen(e->msg, sizeof(e->msg)) < sizeof(e->msg));
+	CHECK(e->msg[0] != '\0');
+	CHECK(strnlen(e->field, sizeof(e->field)) < sizeof(e->field));
+}
+
+static bool
+same_perr(const cim_perr *a, const cim_perr *b)
+{
+	return a->code == b->code && strcmp(a->field, b->field) == 0 &&
+	       strcmp(a->msg, b->msg) == 0;
+}
+
+/* ---- append ------------------------------------------------------------------ */
+
+static bool
+id_ok(const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return true;
+	n = strlen(s);
+	if (n < 1 || n > CIM_EVENT_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static bool
+strings_only(const json_t *o)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return false;
+	json_object_foreach((json_t *)o, key, v)
+		if (!json_is_string(v))
+			return false;
+	return true;
+}
+
+static void
+check_append(const cim_append_req *ar, const cim_limits *lim)
+{
+	CHECK(json_is_object(ar->root));
+	CHECK(ar->n >= 1 && ar->n <= lim->max_events);
+	CHECK(ar->events != NULL);
+	CHECK(json_array_size(json_object_get(ar->root, "events")) == ar->n);
+	switch (ar->expect) {
+	case CIM_EXPECT_KIND_ANY:
+	case CIM_EXPECT_KIND_EXISTS:
+		break;
+	case CIM_EXPECT_KIND_NO_STREAM:
+		CHECK(ar->expected_version == 0);
+		break;
+	case CIM_EXPECT_KIND_EXACT:
+		CHECK(ar->expected_version >= 1);
+		break;
+	default:
+		CHECK(!"unknown expectation");
+	}
+	for (size_t i = 0; i < ar->n; i++) {
+		const cim_append_event_req *r = &ar->events[i];
+
+		CHECK(r->event_type != NULL && cim_token_type_ok(r->event_type));
+		CHECK(r->data != NULL);
+		CHECK(cim_json_depth(r->data, lim->max_depth) <= lim->max_depth);
+		CHECK(id_ok(r->event_id));
+		CHECK(id_ok(r->correlation_id));
+		CHECK(id_ok(r->causation_id));
+		CHECK(r->metadata == NULL || strings_only(r->metadata));
+		for (size_t k = 0; k < i && r->event_id != NULL; k++)
+			CHECK(ar->events[k].event_id == NULL ||
+			      strcmp(ar->events[k].event_id, r->event_id) != 0);
+	}
+}
+
+static bool
+eq_text(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* What build_messages in daemon/append.c does with each event, then the
+ * readers on the block it makes. */
+static void
+append_blocks(const cim_append_req *ar)
+{
+	json_t *empty = json_object();
+	bool has_prev = false;
+	cim_cid prev = prev0;
+	char err[256];
+
+	CHECK(empty != NULL);
+	for (size_t i = 0; i < ar->n; i++) {
+		const cim_append_event_req *r = &ar->events[i];
+		const char *eid = r->event_id != NULL ? r->event_id : UUID;
+		cim_event_block b = {
+			.aggregate_type = (char *)"order",
+			.aggregate_id = (char *)"order-17",
+			.version = (uint64_t)i + 1,
+			.event_type = (char *)r->event_type,
+			.event_id = (char *)eid,
+			.correlation_id = (char *)(r->correlation_id ?
+						   r->correlation_id : eid),
+			.causation_id = (char *)(r->causation_id ?
+						 r->causation_id : eid),
+			.timestamp = (char *)TIMESTAMP,
+			.metadata = r->metadata != NULL ? r->metadata : empty,
+			.data = r->data,
+			.has_prev = has_prev,
+			.prev = prev,
+		};
+		cbuf block = CBUF_INIT, reply = CBUF_INIT, text = CBUF_INIT;
+		cim_event_block d;
+		cim_event_view v;
+		cim_cid cid;
+		json_t *jo;
+
+		err[0] = '\0';
+		CHECK_OK(cim_event_encode(&b, &block, err, sizeof(err)), err);
+		CHECK_OK(cim_event_decode(block.p, block.len, &d, err,
+					  sizeof(err)), err);
+		CHECK_OK(cim_event_check(block.p, block.len, &v, err,
+					 sizeof(err)), err);
+		CHECK(eq_text(d.aggregate_type, b.aggregate_type));
+		CHECK(eq_text(d.aggregate_id, b.aggregate_id));
+		CHECK(eq_text(d.event_type, b.event_type));
+		CHECK(eq_text(d.event_id, b.event_id));
+		CHECK(eq_text(d.correlation_id, b.correlation_id));
+		CHECK(eq_text(d.causation_id, b.causation_id));
+		CHECK(eq_text(d.timestamp, b.timestamp));
+		CHECK(d.version == b.version && v.version == b.version);
+		CHECK(d.has_prev == has_prev && v.has_prev == has_prev);
+		CHECK(!has_prev || (cim_cid_equal(&d.prev, &prev) &&
+				    cim_cid_equal(&v.prev, &prev)));
+		CHECK(json_equal(d.data, r->data));
+		CHECK(json_equal(d.metadata, b.metadata));
+
+		/* the two reply writers agree byte for byte */
+		CHECK(cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR,
+				      CIM_MH_BLAKE2B_256, block.p,
+				      block.len) == 0);
+		CHECK_OK(cim_event_write_json(&reply, block.p, block.len, &cid,
+					      i + 1, err, sizeof(err)), err);
+		jo = cim_event_to_json(&d, &cid, i + 1);
+		CHECK(jo != NULL);
+		CHECK(cim_json_write(&text, jo) == 0);
+		CHECK(reply.len == text.len &&
+		      memcmp(reply.p, text.p, text.len) == 0);
+
+		json_decref(jo);
+		cim_event_block_free(&d);
+		cbuf_free(&block);
+		cbuf_free(&reply);
+		cbuf_free(&text);
+		prev = cid;
+		has_prev = true;
+	}
+	json_decref(empty);
+}
+
+static void
+fuzz_append(const uint8_t *data, size_t size, const cim_perr *parse_err)
+{
+	cim_limits def = {MAX_EVENTS, CIM_MAX_DEPTH};
+	cim_limits tight = {TIGHT_EVENTS, TIGHT_DEPTH};
+	cim_append_req ar, at;
+	cim_perr e, et;
+	int rc, rct;
+
+	memset(&e, 0, sizeof(e));
+	memset(&et, 0, sizeof(et));
+	rc = cim_append_req_parse(data, size, &def, &ar, &e);
+	rct = cim_append_req_parse(data, size, &tight, &at, &et);
+	if (rc != 0) {
+		check_refusal(&e);
+		CHECK(ar.root == NULL && ar.events == NULL && ar.n == 0);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		/* tight limits accept no more than the default ones */
+		CHECK(rct != 0);
+	} else {
+		check_append(&ar, &def);
+		append_blocks(&ar);
+	}
+	if (rct != 0) {
+		check_refusal(&et);
+		CHECK(at.root == NULL && at.events == NULL && at.n == 0);
+		if (rc == 0) {
+			/* refused only for the limits */
+			bool deep = false;
+
+			for (size_t i = 0; i < ar.n; i++)
+				if (cim_json_depth(ar.events[i].data,
+						   TIGHT_DEPTH) > TIGHT_DEPTH)
+					deep = true;
+			if (ar.n > TIGHT_EVENTS)
+				CHECK(et.code == CIM_ERR_PAYLOAD_TOO_LARGE);
+			else
+				CHECK(et.code == CIM_ERR_INVALID_REQUEST &&
+				      deep);
+		}
+	} else {
+		check_append(&at, &tight);
+		CHECK(rc == 0 && at.n == ar.n && at.expect == ar.expect &&
+		      at.expected_version == ar.expected_version);
+		cim_append_req_free(&at);
+	}
+	if (rc == 0)
+		cim_append_req_free(&ar);
+}
+
+/* ---- get, by_type, empty --------------------------------------------------- */
+
+static void
+fuzz_get(const uint8_t *data, size_t size, const json_t *root,
+	 const cim_perr *parse_err, uint64_t def, uint64_t max)
+{
+	uint64_t from = 12345, limit = 12345;
+	cim_perr e;
+	json_t *v;
+
+	memset(&e, 0, sizeof(e));
+	if (cim_get_req_parse(data, size, def, max, &from, &limit, &e) != 0) {
+		check_refusal(&e);
+		CHECK(from == 12345 && limit == 12345);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		return;
+	}
+	CHECK(root != NULL);
+	CHECK(from >= 1 && limit >= 1 && limit <= max);
+	v = json_object_get(root, "limit");
+	CHECK(v != NULL ? (json_is_integer(v) &&
+			   (uint64_t)json_integer_value(v) == limit)
+			: limit == def);
+	v = json_object_get(root, "from_version");
+	if (v == NULL) {
+		CHECK(from == 1);
+	} else {
+		CHECK(json_is_integer(v) && json_integer_value(v) >= 0);
+		CHECK(from == (json_integer_value(v) == 0 ?
+			       1 : (uint64_t)json_integer_value(v)));
+	}
+	CHECK(json_object_size(root) <= 2);
+}
+
+/* The by_type body exactly as daemon/read.c reads it. */
+static void
+fuzz_by_type(const uint8_t *data, size_t size, const cim_perr *parse_err)
+{
+	static const char *const allowed[] = {"after_seq", "limit", NULL};
+	uint64_t after = 0, limit = GET_LIMIT;
+	json_t *root;
+	cim_perr e;
+
+	memset(&e, 0, sizeof(e));
+	root = cim_json_parse_request(data, size, &e);
+	if (root == NULL) {
+		check_refusal(&e);
+		CHECK(parse_err != NULL && same_perr(&e, parse_err));
+		return;
+	}
+	CHECK(json_is_object(root) && parse_err == NULL);
+	if (cim_json_only_keys(root, allowed, &e) != 0 ||
+	    cim_json_get_u64(root, "after_seq", &after, &e) != 0 ||
+	    cim_json_get_u64(root, "limit", &limit, &e) != 0) {
+		check_refusal(&e);
+	} else {
+		CHECK(json_object_size(root) <= 2);
+		CHECK(after <= (uint64_t)INT64_MAX && limit <= (uint64_t)INT64_MAX);
+	}
+	json_decref(root);
+}
+
+static void
+fuzz_empty(const uint8_t *data, size_t size, const json_t *root,
+	   const cim_perr *parse_err)
+{
+	cim_perr e;
+
+	memset(&e, 0, sizeof(e));
+	if (cim_empty_req_parse(data, size, &e) != 0) {
+		check_refusal(&e);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		CHECK(root == NULL || json_object_size(root) > 0);
+		return;
+	}
+	CHECK(root != NULL && json_object_size(root) == 0);
+}
+
+/* ---- snapshot.save ------------------------------------------------------------ */
+
+static void
+fuzz_snapshot(const uint8_t *data, size_t size, const json_t *root,
+	      const cim_perr *parse_err)
+{
+	uint64_t version = 12345;
+	json_t *state = (json_t *)1;
+	cim_perr e;
+	cim_snapshot_block s, d;
+	cbuf block = CBUF_INIT;
+	char err[256];
+
+	memset(&e, 0, sizeof(e));
+	if (cim_snapshot_req_parse(data, size, &version, &state, &e) != 0) {
+		check_refusal(&e);
+		CHECK(state == NULL && version == 12345);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		return;
+	}
+	CHECK(root != NULL);
+	CHECK(version >= 1 && version <= (uint64_t)INT64_MAX);
+	CHECK(state != NULL);
+	CHECK(json_equal(state, json_object_get(root, "state")));
+	CHECK(cim_json_depth(state, CIM_MAX_DEPTH) <= CIM_MAX_DEPTH);
+
+	/* what daemon/snapshot.c stores, read back */
+	s = (cim_snapshot_block){
+		.aggregate_type = (char *)"order",
+		.aggregate_id = (char *)"order-17",
+		.version = version,
+		.event_cid = prev0,
+		.timestamp = (char *)TIMESTAMP,
+		.state = state,
+	};
+	err[0] = '\0';
+	CHECK_OK(cim_snapshot_encode(&s, &block, err, sizeof(err)), err);
+	CHECK_OK(cim_snapshot_decode(block.p, block.len, &d, err, sizeof(err)),
+		 err);
+	CHECK(d.version == version && cim_cid_equal(&d.event_cid, &prev0));
+	CHECK(eq_text(d.aggregate_type, "order") &&
+	      eq_text(d.aggregate_id, "order-17") &&
+	      eq_text(d.timestamp, TIMESTAMP));
+	CHECK(json_equal(d.state, state));
+	cim_snapshot_block_free(&d);
+	cbuf_free(&block);
+	json_decref(state);
+}
+
+/* ---- the entry point ------------------------------------------------------------ */
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	cim_perr pe;
+	json_t *root;
+
+	/* a body that is not a JSON object: every decoder gives this error */
+	memset(&pe, 0, sizeof(pe));
+	root = cim_json_parse_request(data, size, &pe);
+	if (root == NULL)
+		check_refusal(&pe);
+	else
+		CHECK(json_is_object(root));
+
+	fuzz_append(data, size, root == NULL ? &pe : NULL);
+	fuzz_get(data, size, root, root == NULL ? &pe : NULL, GET_LIMIT,
+		 GET_MAX_LIMIT);
+	fuzz_get(data, size, root, root == NULL ? &pe : NULL, 1, 1);
+	fuzz_by_type(data, size, root == NULL ? &pe : NULL);
+	fuzz_empty(data, size, root, root == NULL ? &pe : NULL);
+	fuzz_snapshot(data, size, root, root == NULL ? &pe : NULL);
+	json_decref(root);
+	return 0;
+}
