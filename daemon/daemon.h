@@ -199,7 +199,7 @@ struct daemon {
 	pthread_mutex_t lease_mu;
 	pthread_cond_t lease_cv;
 	bool lease_stop, lease_running;
-	bool heads_loaded, serving;
+	bool heads_loaded, started, serving; /* main thread only */
 };
 
 /* heads.c */

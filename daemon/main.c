@@ -27,22 +27,29 @@ static int become_active(struct daemon *d)
 		if (store_load_heads(d) != 0)
 			return -1;
 		d->heads_loaded = true;
-		if (!lease_valid(d))
-			return 1;
-		if (server_start(d) != 0 || checkpoint_start(d) != 0)
-			return -1;
 	} else {
 		/* appends of before the pause finish (or time out) first: they
 		 * own their aggregates */
-		int64_t t0 = now_mono_ns();
+		int64_t t0 = now_mono_ns(), told = t0;
 		while (atomic_load(&d->jobs_in_flight) > 0) {
-			if (now_mono_ns() - t0 > 10000000000LL && (now_mono_ns() - t0) % 5000000000LL < 10000000)
+			if (now_mono_ns() - told > 5000000000LL) {
 				log_warn("%d append(s) still in flight; waiting before serving",
 					 atomic_load(&d->jobs_in_flight));
+				told = now_mono_ns();
+			}
 			usleep(10000);
 		}
-		if (store_catch_up(d) != 0 || !lease_valid(d) || server_resume(d) != 0)
+		if (store_catch_up(d) != 0)
 			return 1;
+	}
+	if (!lease_valid(d))
+		return 1; /* it ran out meanwhile: catch up again when it is back */
+	if (!d->started) {
+		if (server_start(d) != 0 || checkpoint_start(d) != 0)
+			return -1;
+		d->started = true;
+	} else if (server_resume(d) != 0) {
+		return 1;
 	}
 	if (!lease_valid(d)) {
 		server_pause(d);
@@ -119,7 +126,12 @@ int main(int argc, char **argv)
 		if (!d.serving && lease_valid(&d)) {
 			int r = become_active(&d);
 			if (r < 0) {
-				exit_code = 1;
+				/* a stop asked for during the load is not a failure */
+				sigset_t p;
+				bool asked = sigpending(&p) == 0 &&
+					     (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT));
+				exit_code = asked ? 0 : 1;
+				sig = asked && sigismember(&p, SIGINT) ? SIGINT : SIGTERM;
 				break;
 			}
 		} else if (d.serving && !lease_valid(&d)) {
@@ -132,6 +144,8 @@ int main(int argc, char **argv)
 	}
 	if (exit_code == 0)
 		log_info("%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	else
+		log_error("cannot go on; stopping");
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	server_drain(&d);
 	checkpoint_stop(&d);
