@@ -63,6 +63,7 @@ struct job {
 	size_t n;
 	size_t resolved; /* acks in, under d->mu */
 	struct jev *ev;
+	size_t req_len; /* counted in d->job_bytes */
 	bool idem_checked;
 	unsigned gen; /* Nats-Msg-Id generation, 0 for the plain id */
 	char fail_msg[256];
@@ -74,6 +75,8 @@ static void job_run(struct job *job);
 
 static void job_free(struct job *job)
 {
+	if (job->req_len > 0)
+		atomic_fetch_sub(&job->d->job_bytes, (long)job->req_len);
 	cim_append_req_free(&job->ar);
 	natsMsg_Destroy(job->req);
 	free(job->ev);
@@ -782,6 +785,17 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		refuse(d, req, OP_APPEND, &e);
 		return;
 	}
+	/* each job keeps its request and its parsed body until it is answered:
+	 * bound them by bytes too (one append is always let through) */
+	size_t len = (size_t)natsMsg_GetDataLength(req);
+	if (atomic_load(&d->jobs_in_flight) > 0 &&
+	    atomic_load(&d->job_bytes) + (long)len > JOB_BYTES_MAX) {
+		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
+			     "the daemon holds %ld MiB of appends in flight; nothing was "
+			     "stored, retry later", JOB_BYTES_MAX >> 20);
+		refuse(d, req, OP_APPEND, &e);
+		return;
+	}
 	job = calloc(1, sizeof *job);
 	if (job == NULL) {
 		refuse_oom(d, req, OP_APPEND);
@@ -806,6 +820,8 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		return;
 	}
 	atomic_fetch_add(&d->jobs_in_flight, 1);
+	job->req_len = len;
+	atomic_fetch_add(&d->job_bytes, (long)len);
 	job->qtail = job;
 
 	pthread_mutex_lock(&d->mu);

@@ -31,6 +31,7 @@
 #define AGG_TYPES_INLINE 4
 #define AGG_TYPES_UNKNOWN 255 /* more event types than are tracked */
 #define JOBS_MAX 100000 /* appends accepted and not yet answered */
+#define JOB_BYTES_MAX (128L << 20) /* and the bytes of their requests */
 
 enum agg_state {
 	AGG_SETTLED = 0,
@@ -165,7 +166,9 @@ struct daemon {
 
 	struct workq wq;
 	atomic_int jobs_in_flight;
+	atomic_long job_bytes;   /* request bytes of the appends in flight */
 	atomic_bool draining;
+	atomic_bool pausing;     /* the lease is lost: refuse what is still queued */
 	int64_t started_ns;
 
 	struct op_stats ops[OP__COUNT];
@@ -186,7 +189,9 @@ struct daemon {
 	pthread_cond_t cp_cv;
 	bool cp_stop, cp_running;
 
-	/* the writer's lease (lease.c) */
+	/* the writer's lease (lease.c), on a connection of its own */
+	natsConnection *lease_nc;
+	jsCtx *lease_js;
 	kvStore *lease_kv;
 	char lease_key[160];
 	char holder[160];          /* this process: host:pid:nonce */

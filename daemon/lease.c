@@ -17,6 +17,11 @@
  * not enforce on replicated streams: renewals use one (kvStore_Update with
  * our revision), which a single server does check, as a second fence.
  *
+ * The lease travels on a connection of its own, so that a renewal never
+ * waits behind a backlog of requests on the main one; it is renewed and
+ * taken only while the main connection is up, so a daemon that cannot
+ * serve lets it go.
+ *
  * A renewal that JetStream refuses means another holder: the lease is lost
  * at once. Renewals that fail for want of a connection let it run out.
  * Either way the main thread stops serving (server_pause) and this thread
@@ -78,6 +83,13 @@ int lease_open(struct daemon *d)
 	snprintf(d->holder, sizeof d->holder, "%s:%d:%02x%02x%02x%02x", host, (int)getpid(),
 		 nonce[0], nonce[1], nonce[2], nonce[3]);
 
+	/* through the lease's own connection from now on */
+	kvStore_Destroy(d->lease_kv);
+	d->lease_kv = NULL;
+	if (js_KeyValue(&d->lease_kv, d->lease_js, d->cfg->lease_bucket) != NATS_OK) {
+		log_error("cannot open bucket %s", d->cfg->lease_bucket);
+		return -1;
+	}
 	/* the bucket's max age is the lease's length, whatever the setting says now */
 	if (kvStore_Status(&st, d->lease_kv) != NATS_OK) {
 		log_error("cannot read the state of bucket %s", d->cfg->lease_bucket);
@@ -196,12 +208,16 @@ static void *lease_main(void *arg)
 				  "stopping writes", (long long)(valid_for(d) / 1000000));
 			held = false;
 		}
-		if (held) {
+		bool up = natsConnection_Status(d->nc) == NATS_CONN_STATUS_CONNECTED;
+		if (held && !up) {
+			/* a daemon that cannot serve must not keep the lease: let
+			 * it run out */
+		} else if (held) {
 			if (renew(d) < 0) {
 				atomic_store(&d->lease_until, 0);
 				held = false;
 			}
-		} else {
+		} else if (up) {
 			int r = try_acquire(d);
 			if (r > 0) {
 				held = true;
@@ -268,7 +284,7 @@ void lease_stop(struct daemon *d)
 	o.Stream.Purge.Subject = subj;
 	o.Stream.Purge.Sequence = d->lease_rev + 1;
 	atomic_store(&d->lease_until, 0);
-	natsStatus s = js_PurgeStream(d->js, stream, &o, &je);
+	natsStatus s = js_PurgeStream(d->lease_js, stream, &o, &je);
 	if (s == NATS_OK)
 		log_info("writer lease given back");
 	else

@@ -7,6 +7,7 @@
  * Signals are blocked in every thread and taken here with sigwait, so no
  * handler ever runs inside library code.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,10 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int sig = 0, rc, exit_code = 0;
 
+	/* a fixed threshold: request bodies of 128 KiB and more are mapped
+	 * and given back when freed (glibc's default raises the threshold
+	 * after the first such free, and keeps a burst's heap for ever) */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
@@ -157,10 +162,13 @@ int main(int argc, char **argv)
 	lease_stop(&d);
 
 	natsConnection_Close(d.nc);
+	natsConnection_Close(d.lease_nc);
 	kvStore_Destroy(d.heads_kv);
 	kvStore_Destroy(d.lease_kv);
 	jsCtx_Destroy(d.js);
+	jsCtx_Destroy(d.lease_js);
 	natsConnection_Destroy(d.nc);
+	natsConnection_Destroy(d.lease_nc);
 	heads_free(&d.heads);
 	recent_free(&d.recent);
 	pthread_mutex_destroy(&d.mu);

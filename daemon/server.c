@@ -219,6 +219,14 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		natsMsg_Destroy(msg); /* a publish, not a request: no one to answer */
 		return;
 	}
+	if (atomic_load(&d->pausing)) {
+		/* received before the lease was lost: answered, not dropped */
+		atomic_fetch_add(&d->ops[OP_OTHER].requests, 1);
+		reply_err(d, msg, OP_OTHER, CIM_ERR_UNAVAILABLE, NULL,
+			  "this daemon lost its writer lease; nothing was done; retry");
+		natsMsg_Destroy(msg);
+		return;
+	}
 	if (snprintf(buf, sizeof buf, "%s", subj + plen + 1) >= (int)sizeof buf) {
 		atomic_fetch_add(&d->ops[OP_OTHER].requests, 1);
 		reply_err(d, msg, OP_OTHER, CIM_ERR_INVALID_REQUEST, NULL,
@@ -338,10 +346,15 @@ int server_resume(struct daemon *d)
 
 	if (d->sub != NULL)
 		return 0;
+	atomic_store(&d->pausing, false);
 	snprintf(subj, sizeof subj, "%s.>", d->cfg->prefix);
 	s = natsConnection_Subscribe(&d->sub, d->nc, subj, on_request, d);
 	if (s == NATS_OK)
-		s = natsSubscription_SetPendingLimits(d->sub, 1 << 20, 1 << 30);
+		/* what waits unread: about 4 s of small requests at the rate
+		 * one daemon answers them (clients time out at 5 s), and never
+		 * more than 128 MiB of bodies; past that nats.c drops requests
+		 * (logged as a slow consumer) and their clients time out */
+		s = natsSubscription_SetPendingLimits(d->sub, 1 << 18, 128 << 20);
 	if (s != NATS_OK) {
 		log_error("cannot subscribe to %s: %s", subj, natsStatus_GetText(s));
 		natsSubscription_Destroy(d->sub);
@@ -358,8 +371,14 @@ void server_pause(struct daemon *d)
 	if (d->sub == NULL)
 		return;
 	/* requests already taken are answered; new ones find no one here
-	 * (and go to the daemon that holds the lease, once it serves) */
-	natsSubscription_Unsubscribe(d->sub);
+	 * (and go to the daemon that holds the lease, once it serves). Those
+	 * received but not yet read are answered too, "unavailable": dropped,
+	 * their clients would wait out their timeout */
+	atomic_store(&d->pausing, true);
+	if (natsConnection_Status(d->nc) != NATS_CONN_STATUS_CONNECTED ||
+	    natsSubscription_Drain(d->sub) != NATS_OK ||
+	    natsSubscription_WaitForDrainCompletion(d->sub, 5000) != NATS_OK)
+		natsSubscription_Unsubscribe(d->sub);
 	natsSubscription_Destroy(d->sub);
 	d->sub = NULL;
 	log_warn("stopped serving requests");

@@ -100,7 +100,21 @@ int store_connect(struct daemon *d)
 		if (delay_ms < 5000)
 			delay_ms *= 2;
 	}
+	/* the lease has a connection of its own, so that its renewals never
+	 * wait behind a backlog of requests coming in on the main one
+	 * (lease.c renews only while the main one is up, too) */
+	natsOptions_SetName(o, "cim-eventsd lease");
+	natsOptions_SetDisconnectedCB(o, NULL, NULL);
+	natsOptions_SetReconnectedCB(o, NULL, NULL);
+	s = natsConnection_Connect(&d->lease_nc, o);
 	natsOptions_Destroy(o);
+	if (s == NATS_OK)
+		s = natsConnection_JetStream(&d->lease_js, d->lease_nc, NULL);
+	if (s != NATS_OK) {
+		log_error("cannot open the lease's connection to %s: %s", d->cfg->nats_url,
+			  natsStatus_GetText(s));
+		return -1;
+	}
 	d->max_payload = (size_t)natsConnection_GetMaxPayload(d->nc);
 
 	jsOptions jo;

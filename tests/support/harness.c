@@ -41,6 +41,42 @@ h_env H = {.daemon = -1};
 #define DAEMON_START_MS 10000
 #define REQUEST_MS 5000
 
+/* ---- the daemon under valgrind ---------------------------------------------
+ *
+ * CIM_TEST_VALGRIND=1 starts every daemon of h_daemon_start under
+ * valgrind's memcheck, its report in <test dir>/valgrind-<pid>.log, and
+ * lengthens the harness's waits on the daemon by VALGRIND_SCALE. When such
+ * a daemon ends (stopped, waited for, or killed), the report is read: a
+ * daemon that exited with VALGRIND_EXIT, or whose report holds an error
+ * (each is framed by VG_MARK), fails the test and the report is printed. A
+ * daemon killed with SIGKILL never reaches the leak check; the errors it
+ * reported before are still counted. With CIM_TEST_VALGRIND_LOGS set to a
+ * directory, each report is copied there for `make valgrind`.
+ *
+ * Criterion decides a test's status before its fini runs, so a failure
+ * found in h_teardown is written to /tmp/cim-itest-<runner pid>.vg and the
+ * runner's hooks count that test as failed. */
+#define VALGRIND_SCALE 10
+#define VALGRIND_EXIT 99
+#define VG_MARK "CIM-VG-ERROR-BEGIN"
+
+static struct vg_run {
+	pid_t pid;
+	char log[320];
+} vg_runs[16];
+
+static bool vg_on(void)
+{
+	const char *v = getenv("CIM_TEST_VALGRIND");
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+static int scale(void) { return vg_on() ? VALGRIND_SCALE : 1; }
+
+static void marker_path(char *out, size_t n, pid_t runner, const char *ext);
+static bool vg_in_fini;
+
 /* ---- small things ---------------------------------------------------------- */
 
 char *h_strf(const char *fmt, ...)
@@ -74,9 +110,15 @@ int64_t h_now_ms(void)
 
 /* ---- processes --------------------------------------------------------------- */
 
+static void vg_done(pid_t pid, int status);
+
 int h_wait_exit(pid_t pid, int timeout_ms)
 {
-	return proc_wait_exit(pid, timeout_ms);
+	int st = proc_wait_exit(pid, timeout_ms);
+
+	if (st != -2)
+		vg_done(pid, st);
+	return st;
 }
 
 static int stop_pid(pid_t pid, int timeout_ms)
@@ -167,7 +209,7 @@ static bool daemon_answers(natsConnection *nc, const char *prefix)
 	natsStatus s;
 
 	snprintf(subject, sizeof(subject), "%s.info", prefix);
-	s = natsConnection_RequestString(&m, nc, subject, "{}", 500);
+	s = natsConnection_RequestString(&m, nc, subject, "{}", 500 * scale());
 
 	natsMsg_Destroy(m);
 	return s == NATS_OK;
@@ -176,7 +218,7 @@ static bool daemon_answers(natsConnection *nc, const char *prefix)
 pid_t h_daemon_start(const h_nats *n, ...)
 {
 	const char *bin = getenv("CIM_TEST_DAEMON"), *prefix = H_PREFIX;
-	char *argv[40], log[300];
+	char *argv[48], log[300], vglog[320];
 	int argc = 0;
 	va_list ap;
 	natsConnection *nc = NULL;
@@ -188,11 +230,23 @@ pid_t h_daemon_start(const h_nats *n, ...)
 		fprintf(stderr, "harness: CIM_TEST_DAEMON is not set\n");
 		return -1;
 	}
+	if (vg_on()) {
+		/* valgrind expands %p to the pid, which is the daemon's */
+		snprintf(vglog, sizeof(vglog), "--log-file=%s/valgrind-%%p.log", n->dir);
+		argv[argc++] = "valgrind";
+		argv[argc++] = "--error-exitcode=99";
+		argv[argc++] = "--leak-check=full";
+		argv[argc++] = "--show-leak-kinds=definite,indirect";
+		argv[argc++] = "--errors-for-leak-kinds=definite,indirect";
+		argv[argc++] = "--track-fds=no";
+		argv[argc++] = "--error-markers=" VG_MARK ",CIM-VG-ERROR-END";
+		argv[argc++] = vglog;
+	}
 	argv[argc++] = (char *)bin;
 	argv[argc++] = "--nats-url";
 	argv[argc++] = (char *)n->url;
 	va_start(ap, n);
-	for (const char *a; argc < 39 && (a = va_arg(ap, const char *));) {
+	for (const char *a; argc < 47 && (a = va_arg(ap, const char *));) {
 		if (strcmp(argv[argc - 1], "--prefix") == 0)
 			prefix = a;
 		argv[argc++] = (char *)a;
@@ -211,8 +265,15 @@ pid_t h_daemon_start(const h_nats *n, ...)
 	pid = proc_spawn(argv, log);
 	if (pid <= 0)
 		return -1;
+	for (size_t i = 0; vg_on() && i < sizeof(vg_runs) / sizeof(vg_runs[0]); i++)
+		if (vg_runs[i].pid <= 0) {
+			vg_runs[i].pid = pid;
+			snprintf(vg_runs[i].log, sizeof(vg_runs[i].log),
+				 "%s/valgrind-%d.log", n->dir, (int)pid);
+			break;
+		}
 
-	end = h_now_ms() + DAEMON_START_MS;
+	end = h_now_ms() + (int64_t)DAEMON_START_MS * scale();
 	for (;;) {
 		if (nc == NULL &&
 		    natsConnection_ConnectTo(&nc, n->url) != NATS_OK)
@@ -227,8 +288,8 @@ pid_t h_daemon_start(const h_nats *n, ...)
 		}
 		if (h_now_ms() >= end) {
 			fprintf(stderr, "harness: cim-eventsd did not answer "
-				"info within %d ms\n", DAEMON_START_MS);
-			stop_pid(pid, 5000);
+				"info within %d ms\n", DAEMON_START_MS * scale());
+			vg_done(pid, stop_pid(pid, 5000 * scale()));
 			pid = -1;
 			break;
 		}
@@ -240,7 +301,10 @@ pid_t h_daemon_start(const h_nats *n, ...)
 
 int h_daemon_stop_within(pid_t pid, int timeout_ms)
 {
-	return stop_pid(pid, timeout_ms > 0 ? timeout_ms : 15000);
+	int st = stop_pid(pid, (timeout_ms > 0 ? timeout_ms : 15000) * scale());
+
+	vg_done(pid, st);
+	return st;
 }
 
 int h_daemon_stop(pid_t pid)
@@ -253,7 +317,71 @@ void h_daemon_kill9(pid_t pid)
 	if (pid <= 0)
 		return;
 	kill(pid, SIGKILL);
-	h_wait_exit(pid, 5000);
+	h_wait_exit(pid, 5000 * scale());
+}
+
+/* Reads, copies and judges the valgrind report of pid, a daemon that has
+ * just ended with status (as h_wait_exit; -1 when killed after a bound). */
+static void vg_done(pid_t pid, int status)
+{
+	const char *keep = getenv("CIM_TEST_VALGRIND_LOGS");
+	struct vg_run *v = NULL;
+	char *text = NULL, copy[600], p[128];
+	size_t len = 0;
+	int errors = 0;
+	FILE *f;
+
+	for (size_t i = 0; pid > 0 && i < sizeof(vg_runs) / sizeof(vg_runs[0]); i++)
+		if (vg_runs[i].pid == pid)
+			v = &vg_runs[i];
+	if (v == NULL)
+		return;
+	v->pid = 0;
+	if ((f = fopen(v->log, "r")) != NULL) {
+		text = malloc(1 << 20);
+		if (text != NULL)
+			len = fread(text, 1, (1 << 20) - 1, f);
+		fclose(f);
+	}
+	if (text != NULL) {
+		text[len] = '\0';
+		for (const char *q = text; (q = strstr(q, VG_MARK)) != NULL; q++)
+			errors++;
+	}
+	if (keep != NULL && keep[0] != '\0' && criterion_current_test != NULL) {
+		snprintf(copy, sizeof(copy), "%s/%s.%s.%d.log", keep,
+			 criterion_current_test->category, criterion_current_test->name,
+			 (int)pid);
+		if ((f = fopen(copy, "w")) != NULL) {
+			fprintf(f, "harness: %s::%s, cim-eventsd pid %d, exit status %d%s\n",
+				criterion_current_test->category,
+				criterion_current_test->name, (int)pid, status,
+				status == 128 + SIGKILL || status == -1
+					? " (killed: no leak check)" : "");
+			if (text != NULL)
+				fputs(text, f);
+			fclose(f);
+		}
+	}
+	if (status == VALGRIND_EXIT || errors > 0) {
+		fprintf(stderr, "harness: valgrind: %d error(s) in cim-eventsd (pid %d, "
+			"exit status %d); %s:\n%s\n", errors, (int)pid, status, v->log,
+			text != NULL ? text : "(no report)");
+		if (vg_in_fini) {
+			/* too late for this test's status: the runner counts it */
+			marker_path(p, sizeof(p), getppid(), "vg");
+			if ((f = fopen(p, "a")) != NULL) {
+				fprintf(f, "%d error(s), cim-eventsd pid %d exit status %d\n",
+					errors, (int)pid, status);
+				fclose(f);
+			}
+		} else {
+			cr_expect_fail("valgrind: %d error(s) in cim-eventsd (pid %d, exit "
+				       "status %d); its report is above", errors, (int)pid,
+				       status);
+		}
+	}
+	free(text);
 }
 
 /* ---- programs run by a test ------------------------------------------------------ */
@@ -437,13 +565,63 @@ static void runner_report(bool failed)
 	unlink(p);
 }
 
+/* Runs in the runner: a valgrind failure found in the test's fini (see
+ * vg_done) makes a test that passed count as failed. */
+static const char *vg_failed_suites[256];
+static size_t vg_failed;
+
+static bool vg_runner_check(struct criterion_test_stats *stats)
+{
+	char p[128], line[256];
+	bool found = false;
+	FILE *f;
+
+	marker_path(p, sizeof(p), getpid(), "vg");
+	if ((f = fopen(p, "r")) == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		fprintf(stderr, "[FAIL] %s::%s: cim-eventsd under valgrind: %s",
+			stats->test->category, stats->test->name, line);
+		found = true;
+	}
+	fclose(f);
+	unlink(p);
+	if (found && stats->test_status == CR_STATUS_PASSED) {
+		stats->test_status = CR_STATUS_FAILED;
+		if (vg_failed < sizeof(vg_failed_suites) / sizeof(vg_failed_suites[0]))
+			vg_failed_suites[vg_failed++] = stats->test->category;
+	}
+	return found;
+}
+
 ReportHook(POST_FINI)(struct criterion_test_stats *stats)
 {
-	runner_report(stats->test_status != CR_STATUS_PASSED);
+	bool vg = vg_runner_check(stats);
+
+	runner_report(stats->test_status != CR_STATUS_PASSED || vg);
+}
+
+/* Before the runner prints its synthesis and decides its exit status. */
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	for (size_t i = 0; i < vg_failed; i++) {
+		stats->tests_failed++;
+		stats->tests_passed--;
+		for (struct criterion_suite_stats *s = stats->suites; s; s = s->next)
+			if (strcmp(s->suite->name, vg_failed_suites[i]) == 0) {
+				s->tests_failed++;
+				s->tests_passed--;
+				break;
+			}
+	}
 }
 
 ReportHook(TEST_CRASH)(struct criterion_test_stats *stats)
 {
+	char p[128];
+
+	marker_path(p, sizeof(p), getpid(), "vg");
+	unlink(p);
 	runner_report(true);
 }
 
@@ -474,6 +652,8 @@ static void setup_failed(const char *what)
 	marker_path(p, sizeof(p), getppid(), "log");
 	unlink(p);
 	marker_path(p, sizeof(p), getppid(), "dir");
+	unlink(p);
+	marker_path(p, sizeof(p), getppid(), "vg");
 	unlink(p);
 	cr_assert_fail("set-up failed: %s", what);
 }
@@ -531,7 +711,11 @@ void h_teardown(void)
 	cim_client_destroy(H.client);
 	H.client = NULL;
 	if (H.daemon > 0) {
-		int st = h_daemon_stop(H.daemon);
+		int st;
+
+		vg_in_fini = true;
+		st = h_daemon_stop(H.daemon);
+		vg_in_fini = false;
 
 		if (st != 0)
 			fprintf(stderr, "harness: cim-eventsd exit status %d "
@@ -573,7 +757,7 @@ void h_request(h_reply *r, const char *subject, const void *body, int len)
 	if (len < 0)
 		len = body != NULL ? (int)strlen(body) : 0;
 	r->s = natsConnection_Request(&m, H.nc, subject, body, len,
-				      REQUEST_MS);
+				      REQUEST_MS * scale());
 	if (r->s != NATS_OK) {
 		r->body = strdup("");
 		return;
