@@ -4,6 +4,7 @@
 #   make run        install what is missing, build, start nats-server + daemon
 #   make test       install what is missing, build, run every test
 #   make asan       the tests again, built with ASan + UBSan (build-asan/)
+#   make valgrind   the integration tests, every daemon under valgrind memcheck
 #   make bench      the same-run benchmark (tests/bench/), results in build/bench.json
 #   make install    PREFIX=/usr/local DESTDIR=
 #
@@ -19,7 +20,8 @@ BUILD     ?= build
 
 # Debian packages the build, the tests and `make run` need.
 DEB_PKGS  := nats-server libnats-dev libcbor-dev libjansson-dev libsodium-dev \
-             libcriterion-dev libinih-dev libsystemd-dev pkg-config gcc make
+             libcriterion-dev libinih-dev libsystemd-dev pkg-config gcc make \
+             clang libclang-rt-14-dev valgrind
 
 CC        ?= cc
 SAN       ?=
@@ -145,15 +147,138 @@ check-unit: $(UNIT)
 check-integration: $(INTEG)
 	$(TEST_ENV) $(INTEG) --jobs=1
 
+# ---- fault tests -----------------------------------------------------------
+# tests/faults/: the daemon killed with SIGKILL under a 16-client load,
+# nats-server killed and restarted, one node of a 3-node JetStream cluster
+# killed, the stream's storage limit reached; each ends with the checker
+# (tests/faults/load.h) holding the store to the load's journal.
+#   make test-faults    the full run (30 kill cycles, ...); figures on stdout
+#   make check-faults   the small run (part of make test)
+FAULT_SRC := $(wildcard tests/faults/*.c)
+FAULTS    := $(BUILD)/tests/fault-tests
+FAULT_SCALE ?= small
+
+.PHONY: check-faults test-faults
+
+$(FAULTS): $(call obj,$(FAULT_SRC) $(SUPPORT_SRC)) $(ALIB) $(DAEMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $(call obj,$(FAULT_SRC) $(SUPPORT_SRC)) $(ALIB) $(LIBS) $(TLIBS)
+
+check-faults: $(FAULTS)
+	$(TEST_ENV) CIM_FAULT_SCALE=$(FAULT_SCALE) $(FAULTS) --jobs=1
+
+test-faults: deps
+	$(MAKE) all $(FAULTS)
+	$(MAKE) check-faults FAULT_SCALE=full
+
 test: deps
 	$(MAKE) all $(UNIT) $(INTEG)
 	$(MAKE) check-unit
+	$(MAKE) fuzz-short
 	$(MAKE) check-integration
+	$(MAKE) check-faults
 
 asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  check-unit check-integration
+
+# The integration tests with every daemon they start under valgrind's
+# memcheck (CIM_TEST_VALGRIND=1, tests/support/harness.c): a test fails
+# when its daemon makes an invalid access or leaks (definitely or
+# indirectly lost). Each daemon's report is kept in $(VALGRIND_LOGS); the
+# summary counts them (a daemon killed with SIGKILL has no leak check).
+VALGRIND_LOGS := $(BUILD)/valgrind
+
+.PHONY: valgrind
+valgrind: deps
+	$(MAKE) all $(INTEG)
+	@rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
+	@t0=$$(date +%s); st=0; \
+	$(TEST_ENV) CIM_TEST_VALGRIND=1 CIM_TEST_VALGRIND_LOGS=$(abspath $(VALGRIND_LOGS)) \
+	  $(INTEG) --jobs=1 || st=$$?; \
+	runs=0; clean=0; killed=0; bad=0; leaks=0; \
+	for f in $(VALGRIND_LOGS)/*.log; do \
+	  [ -e "$$f" ] || continue; runs=$$((runs + 1)); \
+	  grep -q 'ERROR SUMMARY: 0 errors' "$$f" && clean=$$((clean + 1)); \
+	  grep -q 'ERROR SUMMARY:' "$$f" || killed=$$((killed + 1)); \
+	  if grep -q 'CIM-VG-ERROR-BEGIN' "$$f" || grep -Eq 'ERROR SUMMARY: [1-9]' "$$f"; then \
+	    bad=$$((bad + 1)); echo "valgrind: errors in $$f"; fi; \
+	  grep -Eq '(definitely|indirectly) lost: [1-9]' "$$f" && leaks=$$((leaks + 1)); \
+	done; \
+	echo "valgrind: $$runs daemon runs: $$clean checked at exit with 0 errors," \
+	  "$$killed killed before the leak check, $$bad with errors, $$leaks with" \
+	  "definite or indirect leaks; tests exit status $$st; $$(( $$(date +%s) - t0 )) s" \
+	  "(reports in $(VALGRIND_LOGS))"; \
+	[ $$st -eq 0 ] && [ $$bad -eq 0 ] && [ $$leaks -eq 0 ] && [ $$runs -gt 0 ]
+
+# ---- fuzzing ---------------------------------------------------------------
+# libFuzzer targets for the three decoders (tests/fuzz/README.md): the JSON
+# requests (fuzz_request), DAG-CBOR values and blocks (fuzz_block), CIDs
+# (fuzz_cid). Built with clang into $(BUILD)/fuzz/, proto/*.c included.
+#   make fuzz         each target FUZZ_TIME seconds on a copy of its corpus
+#                     ($(BUILD)/fuzz/corpus-<name>), FUZZ_JOBS at a time
+#   make fuzz-short   each target FUZZ_SHORT seconds from the committed
+#                     corpus only; fails on any finding (part of make test)
+#   make fuzz-merge   adds what the runs found that adds coverage to the
+#                     committed corpus (tests/fuzz/corpus/<name>)
+# Reproducers go to $(BUILD)/fuzz/artifacts/; FUZZ_ARGS adds libFuzzer
+# options. Replay one input: $(BUILD)/fuzz/fuzz_block <file>.
+FUZZ_CC     ?= clang
+FUZZ_TIME   ?= 600
+FUZZ_SHORT  ?= 15
+FUZZ_JOBS   ?= 1
+FUZZ_ARGS   ?=
+FUZZ_NAMES  := request block cid
+FUZZ_DIR    := $(BUILD)/fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := $(WARN) -g -O1 -fno-omit-frame-pointer $(CPPFLAGS) $(DEPFLAGS)
+FUZZ_LIBS   := $(shell pkg-config --libs libcbor jansson libsodium 2>/dev/null || echo -lcbor -ljansson -lsodium)
+FUZZ_BINS   := $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_NAMES))
+FUZZ_PROTO  := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(PROTO_SRC))
+
+# (fuzz-run-<name> and fuzz-short-<name> are pattern rules, which make does
+# not search for .PHONY targets.)
+.PHONY: fuzz fuzz-short fuzz-merge fuzz-build
+.SECONDARY: $(FUZZ_PROTO) $(patsubst %,$(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o,$(FUZZ_NAMES))
+
+$(FUZZ_DIR)/obj/proto/%.o: proto/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+
+$(FUZZ_DIR)/obj/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_PROTO)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	$(MAKE) -k -j$(FUZZ_JOBS) $(addprefix fuzz-run-,$(FUZZ_NAMES))
+
+fuzz-run-%: $(FUZZ_DIR)/fuzz_%
+	tests/fuzz/run.sh $* $(FUZZ_TIME) $(FUZZ_DIR) $(FUZZ_DIR)/corpus-$* $(FUZZ_ARGS)
+
+fuzz-short: fuzz-build
+	$(MAKE) -k -j$(FUZZ_JOBS) $(addprefix fuzz-short-,$(FUZZ_NAMES))
+
+# From the committed corpus only, so make test fuzzes from the same start each time.
+fuzz-short-%: $(FUZZ_DIR)/fuzz_%
+	rm -rf $(FUZZ_DIR)/short-$*
+	tests/fuzz/run.sh $* $(FUZZ_SHORT) $(FUZZ_DIR) $(FUZZ_DIR)/short-$* $(FUZZ_ARGS)
+
+fuzz-merge: fuzz-build
+	@for n in $(FUZZ_NAMES); do \
+	  if [ -d $(FUZZ_DIR)/corpus-$$n ]; then \
+	    maxlen=65536; [ $$n = cid ] && maxlen=512; \
+	    $(FUZZ_DIR)/fuzz_$$n -merge=1 -max_len=$$maxlen tests/fuzz/corpus/$$n \
+	      $(FUZZ_DIR)/corpus-$$n 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || exit 1; \
+	  fi; \
+	done
+
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
 
 # ---- set-up and running --------------------------------------------------
 

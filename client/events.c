@@ -134,13 +134,32 @@ client_new(const cim_client_options *opts, cim_client **out, cim_error *err)
 	return CIM_ERR_OK;
 }
 
+/* A URL, or a comma-separated list of them (natsOptions_SetURL takes one;
+ * a list goes to natsOptions_SetServers). */
+static natsStatus set_urls(natsOptions *o, const char *urls)
+{
+	char *copy, *save = NULL, *list[32];
+	int n = 0;
+	natsStatus s;
+
+	if (strchr(urls, ',') == NULL)
+		return natsOptions_SetURL(o, urls);
+	if ((copy = strdup(urls)) == NULL)
+		return NATS_NO_MEMORY;
+	for (char *t = strtok_r(copy, ", ", &save); t && n < 32; t = strtok_r(NULL, ", ", &save))
+		list[n++] = t;
+	s = n > 0 ? natsOptions_SetServers(o, (const char **)list, n) : NATS_INVALID_ARG;
+	free(copy);
+	return s;
+}
+
 static natsStatus
 make_options(natsOptions **no, const char *url, int64_t timeout_ms)
 {
 	natsStatus s = natsOptions_Create(no);
 
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(*no, url);
+		s = set_urls(*no, url);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(*no, "libcimevents");
 	if (s == NATS_OK)

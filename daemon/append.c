@@ -447,6 +447,36 @@ static bool burned(const struct job *job)
 	return false;
 }
 
+static bool has_state(const struct job *job, enum jev_state st)
+{
+	for (size_t i = 0; i < job->n; i++)
+		if (job->ev[i].state == st)
+			return true;
+	return false;
+}
+
+/* Are the messages JetStream named in its "duplicate" acks gone (removed
+ * torn remnants whose ids stay in the duplicate window)? Only then may
+ * the job publish under new ids: a message that is still there (a
+ * publish that timed out and was stored after all, as happens while a
+ * cluster elects a leader) holds its version. */
+static bool originals_gone(struct daemon *d, const struct job *job)
+{
+	for (size_t i = 0; i < job->n; i++) {
+		cim_perr e = {0};
+		if (job->ev[i].state != JEV_DUPLICATE)
+			continue;
+		natsMsg *m = job->ev[i].seq ? store_get_msg(d, job->ev[i].seq, &e) : NULL;
+		if (m != NULL) {
+			natsMsg_Destroy(m);
+			return false;
+		}
+		if (job->ev[i].seq == 0 || e.code != CIM_ERR_NOT_FOUND)
+			return false; /* cannot tell */
+	}
+	return true;
+}
+
 /* On a worker: settle the aggregate, then answer from what is stored. */
 static void settle_and_answer(struct daemon *d, void *arg)
 {
@@ -455,10 +485,11 @@ static void settle_and_answer(struct daemon *d, void *arg)
 	cim_perr e;
 	cim_cid head;
 
-	if (burned(job)) {
-		/* part of the job was refused as a duplicate, so what of it was
-		 * stored links to events that are not: take it back (no reader
-		 * saw it, the head never moved) before finding out more */
+	if (burned(job) || has_state(job, JEV_REFUSED)) {
+		/* part of the job was refused (as a duplicate, or by storage,
+		 * say at a limit), so what of it was stored links to events
+		 * that are not: take it back (no reader saw it, the head never
+		 * moved) before finding out more */
 		for (size_t i = 0; i < job->n; i++) {
 			if (job->ev[i].state != JEV_OK)
 				continue;
@@ -498,6 +529,16 @@ static void settle_and_answer(struct daemon *d, void *arg)
 		job_done(job);
 	} else if (cur >= job->base) {
 		reply_wrong_version(job, cur);
+	} else if (burned(job) && job->gen < MSGID_GENS && !originals_gone(d, job)) {
+		/* the ids' messages are stored, yet not where the head goes on:
+		 * not ours to overwrite, nor to call absent */
+		pthread_mutex_lock(&d->mu);
+		a->state = AGG_UNSETTLED;
+		pthread_mutex_unlock(&d->mu);
+		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s",
+			 "storage holds messages for these versions that do not continue "
+			 "the chain yet; retry with the same event_ids to learn whether the "
+			 "append was stored");
 	} else if (burned(job) && job->gen < MSGID_GENS) {
 		/* nothing stored, yet JetStream called it a duplicate: the id
 		 * belonged to a message since removed; publish under a new one */
@@ -510,6 +551,17 @@ static void settle_and_answer(struct daemon *d, void *arg)
 		for (size_t i = 0; i < job->n; i++)
 			job->ev[i].state = JEV_PENDING;
 		job_run(job);
+	} else if (has_state(job, JEV_UNKNOWN)) {
+		/* a publish with no answer may still be stored later (a cluster
+		 * commits it once a leader is elected): "nothing was stored"
+		 * would be a promise not kept */
+		pthread_mutex_lock(&d->mu);
+		a->state = AGG_UNSETTLED;
+		pthread_mutex_unlock(&d->mu);
+		job_fail(job, CIM_ERR_INTERNAL, NULL,
+			 "storage did not confirm the append (%s); retry with the same "
+			 "event_ids to learn whether it was stored",
+			 job->fail_msg[0] ? job->fail_msg : "no answer");
 	} else {
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
 			 job->fail_msg[0] ? job->fail_msg : "storage refused the append");

@@ -190,8 +190,28 @@ static int renew(struct daemon *d)
 	}
 	if (!refused_by_revision(s))
 		return 0;
+	/* the key moved on: by another holder, or by a renewal of ours whose
+	 * answer was lost (a server restarted after storing it, or stored it
+	 * without answering). A value naming us was written by us: take its
+	 * revision and go on; anything else is another holder. */
+	kvEntry *e = NULL;
+	bool ours = false;
+	if (kvStore_Get(&e, d->lease_kv, d->lease_key) == NATS_OK) {
+		json_t *o = json_loadb(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), 0, NULL);
+		const char *h = json_string_value(json_object_get(o, "holder"));
+		ours = h != NULL && strcmp(h, d->holder) == 0;
+		if (ours)
+			d->lease_rev = kvEntry_Revision(e);
+		json_decref(o);
+		kvEntry_Destroy(e);
+	}
+	if (ours) {
+		log_info("the writer lease is at revision %llu, written by us; going on",
+			 (unsigned long long)d->lease_rev);
+		return 0;
+	}
 	log_error("the writer lease was taken over (%s): stopping writes",
-		  nats_GetLastError(NULL));
+		  nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "wrong revision");
 	return -1;
 }
 

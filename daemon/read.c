@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "daemon.h"
@@ -273,6 +274,15 @@ static void get_work(struct daemon *d, void *arg)
 	char open[96], close[96];
 	int64_t next = read_page(d, r, &g, 0);
 
+	/* a read that finds a gap before the head may have been served by a
+	 * consumer on a cluster node still catching up (nats-server 2.9.10
+	 * places ephemeral consumers on any replica): ask again, a few times,
+	 * before calling it a fault */
+	for (int again = 0; next < 0 && g.err.code == CIM_ERR_INTERNAL && again < 4; again++) {
+		usleep(250000);
+		cbuf_free(&g.pg.text);
+		next = read_page(d, r, &g, 0);
+	}
 	if (next < 0) {
 		reply_error(d, r->req, OP_GET, &g.err);
 	} else {
@@ -617,17 +627,28 @@ static void validate_work(struct daemon *d, void *arg)
 	char **types = NULL;
 	int ntypes = 0;
 
-	/* the subjects the stream holds for it, whatever memory says: from the
-	 * start of the stream, since validate trusts nothing remembered */
-	if (store_agg_subjects(d, r->type, r->id, &types, &ntypes, &e) != 0 ||
-	    store_read_agg(d, r->type, r->id, (const char *const *)types, ntypes, 1,
-			   STORE_TO_END, val_visit, &v, &e) != 0) {
+	/* a failure is read again a few times before it is reported: the
+	 * read may have been served by a consumer on a cluster node still
+	 * catching up (see get_work) */
+	for (int attempt = 0;; attempt++) {
+		v = (struct val_ctx){.d = d, .r = r, .next = 1};
+		types = NULL;
+		ntypes = 0;
+		/* the subjects the stream holds for it, whatever memory says: from
+		 * the start of the stream, since validate trusts nothing remembered */
+		if (store_agg_subjects(d, r->type, r->id, &types, &ntypes, &e) != 0 ||
+		    store_read_agg(d, r->type, r->id, (const char *const *)types, ntypes, 1,
+				   STORE_TO_END, val_visit, &v, &e) != 0) {
+			store_free_subjects(types, ntypes);
+			reply_error(d, r->req, OP_VALIDATE, &e);
+			read_req_free(r);
+			return;
+		}
 		store_free_subjects(types, ntypes);
-		reply_error(d, r->req, OP_VALIDATE, &e);
-		read_req_free(r);
-		return;
+		if (attempt == 3 || (v.reason == NULL && v.checked >= r->head_version))
+			break;
+		usleep(250000);
 	}
-	store_free_subjects(types, ntypes);
 	if (v.reason == NULL && v.checked < r->head_version) {
 		snprintf(detail, sizeof detail, "the aggregate's head is version %llu but "
 			 "the stream holds versions up to %llu only",

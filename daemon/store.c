@@ -53,6 +53,25 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub,
 	log_warn("NATS asynchronous error: %s", natsStatus_GetText(s));
 }
 
+/* A URL, or a comma-separated list of them (natsOptions_SetURL takes one;
+ * a list goes to natsOptions_SetServers). */
+static natsStatus set_urls(natsOptions *o, const char *urls)
+{
+	char *copy, *save = NULL, *list[32];
+	int n = 0;
+	natsStatus s;
+
+	if (strchr(urls, ',') == NULL)
+		return natsOptions_SetURL(o, urls);
+	if ((copy = strdup(urls)) == NULL)
+		return NATS_NO_MEMORY;
+	for (char *t = strtok_r(copy, ", ", &save); t && n < 32; t = strtok_r(NULL, ", ", &save))
+		list[n++] = t;
+	s = n > 0 ? natsOptions_SetServers(o, (const char **)list, n) : NATS_INVALID_ARG;
+	free(copy);
+	return s;
+}
+
 /* Connects, retrying with backoff until it works (or connect_timeout
  * passes, when set), then reconnects by itself for ever. */
 int store_connect(struct daemon *d)
@@ -66,7 +85,12 @@ int store_connect(struct daemon *d)
 
 	if (natsOptions_Create(&o) != NATS_OK)
 		return -1;
-	natsOptions_SetURL(o, d->cfg->nats_url);
+	if (set_urls(o, d->cfg->nats_url) != NATS_OK) {
+		log_error("nats_url: not a URL or a comma-separated list of URLs: %s",
+			  d->cfg->nats_url);
+		natsOptions_Destroy(o);
+		return -1;
+	}
 	natsOptions_SetName(o, "cim-eventsd");
 	natsOptions_SetSendAsap(o, true);
 	natsOptions_SetMaxReconnect(o, -1);
@@ -154,6 +178,20 @@ static int ensure_stream(struct daemon *d)
 			log_warn("stream %s does not list subject %s", d->cfg->stream, subj);
 		if (si->Config->Storage != js_FileStorage)
 			log_warn("stream %s does not use file storage", d->cfg->stream);
+		if (si->Config->MaxBytes > 0 || si->Config->MaxMsgs > 0 ||
+		    si->Config->MaxMsgsPerSubject > 0) {
+			/* measured on nats-server 2.9.10 (tests/faults/
+			 * test_storage_full.c): at max_bytes with discard new it
+			 * refuses new messages but has also dropped the oldest ones */
+			log_error("stream %s has a max_bytes, max_msgs or max_msgs_per_subject "
+				  "limit; nats-server 2.9.10 can drop acknowledged events at "
+				  "such a limit, so the daemon will not run on it: remove the "
+				  "limit and bound storage at the server or account "
+				  "(jetstream max_file_store), which refuses new events only",
+				  d->cfg->stream);
+			jsStreamInfo_Destroy(si);
+			return -1;
+		}
 		if (si->Config->Discard == js_DiscardOld &&
 		    (si->Config->MaxMsgs > 0 || si->Config->MaxBytes > 0 ||
 		     si->Config->MaxAge > 0))
