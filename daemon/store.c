@@ -192,6 +192,10 @@ static int ensure_stream(struct daemon *d)
 			jsStreamInfo_Destroy(si);
 			return -1;
 		}
+		if (si->Config->Replicas > 1)
+			log_warn("stream %s has %lld replicas: a daemon that loses the stream's "
+				 "leader under load can still break chains (docs/design.md, "
+				 "section 10)", d->cfg->stream, (long long)si->Config->Replicas);
 		if (si->Config->Discard == js_DiscardOld &&
 		    (si->Config->MaxMsgs > 0 || si->Config->MaxBytes > 0 ||
 		     si->Config->MaxAge > 0))
