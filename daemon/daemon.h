@@ -251,6 +251,9 @@ int store_load_heads(struct daemon *d);
 /* After the lease was lost and taken again: the events stored since
  * d->seen_seq (by another daemon, or ours that landed late). */
 int store_catch_up(struct daemon *d);
+/* SIGTERM or SIGINT when one is waiting to be taken (they are blocked in
+ * every thread), else 0: long reads give up when asked to stop. */
+int stop_pending(void);
 /* Calls visit for each stored message of one aggregate (its exact
  * subjects for the ntypes event types given; ntypes < 0: all of them, by a
  * wildcard, slow on a large stream) with seq in [from_seq, to_seq]

@@ -132,11 +132,9 @@ int main(int argc, char **argv)
 			int r = become_active(&d);
 			if (r < 0) {
 				/* a stop asked for during the load is not a failure */
-				sigset_t p;
-				bool asked = sigpending(&p) == 0 &&
-					     (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT));
+				int asked = stop_pending();
 				exit_code = asked ? 0 : 1;
-				sig = asked && sigismember(&p, SIGINT) ? SIGINT : SIGTERM;
+				sig = asked ? asked : SIGTERM;
 				break;
 			}
 		} else if (d.serving && !lease_valid(&d)) {

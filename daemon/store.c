@@ -691,10 +691,12 @@ static void open_free(struct open_batch *b)
 	free(b);
 }
 
-static bool term_pending(void)
+int stop_pending(void)
 {
 	sigset_t p;
-	return sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT));
+	if (sigpending(&p) != 0)
+		return 0;
+	return sigismember(&p, SIGTERM) ? SIGTERM : sigismember(&p, SIGINT) ? SIGINT : 0;
 }
 
 /* One stored message into the heads; d->mu held. */
@@ -803,7 +805,7 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	char buf[256];
 	const char *type, *id;
 
-	if (sc->stop_on_term && (seq & 4095) == 0 && term_pending()) {
+	if (sc->stop_on_term && (seq & 4095) == 0 && stop_pending()) {
 		log_warn("asked to stop while reading the stream (at seq %llu)",
 			 (unsigned long long)seq);
 		return -1;
