@@ -12,14 +12,18 @@
  *
  * Nats-Msg-Id is "<type>.<id>.<version>": JetStream keeps one message per
  * id in its duplicate window, so no version can be written twice even if
- * two writers ever raced. Removing a torn batch does not take its ids out
- * of that window, so an id can be "burned": an ack says duplicate, yet
- * nothing is stored past the head. Then the job publishes again with the
+ * two writers ever raced. When an ack says "duplicate", or never comes,
+ * or nobody took a message, the job's outcome is found out before
+ * anything else is written (resolve_and_answer): each message not known
+ * to be stored is published again as it is until JetStream answers for
+ * sure, and a "duplicate" is read back through the stream's leader. A job
+ * wholly stored in order is done; otherwise what of it is stored is taken
+ * back. Removing a message does not take its id out of the duplicate
+ * window, so an id can be "burned"; then the job publishes again with the
  * id "<type>.<id>.<version>.<n>", a new generation, at most MSGID_GENS
- * times. A publish that fails, or an ack that says
- * "duplicate", marks the aggregate unsettled: before it is written again,
- * store_settle() reads what is really stored past the head, adopts whole
- * batches and removes a torn one.
+ * times. A job whose outcome stays unknown leaves its aggregate
+ * unsettled: store_settle() reads what the leader holds past the head
+ * before it is written again.
  *
  * Retrying an append with the same event_ids is answered from what is
  * stored: the window (heads.c) says where an event_id went; the stored
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "dagcbor.h"
@@ -38,9 +43,12 @@
 enum jev_state {
 	JEV_PENDING = 0,
 	JEV_OK,
-	JEV_DUPLICATE, /* JetStream already had this Nats-Msg-Id */
-	JEV_REFUSED,   /* definitely not stored */
-	JEV_UNKNOWN,   /* no answer: may or may not be stored */
+	JEV_DUPLICATE,  /* JetStream already had this Nats-Msg-Id */
+	JEV_REFUSED,    /* JetStream said no (a limit, say): not stored */
+	JEV_NOT_STORED, /* never sent, or taken back */
+	JEV_UNKNOWN,    /* no answer: may or may not be stored */
+	JEV_FOREIGN,    /* resolving: the duplicate's message is not ours */
+	JEV_BURNED,     /* resolving: the duplicate's message was removed */
 };
 
 struct jev {
@@ -48,6 +56,7 @@ struct jev {
 	cim_cid cid;
 	uint64_t seq;
 	uint8_t state;
+	natsMsg *msg; /* kept to publish again when not known to be stored */
 };
 
 #define MSGID_GENS 8
@@ -67,6 +76,7 @@ struct job {
 	bool idem_checked;
 	unsigned gen; /* Nats-Msg-Id generation, 0 for the plain id */
 	char fail_msg[256];
+	bool settle_only; /* no request: settles its aggregate (append_sweep) */
 	char type[CIM_TYPE_MAX + 1];
 	char id[CIM_ID_MAX + 1];
 };
@@ -79,6 +89,8 @@ static void job_free(struct job *job)
 		atomic_fetch_sub(&job->d->job_bytes, (long)job->req_len);
 	cim_append_req_free(&job->ar);
 	natsMsg_Destroy(job->req);
+	for (size_t i = 0; job->ev != NULL && i < job->n; i++)
+		natsMsg_Destroy(job->ev[i].msg);
 	free(job->ev);
 	free(job);
 }
@@ -111,6 +123,14 @@ static void job_fail(struct job *job, cim_err code, const char *field,
 	cim_perr_set(&e, code, field, fmt, arg);
 	reply_error(job->d, job->req, OP_APPEND, &e);
 	job_done(job);
+}
+
+/* Answers with an error; the job goes on (the caller ends it). */
+static void job_reply_fail(struct job *job, cim_err code, const char *msg)
+{
+	cim_perr e;
+	cim_perr_set(&e, code, NULL, "%s", msg);
+	reply_error(job->d, job->req, OP_APPEND, &e);
 }
 
 static json_t *success_reply(const struct job *job, uint64_t base)
@@ -301,30 +321,40 @@ static void job_publish(struct job *job)
 		goto out;
 	}
 
+	/* the id and the stream go in as headers, so that a message can be
+	 * published again as it is (resolve_and_answer) */
+	for (size_t i = 0; i < n; i++) {
+		if (job->gen == 0)
+			snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
+				 (unsigned long long)(job->base + i));
+		else
+			snprintf(msgid, sizeof msgid, "%s.%s.%llu.%u", job->type, job->id,
+				 (unsigned long long)(job->base + i), job->gen);
+		if (natsMsgHeader_Set(msgs[i], "Nats-Msg-Id", msgid) != NATS_OK ||
+		    natsMsgHeader_Set(msgs[i], "Nats-Expected-Stream", d->cfg->stream) != NATS_OK) {
+			job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "cannot build the message");
+			goto out;
+		}
+	}
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = d->cfg->publish_timeout_ms;
-	po.ExpectStream = d->cfg->stream;
-	po.MsgId = msgid;
 	for (; sent < n; sent++) {
-		if (job->gen == 0)
-			snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
-				 (unsigned long long)(job->base + sent));
-		else
-			snprintf(msgid, sizeof msgid, "%s.%s.%llu.%u", job->type, job->id,
-				 (unsigned long long)(job->base + sent), job->gen);
 		s = js_PublishMsgAsync(d->js, &msgs[sent], &po);
 		if (s != NATS_OK)
 			break;
 	}
 	if (sent < n) {
-		/* the rest never left: they count as refused */
+		/* the rest never left */
 		bool done;
 		pthread_mutex_lock(&d->mu);
 		snprintf(job->fail_msg, sizeof job->fail_msg,
 			 "storage: cannot publish: %s", natsStatus_GetText(s));
-		for (size_t i = sent; i < n; i++)
-			job->ev[i].state = JEV_REFUSED;
+		for (size_t i = sent; i < n; i++) {
+			job->ev[i].state = JEV_NOT_STORED;
+			job->ev[i].msg = msgs[i];
+			msgs[i] = NULL;
+		}
 		job->resolved += n - sent;
 		done = job->resolved == n;
 		pthread_mutex_unlock(&d->mu);
@@ -374,9 +404,17 @@ void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		e->state = pa->Duplicate ? JEV_DUPLICATE : JEV_OK;
 	} else {
 		natsStatus err = pae ? pae->Err : NATS_ERR;
-		/* JetStream answered no, or nobody could have stored it */
-		bool refused = pae && (pae->ErrCode != 0 || err == NATS_NO_RESPONDERS);
-		e->state = refused ? JEV_REFUSED : JEV_UNKNOWN;
+		/* JetStream answered no; or the answer never came, or came as
+		 * "no responders" (nats.c gives that one an error code too),
+		 * which was seen for messages that were stored all the same,
+		 * when the daemon's server died as they went through it: it
+		 * may be stored, now or later */
+		e->state = err != NATS_NO_RESPONDERS && pae && pae->ErrCode != 0 ? JEV_REFUSED
+										  : JEV_UNKNOWN;
+		if (e->state != JEV_REFUSED) {
+			e->msg = msg;
+			msg = NULL;
+		}
 		snprintf(job->fail_msg, sizeof job->fail_msg, "storage: %s%s%s",
 			 natsStatus_GetText(err), pae && pae->ErrText ? ": " : "",
 			 pae && pae->ErrText ? pae->ErrText : "");
@@ -389,41 +427,53 @@ out:
 		job_complete(job);
 }
 
-static void settle_and_answer(struct daemon *d, void *arg);
+static void resolve_and_answer(struct daemon *d, void *arg);
+
+/* The job's events are all stored, at ev[i].seq: the head moves on and
+ * the request is answered. */
+static void job_commit(struct job *job)
+{
+	struct daemon *d = job->d;
+	int64_t now = now_ns();
+	const struct jev *last = &job->ev[job->n - 1];
+
+	pthread_mutex_lock(&d->mu);
+	agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq, last->event_id);
+	if (job->agg->first_seq == 0)
+		job->agg->first_seq = job->ev[0].seq;
+	if (last->seq > d->seen_seq)
+		d->seen_seq = last->seq;
+	for (size_t i = 0; i < job->n; i++) {
+		const char *et = job->ar.events[i].event_type;
+		agg_add_type(&d->heads, job->agg, et, strlen(et));
+	}
+	for (size_t i = 0; i < job->n; i++)
+		recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,
+			   job->ev[i].seq, now, d->cfg->idempotency_window_s * 1000000000LL);
+	job->agg->state = AGG_SETTLED;
+	pthread_mutex_unlock(&d->mu);
+	atomic_fetch_add(&d->events_appended, job->n);
+	reply_json(d, job->req, success_reply(job, job->base));
+	job_done(job);
+}
+
+static size_t count_state(const struct job *job, enum jev_state st)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < job->n; i++)
+		k += job->ev[i].state == st;
+	return k;
+}
 
 static void job_complete(struct job *job)
 {
 	struct daemon *d = job->d;
-	size_t ok = 0, refused = 0;
 
-	for (size_t i = 0; i < job->n; i++) {
-		ok += job->ev[i].state == JEV_OK;
-		refused += job->ev[i].state == JEV_REFUSED;
-	}
-	if (ok == job->n) {
-		int64_t now = now_ns();
-		const struct jev *last = &job->ev[job->n - 1];
-		pthread_mutex_lock(&d->mu);
-		agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq,
-			     last->event_id);
-		if (job->agg->first_seq == 0)
-			job->agg->first_seq = job->ev[0].seq;
-		if (last->seq > d->seen_seq)
-			d->seen_seq = last->seq;
-		for (size_t i = 0; i < job->n; i++) {
-			const char *et = job->ar.events[i].event_type;
-			agg_add_type(&d->heads, job->agg, et, strlen(et));
-		}
-		for (size_t i = 0; i < job->n; i++)
-			recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,
-				   job->ev[i].seq, now, d->cfg->idempotency_window_s * 1000000000LL);
-		pthread_mutex_unlock(&d->mu);
-		atomic_fetch_add(&d->events_appended, job->n);
-		reply_json(d, job->req, success_reply(job, job->base));
-		job_done(job);
+	if (count_state(job, JEV_OK) == job->n) {
+		job_commit(job);
 		return;
 	}
-	if (refused == job->n) {
+	if (count_state(job, JEV_REFUSED) + count_state(job, JEV_NOT_STORED) == job->n) {
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
 			 job->fail_msg);
 		return;
@@ -432,139 +482,250 @@ static void job_complete(struct job *job)
 	pthread_mutex_lock(&d->mu);
 	job->agg->state = AGG_UNSETTLED;
 	pthread_mutex_unlock(&d->mu);
-	if (work_submit(d, settle_and_answer, job) != 0)
+	if (work_submit(d, resolve_and_answer, job) != 0)
 		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s",
 			 "storage did not confirm the append and the daemon is overloaded; "
 			 "retry with the same event_ids to learn whether it was stored");
 }
 
-/* Did JetStream call one of the job's messages a duplicate? */
-static bool burned(const struct job *job)
+/* ---- an append whose outcome is not known at once ---------------------------
+ *
+ * Some acks said "duplicate", or never came, or nobody took the message.
+ * Reading the stream to find out cannot be trusted while a cluster elects
+ * a leader: a publish that timed out may be committed seconds later. So
+ * each message not known to be stored is published again, the same bytes
+ * under the same Nats-Msg-Id, until JetStream gives a definite answer:
+ * stored now, or "duplicate" with the sequence of the copy it already had
+ * (which is read back, through the leader, and compared). Then the whole
+ * job is known: all of it stored in order (done), or part of it refused,
+ * or its ids burned by removed messages, and then what of it is stored is
+ * taken back (no reader saw it: the head never moved). */
+
+#define RESOLVE_TRY_NS (250 * 1000000LL)
+#define RESOLVE_MIN_NS (20 * 1000000000LL)
+#define UNSURE_GRACE_NS (30 * 1000000000LL)
+
+/* Answers the request now, and lets the job go on without anyone to
+ * answer: a client that waits no longer than the publish timeout still
+ * hears something, and learns the outcome by retrying. */
+static void answer_early(struct job *job, const char *why)
 {
-	for (size_t i = 0; i < job->n; i++)
-		if (job->ev[i].state == JEV_DUPLICATE)
-			return true;
-	return false;
+	natsMsg *quiet = NULL;
+
+	job_reply_fail(job, CIM_ERR_INTERNAL, why);
+	if (natsMsg_Create(&quiet, natsMsg_GetSubject(job->req), NULL, NULL, 0) == NATS_OK) {
+		natsMsg_Destroy(job->req);
+		job->req = quiet;
+	}
 }
 
-static bool has_state(const struct job *job, enum jev_state st)
+/* Publishes the job's unsure messages again until each has a definite
+ * answer. 0 when all have, -1 when it gave up (no lease, no time). */
+static int republish(struct job *job, bool *answered)
 {
-	for (size_t i = 0; i < job->n; i++)
-		if (job->ev[i].state == st)
-			return true;
-	return false;
+	struct daemon *d = job->d;
+	int64_t start = now_ns();
+	int64_t timeout_ns = d->cfg->publish_timeout_ms * 1000000LL;
+	int64_t deadline = start + (timeout_ns * 3 > RESOLVE_MIN_NS ? timeout_ns * 3
+								    : RESOLVE_MIN_NS);
+	jsPubOptions po;
+
+	jsPubOptions_Init(&po);
+	/* the client has waited a publish timeout already: the first round
+	 * is short, and answers it if it did not settle everything */
+	po.MaxWait = d->cfg->publish_timeout_ms < 250 ? d->cfg->publish_timeout_ms : 250;
+	for (;;) {
+		bool pending = false;
+		for (size_t i = 0; i < job->n; i++) {
+			struct jev *e = &job->ev[i];
+			jsPubAck *pa = NULL;
+			jsErrCode je = 0;
+			if (e->state != JEV_UNKNOWN && e->state != JEV_NOT_STORED)
+				continue;
+			if (atomic_load(&d->draining))
+				return -1;
+			if (!lease_valid(d)) {
+				/* not now; the lease may be held again in a moment
+				 * (its bucket electing a leader, say) */
+				pending = true;
+				break;
+			}
+			natsStatus s = js_PublishMsg(&pa, d->js, e->msg, &po, &je);
+			if (s == NATS_OK) {
+				e->seq = pa->Sequence;
+				e->state = pa->Duplicate ? JEV_DUPLICATE : JEV_OK;
+				jsPubAck_Destroy(pa);
+			} else if (je != 0 && s != NATS_NO_RESPONDERS) {
+				e->state = JEV_REFUSED;
+				snprintf(job->fail_msg, sizeof job->fail_msg,
+					 "storage: %s (JetStream error %d)", natsStatus_GetText(s),
+					 (int)je);
+			} else {
+				e->state = JEV_UNKNOWN;
+				pending = true;
+			}
+		}
+		if (!pending)
+			return 0;
+		if (!*answered) {
+			answer_early(job, "storage did not confirm the append in time; retry "
+					  "with the same event_ids to learn whether it was stored");
+			*answered = true;
+		}
+		if (now_ns() >= deadline)
+			return -1;
+		po.MaxWait = d->cfg->publish_timeout_ms;
+		usleep((useconds_t)(RESOLVE_TRY_NS / 1000));
+	}
 }
 
-/* Are the messages JetStream named in its "duplicate" acks gone (removed
- * torn remnants whose ids stay in the duplicate window)? Only then may
- * the job publish under new ids: a message that is still there (a
- * publish that timed out and was stored after all, as happens while a
- * cluster elects a leader) holds its version. */
-static bool originals_gone(struct daemon *d, const struct job *job)
+/* Which "duplicate" acks name our own message (stored earlier by a
+ * publish whose ack was lost), which another, which a removed one. -1
+ * when the leader cannot be asked. */
+static int check_duplicates(struct job *job)
+{
+	struct daemon *d = job->d;
+
+	for (size_t i = 0; i < job->n; i++) {
+		struct jev *e = &job->ev[i];
+		cim_perr err = {0};
+		cim_cid cid;
+		if (e->state != JEV_DUPLICATE)
+			continue;
+		natsMsg *m = store_get_msg(d, e->seq, &err);
+		if (m == NULL) {
+			if (err.code != CIM_ERR_NOT_FOUND)
+				return -1;
+			e->state = JEV_BURNED;
+			continue;
+		}
+		cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code,
+				(const uint8_t *)natsMsg_GetData(m),
+				(size_t)natsMsg_GetDataLength(m));
+		natsMsg_Destroy(m);
+		e->state = cim_cid_equal(&cid, &e->cid) ? JEV_OK : JEV_FOREIGN;
+	}
+	return 0;
+}
+
+/* Removes what of the job is stored. 0, or -1 when a removal failed. */
+static int take_back(struct job *job)
 {
 	for (size_t i = 0; i < job->n; i++) {
-		cim_perr e = {0};
-		if (job->ev[i].state != JEV_DUPLICATE)
+		cim_perr e;
+		if (job->ev[i].state != JEV_OK)
 			continue;
-		natsMsg *m = job->ev[i].seq ? store_get_msg(d, job->ev[i].seq, &e) : NULL;
-		if (m != NULL) {
-			natsMsg_Destroy(m);
-			return false;
+		if (store_delete_msg(job->d, job->ev[i].seq, &e) != 0) {
+			log_error("%s/%s: cannot take back version %llu at seq %llu: %s",
+				  job->type, job->id, (unsigned long long)(job->base + i),
+				  (unsigned long long)job->ev[i].seq, e.msg);
+			return -1;
 		}
-		if (job->ev[i].seq == 0 || e.code != CIM_ERR_NOT_FOUND)
-			return false; /* cannot tell */
+		job->ev[i].state = JEV_NOT_STORED;
+	}
+	return 0;
+}
+
+/* Stored in version order, after the head? */
+static bool in_order(const struct job *job)
+{
+	uint64_t prev = job->agg->seq;
+	for (size_t i = 0; i < job->n; i++) {
+		if (job->ev[i].seq <= prev)
+			return false;
+		prev = job->ev[i].seq;
 	}
 	return true;
 }
 
-/* On a worker: settle the aggregate, then answer from what is stored. */
-static void settle_and_answer(struct daemon *d, void *arg)
+static void sweep_add(struct daemon *d, struct agg *a);
+
+/* Gives up on knowing: the aggregate is settled from the stream before it
+ * is written again, and no torn batch is removed while the publish may
+ * still land. */
+static void abandon(struct job *job, bool answered, const char *why)
+{
+	struct daemon *d = job->d;
+
+	atomic_store(&d->unsure_until, now_ns() + UNSURE_GRACE_NS);
+	pthread_mutex_lock(&d->mu);
+	job->agg->state = AGG_UNSETTLED;
+	pthread_mutex_unlock(&d->mu);
+	sweep_add(d, job->agg);
+	log_warn("%s/%s: the outcome of the append at version %llu is not known (%s)",
+		 job->type, job->id, (unsigned long long)job->base, why);
+	if (!answered)
+		job_reply_fail(job, CIM_ERR_INTERNAL,
+			       "storage did not confirm the append; retry with the same "
+			       "event_ids to learn whether it was stored");
+	job_done(job);
+}
+
+/* On a worker: learn what became of each message, then answer. */
+static void resolve_and_answer(struct daemon *d, void *arg)
 {
 	struct job *job = arg;
-	struct agg *a = job->agg;
-	cim_perr e;
-	cim_cid head;
+	bool answered = false;
 
-	if (burned(job) || has_state(job, JEV_REFUSED)) {
-		/* part of the job was refused (as a duplicate, or by storage,
-		 * say at a limit), so what of it was stored links to events
-		 * that are not: take it back (no reader saw it, the head never
-		 * moved) before finding out more */
-		for (size_t i = 0; i < job->n; i++) {
-			if (job->ev[i].state != JEV_OK)
-				continue;
-			if (store_delete_msg(d, job->ev[i].seq, &e) != 0) {
-				job_fail(job, CIM_ERR_INTERNAL, NULL,
-					 "storage did not take back a partly refused append "
-					 "(%s); retry with the same event_ids to learn whether "
-					 "it was stored", e.msg);
-				return;
-			}
-			job->ev[i].state = JEV_REFUSED;
-		}
+	if (republish(job, &answered) != 0) {
+		abandon(job, answered, lease_valid(d) ? "no definite answer from storage"
+						      : "the writer lease is not held");
+		return;
 	}
-	if (store_settle(d, a, &e) != 0) {
-		/* not "unavailable": that promises nothing was stored */
-		job_fail(job, CIM_ERR_INTERNAL, NULL,
-			 "storage did not confirm the append (%s); retry with the same "
-			 "event_ids to learn whether it was stored", e.msg);
+	if (check_duplicates(job) != 0) {
+		abandon(job, answered, "the stream's leader cannot be asked");
+		return;
+	}
+	size_t n = job->n;
+	if (count_state(job, JEV_OK) == n && in_order(job)) {
+		log_info("%s/%s: versions %llu-%llu confirmed stored after all", job->type,
+			 job->id, (unsigned long long)job->base,
+			 (unsigned long long)(job->base + n - 1));
+		job_commit(job);
+		return;
+	}
+	/* not all of it, or not in order: nothing of it may stay */
+	if (take_back(job) != 0) {
+		abandon(job, answered, "what was stored of it cannot be taken back");
 		return;
 	}
 	pthread_mutex_lock(&d->mu);
-	agg_head_cid(a, &head);
-	uint64_t cur = a->version;
+	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
-	if (cur == job->base + job->n - 1 && cim_cid_equal(&head, &job->ev[job->n - 1].cid)) {
-		/* all of it is stored: the settle adopted it; its seqs are in the window */
-		for (size_t i = 0; i < job->n; i++) {
-			struct agg *wa;
-			uint64_t v, seq;
-			pthread_mutex_lock(&d->mu);
-			if (recent_find(&d->recent, job->ev[i].event_id, &wa, &v, &seq) == 0)
-				job->ev[i].seq = seq;
-			pthread_mutex_unlock(&d->mu);
-		}
-		atomic_fetch_add(&d->events_appended, job->n);
-		reply_json(d, job->req, success_reply(job, job->base));
+	if (count_state(job, JEV_REFUSED) > 0) {
+		job_reply_fail(job, CIM_ERR_UNAVAILABLE, job->fail_msg[0] ? job->fail_msg
+									  : "storage refused the append");
 		job_done(job);
-	} else if (cur >= job->base) {
-		reply_wrong_version(job, cur);
-	} else if (burned(job) && job->gen < MSGID_GENS && !originals_gone(d, job)) {
-		/* the ids' messages are stored, yet not where the head goes on:
-		 * not ours to overwrite, nor to call absent */
+	} else if (count_state(job, JEV_FOREIGN) > 0) {
+		/* another append's events hold these versions (one this daemon
+		 * gave up on, landed since): read the stream before going on */
 		pthread_mutex_lock(&d->mu);
-		a->state = AGG_UNSETTLED;
+		job->agg->state = AGG_UNSETTLED;
 		pthread_mutex_unlock(&d->mu);
-		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s",
-			 "storage holds messages for these versions that do not continue "
-			 "the chain yet; retry with the same event_ids to learn whether the "
-			 "append was stored");
-	} else if (burned(job) && job->gen < MSGID_GENS) {
-		/* nothing stored, yet JetStream called it a duplicate: the id
-		 * belonged to a message since removed; publish under a new one */
-		log_info("%s/%s: Nats-Msg-Id of version %llu was used by a removed "
-			 "message; publishing again as generation %u", job->type,
-			 job->id, (unsigned long long)job->base, job->gen + 1);
+		job_reply_fail(job, CIM_ERR_INTERNAL,
+			       "storage holds other events at these versions; nothing of this "
+			       "append was kept; retry with the same event_ids");
+		job_done(job);
+	} else if (job->gen < MSGID_GENS) {
+		/* ids burned by removed messages, or stored out of order: once
+		 * more under new ids, from the head */
+		log_info("%s/%s: publishing version %llu again as generation %u (%s)",
+			 job->type, job->id, (unsigned long long)job->base, job->gen + 1,
+			 count_state(job, JEV_BURNED) ? "its ids were used by removed messages"
+						      : "it was stored out of order");
 		job->gen++;
 		job->resolved = 0;
 		memset(job->fail_msg, 0, sizeof job->fail_msg);
-		for (size_t i = 0; i < job->n; i++)
+		for (size_t i = 0; i < n; i++) {
+			natsMsg_Destroy(job->ev[i].msg);
+			job->ev[i].msg = NULL;
 			job->ev[i].state = JEV_PENDING;
+		}
 		job_run(job);
-	} else if (has_state(job, JEV_UNKNOWN)) {
-		/* a publish with no answer may still be stored later (a cluster
-		 * commits it once a leader is elected): "nothing was stored"
-		 * would be a promise not kept */
-		pthread_mutex_lock(&d->mu);
-		a->state = AGG_UNSETTLED;
-		pthread_mutex_unlock(&d->mu);
-		job_fail(job, CIM_ERR_INTERNAL, NULL,
-			 "storage did not confirm the append (%s); retry with the same "
-			 "event_ids to learn whether it was stored",
-			 job->fail_msg[0] ? job->fail_msg : "no answer");
 	} else {
-		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
-			 job->fail_msg[0] ? job->fail_msg : "storage refused the append");
+		job_reply_fail(job, CIM_ERR_INTERNAL,
+			       "storage kept refusing this append's ids; nothing was kept; retry");
+		job_done(job);
 	}
 }
 
@@ -781,14 +942,35 @@ static bool may_be_retry(struct job *job)
 
 /* ---- running a job ------------------------------------------------------------ */
 
+static void sweep_add(struct daemon *d, struct agg *a)
+{
+	pthread_mutex_lock(&d->mu);
+	bool listed = false;
+	for (int i = 0; i < d->nsweep && !listed; i++)
+		listed = d->sweep[i] == a;
+	if (!listed && d->nsweep < (int)(sizeof d->sweep / sizeof d->sweep[0]))
+		d->sweep[d->nsweep++] = a;
+	pthread_mutex_unlock(&d->mu);
+}
+
 static void settle_then_run(struct daemon *d, void *arg)
 {
 	struct job *job = arg;
 	cim_perr e;
 
+	if (job->settle_only) {
+		if (store_settle(d, job->agg, &e) != 0) {
+			log_warn("%s/%s: cannot settle it yet (%s); trying again later",
+				 job->type, job->id, e.msg);
+			sweep_add(d, job->agg);
+		}
+		job_done(job);
+		return;
+	}
 	if (store_settle(d, job->agg, &e) != 0) {
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
-			 "storage is unreachable (%s); nothing was stored", e.msg);
+			 "the aggregate's stored events cannot be checked yet: %s; "
+			 "nothing was stored", e.msg);
 		return;
 	}
 	job_run(job);
@@ -896,4 +1078,41 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 	job->agg->busy = job;
 	pthread_mutex_unlock(&d->mu);
 	job_run(job);
+}
+
+void append_sweep(struct daemon *d)
+{
+	struct job *run[64];
+	int n = 0;
+
+	if (now_ns() < atomic_load(&d->unsure_until))
+		return;
+	pthread_mutex_lock(&d->mu);
+	for (int i = 0; i < d->nsweep;) {
+		struct agg *a = d->sweep[i];
+		struct job *job = NULL;
+		if (a->busy == NULL && a->state == AGG_UNSETTLED &&
+		    (job = calloc(1, sizeof *job)) != NULL) {
+			job->d = d;
+			job->agg = a;
+			job->settle_only = true;
+			job->qtail = job;
+			snprintf(job->type, sizeof job->type, "%s", agg_type(a));
+			snprintf(job->id, sizeof job->id, "%s", agg_id(a));
+			a->busy = job;
+			run[n++] = job;
+		}
+		if (job != NULL || a->state != AGG_UNSETTLED)
+			d->sweep[i] = d->sweep[--d->nsweep];
+		else
+			i++; /* busy: its own append settles it, or a later sweep */
+	}
+	pthread_mutex_unlock(&d->mu);
+	for (int i = 0; i < n; i++) {
+		atomic_fetch_add(&d->jobs_in_flight, 1);
+		if (work_submit(d, settle_then_run, run[i]) != 0) {
+			sweep_add(d, run[i]->agg);
+			job_done(run[i]);
+		}
+	}
 }

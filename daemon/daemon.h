@@ -151,6 +151,16 @@ struct daemon {
 	natsSubscription *sub; /* only the main thread changes it */
 	size_t max_payload;
 	char events_prefix[128]; /* "events." */
+	char js_api[128];        /* JetStream API subject prefix, "$JS.API" */
+	char stream_leader[128]; /* under mu: the server that leads the stream */
+	struct agg *sweep[64];   /* under mu: unsettled aggregates to settle
+				    without waiting for their next append */
+	int nsweep;
+	atomic_ullong reads_off_leader; /* reads that could not get a consumer
+					   on the stream's leader (store.c) */
+	_Atomic int64_t unsure_until; /* now_ns() before which an abandoned
+				   publish may still land: torn batches are
+				   left alone until then (append.c) */
 	int64_t stream_created;  /* the stream's creation time (ns), from its info */
 
 	pthread_mutex_t mu;
@@ -284,6 +294,23 @@ int store_split_subject(const struct daemon *d, const char *subj, char *buf,
  * head, removes a torn one. Caller owns a (a->busy). 0 or -1 (err set). */
 int store_settle(struct daemon *d, struct agg *a, cim_perr *err);
 
+/* leader.c: reads only the stream's leader answers (never a lagging
+ * replica): what the daemon acts on is read this way. */
+struct leader_msg {
+	natsMsg *msg; /* subject, data and headers; NULL when none */
+	uint64_t seq;
+	int64_t ts;   /* when JetStream stored it, ns since the epoch */
+};
+/* The message at seq (subject NULL), or the first at or after seq on one
+ * exact subject. 1 with *out filled, 0 when there is none, -1 with err set. */
+int leader_get(struct daemon *d, uint64_t seq, const char *subject, struct leader_msg *out,
+	       cim_perr *err);
+/* store_read_agg through the leader, from from_seq to the end, for the
+ * ntypes exact subjects of the given event types. */
+int store_read_agg_leader(struct daemon *d, const char *type, const char *id,
+			  char *const *event_types, int ntypes, uint64_t from_seq,
+			  store_visit_fn visit, void *ctx, cim_perr *err);
+
 /* checkpoint.c */
 int checkpoint_write(struct daemon *d);
 /* 0: loaded into the (empty) head table; 1: none usable, why says so
@@ -338,6 +365,9 @@ int snapshot_fetch(struct daemon *d, const char *type, const char *id,
 /* append.c */
 void append_request(struct daemon *d, natsMsg *req, const char *type,
 		    const char *id);
+/* Settles, on a worker, the aggregates an abandoned append left
+ * unsettled, once nothing abandoned can still land; from the main loop. */
+void append_sweep(struct daemon *d);
 void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 			jsPubAckErr *pae, void *closure);
 

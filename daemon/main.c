@@ -103,6 +103,7 @@ int main(int argc, char **argv)
 	d.cfg = &cfg;
 	d.started_ns = now_ns();
 	snprintf(d.events_prefix, sizeof d.events_prefix, "%s.", cfg.events_subject);
+	snprintf(d.js_api, sizeof d.js_api, "%s", "$JS.API");
 	pthread_mutex_init(&d.mu, NULL);
 	if (heads_init(&d.heads, 0) != 0 || recent_init(&d.recent) != 0)
 		fatalx("out of memory");
@@ -139,6 +140,8 @@ int main(int argc, char **argv)
 			}
 		} else if (d.serving && !lease_valid(&d)) {
 			step_down(&d);
+		} else if (d.serving) {
+			append_sweep(&d);
 		} else if (!d.serving && !told_standby && now_mono_ns() - started > 1000000000LL) {
 			atomic_store(&d.role, ROLE_STANDBY);
 			sd_notify(0, "READY=1\nSTATUS=standby: another daemon holds the writer lease");

@@ -854,7 +854,7 @@ void info_request(struct daemon *d, natsMsg *req)
 	json_t *cp = json_pack("{sI sI}", "seq", (json_int_t)atomic_load(&d->cp_last_seq),
 			       "written", (json_int_t)atomic_load(&d->cp_written));
 	reply_json(d, req, json_pack(
-		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si}}", "name", "cim-eventsd",
+		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si sI}}", "name", "cim-eventsd",
 		"version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "writer", writer,
 		"counters",
 		"uptime_s", (json_int_t)((now_ns() - d->started_ns) / 1000000000),
@@ -866,5 +866,6 @@ void info_request(struct daemon *d, natsMsg *req)
 		"startup_heads_from", d->startup_how,
 		"stream_seq", (json_int_t)seen,
 		"heads_checkpoint", cp,
-		"appends_in_flight", atomic_load(&d->jobs_in_flight)));
+		"appends_in_flight", atomic_load(&d->jobs_in_flight),
+		"reads_off_leader", (json_int_t)atomic_load(&d->reads_off_leader)));
 }

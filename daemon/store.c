@@ -192,10 +192,6 @@ static int ensure_stream(struct daemon *d)
 			jsStreamInfo_Destroy(si);
 			return -1;
 		}
-		if (si->Config->Replicas > 1)
-			log_warn("stream %s has %lld replicas: a daemon that loses the stream's "
-				 "leader under load can still break chains (docs/design.md, "
-				 "section 10)", d->cfg->stream, (long long)si->Config->Replicas);
 		if (si->Config->Discard == js_DiscardOld &&
 		    (si->Config->MaxMsgs > 0 || si->Config->MaxBytes > 0 ||
 		     si->Config->MaxAge > 0))
@@ -382,6 +378,38 @@ static void source_close(struct source *src)
 	memset(src, 0, sizeof *src);
 }
 
+/* Is server the stream's leader? The name is remembered; asked again
+ * when it does not match, or when fresh is set. */
+static bool on_stream_leader(struct daemon *d, const char *server)
+{
+	bool same;
+
+	pthread_mutex_lock(&d->mu);
+	same = strcmp(d->stream_leader, server) == 0;
+	pthread_mutex_unlock(&d->mu);
+	if (same)
+		return true;
+	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
+	if (js_GetStreamInfo(&si, d->js, d->cfg->stream, NULL, &je) != NATS_OK)
+		return false;
+	pthread_mutex_lock(&d->mu);
+	if (si->Cluster && si->Cluster->Leader)
+		snprintf(d->stream_leader, sizeof d->stream_leader, "%s", si->Cluster->Leader);
+	same = strcmp(d->stream_leader, server) == 0;
+	pthread_mutex_unlock(&d->mu);
+	jsStreamInfo_Destroy(si);
+	return same;
+}
+
+/* A consumer on a replica hands out that replica's copy of the stream,
+ * which may lag behind the leader (a node just back, a leader just
+ * elected). nats-server 2.9.10 places an ephemeral consumer on any
+ * replica, with no way to ask for the leader: so on a replicated stream
+ * the consumer is made again until it lands there (each try lands on a
+ * leader with a chance of one in the number of replicas). */
+#define LEADER_TRIES 24
+
 static int source_open(struct daemon *d, struct source *src, const char *filter,
 		       uint64_t from, cim_perr *err)
 {
@@ -398,11 +426,25 @@ static int source_open(struct daemon *d, struct source *src, const char *filter,
 	so.Config.AckPolicy = js_AckNone;
 	so.Config.MemoryStorage = true;
 	so.Config.InactiveThreshold = 30 * 1000000000LL; /* if we die reading */
-	s = js_PullSubscribe(&src->sub, d->js, filter, NULL, NULL, &so, &je);
-	if (s == NATS_OK)
-		s = natsSubscription_GetConsumerInfo(&ci, src->sub, NULL, &je);
-	if (s != NATS_OK)
-		return js_fail(err, s, je, "read");
+	for (int t = 0;; t++) {
+		s = js_PullSubscribe(&src->sub, d->js, filter, NULL, NULL, &so, &je);
+		if (s == NATS_OK)
+			s = natsSubscription_GetConsumerInfo(&ci, src->sub, NULL, &je);
+		if (s != NATS_OK)
+			return js_fail(err, s, je, "read");
+		const char *where = ci->Cluster ? ci->Cluster->Leader : NULL;
+		if (where == NULL || on_stream_leader(d, where))
+			break;
+		if (t + 1 >= LEADER_TRIES) {
+			atomic_fetch_add(&d->reads_off_leader, 1);
+			break;
+		}
+		jsConsumerInfo_Destroy(ci);
+		ci = NULL;
+		natsSubscription_Unsubscribe(src->sub);
+		natsSubscription_Destroy(src->sub);
+		src->sub = NULL;
+	}
 	src->pending = ci->NumPending;
 	jsConsumerInfo_Destroy(ci);
 	return 0;
@@ -658,6 +700,7 @@ struct scan {
 	uint64_t window_events;  /* read only to refill the idempotency window */
 	uint64_t skipped;        /* already in a head, or left for settling */
 	uint64_t cp_seq;         /* replay: the heads hold everything up to here */
+	uint64_t max_seq;        /* the last sequence read */
 	bool replay;
 	bool stop_on_term;       /* give up when SIGTERM is pending */
 	int64_t window_ns, since_ns;
@@ -805,6 +848,8 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	char buf[256];
 	const char *type, *id;
 
+	if (seq > sc->max_seq)
+		sc->max_seq = seq;
 	if (sc->stop_on_term && (seq & 4095) == 0 && stop_pending()) {
 		log_warn("asked to stop while reading the stream (at seq %llu)",
 			 (unsigned long long)seq);
@@ -819,19 +864,51 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	return rc;
 }
 
-/* Reads [from, to] into the heads, then removes what batches were left
- * open at the end: a crash cut them short. 0 or -1. */
+/* Did the read of [.., to] end early? The consumer behind it may sit on a
+ * replica still catching up, which ends where its copy of the stream
+ * ends: the leader says where the next message after the last one read
+ * is. 1 and *next when the scan must go on there, 0 when it is complete,
+ * -1 when the leader cannot be asked. */
+static int scan_ended_early(struct daemon *d, struct scan *sc, uint64_t from, uint64_t to,
+			    uint64_t *next)
+{
+	struct leader_msg lm;
+	cim_perr err = {0};
+	char filter[160];
+	uint64_t after = sc->max_seq >= from ? sc->max_seq + 1 : from;
+
+	if (after > to)
+		return 0;
+	snprintf(filter, sizeof filter, "%s>", d->events_prefix);
+	int rc = leader_get(d, after, filter, &lm, &err);
+	if (rc < 0) {
+		log_error("asking the stream's leader where the stream ends: %s", err.msg);
+		return -1;
+	}
+	natsMsg_Destroy(lm.msg);
+	if (rc == 0 || lm.seq > to)
+		return 0;
+	*next = lm.seq;
+	return 1;
+}
+
+/* Reads [from, to] into the heads, then settles the aggregates whose
+ * batches were left open at the end (a crash cut them short, or the
+ * rest is not written yet). 0 or -1. */
 static int scan_range(struct daemon *d, struct scan *sc, uint64_t from, uint64_t to)
 {
 	cim_perr err = {0};
 	char filter[160];
+	int tries = 0;
 
 	sc->d = d;
 	sc->window_ns = d->cfg->idempotency_window_s * 1000000000LL;
 	sc->since_ns = now_ns() - sc->window_ns;
-	if (from <= to) {
-		snprintf(filter, sizeof filter, "%s>", d->events_prefix);
-		if (store_read_filter(d, filter, from, to, scan_visit, sc, &err) != 0) {
+	snprintf(filter, sizeof filter, "%s>", d->events_prefix);
+	for (uint64_t at = from; at <= to;) {
+		int early;
+		if (store_read_filter(d, filter, at, to, scan_visit, sc, &err) != 0 ||
+		    (early = scan_ended_early(d, sc, from, to, &at)) < 0) {
 			log_error("reading the stream: %s", err.msg[0] ? err.msg : "stopped");
 			while (sc->open) {
 				struct open_batch *b = sc->open;
@@ -840,20 +917,30 @@ static int scan_range(struct daemon *d, struct scan *sc, uint64_t from, uint64_t
 			}
 			return -1;
 		}
+		if (early == 0)
+			break;
+		if (++tries > 50 || stop_pending()) {
+			log_error("reading the stream: the copy read ends at seq %llu, while "
+				  "the stream's leader has seq %llu; giving up for now",
+				  (unsigned long long)sc->max_seq, (unsigned long long)at);
+			return -1;
+		}
+		log_warn("the stream was read up to seq %llu, but its leader has seq %llu: "
+			 "reading on from there", (unsigned long long)sc->max_seq,
+			 (unsigned long long)at);
+		usleep(200 * 1000);
 	}
 	while (sc->open) {
 		struct open_batch *b = sc->open;
 		sc->open = b->next;
-		log_warn("%s/%s: removing %u event(s) of a torn %u-event batch",
-			 agg_type(b->agg), agg_id(b->agg), b->have, b->count);
-		for (unsigned i = 0; i < b->have; i++)
-			if (store_delete_msg(d, b->seqs[i], &err) != 0) {
-				log_error("cannot remove torn event at seq %llu: %s",
-					  (unsigned long long)b->seqs[i], err.msg);
-				pthread_mutex_lock(&d->mu);
-				b->agg->state = AGG_UNSETTLED;
-				pthread_mutex_unlock(&d->mu);
-			}
+		log_warn("%s/%s: %u of a %u-event batch stored; settling it", agg_type(b->agg),
+			 agg_id(b->agg), b->have, b->count);
+		pthread_mutex_lock(&d->mu);
+		b->agg->state = AGG_UNSETTLED;
+		pthread_mutex_unlock(&d->mu);
+		if (store_settle(d, b->agg, &err) != 0)
+			log_warn("%s/%s: cannot settle it yet (%s); its next append will",
+				 agg_type(b->agg), agg_id(b->agg), err.msg);
 		open_free(b);
 	}
 	pthread_mutex_lock(&d->mu);
@@ -1066,10 +1153,11 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 	char **types = NULL;
 	int ntypes = 0, rc = -1;
 
-	/* what the stream holds, not what memory remembers */
+	/* what the stream's leader holds, not what memory remembers, nor what
+	 * a replica still catching up would say (leader.c) */
 	if (store_agg_subjects(d, agg_type(a), agg_id(a), &types, &ntypes, err) != 0 ||
-	    store_read_agg(d, agg_type(a), agg_id(a), (const char *const *)types, ntypes,
-			   a->seq + 1, STORE_TO_END, settle_visit, &st, err) != 0)
+	    store_read_agg_leader(d, agg_type(a), agg_id(a), types, ntypes, a->seq + 1,
+				  settle_visit, &st, err) != 0)
 		goto out;
 
 	/* adopt whole, well-linked batches; stop at the first thing that is not */
@@ -1118,6 +1206,15 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 	bool torn = i < st.n && st.e[i].idx == 1 && st.e[i].count > st.n - i;
 	for (size_t k = i; torn && k < st.n; k++)
 		torn = st.e[k].ok && st.e[k].idx == k - i + 1;
+	if (torn && now_ns() < atomic_load(&d->unsure_until)) {
+		/* a publish this daemon gave up on may still be committed (a
+		 * cluster electing a leader): the rest of the batch may come */
+		cim_perr_set(err, CIM_ERR_UNAVAILABLE, NULL,
+			     "%zu event(s) of an unfinished batch are stored past version "
+			     "%llu and the rest may still land; retry shortly", st.n - i,
+			     (unsigned long long)version);
+		goto out;
+	}
 	if (torn) {
 		for (size_t k = i; k < st.n; k++)
 			if (store_delete_msg(d, st.e[k].seq, err) != 0)
