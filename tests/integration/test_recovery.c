@@ -336,7 +336,7 @@ Test(recovery, a_batch_torn_after_the_checkpoint_is_removed_before_serving)
 	cr_assert_gt(H.daemon, 0);
 	char *line = wait_log("torn", from, 1000);
 	cr_assert_not_null(line, "the daemon says it removed a torn batch");
-	cr_assert(strstr(line, "removing 2 event(s) of a torn 3-event batch"), "%s", line);
+	cr_assert(strstr(line, "removed 2 event(s) of a torn batch"), "%s", line);
 	free(line);
 	line = wait_log("heads loaded from the checkpoint", from, 1000);
 	cr_assert_not_null(line);
