@@ -122,9 +122,10 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(ALIB)
 
 examples: $(EXAMPLES)
 
-$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(DAEMON) $(CLI) $(PROGS) $(EXAMPLES)
+# (daemon/nkey.c too: the security tests make NKeys with it)
+$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) daemon/nkey.c) $(ALIB) $(DAEMON) $(CLI) $(PROGS) $(EXAMPLES)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(LIBS) $(TLIBS)
+	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) daemon/nkey.c) $(ALIB) $(LIBS) $(TLIBS)
 
 $(BENCH): $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(DAEMON)
 	@mkdir -p $(dir $@)

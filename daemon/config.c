@@ -17,6 +17,7 @@
 #include "cim/events.h"
 #include "config.h"
 #include "log.h"
+#include "nkey.h"
 
 /* STR: a value that may not be empty; OPT: may be empty (the default
  * ""); SECRET: an OPT never shown; PATH: an OPT naming a file that must be
@@ -207,6 +208,13 @@ static int on_ini(void *user, const char *section, const char *key,
 	const struct setting *s = find(section, key);
 
 	snprintf(where, sizeof where, "%s:%d", ctx->path, ctx->line);
+	/* one pair of double quotes around a value goes (the seed's TOML) */
+	char unq[1024];
+	size_t vlen = strlen(value);
+	if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"' && vlen < sizeof unq) {
+		snprintf(unq, sizeof unq, "%.*s", (int)(vlen - 2), value + 1);
+		value = unq;
+	}
 	if (s == NULL) {
 		fprintf(stderr, "cim-eventsd: %s: unknown setting [%s] %s\n",
 			where, section, key);
@@ -405,6 +413,13 @@ static int check(const struct config *c)
 		} else {
 			fclose(f);
 		}
+	}
+	char pub[NKEY_PUBLIC_LEN + 1], why[400];
+	if (c->nats_nkey_seed[0] && access(c->nats_nkey_seed, R_OK) == 0 &&
+	    nkey_public_from_seed_file(c->nats_nkey_seed, pub, why, sizeof why) != 0) {
+		fprintf(stderr, "cim-eventsd: %s: nats_nkey_seed: %s\n",
+			origin_of(c, "nats_nkey_seed"), why);
+		bad = 1;
 	}
 	return bad ? -1 : 0;
 }
