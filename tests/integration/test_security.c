@@ -245,8 +245,8 @@ static char *make_certs(void)
 		"$O x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
 		"-extfile client.ext -out client.pem\n"
 		"$O req -x509 $K -keyout other-ca.key -out other-ca.pem -days 1 -subj /CN=another-ca\n"
-		") > openssl.log 2>&1 || { cat openssl.log >&2; exit 1; }\n",
-		dir);
+		") > '%s/openssl.log' 2>&1 || { cat '%s/openssl.log' >&2; exit 1; }\n",
+		dir, dir, dir);
 	/* the whole script in a subshell, its output kept for a failure */
 	char *wrapped = h_strf("(%s", script);
 	char *cmd = h_strf("/bin/sh -c \"$CIM_TEST_SCRIPT\"");
