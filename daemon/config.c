@@ -516,6 +516,8 @@ json_t *config_json(const struct config *c)
 
 	for (size_t i = 0; o && i < NSETTINGS; i++) {
 		const void *f = (const char *)c + settings[i].off;
+		if (settings[i].kind == SECRET)
+			continue; /* info shows no secrets, not even masked */
 		if (settings[i].kind == INT) {
 			json_object_set_new(o, settings[i].key,
 					    json_integer(*(const int64_t *)f));

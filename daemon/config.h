@@ -73,7 +73,8 @@ void config_free(struct config *c);
 void config_print_origins(const struct config *c, FILE *out);
 /* The settings in force as "key=value" lines (no secrets). */
 void config_print(const struct config *c, FILE *out);
-/* The same as a JSON object (jansson), credentials in the URL masked. */
+/* The same as a JSON object (jansson) for info: credentials in the URL
+ * masked, the password and token left out. */
 struct json_t;
 struct json_t *config_json(const struct config *c);
 

@@ -313,6 +313,8 @@ Test(config, snapshot_threshold_is_published_in_info)
 	json_t *settings = json_object_get(rep.json, "settings");
 	cr_assert_eq(json_integer_value(json_object_get(settings, "snapshot_threshold")), 50,
 		     "%s", rep.body);
-	cr_assert_str_eq(json_string_value(json_object_get(settings, "nats_password")), "");
+	cr_assert_null(json_object_get(settings, "nats_password"), "no secret in info");
+	cr_assert_null(json_object_get(settings, "nats_token"), "no secret in info");
+	cr_assert_not_null(json_object_get(settings, "nats_user"));
 	h_reply_free(&rep);
 }
