@@ -6,7 +6,8 @@
 #   make asan       the tests again, built with ASan + UBSan (build-asan/)
 #   make valgrind   the integration tests, every daemon under valgrind memcheck
 #   make bench      the same-run benchmark (tests/bench/), results in build/bench.json
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (and SYSCONFDIR, SYSTEMDUNITDIR, MANDIR)
+#   make uninstall  the same variables
 #
 # Sources are found by directory: proto/*.c go into both the daemon and
 # the client library, daemon/*.c make cim-eventsd, client/*.c other than
@@ -16,12 +17,15 @@ VERSION   := 0.1.0
 SOMAJOR   := 0
 PREFIX    ?= /usr/local
 DESTDIR   ?=
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR    ?= $(PREFIX)/share/man
 BUILD     ?= build
 
 # Debian packages the build, the tests and `make run` need.
 DEB_PKGS  := nats-server libnats-dev libcbor-dev libjansson-dev libsodium-dev \
              libcriterion-dev libinih-dev libsystemd-dev pkg-config gcc make \
-             clang libclang-rt-14-dev valgrind
+             clang libclang-rt-14-dev valgrind openssl systemd
 
 CC        ?= cc
 SAN       ?=
@@ -65,7 +69,8 @@ BENCH     := $(BUILD)/tests/bench
 PROGS     := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRC))
 EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
-.PHONY: all deps run test asan bench install uninstall clean check-unit check-integration examples
+.PHONY: all deps run test asan bench install uninstall clean check-unit check-integration examples \
+        check-systemd check-install
 .DEFAULT_GOAL := all
 
 all: $(DAEMON) $(CLI) $(SOLIB) $(ALIB) $(PCFILE) $(EXAMPLES)
@@ -122,9 +127,10 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(ALIB)
 
 examples: $(EXAMPLES)
 
-$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(DAEMON) $(CLI) $(PROGS) $(EXAMPLES)
+# (daemon/nkey.c too: the security tests make NKeys with it)
+$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) daemon/nkey.c) $(ALIB) $(DAEMON) $(CLI) $(PROGS) $(EXAMPLES)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC)) $(ALIB) $(LIBS) $(TLIBS)
+	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) daemon/nkey.c) $(ALIB) $(LIBS) $(TLIBS)
 
 $(BENCH): $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(DAEMON)
 	@mkdir -p $(dir $@)
@@ -179,6 +185,8 @@ test: deps
 	$(MAKE) fuzz-short
 	$(MAKE) check-integration
 	$(MAKE) check-faults
+	$(MAKE) check-systemd
+	$(MAKE) check-install
 
 asan: deps
 	$(MAKE) BUILD=build-asan OPT=-O1 \
@@ -311,10 +319,19 @@ run: deps
 	st=$$?; exit $$st
 
 # ---- install ---------------------------------------------------------------
+# The unit's ExecStart names $(PREFIX)/bin/cim-eventsd; the example
+# configuration always goes in as cim-eventsd.conf.example, and as
+# cim-eventsd.conf (0600) only when there is none yet, never over one.
+
+UNIT_FILE := systemd/cim-eventsd.service
+MANPAGES  := docs/man/cim-eventsd.8 docs/man/cim-events.1 docs/man/cim-eventsd.conf.5
+CONFDIR    = $(DESTDIR)$(SYSCONFDIR)/cim-events
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	  $(DESTDIR)$(PREFIX)/include/cim $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(DESTDIR)$(PREFIX)/include/cim $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(CONFDIR)
 	install -m 755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(SOLIB) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libcimevents.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
@@ -322,11 +339,48 @@ install: all
 	install -m 644 $(ALIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 client/include/cim/events.h $(DESTDIR)$(PREFIX)/include/cim/
 	install -m 644 $(PCFILE) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed 's|^ExecStart=/usr/local/bin/cim-eventsd|ExecStart=$(PREFIX)/bin/cim-eventsd|; s|/etc/cim-events/|$(SYSCONFDIR)/cim-events/|g' \
+	  $(UNIT_FILE) > $(DESTDIR)$(SYSTEMDUNITDIR)/cim-eventsd.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/cim-eventsd.service
+	install -m 644 docs/man/cim-events.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/man/cim-eventsd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 docs/man/cim-eventsd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 systemd/cim-eventsd.conf $(CONFDIR)/cim-eventsd.conf.example
+	@if [ -e $(CONFDIR)/cim-eventsd.conf ]; then \
+	  echo "keeping $(CONFDIR)/cim-eventsd.conf"; \
+	else install -m 600 systemd/cim-eventsd.conf $(CONFDIR)/cim-eventsd.conf; fi
 
+# The configuration (cim-eventsd.conf) stays: it is the operator's.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/cim-eventsd $(DESTDIR)$(PREFIX)/bin/cim-events \
-	  $(DESTDIR)$(PREFIX)/lib/libcimevents.* $(DESTDIR)$(PREFIX)/include/cim/events.h \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/cimevents.pc
+	  $(DESTDIR)$(PREFIX)/lib/libcimevents.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME) \
+	  $(DESTDIR)$(PREFIX)/lib/libcimevents.so $(DESTDIR)$(PREFIX)/lib/libcimevents.a \
+	  $(DESTDIR)$(PREFIX)/include/cim/events.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/cimevents.pc \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/cim-eventsd.service \
+	  $(DESTDIR)$(MANDIR)/man1/cim-events.1 $(DESTDIR)$(MANDIR)/man5/cim-eventsd.conf.5 \
+	  $(DESTDIR)$(MANDIR)/man8/cim-eventsd.8 $(CONFDIR)/cim-eventsd.conf.example
+	-rmdir $(DESTDIR)$(PREFIX)/include/cim 2>/dev/null
+
+# The unit checked by systemd itself: `systemd-analyze verify` on a copy
+# whose ExecStart is the built daemon, and its exposure score
+# (`systemd-analyze security --offline=true`) at most 2.0 (--threshold=20).
+SECURITY_MAX ?= 20
+check-systemd: $(DAEMON)
+	@mkdir -p $(BUILD)/systemd
+	sed 's|^ExecStart=/usr/local/bin/cim-eventsd|ExecStart=$(abspath $(DAEMON))|' \
+	  $(UNIT_FILE) > $(BUILD)/systemd/cim-eventsd.service
+	systemd-analyze verify --man=no $(BUILD)/systemd/cim-eventsd.service
+	@systemd-analyze security --offline=true --threshold=$(SECURITY_MAX) \
+	  $(BUILD)/systemd/cim-eventsd.service > $(BUILD)/systemd/security.txt 2>&1; st=$$?; \
+	grep 'Overall exposure level' $(BUILD)/systemd/security.txt; \
+	if [ $$st -ne 0 ]; then cat $(BUILD)/systemd/security.txt; \
+	  echo "check-systemd: exposure over $(SECURITY_MAX)/10"; exit 1; fi
+
+# make install into a temporary DESTDIR, checked file by file
+# (tests/install/check_install.sh), then make uninstall.
+check-install: all
+	tests/install/check_install.sh "$(MAKE)" $(abspath $(BUILD))/install-check
 
 clean:
 	rm -rf build build-asan

@@ -997,6 +997,16 @@ static void job_run(struct job *job)
 		reply_wrong_version(job, job->agg->version);
 		return;
 	}
+	if (d->cfg->max_events_per_aggregate > 0 &&
+	    job->agg->version + job->n > (uint64_t)d->cfg->max_events_per_aggregate) {
+		char what[200];
+		snprintf(what, sizeof what, "the aggregate is at version %llu; %zu more "
+			 "event(s) would pass max_events_per_aggregate (%lld); nothing was stored",
+			 (unsigned long long)job->agg->version, job->n,
+			 (long long)d->cfg->max_events_per_aggregate);
+		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+		return;
+	}
 	job_publish(job);
 }
 

@@ -9,11 +9,26 @@
 #ifndef CIM_DAEMON_CONFIG_H
 #define CIM_DAEMON_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#define CONFIG_MAX_SETTINGS 64
+
 struct config {
 	char *nats_url;
+	/* NATS authentication and TLS (natsopts.c); "" when unset */
+	char *nats_user;
+	char *nats_password;
+	char *nats_token;
+	char *nats_nkey_seed;    /* path of a user NKey seed file */
+	char *nats_creds;        /* path of a credentials (JWT + seed) file */
+	char *tls_ca;
+	char *tls_cert;
+	char *tls_key;
+	bool tls_required;
+	char *js_domain;         /* JetStream domain, or "" */
+	char *js_api_prefix;     /* JetStream API prefix, or "" ($JS.API) */
 	char *prefix;            /* API subject prefix */
 	char *stream;            /* event stream */
 	char *events_subject;    /* first token of event subjects */
@@ -37,6 +52,15 @@ struct config {
 	int64_t lease_ttl_s;          /* the lease bucket's max age */
 	int64_t heads_checkpoint_interval_s; /* write the heads to CIM-HEADS this often */
 	int64_t heads_checkpoint_events;     /* or after this many events */
+	int64_t retention_days;       /* only 0 (keep for ever) is accepted */
+	int64_t max_events_per_aggregate; /* 0: no limit */
+	int64_t snapshot_threshold;   /* advice published in info; 0: none */
+	int64_t shutdown_timeout_s;   /* the drain's bound after SIGTERM */
+	int64_t nats_down_grace_s;    /* healthy while reconnecting this long; 0: for ever */
+	bool check_config;            /* --check-config */
+	/* where each setting got its value ("default", FILE:LINE, $VAR,
+	 * "command line"), by its index in config.c's table */
+	char *origin[CONFIG_MAX_SETTINGS];
 };
 
 /* Fills c from defaults, file, environment and argv. Returns 0 to run,
@@ -44,10 +68,18 @@ struct config {
  * error (exit 2). */
 int config_load(struct config *c, int argc, char **argv);
 void config_free(struct config *c);
+/* The settings in force as "key=value" lines, secrets masked, each
+ * followed by "  # origin" when with_origin. */
+void config_print_origins(const struct config *c, FILE *out);
 /* The settings in force as "key=value" lines (no secrets). */
 void config_print(const struct config *c, FILE *out);
-/* The same as a JSON object (jansson), credentials in the URL masked. */
+/* The same as a JSON object (jansson) for info: credentials in the URL
+ * masked, the password and token left out. */
 struct json_t;
 struct json_t *config_json(const struct config *c);
+
+/* Logs (info) each setting whose value differs between a and b, secrets
+ * masked; returns how many differ. */
+int config_log_changes(const struct config *a, const struct config *b);
 
 #endif

@@ -5,18 +5,22 @@
  * Without the lease the daemon is a standby: it serves nothing and waits.
  *
  * Signals are blocked in every thread and taken here with sigwait, so no
- * handler ever runs inside library code.
+ * handler ever runs inside library code. SIGHUP reads the configuration
+ * again and applies its log level. The loop also tells systemd the
+ * connection's state and pings its watchdog while healthy (sdnotify.c).
  */
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "daemon.h"
 #include "log.h"
+#include "sdnotify.h"
 
 /* Serves from now on: the heads loaded (the first time) or brought up to
  * date (after the lease was lost and taken again). 0 when serving, 1 to
@@ -65,6 +69,50 @@ static int become_active(struct daemon *d)
 	return 0;
 }
 
+/* SIGHUP: the file (and environment and flags) read again; the log level
+ * applies at once, other changes at the next start. */
+static void reload(const struct config *cur, int argc, char **argv)
+{
+	struct config next;
+
+	log_info("SIGHUP: reading the configuration again");
+	if (config_load(&next, argc, argv) != 0) {
+		log_error("SIGHUP: the configuration has errors (see above); "
+			  "the settings in force stay");
+		config_free(&next);
+		return;
+	}
+	int changed = config_log_changes(cur, &next);
+	bool level = strcmp(cur->log_level, next.log_level) != 0;
+	if (level)
+		log_info("SIGHUP: log level now %s", next.log_level);
+	log_set_level(log_level_from_name(next.log_level));
+	if (changed > (level ? 1 : 0))
+		log_warn("SIGHUP: only log_level applies now; the other changes take "
+			 "effect at the next start");
+	else if (changed == 0)
+		log_info("SIGHUP: nothing changed");
+	log_debug("SIGHUP: configuration read again (debug logging is on)");
+	config_free(&next);
+}
+
+/* The drain's bound: past shutdown_timeout after the stop began, the
+ * process ends with status 1, whatever is still in flight. */
+static void *shutdown_guard(void *arg)
+{
+	const struct config *cfg = arg;
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += cfg->shutdown_timeout_s;
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) != 0)
+		;
+	log_error("the drain did not end within shutdown_timeout (%lld s); exiting now",
+		  (long long)cfg->shutdown_timeout_s);
+	_exit(1);
+	return NULL;
+}
+
 static void step_down(struct daemon *d)
 {
 	server_pause(d);
@@ -97,7 +145,15 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return rc > 0 ? 0 : 2;
 	}
+	if (cfg.check_config) {
+		printf("# cim-eventsd %s: the configuration is valid; the settings in force\n",
+		       CIM_EVENTS_VERSION);
+		config_print_origins(&cfg, stdout);
+		config_free(&cfg);
+		return 0;
+	}
 	log_set_level(log_level_from_name(cfg.log_level));
+	notify_init();
 
 	memset(&d, 0, sizeof d);
 	d.cfg = &cfg;
@@ -110,6 +166,7 @@ int main(int argc, char **argv)
 	log_info("cim-eventsd %s starting (stream %s, prefix %s, hash %s)",
 		 CIM_EVENTS_VERSION, cfg.stream, cfg.prefix, cfg.hash);
 
+	sd_notify(0, "STATUS=connecting to NATS");
 	if (store_connect(&d) != 0)
 		return 1;
 	sd_notify(0, "STATUS=connected; checking the stream and buckets");
@@ -124,11 +181,12 @@ int main(int argc, char **argv)
 		struct timespec tick = {0, 100000000};
 		sig = sigtimedwait(&sigs, NULL, &tick);
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload yet");
+			reload(&cfg, argc, argv);
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
+		notify_tick(&d);
 		if (!d.serving && lease_valid(&d)) {
 			int r = become_active(&d);
 			if (r < 0) {
@@ -153,6 +211,9 @@ int main(int argc, char **argv)
 	else
 		log_error("cannot go on; stopping");
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
+	pthread_t guard;
+	if (pthread_create(&guard, NULL, shutdown_guard, &cfg) == 0)
+		pthread_detach(guard);
 	server_drain(&d);
 	checkpoint_stop(&d);
 	pthread_mutex_lock(&d.mu);

@@ -19,6 +19,8 @@
 #include "event.h"
 #include "ids.h"
 #include "log.h"
+#include "natsopts.h"
+#include "sdnotify.h"
 
 #define READ_WAIT_MS 5000          /* longest wait for a batch of a read */
 #define READ_BATCH 1024            /* messages per fetch */
@@ -53,25 +55,6 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub,
 	log_warn("NATS asynchronous error: %s", natsStatus_GetText(s));
 }
 
-/* A URL, or a comma-separated list of them (natsOptions_SetURL takes one;
- * a list goes to natsOptions_SetServers). */
-static natsStatus set_urls(natsOptions *o, const char *urls)
-{
-	char *copy, *save = NULL, *list[32];
-	int n = 0;
-	natsStatus s;
-
-	if (strchr(urls, ',') == NULL)
-		return natsOptions_SetURL(o, urls);
-	if ((copy = strdup(urls)) == NULL)
-		return NATS_NO_MEMORY;
-	for (char *t = strtok_r(copy, ", ", &save); t && n < 32; t = strtok_r(NULL, ", ", &save))
-		list[n++] = t;
-	s = n > 0 ? natsOptions_SetServers(o, (const char **)list, n) : NATS_INVALID_ARG;
-	free(copy);
-	return s;
-}
-
 /* Connects, retrying with backoff until it works (or connect_timeout
  * passes, when set), then reconnects by itself for ever. */
 int store_connect(struct daemon *d)
@@ -82,13 +65,17 @@ int store_connect(struct daemon *d)
 				   ? now_ns() + d->cfg->connect_timeout_s * 1000000000LL
 				   : 0;
 	int delay_ms = 100;
+	char err[512], masked_url[1024];
+	json_t *shown = config_json(d->cfg);
 
-	if (natsOptions_Create(&o) != NATS_OK)
-		return -1;
-	if (set_urls(o, d->cfg->nats_url) != NATS_OK) {
-		log_error("nats_url: not a URL or a comma-separated list of URLs: %s",
-			  d->cfg->nats_url);
-		natsOptions_Destroy(o);
+	/* the URL as logged: credentials in it masked */
+	snprintf(masked_url, sizeof masked_url, "%s",
+		 json_string_value(json_object_get(shown, "nats_url")));
+	json_decref(shown);
+
+	/* servers, log-in and TLS: natsopts.c, shared by both connections */
+	if (natsopts_new(&o, d->cfg, err, sizeof err) != NATS_OK) {
+		log_error("%s", err);
 		return -1;
 	}
 	natsOptions_SetName(o, "cim-eventsd");
@@ -112,14 +99,18 @@ int store_connect(struct daemon *d)
 		s = natsConnection_Connect(&d->nc, o);
 		if (s == NATS_OK)
 			break;
+		/* what the server or TLS said (authorization violation, a
+		 * certificate not trusted), not only "no server available" */
+		const char *why = nats_GetLastError(NULL);
+		if (why == NULL || *why == '\0')
+			why = natsStatus_GetText(s);
 		if (deadline && now_ns() > deadline) {
-			log_error("cannot connect to %s: %s", d->cfg->nats_url,
-				  natsStatus_GetText(s));
+			log_error("cannot connect to %s: %s", masked_url, why);
 			natsOptions_Destroy(o);
 			return -1;
 		}
 		log_warn("cannot connect to %s (%s); retrying in %d ms",
-			 d->cfg->nats_url, natsStatus_GetText(s), delay_ms);
+			 masked_url, why, delay_ms);
 		usleep((useconds_t)delay_ms * 1000);
 		if (delay_ms < 5000)
 			delay_ms *= 2;
@@ -132,10 +123,14 @@ int store_connect(struct daemon *d)
 	natsOptions_SetReconnectedCB(o, NULL, NULL);
 	s = natsConnection_Connect(&d->lease_nc, o);
 	natsOptions_Destroy(o);
-	if (s == NATS_OK)
-		s = natsConnection_JetStream(&d->lease_js, d->lease_nc, NULL);
+	if (s == NATS_OK) {
+		jsOptions ljo;
+		jsOptions_Init(&ljo);
+		natsopts_js(&ljo, d->cfg);
+		s = natsConnection_JetStream(&d->lease_js, d->lease_nc, &ljo);
+	}
 	if (s != NATS_OK) {
-		log_error("cannot open the lease's connection to %s: %s", d->cfg->nats_url,
+		log_error("cannot open the lease's connection to %s: %s", masked_url,
 			  natsStatus_GetText(s));
 		return -1;
 	}
@@ -148,12 +143,13 @@ int store_connect(struct daemon *d)
 	jo.PublishAsync.AckHandlerClosure = d;
 	jo.PublishAsync.MaxPending = 65536;
 	jo.PublishAsync.StallWait = 1000;
+	natsopts_js(&jo, d->cfg);
 	if ((s = natsConnection_JetStream(&d->js, d->nc, &jo)) != NATS_OK) {
 		log_error("JetStream context: %s", natsStatus_GetText(s));
 		return -1;
 	}
-	log_info("connected to %s (max payload %zu bytes)", d->cfg->nats_url,
-		 d->max_payload);
+	log_info("connected to %s (max payload %zu bytes%s)", masked_url, d->max_payload,
+		 natsopts_tls(d->cfg) ? ", TLS" : "");
 	return 0;
 }
 
@@ -737,6 +733,7 @@ static void open_free(struct open_batch *b)
 int stop_pending(void)
 {
 	sigset_t p;
+	notify_progress(); /* a long start-up scan pings the watchdog (sdnotify.c) */
 	if (sigpending(&p) != 0)
 		return 0;
 	return sigismember(&p, SIGTERM) ? SIGTERM : sigismember(&p, SIGINT) ? SIGINT : 0;

@@ -131,12 +131,13 @@ static int nats_spawn(h_nats *n)
 	char port[16], store[300], log[300];
 	char *argv[] = {"nats-server", "-js", "-a", "127.0.0.1", "-p", port,
 			"-sd", store, NULL};
+	char *conf_argv[] = {"nats-server", "-c", n->conf, NULL};
 	int64_t end;
 
 	snprintf(port, sizeof(port), "%d", n->port);
 	snprintf(store, sizeof(store), "%s/js", n->dir);
 	snprintf(log, sizeof(log), "%s/nats.log", n->dir);
-	n->pid = proc_spawn(argv, log);
+	n->pid = proc_spawn(n->conf[0] ? conf_argv : argv, log);
 	if (n->pid <= 0)
 		return -1;
 	end = h_now_ms() + NATS_START_MS;
@@ -175,6 +176,35 @@ int h_nats_start(h_nats *n)
 		return -1;
 	}
 	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
+	return nats_spawn(n);
+}
+
+int h_nats_start_conf(h_nats *n, const char *conf_text)
+{
+	FILE *f;
+
+	memset(n, 0, sizeof(*n));
+	n->pid = -1;
+	snprintf(n->dir, sizeof(n->dir), "/tmp/cim-itest-XXXXXX");
+	if (mkdtemp(n->dir) == NULL) {
+		fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+		n->dir[0] = '\0';
+		return -1;
+	}
+	n->port = proc_free_port();
+	if (n->port <= 0) {
+		fprintf(stderr, "harness: no free loopback port\n");
+		return -1;
+	}
+	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
+	snprintf(n->conf, sizeof(n->conf), "%s/nats.conf", n->dir);
+	if ((f = fopen(n->conf, "w")) == NULL) {
+		fprintf(stderr, "harness: %s: %s\n", n->conf, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "host: 127.0.0.1\nport: %d\njetstream {\n  store_dir: \"%s/js\"\n}\n%s\n",
+		n->port, n->dir, conf_text);
+	fclose(f);
 	return nats_spawn(n);
 }
 
@@ -217,10 +247,24 @@ static bool daemon_answers(natsConnection *nc, const char *prefix)
 
 pid_t h_daemon_start(const h_nats *n, ...)
 {
+	const char *args[40];
+	size_t k = 0;
+	va_list ap;
+
+	va_start(ap, n);
+	for (const char *a; k + 1 < sizeof(args) / sizeof(args[0]) &&
+			    (a = va_arg(ap, const char *));)
+		args[k++] = a;
+	va_end(ap);
+	args[k] = NULL;
+	return h_daemon_start_args(n, NULL, args);
+}
+
+pid_t h_daemon_start_args(const h_nats *n, natsOptions *probe, const char *const *args)
+{
 	const char *bin = getenv("CIM_TEST_DAEMON"), *prefix = H_PREFIX;
 	char *argv[48], log[300], vglog[320];
 	int argc = 0;
-	va_list ap;
 	natsConnection *nc = NULL;
 	pid_t pid;
 	int64_t end;
@@ -245,13 +289,11 @@ pid_t h_daemon_start(const h_nats *n, ...)
 	argv[argc++] = (char *)bin;
 	argv[argc++] = "--nats-url";
 	argv[argc++] = (char *)n->url;
-	va_start(ap, n);
-	for (const char *a; argc < 47 && (a = va_arg(ap, const char *));) {
+	for (const char *const *a = args; argc < 47 && *a; a++) {
 		if (strcmp(argv[argc - 1], "--prefix") == 0)
-			prefix = a;
-		argv[argc++] = (char *)a;
+			prefix = *a;
+		argv[argc++] = (char *)*a;
 	}
-	va_end(ap);
 	argv[argc] = NULL;
 
 	snprintf(log, sizeof(log), "%s/daemon.log", n->dir);
@@ -276,7 +318,8 @@ pid_t h_daemon_start(const h_nats *n, ...)
 	end = h_now_ms() + (int64_t)DAEMON_START_MS * scale();
 	for (;;) {
 		if (nc == NULL &&
-		    natsConnection_ConnectTo(&nc, n->url) != NATS_OK)
+		    (probe ? natsConnection_Connect(&nc, probe)
+			   : natsConnection_ConnectTo(&nc, n->url)) != NATS_OK)
 			nc = NULL;
 		if (nc != NULL && daemon_answers(nc, prefix))
 			break;
@@ -693,6 +736,20 @@ void h_setup_nats_only(void)
 		setup_failed(natsStatus_GetText(s));
 	if (cim_client_connect(&H.client, H.nats.url, NULL, &err) != CIM_ERR_OK)
 		setup_failed(err.message);
+}
+
+void h_setup_nats_conf(const char *conf_text)
+{
+	char p[128], line[400];
+
+	memset(&H, 0, sizeof(H));
+	H.daemon = -1;
+	H.nats.pid = -1;
+	if (h_nats_start_conf(&H.nats, conf_text) != 0)
+		setup_failed("nats-server did not start with its configuration");
+	marker_path(p, sizeof(p), getppid(), "dir");
+	snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), H.nats.dir);
+	write_text(p, line);
 }
 
 void h_setup(void)

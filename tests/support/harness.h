@@ -45,6 +45,7 @@ typedef struct h_nats {
 	int port;
 	char url[64];
 	char dir[256];
+	char conf[300]; /* the configuration file it runs with, or "" */
 } h_nats;
 
 /* Starts nats-server -js on a free loopback port with a fresh store, and
@@ -57,6 +58,11 @@ void h_nats_stop(h_nats *n);
 void h_nats_kill(h_nats *n);
 /* Starts nats-server again on the same port and store. Returns 0 or -1. */
 int h_nats_restart(h_nats *n);
+/* As h_nats_start, but nats-server runs with a configuration file
+ * (n->dir/nats.conf): conf_text (authorization, tls, accounts, ...) after
+ * the lines the harness writes itself (host 127.0.0.1, a free port,
+ * jetstream with its store in n->dir/js). Returns 0 or -1. */
+int h_nats_start_conf(h_nats *n, const char *conf_text);
 
 /* Starts $CIM_TEST_DAEMON --nats-url n->url [args...] (a NULL-ended list of
  * extra arguments), its output appended to n->dir/daemon.log, and waits (up
@@ -64,6 +70,10 @@ int h_nats_restart(h_nats *n);
  * "--prefix" argument). Returns its pid, or -1 when it did not come up (it
  * is then stopped). */
 pid_t h_daemon_start(const h_nats *n, ...) __attribute__((sentinel));
+/* The same with the extra arguments in a NULL-ended array, and the
+ * readiness probe connecting with probe (a server that wants a log-in or
+ * TLS; NULL: n->url as it is). */
+pid_t h_daemon_start_args(const h_nats *n, natsOptions *probe, const char *const *args);
 /* SIGTERM and wait up to timeout_ms (0: 15 s); SIGKILL past that. Returns
  * the exit code, 128 + the signal when a signal ended it, or -1 when it had
  * to be killed after the bound. */
@@ -113,6 +123,10 @@ void h_setup(void);
 void h_teardown(void);
 /* The fixture without a daemon (tests that start it themselves). */
 void h_setup_nats_only(void);
+/* From a test body: H.nats started from conf_text (h_nats_start_conf),
+ * its logs shown when the test fails; no daemon, and H.nc, H.js and
+ * H.client stay NULL (the server may want a log-in). h_teardown stops it. */
+void h_setup_nats_conf(const char *conf_text);
 
 /* A new cim_client with its own connection to H.nats.url (timeout_ms 0:
  * the library's default); asserts it connects. */
