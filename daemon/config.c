@@ -54,6 +54,7 @@ static const struct setting settings[] = {
 	I("store", "publish_timeout_ms", publish_timeout_ms, "5000", 100, 600000),
 	I("daemon", "workers", workers, "4", 1, 64),
 	S("daemon", "log_level", log_level, "info"),
+	S("daemon", "log_format", log_format, "text"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 

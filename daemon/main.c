@@ -98,6 +98,13 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	}
 	log_set_level(log_level_from_name(cfg.log_level));
+	if (log_format_from_name(cfg.log_format) < 0) {
+		fprintf(stderr, "cim-eventsd: log_format must be text or json, not '%s'\n",
+			cfg.log_format);
+		config_free(&cfg);
+		return 2;
+	}
+	log_set_format(log_format_from_name(cfg.log_format));
 
 	memset(&d, 0, sizeof d);
 	d.cfg = &cfg;
