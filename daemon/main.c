@@ -121,6 +121,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STATUS=connected; checking the stream and buckets");
 	if (store_setup(&d) != 0 || lease_open(&d) != 0 || lease_start(&d) != 0)
 		return 1;
+	micro_start(&d); /* discovery answers in every role, standby too */
 
 	/* the lease thread takes the lease when it can; this loop follows it
 	 * (serving or not) and takes the signals */
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
 	if (d.serving && moved && lease_valid(&d))
 		checkpoint_write(&d); /* the next start reads this and little else */
 	lease_stop(&d);
+	micro_stop(&d);
 
 	natsConnection_Close(d.nc);
 	natsConnection_Close(d.lease_nc);
