@@ -139,11 +139,11 @@ struct lat_hist {
 	atomic_int last_err;         /* cim_err of the last error reply, 0: none */
 };
 
-/* The stream's state as info shows it, fetched at most once a second
- * (read.c). */
+/* The stream's state as info last read it from JetStream (read.c). */
 struct stream_cache {
 	pthread_mutex_t mu;
-	int64_t at;   /* monotonic ns of the fetch, 0: never */
+	bool fetching; /* a worker is asking JetStream now */
+	int64_t at;    /* monotonic ns of the last answer */
 	json_t *state;
 };
 

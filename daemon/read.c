@@ -822,7 +822,6 @@ fail:
 
 /* ---- info ----------------------------------------------------------------------- */
 
-#define STREAM_INFO_TTL_NS 1000000000LL /* info asks JetStream at most once a second */
 #define STREAM_INFO_WAIT_MS 2000
 
 /* The stream's state from JetStream, as info shows it. */
@@ -871,30 +870,39 @@ static json_t *stream_state_fetch(struct daemon *d)
 	return o;
 }
 
-/* The stream's state, at most STREAM_INFO_TTL_NS old; fetch false: only
- * what is cached (for an answer that must not wait on the network).
- * Returns a new reference, or NULL. */
+/* The stream's state as a new reference (NULL: out of memory). fetch:
+ * asked of JetStream now, unless another worker is asking at this moment
+ * (then its last answer serves: a flood of info requests makes one
+ * request to JetStream at a time); !fetch: only the last answer, for a
+ * reply that must not wait on the network. "age_ms" says how old it is. */
 static json_t *stream_state(struct daemon *d, bool fetch)
 {
 	struct stream_cache *c = &d->stream_info;
 	json_t *o = NULL;
-	int64_t now = now_mono_ns();
+	int64_t at = 0;
 
 	pthread_mutex_lock(&c->mu);
-	if (c->state != NULL && (!fetch || now - c->at < STREAM_INFO_TTL_NS))
+	if (c->state != NULL && (!fetch || c->fetching)) {
 		o = json_deep_copy(c->state);
+		at = c->at;
+	} else if (fetch) {
+		c->fetching = true;
+	}
 	pthread_mutex_unlock(&c->mu);
-	if (o != NULL || !fetch)
-		return o;
-	/* workers fetching at once each ask; the last one's answer stays */
-	o = stream_state_fetch(d);
-	if (o == NULL)
-		return NULL;
-	pthread_mutex_lock(&c->mu);
-	json_decref(c->state);
-	c->state = json_deep_copy(o);
-	c->at = now_mono_ns();
-	pthread_mutex_unlock(&c->mu);
+	if (o == NULL && fetch) {
+		o = stream_state_fetch(d);
+		at = now_mono_ns();
+		pthread_mutex_lock(&c->mu);
+		c->fetching = false;
+		if (o != NULL) {
+			json_decref(c->state);
+			c->state = json_deep_copy(o);
+			c->at = at;
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (o != NULL)
+		json_object_set_new(o, "age_ms", json_integer((now_mono_ns() - at) / 1000000));
 	return o;
 }
 
