@@ -1,8 +1,9 @@
 /*
  * read.c: get, head, validate, by_type and info.
  *
- * head and info are answered from memory on the subscription's thread.
- * get, validate and by_type read the stream on a worker: get up to the
+ * head is answered from memory on the subscription's thread; info, which
+ * asks JetStream for the stream's state, on a worker. get, validate and
+ * by_type read the stream on a worker: get up to the
  * head the daemon has committed (never a batch in flight), by_type up to
  * the first event of an append still in flight, validate everything stored
  * for the aggregate, whatever the daemon believes.

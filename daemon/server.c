@@ -4,9 +4,10 @@
  * that serve reads.
  *
  * The subscription's callback never waits on the network: appends are
- * pipelined (append.c), head and info are answered from memory, and get
- * and validate, which read the stream, go to a worker. Every subject under
- * the prefix gets an answer.
+ * pipelined (append.c), head is answered from memory, and get, validate,
+ * by_type and info, which read the stream, go to a worker. Every subject
+ * under the prefix gets an answer. Each request is timed from here to its
+ * reply (latency.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
