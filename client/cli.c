@@ -66,6 +66,9 @@ usage(FILE *f)
 		"  tail PATTERN [--from-seq N | --since RFC3339_TIME]"
 		" [--count N] [--no-check]\n"
 		"  info\n"
+		"  stats [--json]\n"
+		"  verify-all [PATTERN] [--stream NAME] [--json]\n"
+		"  export [PATTERN | TYPE ID] [--stream NAME]\n"
 		"\n"
 		"options:\n"
 		"  --url URL      NATS server (default: $CIM_EVENTS_URL, "
@@ -77,9 +80,10 @@ usage(FILE *f)
 		"\n"
 		"Replies are printed as JSON on stdout (tail: one line per "
 		"event).\n"
-		"Exit status: 0 success, 1 validate found a broken chain or "
-		"tail an\n"
-		"event that failed its check, 2 usage error, 3 error from the\n"
+		"Exit status: 0 success, 1 validate or verify-all found a "
+		"broken chain\n"
+		"or tail an event that failed its check, 2 usage error, 3 error "
+		"from the\n"
 		"daemon, 4 NATS or the daemon cannot be reached in time.\n");
 }
 
@@ -531,6 +535,9 @@ static const struct command commands[] = {
 	{"by-type", cli_by_type},
 	{"tail", cli_tail},
 	{"info", cmd_info},
+	{"stats", cli_stats},
+	{"verify-all", cli_verify_all},
+	{"export", cli_export},
 };
 
 static int

@@ -1,7 +1,8 @@
 /*
  * cli.h: what the files of the cim-events tool share (cli.c: main, the
  * reading commands and the helpers below; cli_append.c: append;
- * cli_read.c: snapshot, load, by-type; cli_tail.c: tail).
+ * cli_read.c: snapshot, load, by-type; cli_tail.c: tail; cli_ops.c:
+ * stats, verify-all, export).
  */
 #ifndef CIM_CLI_H
 #define CIM_CLI_H
@@ -67,5 +68,10 @@ int cli_by_type(struct ctx *cx, int argc, char **argv);
 
 /* cli_tail.c */
 int cli_tail(struct ctx *cx, int argc, char **argv);
+
+/* cli_ops.c */
+int cli_stats(struct ctx *cx, int argc, char **argv);
+int cli_verify_all(struct ctx *cx, int argc, char **argv);
+int cli_export(struct ctx *cx, int argc, char **argv);
 
 #endif

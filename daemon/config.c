@@ -78,6 +78,7 @@ static const struct setting settings[] = {
 	S("daemon", "log_level", log_level, "info"),
 	I("daemon", "shutdown_timeout", shutdown_timeout_s, "20", 1, 3600),
 	I("daemon", "nats_down_grace", nats_down_grace_s, "300", 0, 86400),
+	S("daemon", "log_format", log_format, "text"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 _Static_assert(NSETTINGS <= CONFIG_MAX_SETTINGS, "CONFIG_MAX_SETTINGS is too small");

@@ -39,6 +39,7 @@ struct config {
 	char *hash;              /* "blake2b-256" or "sha2-256" */
 	uint64_t hash_code;      /* derived from hash */
 	char *log_level;
+	char *log_format;        /* "text" (key=value) or "json" (JSON lines) */
 	int64_t replicas;
 	int64_t idempotency_window_s; /* also the stream's duplicate window */
 	int64_t max_event_bytes;      /* one stored block */

@@ -129,6 +129,24 @@ enum op {
 	OP__COUNT
 };
 
+/* Request latency of one operation (latency.c): a fixed log-bucket
+ * histogram, atomics only. */
+#define LAT_BUCKETS 121
+struct lat_hist {
+	atomic_uint_fast64_t b[LAT_BUCKETS];
+	atomic_uint_fast64_t count;  /* requests timed */
+	atomic_uint_fast64_t sum_ns; /* and their total time */
+	atomic_int last_err;         /* cim_err of the last error reply, 0: none */
+};
+
+/* The stream's state as info last read it from JetStream (read.c). */
+struct stream_cache {
+	pthread_mutex_t mu;
+	bool fetching; /* a worker is asking JetStream now */
+	int64_t at;    /* monotonic ns of the last answer */
+	json_t *state;
+};
+
 enum role {
 	ROLE_STARTING = 0, /* no lease yet, never served */
 	ROLE_ACTIVE,       /* holds the lease, serves */
@@ -182,6 +200,10 @@ struct daemon {
 	int64_t started_ns;
 
 	struct op_stats ops[OP__COUNT];
+	struct lat_hist lat[OP__COUNT];
+	struct stream_cache stream_info;
+	char service_id[24];       /* NATS service discovery (micro.c) */
+	natsSubscription *micro_subs[3];
 	atomic_uint_fast64_t err_by_code[CIM_ERR__COUNT];
 	atomic_uint_fast64_t events_appended;
 	atomic_uint_fast64_t bytes_appended;
@@ -348,6 +370,24 @@ typedef void (*work_fn)(struct daemon *d, void *arg);
 int work_submit(struct daemon *d, work_fn fn, void *arg);
 int64_t now_ns(void);
 const char *op_name(enum op op);
+
+/* latency.c */
+/* The request subscription took req for op at t0 (now_mono_ns()). */
+void lat_begin(natsMsg *req, enum op op, int64_t t0);
+/* req's reply was sent: its time goes into its operation's histogram. */
+void lat_end(struct daemon *d, natsMsg *req);
+/* An error reply of op with code (cim_err). */
+void lat_error(struct daemon *d, enum op op, int code);
+/* The q-quantile (0 < q <= 1) of op's latencies in ns (0: none yet),
+ * within 12.5%. */
+uint64_t lat_quantile_ns(struct daemon *d, enum op op, double q);
+/* Requests that found no slot in the table and were not timed. */
+uint64_t lat_untimed(void);
+
+/* micro.c: NATS service discovery ($SRV.PING, $SRV.INFO, $SRV.STATS),
+ * answered whatever the role. */
+int micro_start(struct daemon *d);
+void micro_stop(struct daemon *d);
 
 /* snapshot.c */
 void snapshot_save_request(struct daemon *d, natsMsg *req, const char *type,

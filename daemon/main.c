@@ -153,6 +153,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(log_level_from_name(cfg.log_level));
+	if (log_format_from_name(cfg.log_format) < 0) {
+		fprintf(stderr, "cim-eventsd: log_format must be text or json, not '%s'\n",
+			cfg.log_format);
+		config_free(&cfg);
+		return 2;
+	}
+	log_set_format(log_format_from_name(cfg.log_format));
 	notify_init();
 
 	memset(&d, 0, sizeof d);
@@ -182,6 +189,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STATUS=connected; checking the stream and buckets");
 	if (store_setup(&d) != 0 || lease_open(&d) != 0 || lease_start(&d) != 0)
 		return 1;
+	micro_start(&d); /* discovery answers in every role, standby too */
 
 	/* the lease thread takes the lease when it can; this loop follows it
 	 * (serving or not) and takes the signals */
@@ -232,6 +240,7 @@ int main(int argc, char **argv)
 	if (d.serving && moved && lease_valid(&d))
 		checkpoint_write(&d); /* the next start reads this and little else */
 	lease_stop(&d);
+	micro_stop(&d);
 
 	natsConnection_Close(d.nc);
 	natsConnection_Close(d.lease_nc);

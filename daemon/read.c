@@ -1,8 +1,9 @@
 /*
  * read.c: get, head, validate, by_type and info.
  *
- * head and info are answered from memory on the subscription's thread.
- * get, validate and by_type read the stream on a worker: get up to the
+ * head is answered from memory on the subscription's thread; info, which
+ * asks JetStream for the stream's state, on a worker. get, validate and
+ * by_type read the stream on a worker: get up to the
  * head the daemon has committed (never a batch in flight), by_type up to
  * the first event of an append still in flight, validate everything stored
  * for the aggregate, whatever the daemon believes.
@@ -124,6 +125,7 @@ static void page_send(struct daemon *d, natsMsg *req, const char *open,
 	} else if (to && natsMsg_Create(&m, to, NULL, (const char *)out.p, (int)out.len) == NATS_OK) {
 		natsMsgHeader_Set(m, "Cim-Status", "200");
 		natsConnection_PublishMsg(d->nc, m);
+		lat_end(d, req);
 		natsMsg_Destroy(m);
 	}
 	cbuf_free(&out);
@@ -821,22 +823,110 @@ fail:
 
 /* ---- info ----------------------------------------------------------------------- */
 
-void info_request(struct daemon *d, natsMsg *req)
+#define STREAM_INFO_WAIT_MS 2000
+
+/* The stream's state from JetStream, as info shows it. */
+static json_t *stream_state_fetch(struct daemon *d)
 {
-	cim_perr e;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	jsOptions jo;
+	natsStatus s;
+	json_t *o;
+
+	jsOptions_Init(&jo);
+	jo.Wait = STREAM_INFO_WAIT_MS;
+	s = js_GetStreamInfo(&si, d->js, d->cfg->stream, &jo, &jerr);
+	if (s != NATS_OK) {
+		char m[300];
+		snprintf(m, sizeof m, "cannot read the stream's state: %s (JetStream error %d)",
+			 natsStatus_GetText(s), (int)jerr);
+		return json_pack("{ss ss}", "name", d->cfg->stream, "error", m);
+	}
+	o = json_pack("{ss sI sI sI sI sI sI sI}", "name", d->cfg->stream,
+		      "messages", (json_int_t)si->State.Msgs,
+		      "bytes", (json_int_t)si->State.Bytes,
+		      "first_seq", (json_int_t)si->State.FirstSeq,
+		      "last_seq", (json_int_t)si->State.LastSeq,
+		      "deleted", (json_int_t)si->State.NumDeleted,
+		      "consumers", (json_int_t)si->State.Consumers,
+		      "replicas", (json_int_t)(si->Config ? si->Config->Replicas : 0));
+	if (o != NULL && si->Cluster != NULL) {
+		json_t *reps = json_array();
+		for (int i = 0; reps && i < si->Cluster->ReplicasLen; i++) {
+			const jsPeerInfo *p = si->Cluster->Replicas[i];
+			json_array_append_new(reps, json_pack(
+				"{ss sb sb sI}", "name", p->Name ? p->Name : "",
+				"current", p->Current, "offline", p->Offline,
+				"lag", (json_int_t)p->Lag));
+		}
+		json_object_set_new(o, "cluster", json_pack(
+			"{ss ss so}", "name", si->Cluster->Name ? si->Cluster->Name : "",
+			"leader", si->Cluster->Leader ? si->Cluster->Leader : "",
+			"peers", reps ? reps : json_array()));
+	} else if (o != NULL) {
+		json_object_set_new(o, "cluster", json_null());
+	}
+	jsStreamInfo_Destroy(si);
+	return o;
+}
+
+/* The stream's state as a new reference (NULL: out of memory). fetch:
+ * asked of JetStream now, unless another worker is asking at this moment
+ * (then its last answer serves: a flood of info requests makes one
+ * request to JetStream at a time); !fetch: only the last answer, for a
+ * reply that must not wait on the network. "age_ms" says how old it is. */
+static json_t *stream_state(struct daemon *d, bool fetch)
+{
+	struct stream_cache *c = &d->stream_info;
+	json_t *o = NULL;
+	int64_t at = 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->state != NULL && (!fetch || c->fetching)) {
+		o = json_deep_copy(c->state);
+		at = c->at;
+	} else if (fetch) {
+		c->fetching = true;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (o == NULL && fetch) {
+		o = stream_state_fetch(d);
+		at = now_mono_ns();
+		pthread_mutex_lock(&c->mu);
+		c->fetching = false;
+		if (o != NULL) {
+			json_decref(c->state);
+			c->state = json_deep_copy(o);
+			c->at = at;
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (o != NULL)
+		json_object_set_new(o, "age_ms", json_integer((now_mono_ns() - at) / 1000000));
+	return o;
+}
+
+static const char *role_name(int role)
+{
+	return role == ROLE_ACTIVE ? "active" : role == ROLE_STANDBY ? "standby" : "starting";
+}
+
+static json_t *info_object(struct daemon *d, json_t *stream)
+{
 	json_t *ops = json_object(), *codes = json_object();
 
-	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
-		json_decref(ops);
-		json_decref(codes);
-		reply_error(d, req, OP_INFO, &e);
-		return;
-	}
-	for (int i = 0; i < OP__COUNT; i++)
+	for (int i = 0; i < OP__COUNT; i++) {
+		uint64_t p50 = lat_quantile_ns(d, (enum op)i, 0.50);
+		uint64_t p99 = lat_quantile_ns(d, (enum op)i, 0.99);
 		json_object_set_new(ops, op_name((enum op)i),
-				    json_pack("{sI sI}", "requests",
+				    json_pack("{sI sI sI sf sf}", "requests",
 					      (json_int_t)atomic_load(&d->ops[i].requests),
-					      "errors", (json_int_t)atomic_load(&d->ops[i].errors)));
+					      "errors", (json_int_t)atomic_load(&d->ops[i].errors),
+					      "timed", (json_int_t)atomic_load(&d->lat[i].count),
+					      "p50_us", (double)(p50 / 100) / 10.0,
+					      "p99_us", (double)(p99 / 100) / 10.0));
+	}
 	for (int i = 1; i < CIM_ERR__COUNT; i++) {
 		uint64_t n = atomic_load(&d->err_by_code[i]);
 		if (n)
@@ -846,16 +936,18 @@ void info_request(struct daemon *d, natsMsg *req)
 	size_t heads = d->heads.count;
 	uint64_t seen = d->seen_seq;
 	pthread_mutex_unlock(&d->mu);
-	json_t *writer = json_pack("{ss ss sI sb sI}", "holder", d->holder, "lease",
-				   d->lease_key, "lease_ttl_ms",
+	json_t *writer = json_pack("{ss ss ss ss sI sb sI}", "role",
+				   role_name(atomic_load(&d->role)), "service_id",
+				   d->service_id, "holder", d->holder,
+				   "lease", d->lease_key, "lease_ttl_ms",
 				   (json_int_t)(d->lease_ttl_ns / 1000000), "lease_valid",
 				   lease_valid(d), "takeovers",
 				   (json_int_t)atomic_load(&d->takeovers));
 	json_t *cp = json_pack("{sI sI}", "seq", (json_int_t)atomic_load(&d->cp_last_seq),
 			       "written", (json_int_t)atomic_load(&d->cp_written));
-	reply_json(d, req, json_pack(
-		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si sI}}", "name", "cim-eventsd",
-		"version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "writer", writer,
+	return json_pack(
+		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si sI so sI}}", "name",
+		"cim-eventsd", "version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "writer", writer,
 		"counters",
 		"uptime_s", (json_int_t)((now_ns() - d->started_ns) / 1000000000),
 		"heads", (json_int_t)heads, "operations", ops, "errors", codes,
@@ -867,5 +959,33 @@ void info_request(struct daemon *d, natsMsg *req)
 		"stream_seq", (json_int_t)seen,
 		"heads_checkpoint", cp,
 		"appends_in_flight", atomic_load(&d->jobs_in_flight),
-		"reads_off_leader", (json_int_t)atomic_load(&d->reads_off_leader)));
+		"latency_untimed", (json_int_t)lat_untimed(),
+		"stream", stream ? stream : json_null(),
+		"reads_off_leader", (json_int_t)atomic_load(&d->reads_off_leader));
+}
+
+/* On a worker: the stream's state may need a request to JetStream. */
+static void info_work(struct daemon *d, void *arg)
+{
+	natsMsg *req = arg;
+
+	reply_json(d, req, info_object(d, stream_state(d, true)));
+	natsMsg_Destroy(req);
+}
+
+/* Takes req. */
+void info_request(struct daemon *d, natsMsg *req)
+{
+	cim_perr e;
+
+	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
+		refuse(d, req, OP_INFO, &e);
+		return;
+	}
+	if (work_submit(d, info_work, req) == 0)
+		return;
+	/* every worker busy and the queue full: answered now, with the
+	 * stream's state as last read (or null) */
+	reply_json(d, req, info_object(d, stream_state(d, false)));
+	natsMsg_Destroy(req);
 }

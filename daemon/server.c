@@ -4,9 +4,10 @@
  * that serve reads.
  *
  * The subscription's callback never waits on the network: appends are
- * pipelined (append.c), head and info are answered from memory, and get
- * and validate, which read the stream, go to a worker. Every subject under
- * the prefix gets an answer.
+ * pipelined (append.c), head is answered from memory, and get, validate,
+ * by_type and info, which read the stream, go to a worker. Every subject
+ * under the prefix gets an answer. Each request is timed from here to its
+ * reply (latency.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,10 +43,13 @@ static void send_reply(struct daemon *d, natsMsg *req, const char *body,
 	if (to == NULL || *to == '\0')
 		return; /* nobody to answer */
 	snprintf(st, sizeof st, "%d", status);
-	if (natsMsg_Create(&m, to, NULL, body, (int)len) != NATS_OK)
+	if (natsMsg_Create(&m, to, NULL, body, (int)len) != NATS_OK) {
+		lat_end(d, req);
 		return;
+	}
 	natsMsgHeader_Set(m, "Cim-Status", st);
 	natsStatus s = natsConnection_PublishMsg(d->nc, m);
+	lat_end(d, req); /* the request's time ends as its reply leaves */
 	if (s != NATS_OK)
 		log_debug("cannot send reply: %s", natsStatus_GetText(s));
 	natsMsg_Destroy(m);
@@ -77,6 +81,7 @@ void reply_error_json(struct daemon *d, natsMsg *req, enum op op, cim_err code,
 
 	atomic_fetch_add(&d->ops[op].errors, 1);
 	atomic_fetch_add(&d->err_by_code[code], 1);
+	lat_error(d, op, (int)code);
 	json_decref(err_obj);
 	if (text == NULL) {
 		static const char oom[] = "{\"error\":{\"code\":\"internal\","
@@ -214,6 +219,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	size_t plen = strlen(d->cfg->prefix);
 	char buf[512], *tok[5];
 	int ntok = 0;
+	int64_t t0 = now_mono_ns(); /* the request's latency starts here */
 
 	if (natsMsg_GetReply(msg) == NULL) {
 		natsMsg_Destroy(msg); /* a publish, not a request: no one to answer */
@@ -221,6 +227,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	}
 	if (atomic_load(&d->pausing)) {
 		/* received before the lease was lost: answered, not dropped */
+		lat_begin(msg, OP_OTHER, t0);
 		atomic_fetch_add(&d->ops[OP_OTHER].requests, 1);
 		reply_err(d, msg, OP_OTHER, CIM_ERR_UNAVAILABLE, NULL,
 			  "this daemon lost its writer lease; nothing was done; retry");
@@ -228,6 +235,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		return;
 	}
 	if (snprintf(buf, sizeof buf, "%s", subj + plen + 1) >= (int)sizeof buf) {
+		lat_begin(msg, OP_OTHER, t0);
 		atomic_fetch_add(&d->ops[OP_OTHER].requests, 1);
 		reply_err(d, msg, OP_OTHER, CIM_ERR_INVALID_REQUEST, NULL,
 			  "the request subject is too long");
@@ -256,10 +264,10 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		}
 	}
 	atomic_fetch_add(&d->ops[op].requests, 1);
+	lat_begin(msg, op, t0);
 
 	if (op == OP_INFO && ntok == 1) {
-		info_request(d, msg);
-		natsMsg_Destroy(msg);
+		info_request(d, msg); /* takes msg */
 		return;
 	}
 	if (op == OP_OTHER || op == OP_INFO) {
@@ -386,6 +394,7 @@ void server_pause(struct daemon *d)
 
 int server_start(struct daemon *d)
 {
+	pthread_mutex_init(&d->stream_info.mu, NULL);
 	for (int i = 0; i < SNAP_LOCKS; i++)
 		pthread_mutex_init(&d->snap_locks[i], NULL);
 	if (workers_start(d) != 0) {
@@ -422,6 +431,8 @@ void server_drain(struct daemon *d)
 		natsConnection_FlushTimeout(d->nc, 2000);
 	natsSubscription_Destroy(d->sub);
 	d->sub = NULL;
+	json_decref(d->stream_info.state);
+	d->stream_info.state = NULL;
 }
 
 const char *op_name(enum op op) { return op_names[op]; }
