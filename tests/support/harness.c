@@ -160,7 +160,8 @@ static int nats_spawn(h_nats *n)
 	return 0;
 }
 
-int h_nats_start(h_nats *n)
+/* A temporary store directory and a free loopback port for n. */
+static int nats_prepare(h_nats *n)
 {
 	memset(n, 0, sizeof(*n));
 	n->pid = -1;
@@ -176,6 +177,13 @@ int h_nats_start(h_nats *n)
 		return -1;
 	}
 	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
+	return 0;
+}
+
+int h_nats_start(h_nats *n)
+{
+	if (nats_prepare(n) != 0)
+		return -1;
 	return nats_spawn(n);
 }
 
@@ -183,20 +191,8 @@ int h_nats_start_conf(h_nats *n, const char *conf_text)
 {
 	FILE *f;
 
-	memset(n, 0, sizeof(*n));
-	n->pid = -1;
-	snprintf(n->dir, sizeof(n->dir), "/tmp/cim-itest-XXXXXX");
-	if (mkdtemp(n->dir) == NULL) {
-		fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
-		n->dir[0] = '\0';
+	if (nats_prepare(n) != 0)
 		return -1;
-	}
-	n->port = proc_free_port();
-	if (n->port <= 0) {
-		fprintf(stderr, "harness: no free loopback port\n");
-		return -1;
-	}
-	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
 	snprintf(n->conf, sizeof(n->conf), "%s/nats.conf", n->dir);
 	if ((f = fopen(n->conf, "w")) == NULL) {
 		fprintf(stderr, "harness: %s: %s\n", n->conf, strerror(errno));
