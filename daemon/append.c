@@ -106,9 +106,14 @@ static void job_done(struct job *job)
 	if (next != NULL)
 		next->qtail = job->qtail;
 	job->agg->busy = next;
-	/* an aggregate that still has no event keeps no memory */
-	if (next == NULL && job->agg->version == 0 && job->agg->state == AGG_SETTLED)
+	/* an aggregate that still has no event keeps no memory (nor a place
+	 * on the sweep list) */
+	if (next == NULL && job->agg->version == 0 && job->agg->state == AGG_SETTLED) {
+		for (int i = 0; i < d->nsweep; i++)
+			if (d->sweep[i] == job->agg)
+				d->sweep[i--] = d->sweep[--d->nsweep];
 		heads_remove(&d->heads, job->agg);
+	}
 	pthread_mutex_unlock(&d->mu);
 	atomic_fetch_sub(&d->jobs_in_flight, 1);
 	job_free(job);
@@ -465,6 +470,8 @@ static size_t count_state(const struct job *job, enum jev_state st)
 	return k;
 }
 
+static void abandon(struct job *job, bool answered, const char *why);
+
 static void job_complete(struct job *job)
 {
 	struct daemon *d = job->d;
@@ -483,9 +490,7 @@ static void job_complete(struct job *job)
 	job->agg->state = AGG_UNSETTLED;
 	pthread_mutex_unlock(&d->mu);
 	if (work_submit(d, resolve_and_answer, job) != 0)
-		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s",
-			 "storage did not confirm the append and the daemon is overloaded; "
-			 "retry with the same event_ids to learn whether it was stored");
+		abandon(job, false, "the daemon is overloaded");
 }
 
 /* ---- an append whose outcome is not known at once ---------------------------
@@ -512,11 +517,12 @@ static void answer_early(struct job *job, const char *why)
 {
 	natsMsg *quiet = NULL;
 
+	/* a request with no reply subject is never answered (nor counted) */
+	if (natsMsg_Create(&quiet, natsMsg_GetSubject(job->req), NULL, NULL, 0) != NATS_OK)
+		return; /* answered once, at the end */
 	job_reply_fail(job, CIM_ERR_INTERNAL, why);
-	if (natsMsg_Create(&quiet, natsMsg_GetSubject(job->req), NULL, NULL, 0) == NATS_OK) {
-		natsMsg_Destroy(job->req);
-		job->req = quiet;
-	}
+	natsMsg_Destroy(job->req);
+	job->req = quiet;
 }
 
 /* Publishes the job's unsure messages again until each has a definite
@@ -689,19 +695,17 @@ static void resolve_and_answer(struct daemon *d, void *arg)
 		abandon(job, answered, "what was stored of it cannot be taken back");
 		return;
 	}
+	/* another append's events past the head: read the stream before
+	 * going on */
 	pthread_mutex_lock(&d->mu);
-	job->agg->state = AGG_SETTLED;
+	job->agg->state = count_state(job, JEV_FOREIGN) > 0 ? AGG_UNSETTLED : AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
 	if (count_state(job, JEV_REFUSED) > 0) {
 		job_reply_fail(job, CIM_ERR_UNAVAILABLE, job->fail_msg[0] ? job->fail_msg
 									  : "storage refused the append");
 		job_done(job);
 	} else if (count_state(job, JEV_FOREIGN) > 0) {
-		/* another append's events hold these versions (one this daemon
-		 * gave up on, landed since): read the stream before going on */
-		pthread_mutex_lock(&d->mu);
-		job->agg->state = AGG_UNSETTLED;
-		pthread_mutex_unlock(&d->mu);
+		/* (one this daemon gave up on, landed since) */
 		job_reply_fail(job, CIM_ERR_INTERNAL,
 			       "storage holds other events at these versions; nothing of this "
 			       "append was kept; retry with the same event_ids");

@@ -361,6 +361,11 @@ static int check(const struct config *c)
 			"not '%s'\n", origin_of(c, "log_level"), c->log_level);
 		bad = 1;
 	}
+	if (log_format_from_name(c->log_format) < 0) {
+		fprintf(stderr, "cim-eventsd: %s: log_format must be text or json, not '%s'\n",
+			origin_of(c, "log_format"), c->log_format);
+		bad = 1;
+	}
 	if (c->get_limit > c->get_max_limit) {
 		fprintf(stderr, "cim-eventsd: %s: get_limit (%lld) is over get_max_limit (%lld)\n",
 			origin_of(c, "get_limit"), (long long)c->get_limit,
@@ -467,7 +472,8 @@ static void mask_url(const char *url, char *out, size_t n)
 	out[0] = '\0';
 	while (*url && k + 1 < n) {
 		size_t len = strcspn(url, ",");
-		const char *at = memchr(url, '@', len), *scheme = strstr(url, "://");
+		/* the last @: a password may hold a raw one */
+		const char *at = memrchr(url, '@', len), *scheme = strstr(url, "://");
 		if (scheme != NULL && scheme >= url + len)
 			scheme = NULL;
 		if (at == NULL)

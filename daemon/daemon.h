@@ -171,6 +171,7 @@ struct daemon {
 	char events_prefix[128]; /* "events." */
 	char js_api[128];        /* JetStream API subject prefix, "$JS.API" */
 	char stream_leader[128]; /* under mu: the server that leads the stream */
+	int64_t stream_leader_at; /* under mu: when it was last asked */
 	struct agg *sweep[64];   /* under mu: unsettled aggregates to settle
 				    without waiting for their next append */
 	int nsweep;
@@ -323,8 +324,10 @@ struct leader_msg {
 	uint64_t seq;
 	int64_t ts;   /* when JetStream stored it, ns since the epoch */
 };
-/* The message at seq (subject NULL), or the first at or after seq on one
- * exact subject. 1 with *out filled, 0 when there is none, -1 with err set. */
+/* The first message at or after seq on subject (an exact one is found
+ * from the per-subject index; a wildcard walks the stream). 1 with *out
+ * filled, 0 when there is none, -1 with err set. By sequence alone:
+ * store_get_msg, which the leader answers too. */
 int leader_get(struct daemon *d, uint64_t seq, const char *subject, struct leader_msg *out,
 	       cim_perr *err);
 /* store_read_agg through the leader, from from_seq to the end, for the

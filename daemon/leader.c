@@ -4,10 +4,11 @@
  * On a replicated stream nats-server 2.9.10 may place an ephemeral
  * consumer on any replica, and a replica that is still catching up (a node
  * just restarted, a leader just elected) hands out a past state of the
- * stream without saying so. That is harmless for a read that only reports
- * (get and validate read again on a gap), but not for one the daemon acts
- * on: settling an aggregate removes a batch it sees torn, and a batch seen
- * through a stale replica may be whole on the leader.
+ * stream without saying so. Reads that answer clients use a consumer that
+ * store.c makes again until it sits on the leader; reads the daemon acts
+ * on must not depend on that: settling an aggregate removes a batch it
+ * sees torn, and a batch seen through a stale replica may be whole on the
+ * leader.
  *
  * So what the daemon acts on is read here, one message at a time, with the
  * JetStream API's "get message" request ($JS.API.STREAM.MSG.GET), which
@@ -104,8 +105,7 @@ int leader_get(struct daemon *d, uint64_t seq, const char *subject, struct leade
 	int rc = -1;
 
 	memset(out, 0, sizeof *out);
-	req = subject ? json_pack("{sI ss}", "seq", (json_int_t)seq, "next_by_subj", subject)
-		      : json_pack("{sI}", "seq", (json_int_t)seq);
+	req = json_pack("{sI ss}", "seq", (json_int_t)seq, "next_by_subj", subject);
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (body == NULL)

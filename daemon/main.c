@@ -42,6 +42,7 @@ static int become_active(struct daemon *d)
 					 atomic_load(&d->jobs_in_flight));
 				told = now_mono_ns();
 			}
+			notify_progress(); /* waiting, not stuck: the watchdog is fed */
 			usleep(10000);
 		}
 		if (store_catch_up(d) != 0)

@@ -77,6 +77,13 @@ void reply_json(struct daemon *d, natsMsg *req, json_t *body)
 void reply_error_json(struct daemon *d, natsMsg *req, enum op op, cim_err code,
 		      json_t *err_obj)
 {
+	const char *to = natsMsg_GetReply(req);
+	if (to == NULL || *to == '\0') {
+		/* nobody to answer (an append answered early, append.c): not
+		 * an error reply, not counted */
+		json_decref(err_obj);
+		return;
+	}
 	char *text = cim_json_text(err_obj);
 
 	atomic_fetch_add(&d->ops[op].errors, 1);

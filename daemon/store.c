@@ -374,17 +374,21 @@ static void source_close(struct source *src)
 	memset(src, 0, sizeof *src);
 }
 
-/* Is server the stream's leader? The name is remembered; asked again
- * when it does not match, or when fresh is set. */
+/* Is server the stream's leader? The leader's name is remembered, and
+ * asked again on a mismatch at most once a second (a mismatch mostly
+ * means a consumer on a replica, not a new leader). */
 static bool on_stream_leader(struct daemon *d, const char *server)
 {
-	bool same;
+	bool same, stale;
 
 	pthread_mutex_lock(&d->mu);
 	same = strcmp(d->stream_leader, server) == 0;
+	stale = now_ns() - d->stream_leader_at > 1000000000LL;
+	if (!same && stale)
+		d->stream_leader_at = now_ns();
 	pthread_mutex_unlock(&d->mu);
-	if (same)
-		return true;
+	if (same || !stale)
+		return same;
 	jsStreamInfo *si = NULL;
 	jsErrCode je = 0;
 	if (js_GetStreamInfo(&si, d->js, d->cfg->stream, NULL, &je) != NATS_OK)
