@@ -701,9 +701,8 @@ static void resolve_and_answer(struct daemon *d, void *arg)
 	job->agg->state = count_state(job, JEV_FOREIGN) > 0 ? AGG_UNSETTLED : AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
 	if (count_state(job, JEV_REFUSED) > 0) {
-		job_reply_fail(job, CIM_ERR_UNAVAILABLE, job->fail_msg[0] ? job->fail_msg
-									  : "storage refused the append");
-		job_done(job);
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
+			 job->fail_msg[0] ? job->fail_msg : "storage refused the append");
 	} else if (count_state(job, JEV_FOREIGN) > 0) {
 		/* (one this daemon gave up on, landed since) */
 		job_reply_fail(job, CIM_ERR_INTERNAL,
