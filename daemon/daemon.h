@@ -153,6 +153,11 @@ enum role {
 	ROLE_STANDBY,      /* waits for the lease; no subscription */
 };
 
+static inline const char *role_name(int role)
+{
+	return role == ROLE_ACTIVE ? "active" : role == ROLE_STANDBY ? "standby" : "starting";
+}
+
 /* What start-up found in CIM-HEADS (checkpoint.c). */
 struct cp_loaded {
 	uint64_t seq;           /* the heads are as of this stream sequence */

@@ -20,6 +20,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "natsopts.h"
 #include "sdnotify.h"
 
 /* Serves from now on: the heads loaded (the first time) or brought up to
@@ -167,17 +168,7 @@ int main(int argc, char **argv)
 	d.cfg = &cfg;
 	d.started_ns = now_ns();
 	snprintf(d.events_prefix, sizeof d.events_prefix, "%s.", cfg.events_subject);
-	/* the JetStream API's subjects, as nats.c makes them (leader.c asks
-	 * it directly) */
-	if (cfg.js_domain[0])
-		snprintf(d.js_api, sizeof d.js_api, "$JS.%s.API", cfg.js_domain);
-	else if (cfg.js_api_prefix[0])
-		snprintf(d.js_api, sizeof d.js_api, "%s", cfg.js_api_prefix);
-	else
-		snprintf(d.js_api, sizeof d.js_api, "%s", "$JS.API");
-	size_t jl = strlen(d.js_api);
-	if (jl > 0 && d.js_api[jl - 1] == '.')
-		d.js_api[jl - 1] = '\0';
+	natsopts_js_api(&cfg, d.js_api, sizeof d.js_api);
 	pthread_mutex_init(&d.mu, NULL);
 	if (heads_init(&d.heads, 0) != 0 || recent_init(&d.recent) != 0)
 		fatalx("out of memory");

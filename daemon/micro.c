@@ -63,11 +63,6 @@ static void make_id(char out[23])
 	out[22] = '\0';
 }
 
-static const char *role_name(int role)
-{
-	return role == ROLE_ACTIVE ? "active" : role == ROLE_STANDBY ? "standby" : "starting";
-}
-
 /* type, name, id, version, metadata: what every response starts with. */
 static json_t *identity(struct daemon *d, const char *type)
 {

@@ -108,3 +108,16 @@ void natsopts_js(jsOptions *jo, const struct config *c)
 	else if (c->js_api_prefix[0])
 		jo->Prefix = c->js_api_prefix;
 }
+
+void natsopts_js_api(const struct config *c, char *out, size_t n)
+{
+	if (c->js_domain[0])
+		snprintf(out, n, "$JS.%s.API", c->js_domain);
+	else if (c->js_api_prefix[0])
+		snprintf(out, n, "%s", c->js_api_prefix);
+	else
+		snprintf(out, n, "%s", "$JS.API");
+	size_t len = strlen(out);
+	if (len > 0 && out[len - 1] == '.')
+		out[len - 1] = '\0';
+}

@@ -18,6 +18,10 @@
 natsStatus natsopts_new(natsOptions **out, const struct config *c, char *err, size_t errlen);
 /* Sets the domain or the API prefix of c on jo (jsOptions_Init'ed). */
 void natsopts_js(jsOptions *jo, const struct config *c);
+/* The JetStream API subject prefix those contexts use ("$JS.API",
+ * "$JS.<domain>.API" or js_api_prefix), for requests made directly
+ * (leader.c). */
+void natsopts_js_api(const struct config *c, char *out, size_t n);
 /* Whether c asks for TLS (a tls_* setting or a tls:// URL). */
 bool natsopts_tls(const struct config *c);
 

@@ -907,11 +907,6 @@ static json_t *stream_state(struct daemon *d, bool fetch)
 	return o;
 }
 
-static const char *role_name(int role)
-{
-	return role == ROLE_ACTIVE ? "active" : role == ROLE_STANDBY ? "standby" : "starting";
-}
-
 static json_t *info_object(struct daemon *d, json_t *stream)
 {
 	json_t *ops = json_object(), *codes = json_object();

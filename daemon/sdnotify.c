@@ -57,8 +57,7 @@ bool notify_tick(struct daemon *d)
 {
 	natsConnStatus cs = natsConnection_Status(d->nc);
 	int role = atomic_load(&d->role);
-	const char *who = role == ROLE_ACTIVE ? "active" : role == ROLE_STANDBY ? "standby"
-										 : "starting";
+	const char *who = role_name(role);
 	char text[256];
 	bool healthy = true;
 	int64_t now = now_mono_ns();
