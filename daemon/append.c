@@ -423,6 +423,8 @@ static enum run job_launch(struct job *job, bool chained)
 	p->tip_version = job->base + n - 1;
 	p->tip_cid = job->ev[n - 1].cid;
 	pthread_mutex_unlock(&d->mu);
+	if (chained)
+		atomic_fetch_add(&d->appends_chained, 1);
 	r = RUN_LAUNCHED;
 
 	jsPubOptions po;

@@ -227,6 +227,9 @@ struct daemon {
 	atomic_uint_fast64_t err_by_code[CIM_ERR__COUNT];
 	atomic_uint_fast64_t events_appended;
 	atomic_uint_fast64_t bytes_appended;
+	atomic_uint_fast64_t appends_chained; /* launched behind another (append.c) */
+	atomic_uint_fast64_t appends_rerun;   /* put back after their chain was
+						 resolved (resolve.c) */
 	int64_t startup_ms;
 	uint64_t startup_events;
 	char startup_how[256];     /* how start-up got its heads */

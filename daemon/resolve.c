@@ -317,6 +317,7 @@ static bool first_failed(struct job *job)
 		job->gen++;
 		job->regens++;
 		job_unlaunch(job);
+		atomic_fetch_add(&d->appends_rerun, 1);
 		return true;
 	} else {
 		job_reply_fail(job, CIM_ERR_INTERNAL,
@@ -417,6 +418,7 @@ static void resolve_chain(struct daemon *d, void *arg)
 			k++;
 		for (i = k; i < m; i++)
 			job_unlaunch(chain[i]); /* chained on what is not stored */
+		atomic_fetch_add(&d->appends_rerun, (uint64_t)(m - k));
 		goto out;
 	}
 	/* a job whose outcome stays unknown: the ones before it that failed are
