@@ -77,6 +77,18 @@ typedef struct rate {
 
 json_t *rate_json(const rate *r);
 
+/* Another daemon binary measured in the same run (--compare NAME=PATH):
+ * its own prefix, stream, events subject and buckets on the same
+ * nats-server, so that both are active writers at once. */
+#define MAX_COMPARE 4
+typedef struct compare {
+	const char *name;
+	const char *bin;
+	char prefix[64];
+	pid_t pid;
+	bool up;
+} compare;
+
 /* ---- processes (proc.c) ------------------------------------------------------ */
 
 typedef struct procs {
@@ -104,6 +116,11 @@ void nats_stop(procs *p);
 int daemon_start(procs *p, int timeout_ms, double *elapsed_ms);
 /* SIGTERM, bounded wait, SIGKILL past it. Returns the exit status or -1. */
 int daemon_stop(procs *p);
+/* Starts c->bin (copied into p->dir) as a second writer on p's server,
+ * with prefix, stream, events subject and buckets of its own named after
+ * c->name. 0, or -1 (printed). */
+int compare_start(procs *p, compare *c);
+void compare_stop(compare *c);
 void procs_cleanup(procs *p);
 /* VmRSS in KiB of pid, -1 when unknown. */
 long rss_kib(pid_t pid);
@@ -164,12 +181,14 @@ typedef struct config {
 	const char *daemon_bin;
 	const char *relay_bin;  /* --relay, or bench-relay beside this program */
 	const char *json_path;
-	bool quick, growth, own, growth_only;
+	bool quick, growth, own, growth_only, appends_only, reads_only;
 	const char *prefix;     /* cim.events.v1 */
 	char stream[64];        /* the daemon's stream, from info */
 	uint64_t hash_code;     /* the daemon's multihash, from info */
 	char tag[32];           /* names unique to this run */
 	procs *P;               /* our processes; NULL with --url */
+	compare cmp[MAX_COMPARE];
+	int ncmp;
 } config;
 
 extern config C;
@@ -214,6 +233,7 @@ typedef struct store_res {
 	int tp_batch[8];       /* events per request */
 	rate relay[8];         /* the relay at the same in-flight level
 				  (single events only; .ran false otherwise) */
+	rate cmp_tp[MAX_COMPARE][8]; /* the --compare daemons, same runs */
 	const char *relay_name[8];
 	int n_tp;
 	lat get1k, head, val1k, val10k;

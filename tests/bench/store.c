@@ -224,6 +224,21 @@ void run_appends(store_res *r, json_t *out)
 		r->tp_batch[r->n_tp] = runs[i].batch;
 		print_rate(runs[i].name, &r->tp[r->n_tp]);
 		json_object_set_new(tp, runs[i].name, rate_json(&r->tp[r->n_tp]));
+		for (int k = 0; k < C.ncmp && !g_stop; k++) {
+			subj_ctx cs = {"append", "b-%ld", AGGS, 0, C.cmp[k].prefix};
+			subj_ctx co = {"append", "one", 0, 0, C.cmp[k].prefix};
+			char name[96];
+			rate *cr = &r->cmp_tp[k][r->n_tp];
+
+			if (!C.cmp[k].up)
+				continue;
+			er.subject_ctx = runs[i].one ? &co : &cs;
+			engine_cpu(&er, cr, C.cmp[k].pid);
+			snprintf(name, sizeof name, "[%s] %s", C.cmp[k].name, runs[i].name);
+			print_rate(name, cr);
+			snprintf(name, sizeof name, "%s_%s", C.cmp[k].name, runs[i].name);
+			json_object_set_new(tp, name, rate_json(cr));
+		}
 		if (have_relay && runs[i].batch == 1 && !g_stop) {
 			char name[96];
 
