@@ -434,10 +434,11 @@ static enum run job_launch(struct job *job, bool chained)
 	}
 
 	pthread_mutex_lock(&d->mu);
-	if (chained && (p->resolving || p->stalled || p->launched == 0 ||
+	if (chained && (p->resolving || p->stalled || p->next_run != job ||
 			p->tip_version != version || !cim_cid_equal(&p->tip_cid, &head))) {
 		/* the chain failed (or was resolved) meanwhile: this job runs
-		 * later, built anew */
+		 * later, built anew (the jobs before it committed meanwhile
+		 * leave the tip as it was: then it goes as it is) */
 		pthread_mutex_unlock(&d->mu);
 		goto out;
 	}

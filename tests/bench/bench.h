@@ -234,6 +234,7 @@ typedef struct store_res {
 	rate relay[8];         /* the relay at the same in-flight level
 				  (single events only; .ran false otherwise) */
 	rate cmp_tp[MAX_COMPARE][8]; /* the --compare daemons, same runs */
+	lat cmp_append1[MAX_COMPARE];
 	const char *relay_name[8];
 	int n_tp;
 	lat get1k, head, val1k, val10k;

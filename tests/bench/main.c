@@ -142,6 +142,16 @@ static void final_table(const floor_res *f, const store_res *s,
 	    "rr p50 + js_Publish p50", lat_ok(&s->append1));
 	row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
 	    "rr p99 + js_Publish p99", lat_ok(&s->append1));
+	for (int k = 0; k < C.ncmp; k++) {
+		if (!s->cmp_append1[k].ran)
+			continue;
+		snprintf(name, sizeof name, "  [%s] append p50, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p50, "us", rr_js50, "rr p50 + js_Publish p50",
+		    lat_ok(&s->cmp_append1[k]));
+		snprintf(name, sizeof name, "  [%s] append p99, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p99, "us", rr_js99, "rr p99 + js_Publish p99",
+		    lat_ok(&s->cmp_append1[k]));
+	}
 	for (int i = 0; i < s->n_tp; i++) {
 		const rate *rl = &s->relay[i];
 		double rl_cpu = rl->ran && rl->valid ? cpu_per(rl) : NAN;
