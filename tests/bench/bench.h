@@ -205,6 +205,13 @@ typedef struct floor_res {
 } floor_res;
 
 void run_floor(floor_res *f, json_t *out);
+/* Request/reply whose reply is reply_bytes long (what a get of many events
+ * must send back), from a responder on another connection. */
+typedef struct cbuf_view {
+	char *p;
+	size_t len;
+} cbuf_view;
+void floor_rr_sized(lat *l, size_t reply_bytes, int warm, int n);
 
 /* ---- the append floors (floor_append.c) ------------------------------------- */
 
@@ -244,6 +251,9 @@ typedef struct store_res {
 	lat bare1k, bare10k;
 	/* and the CIDs of the 10,000 computed alone, from memory */
 	lat hash10k;
+	/* a request/reply whose reply is as long as get's of the 1,000 */
+	lat rr_get1k;
+	long get1k_bytes;
 } store_res;
 
 /* Pulls every message on subject from the start through an ephemeral pull

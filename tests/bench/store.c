@@ -336,6 +336,7 @@ typedef struct get_all {
 	const char *id;
 	long expect;     /* events */
 	long pages;      /* of the last walk */
+	long bytes;      /* of its replies */
 } get_all;
 
 /* The value after the last "next_from_version": in the reply, 0 for null,
@@ -357,7 +358,7 @@ static long next_from(natsMsg *m)
 static bool walk(get_all *g)
 {
 	char subj[256], body[64];
-	long from = 1, pages = 0, version = -1;
+	long from = 1, pages = 0, version = -1, bytes = 0;
 
 	snprintf(subj, sizeof subj, "%s.get.bench.%s", C.prefix, g->id);
 	while (pages < 1000) {
@@ -370,6 +371,7 @@ static bool walk(get_all *g)
 			return false;
 		}
 		pages++;
+		bytes += natsMsg_GetDataLength(m);
 		if (pages == 1 &&
 		    sscanf(natsMsg_GetData(m), "{\"version\":%ld", &version) != 1)
 			version = -1;
@@ -382,6 +384,7 @@ static bool walk(get_all *g)
 		from = next;
 	}
 	g->pages = pages;
+	g->bytes = bytes;
 	return version == g->expect;
 }
 
@@ -570,13 +573,18 @@ void run_reads(store_res *r, json_t *out)
 		printf("  %ld batches failed: the read figures below are on "
 		       "shorter aggregates\n", bad);
 	{
-		get_all g = {nc, id1k, n1k, 0};
+		get_all g = {nc, id1k, n1k, 0, 0};
 
 		get_latency(&r->get1k, &g, 5, C.quick ? 20 : 200, 120);
 		r->get1k_pages = g.pages;
+		r->get1k_bytes = g.bytes;
 		snprintf(r->get1k.note, sizeof r->get1k.note,
-			 "%ld page(s) per walk", g.pages);
+			 "%ld page(s) per walk, %ld bytes", g.pages, g.bytes);
 		print_lat("get 1,000 events (all pages)", &r->get1k);
+		if (g.bytes > 0) {
+			floor_rr_sized(&r->rr_get1k, (size_t)g.bytes, 5, C.quick ? 20 : 200);
+			print_lat("floor: a reply of that size", &r->rr_get1k);
+		}
 	}
 	{
 		subj_ctx sc = {"head", id1k, 0, 0, NULL};
@@ -645,6 +653,8 @@ out:
 	json_object_set_new(o, "floor_bare_pull_1000", lat_json(&r->bare1k));
 	json_object_set_new(o, "floor_bare_pull_10000", lat_json(&r->bare10k));
 	json_object_set_new(o, "floor_hash_10000", lat_json(&r->hash10k));
+	json_object_set_new(o, "floor_rr_reply_of_get_1000", lat_json(&r->rr_get1k));
+	json_object_set_new(o, "get_1000_reply_bytes", json_integer(r->get1k_bytes));
 	json_object_set_new(o, "build_failures", json_integer(bad));
 	json_object_set_new(out, "reads", o);
 	free(b100);
