@@ -52,7 +52,7 @@ struct agg {
 	uint32_t key_block; /* its key block's entry */
 	uint32_t unreached; /* event blocks on no root's chain */
 	uint32_t first_unreached;
-	uint32_t pad;
+	uint32_t broken; /* its root's walk stopped at a reported failure */
 };
 
 struct table {
@@ -582,6 +582,7 @@ walk(struct vstate *v, uint32_t r)
 			return; /* cim_event_check: prev is there past 1 */
 		c = &v->e[cur];
 		pe = &v->e[p];
+		v->a[a].broken = 1; /* until the walk goes on below */
 		if (pe->kind == K_BAD)
 			return; /* reported when read */
 		cid_text(v, cur, ct);
@@ -621,6 +622,7 @@ walk(struct vstate *v, uint32_t r)
 			     (unsigned long long)pe->version);
 			return;
 		}
+		v->a[a].broken = 0;
 		if (pe->flags & F_REACHED)
 			return;
 		v->e[p].flags |= F_REACHED;
@@ -650,14 +652,23 @@ check_sealed(struct vstate *v, uint32_t r)
 			break;
 		cur = v->e[cur].link;
 	}
-	fail(v, "unsealed", "aggregate %s: root %s (version %llu, at byte %llu) "
-	     "is not sealed by a trusted key; trusted seals cover it through "
-	     "version %llu, so versions %llu to %llu are unsealed",
-	     agg_text(v, v->e[r].agg, name, sizeof(name)), cid_text(v, r, ct),
-	     (unsigned long long)v->e[r].version,
-	     (unsigned long long)v->e[r].offset, (unsigned long long)through,
-	     (unsigned long long)through + 1,
-	     (unsigned long long)v->e[r].version);
+	agg_text(v, v->e[r].agg, name, sizeof(name));
+	cid_text(v, r, ct);
+	if (through > 0)
+		fail(v, "unsealed", "aggregate %s: root %s (version %llu, at byte "
+		     "%llu) is not sealed by a trusted key: trusted seals cover "
+		     "it through version %llu, so versions %llu to %llu are "
+		     "unsealed", name, ct, (unsigned long long)v->e[r].version,
+		     (unsigned long long)v->e[r].offset,
+		     (unsigned long long)through, (unsigned long long)through + 1,
+		     (unsigned long long)v->e[r].version);
+	else
+		fail(v, "unsealed", "aggregate %s: root %s (version %llu, at byte "
+		     "%llu) is not sealed by a trusted key: no trusted seal "
+		     "covers any of it, so versions 1 to %llu are unsealed", name,
+		     ct, (unsigned long long)v->e[r].version,
+		     (unsigned long long)v->e[r].offset,
+		     (unsigned long long)v->e[r].version);
 }
 
 static void
@@ -724,7 +735,8 @@ check_unreached(struct vstate *v)
 		const struct agg *a = &v->a[k];
 		const struct ent *e;
 
-		if (a->unreached == 0)
+		/* below a broken chain nothing is reached: said already */
+		if (a->unreached == 0 || a->broken)
 			continue;
 		e = &v->e[a->first_unreached];
 		fail(v, "unreached", "aggregate %s: %u event block%s on no "
