@@ -11,30 +11,15 @@
  * text form is unique too.
  */
 #include <sodium.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "cid.h"
+#include "crypt.h"
 
 #define VARINT_MAX 9
 #define DIGEST_MAX 64
 
 static const char b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-
-/* sodium_init() is idempotent and thread-safe; the flag only saves the
- * call (and its lock) once it has succeeded. */
-static int
-sodium_ready(void)
-{
-	static atomic_bool ready;
-
-	if (atomic_load(&ready))
-		return 0;
-	if (sodium_init() < 0)
-		return -1;
-	atomic_store(&ready, true);
-	return 0;
-}
 
 /* Writes v as a varint at p; returns the byte count, 0 if v > 2^63-1. */
 static size_t
@@ -85,7 +70,7 @@ varint_get(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
 static size_t
 digest(uint64_t mh, const uint8_t *data, size_t len, uint8_t *out)
 {
-	if (sodium_ready() == -1)
+	if (cim_sodium_ready() == -1)
 		return 0;
 	switch (mh) {
 	case CIM_MH_BLAKE2B_256:
