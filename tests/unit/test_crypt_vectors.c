@@ -421,6 +421,7 @@ Test(crypt_vectors, encrypted_snapshot_blocks)
 		cr_assert_eq(cim_value_decrypt_json(&back, &k, &a, found, flen, err,
 						    sizeof err), 0, "%s: %s", name, err);
 		cr_assert(json_equal(back, state), "%s: decrypted state", name);
+		json_decref(back);
 		/* the same bytes as an event's data, or another aggregate's
 		 * state, do not decrypt */
 		a = cim_ad_state(s.aggregate_type, strlen(s.aggregate_type), "other", 5);
