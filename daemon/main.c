@@ -243,6 +243,7 @@ int main(int argc, char **argv)
 	natsConnection_Destroy(d.nc);
 	natsConnection_Destroy(d.lease_nc);
 	heads_free(&d.heads);
+	tix_free(&d.tix);
 	recent_free(&d.recent);
 	pthread_mutex_destroy(&d.mu);
 	log_info("stopped");
