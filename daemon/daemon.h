@@ -4,8 +4,8 @@
  * Threads and the one rule for shared state. nats.c runs three kinds of
  * threads into this code: the request subscription's callback (one at a
  * time), the JetStream publish-ack handler, and our read workers. Every
- * field of struct agg, the head table and the idempotency window is read
- * and written only with daemon.mu held, and mu is never held across a call
+ * field of struct agg, the head table, the idempotency window and the type
+ * index is read and written only with daemon.mu held, and mu is never held across a call
  * that waits on the network. An aggregate whose `busy` is set belongs to
  * that append job: only the job (on whichever thread runs it) moves the
  * aggregate's head, so one aggregate's appends are strictly ordered while

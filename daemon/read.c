@@ -715,7 +715,7 @@ void validate_request(struct daemon *d, natsMsg *req, const char *type, const ch
  * more (next_after_seq) or not (null).
  */
 
-#define BT_CHUNK 512 /* sequences read at once */
+#define BT_CHUNK 1024 /* sequences read at once */
 
 struct bt_ctx {
 	struct daemon *d;
@@ -738,20 +738,20 @@ static int bt_visit(struct bt_ctx *c, const struct stored_msg *sm)
 	cim_event_view b;
 	bool committed = false, in_flight = false;
 
+	bool ours = sm->msg != NULL && (et = strrchr(sm->subject, '.')) != NULL &&
+		    strcmp(et + 1, c->event_type) == 0 &&
+		    store_split_subject(d, sm->subject, buf, sizeof buf, &type, &id) == 0;
 	pthread_mutex_lock(&d->mu);
+	/* what was read is noted: the next read need not look again */
 	tix_note_subject(d, sm->seq, sm->msg ? sm->subject : NULL);
-	pthread_mutex_unlock(&d->mu);
-	if (sm->msg == NULL || (et = strrchr(sm->subject, '.')) == NULL ||
-	    strcmp(et + 1, c->event_type) != 0 ||
-	    store_split_subject(d, sm->subject, buf, sizeof buf, &type, &id) != 0)
-		return 0; /* not stored, or of another type */
-	pthread_mutex_lock(&d->mu);
-	struct agg *a = heads_find(&d->heads, type, id);
+	struct agg *a = ours ? heads_find(&d->heads, type, id) : NULL;
 	if (a != NULL) {
 		committed = sm->seq <= a->seq;
 		in_flight = a->busy != NULL;
 	}
 	pthread_mutex_unlock(&d->mu);
+	if (!ours)
+		return 0; /* not stored, or of another type */
 	if (!committed) {
 		/* part of an append still in flight: stop before it, so no reader
 		 * sees part of a batch; anything else past a head is not an event
@@ -988,8 +988,12 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 				   (json_int_t)atomic_load(&d->takeovers));
 	json_t *cp = json_pack("{sI sI}", "seq", (json_int_t)atomic_load(&d->cp_last_seq),
 			       "written", (json_int_t)atomic_load(&d->cp_written));
+	uint64_t tix_bytes, tix_high;
+	tix_stats(d, &tix_bytes, &tix_high);
+	json_t *tix = json_pack("{sI sI}", "bytes", (json_int_t)tix_bytes, "high_seq",
+				(json_int_t)tix_high);
 	return json_pack(
-		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si sI so sI}}", "name",
+		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so so si sI so sI}}", "name",
 		"cim-eventsd", "version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "writer", writer,
 		"counters",
 		"uptime_s", (json_int_t)((now_ns() - d->started_ns) / 1000000000),
@@ -1001,6 +1005,7 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 		"startup_heads_from", d->startup_how,
 		"stream_seq", (json_int_t)seen,
 		"heads_checkpoint", cp,
+		"type_index", tix,
 		"appends_in_flight", atomic_load(&d->jobs_in_flight),
 		"latency_untimed", (json_int_t)lat_untimed(),
 		"stream", stream ? stream : json_null(),
