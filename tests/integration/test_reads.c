@@ -6,6 +6,7 @@
  * The fixture and the checks are in tests/support/history.c.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,4 +166,179 @@ Test(reads, verify_all_and_export_find_exactly_what_is_stored)
 	cr_assert_eq(lines, (int)h.n, "one line per stored event, no more:\n%s", r.out);
 	h_run_free(&r);
 	hist_free(&h);
+}
+
+/* The daemon's log from byte `from` on, once it holds what (waited for up
+ * to 5 s: the log is written as the daemon goes); NULL if it never does. */
+static char *log_line(const char *what, size_t from)
+{
+	char *path = h_strf("%s/daemon.log", H.nats.dir);
+	char *line = NULL;
+
+	for (int i = 0; i < 100 && line == NULL; i++) {
+		char *text = h_slurp(path);
+		const char *at = strlen(text) > from ? strstr(text + from, what) : NULL;
+		if (at != NULL)
+			line = strndup(at, strcspn(at, "\n"));
+		free(text);
+		if (line == NULL)
+			h_sleep_ms(50);
+	}
+	free(path);
+	return line;
+}
+
+static size_t log_size(void)
+{
+	char *path = h_strf("%s/daemon.log", H.nats.dir);
+	char *text = h_slurp(path);
+	size_t n = strlen(text);
+
+	free(text);
+	free(path);
+	return n;
+}
+
+/* by_type's type index is written beside the heads checkpoint and read
+ * back at start-up, so the stream is read only after it; without it (the
+ * first start after an upgrade) the stream is read again from its start,
+ * and the reads are the same either way. */
+Test(reads, the_type_index_is_read_back_at_start_up)
+{
+	hist h = {0};
+	hist_timing t = {0};
+	char want[96];
+
+	for (int i = 0; i < 12; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "ix-%d", i % 4);
+		hist_append(&h, "order", id, i % 3 ? (const char *[]){"Paid", "Noted"}
+						   : (const char *[]){"Noted", "Paid"}, 1 + i % 2);
+	}
+	hist_seal(&h);
+	cr_assert_eq(h_daemon_stop(H.daemon), 0);
+	size_t from = log_size();
+	H.daemon = h_daemon_start(&H.nats, NULL);
+	cr_assert_gt(H.daemon, 0);
+	snprintf(want, sizeof(want), "complete up to seq %llu", (unsigned long long)h.last_seq);
+	char *line = log_line("type index:", from);
+	cr_assert(line != NULL && strstr(line, want) != NULL, "%s (want: %s)", line, want);
+	free(line);
+	line = log_line("heads loaded from the checkpoint", from);
+	cr_assert(line != NULL && strstr(line, "then 0 event(s) replayed"), "%s", line);
+	free(line);
+	hist_check_by_type(&h, "Paid", &t);
+
+	/* the pages gone: read again from the start, the same answers */
+	h_daemon_kill9(H.daemon);
+	kvStore *kv = NULL;
+	cr_assert_eq(js_KeyValue(&kv, H.js, "CIM-HEADS"), NATS_OK);
+	cr_assert_eq(kvStore_Purge(kv, "typeindex.0", NULL), NATS_OK);
+	kvStore_Destroy(kv);
+	from = log_size();
+	H.daemon = h_daemon_start(&H.nats, NULL);
+	cr_assert_gt(H.daemon, 0);
+	line = log_line("type index:", from);
+	cr_assert(line != NULL && strstr(line, "0 page(s) read") != NULL &&
+		  strstr(line, "complete up to seq 0") != NULL, "%s", line);
+	free(line);
+	hist_check_by_type(&h, "Paid", &t);
+	hist_check_by_type(&h, "Noted", &t);
+	h_reply rep;
+	h_request(&rep, H_PREFIX ".info", "{}", -1);
+	json_t *ti = json_object_get(json_object_get(rep.json, "counters"), "type_index");
+	cr_assert_eq(json_integer_value(json_object_get(ti, "high_seq")), (json_int_t)h.last_seq,
+		     "%s", rep.body);
+	cr_assert_gt(json_integer_value(json_object_get(ti, "bytes")), 0);
+	h_reply_free(&rep);
+	hist_free(&h);
+}
+
+/* A reader following one event type while appends of batches go on from
+ * three clients at once: it ends with every event of the type, once each,
+ * in stream order. */
+struct appender {
+	int who, done, failed;
+	uint64_t seqs[200];
+	int n;
+	char why[256];
+};
+
+static void *append_loop(void *arg)
+{
+	struct appender *ap = arg;
+	cim_client *c = h_client_new(0);
+
+	for (int i = 0; i < 60 && !ap->failed; i++) {
+		cim_new_event ev[3];
+		cim_append_result *r = NULL;
+		cim_error err = {0};
+		char id[16];
+		int n = 1 + (i + ap->who) % 3;
+
+		for (int k = 0; k < n; k++)
+			ev[k] = (cim_new_event){.event_type = (i + k) % 2 ? "Follow" : "Other",
+						.data_json = "{}"};
+		snprintf(id, sizeof(id), "f%d-%d", ap->who, i % 5);
+		if (cim_append(c, "acct", id, CIM_EXPECT_ANY, ev, (size_t)n, &r, &err) != CIM_ERR_OK) {
+			snprintf(ap->why, sizeof(ap->why), "append: %.200s", err.message);
+			ap->failed = 1;
+			break;
+		}
+		for (int k = 0; k < n; k++)
+			if (strcmp(ev[k].event_type, "Follow") == 0)
+				ap->seqs[ap->n++] = r->events[k].seq;
+		cim_append_result_destroy(r);
+	}
+	cim_client_destroy(c);
+	__atomic_store_n(&ap->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(reads, a_follower_of_one_type_misses_nothing_while_appends_go_on)
+{
+	struct appender ap[3] = {{.who = 0}, {.who = 1}, {.who = 2}};
+	pthread_t th[3];
+	uint64_t got[600], want[600], after = 0;
+	int n = 0, nwant = 0, quiet = 0;
+
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, append_loop, &ap[i]), 0);
+	while (quiet < 2) {
+		cim_event_list *l = NULL;
+		cim_error err = {0};
+		int finished = 1;
+
+		for (int i = 0; i < 3; i++)
+			finished &= __atomic_load_n(&ap[i].done, __ATOMIC_SEQ_CST);
+		cr_assert_eq(cim_by_type(H.client, "Follow", after, 7, &l, &err), CIM_ERR_OK,
+			     "%s", err.message);
+		for (size_t i = 0; i < l->n_events; i++) {
+			cr_assert_lt(n, 600);
+			cr_assert_gt(l->events[i].seq, after, "in stream order, each once");
+			got[n++] = after = l->events[i].seq;
+		}
+		if (l->next_after_seq != 0)
+			after = l->next_after_seq;
+		/* ended: the appends were over before this page, which said so */
+		if (finished && l->next_after_seq == 0)
+			quiet++;
+		cim_event_list_destroy(l);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(ap[i].failed, 0, "%s", ap[i].why);
+		for (int k = 0; k < ap[i].n; k++)
+			want[nwant++] = ap[i].seqs[k];
+	}
+	qsort(want, (size_t)nwant, sizeof(*want), cmp_u64);
+	cr_assert_eq(n, nwant, "every Follow event: got %d of %d", n, nwant);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(got[i], want[i], "event %d", i);
 }
