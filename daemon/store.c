@@ -730,7 +730,8 @@ int store_load_heads(struct daemon *d)
 
 	if (stream_state(d, &first, &last, &msgs) != 0)
 		return -1;
-	d->tix.first = first > 0 ? first : 1;
+	if (d->tix.npages == 0) /* its pages are numbered from there on */
+		d->tix.first = first > 0 ? first : 1;
 	int rc = msgs > 0 ? checkpoint_load(d, last, &cp, why, sizeof why) : 1;
 	if (msgs == 0)
 		snprintf(why, sizeof why, "the stream is empty");

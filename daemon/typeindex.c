@@ -80,11 +80,16 @@ void tix_free(struct typeindex *x)
 }
 
 /* The page of seq, made when missing (entries below the stream's first
- * sequence, and sequence 0, noted TIX_OTHER). NULL when memory runs out. */
+ * sequence, and sequence 0, noted TIX_OTHER). NULL for a sequence below
+ * the stream's first page, and when memory runs out. The page table starts
+ * at the first page, so a stream that starts high costs nothing below. */
 static struct tix_page *page_of(struct typeindex *x, uint64_t seq, bool make)
 {
-	size_t p = (size_t)(seq >> TIX_BITS);
+	uint64_t first_page = x->first >> TIX_BITS;
 
+	if ((seq >> TIX_BITS) < first_page)
+		return NULL;
+	size_t p = (size_t)((seq >> TIX_BITS) - first_page);
 	if (p < x->npages && x->pages[p] != NULL)
 		return x->pages[p];
 	if (!make)
@@ -103,7 +108,7 @@ static struct tix_page *page_of(struct typeindex *x, uint64_t seq, bool make)
 	struct tix_page *pg = calloc(1, sizeof *pg);
 	if (pg == NULL)
 		return NULL;
-	uint64_t base = (uint64_t)p << TIX_BITS;
+	uint64_t base = (seq >> TIX_BITS) << TIX_BITS;
 	for (uint64_t s = base; s < base + TIX_PAGE && (s == 0 || s < x->first); s++) {
 		pg->v[s - base] = TIX_OTHER;
 		pg->seen++;
@@ -284,13 +289,14 @@ int tix_write(struct daemon *d)
 	size_t written = 0;
 	int rc = 0;
 
-	for (size_t p = 0;; p++) {
+	for (size_t i = 0;; i++) {
 		pthread_mutex_lock(&d->mu);
-		if (p >= d->tix.npages) {
+		if (i >= d->tix.npages) {
 			pthread_mutex_unlock(&d->mu);
 			break;
 		}
-		struct tix_page *pg = d->tix.pages[p];
+		size_t p = (size_t)(d->tix.first >> TIX_BITS) + i;
+		struct tix_page *pg = d->tix.pages[i];
 		bool due = pg != NULL && pg->dirty;
 		if (due && page_blob(d, p, pg, &b) == 0)
 			pg->dirty = false;
@@ -305,7 +311,7 @@ int tix_write(struct daemon *d)
 		if (s != NATS_OK) {
 			log_warn("type index: cannot write %s: %s", key, natsStatus_GetText(s));
 			pthread_mutex_lock(&d->mu);
-			d->tix.pages[p]->dirty = true;
+			d->tix.pages[i]->dirty = true;
 			pthread_mutex_unlock(&d->mu);
 			rc = -1;
 			break;
