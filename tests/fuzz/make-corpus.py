@@ -14,6 +14,14 @@ block/    the event blocks of tests/vectors/events.json and the snapshot
 cid/      the CIDs of tests/vectors in text and binary form, and refused
           ones (upper case, padding, other multibases, CIDv0, non-minimal
           varints, wrong digest length).
+car/      the CAR files of tests/vectors/car (made by @ipld/car), cut
+          short, with a byte changed, with a block left out, and bad
+          headers (CARv2 pragma, version 2, keys out of order, no roots).
+crypt/    from tests/vectors/crypt/crypt.json: key blocks, encrypted data
+          and state values, encrypted event and snapshot blocks, and
+          plaintexts, each behind fuzz_crypt's mode byte; and refusals
+          (truncated, extra or missing keys, wrong lengths, flipped bits,
+          values under another key).
 
 Seed files have readable names; files libFuzzer adds with `make
 fuzz-merge` are named by their SHA-1. Only seed-* files are rewritten here.
@@ -335,12 +343,132 @@ def cid_seeds():
     return bins
 
 
+# ---- CAR files ----------------------------------------------------------------------
+
+def uvarint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def car_seeds():
+    with open(os.path.join(VECTORS, "car", "car.json")) as f:
+        cars = json.load(f)["cars"]
+    for c in cars:
+        name = c["file"].replace(".car", "")
+        with open(os.path.join(VECTORS, "car", c["file"]), "rb") as f:
+            data = f.read()
+        write("car", name, data)
+        write("car", name + "-cut", data[: len(data) * 2 // 3])
+        changed = bytearray(data)
+        changed[-1] ^= 1
+        write("car", name + "-changed", bytes(changed))
+        hlen, shift, i = 0, 0, 0
+        while True:
+            hlen |= (data[i] & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not data[i - 1] & 0x80:
+                break
+        header = data[: i + hlen]
+        sections = b""
+        for i, blk in enumerate(c["blocks"]):
+            if i == 1:
+                continue  # a block left out
+            cid = b32_decode(blk["cid"][1:])
+            body = cid + bytes.fromhex(blk["hex"])
+            sections += uvarint(len(body)) + body
+        write("car", name + "-missing", header + sections)
+    empty_roots = cbor({"roots": [], "version": 1})
+    write("car", "empty-roots", uvarint(len(empty_roots)) + empty_roots)
+    v2 = cbor({"version": 2})
+    write("car", "bad-carv2-pragma", uvarint(len(v2)) + v2)
+    h = cbor({"roots": [], "version": 2})
+    write("car", "bad-version-2", uvarint(len(h)) + h)
+    h = b"\xa2" + cbor("version") + cbor(1) + cbor("roots") + cbor([])
+    write("car", "bad-key-order", uvarint(len(h)) + h)
+    h = cbor({"version": 1})
+    write("car", "bad-no-roots", uvarint(len(h)) + h)
+    write("car", "bad-long-varint", b"\xff" * 10)
+    write("car", "bad-empty", b"")
+
+
+def b32_decode(s):
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    bits = 0
+    acc = 0
+    out = bytearray()
+    for ch in s:
+        acc = (acc << 5) | alphabet.index(ch)
+        bits += 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    return bytes(out)
+# ---- encrypted aggregates -------------------------------------------------------
+
+def crypt_seeds():
+    """fuzz_crypt's inputs: a mode byte, then what that mode reads (see
+    fuzz_crypt.c). The target's keys are the vectors' master key and
+    customer/cust-1's data key, so these seeds decrypt."""
+    with open(os.path.join(VECTORS, "crypt", "crypt.json")) as f:
+        cv = json.load(f)
+    dek = cv["events"][0]["data_key"]
+    for k in cv["keys"]:
+        name = k["name"].replace(" ", "-")
+        blk = bytes.fromhex(k["block_hex"])
+        write("crypt", "keyblock-" + name, b"\x00" + blk)
+        write("crypt", "bad-keyblock-truncated-" + name, b"\x00" + blk[:-1])
+    w = {"nonce": bytes(24), "wrapped": bytes(48), "aggregate_id": "a-1", "aggregate_type": "t"}
+    write("crypt", "bad-keyblock-extra-key", b"\x00" + cbor(dict(w, zzz=1)))
+    write("crypt", "bad-keyblock-missing-key", b"\x00" + cbor({k: v for k, v in w.items() if k != "nonce"}))
+    write("crypt", "bad-keyblock-nonce-23", b"\x00" + cbor(dict(w, nonce=bytes(23))))
+    write("crypt", "bad-keyblock-wrapped-text", b"\x00" + cbor(dict(w, wrapped="x" * 48)))
+    write("crypt", "bad-keyblock-bad-id", b"\x00" + cbor(dict(w, aggregate_id="a b")))
+    for e in cv["events"]:
+        name = e["name"].replace(" ", "-").replace(",", "")
+        write("crypt", "event-" + name, b"\x03" + bytes.fromhex(e["block_hex"]))
+        if e["data_key"] != dek:
+            continue
+        eid = e["block"]["event_id"].encode()
+        enc = bytes.fromhex(e["enc"])
+        write("crypt", "data-" + name, b"\x01" + bytes([len(eid)]) + eid + enc)
+        flipped = enc[:30] + bytes([enc[30] ^ 1]) + enc[31:]
+        write("crypt", "bad-data-flipped-" + name, b"\x01" + bytes([len(eid)]) + eid + flipped)
+        write("crypt", "bad-data-short-" + name, b"\x01" + bytes([len(eid)]) + eid + enc[:39])
+    for s in cv["snapshots"]:
+        name = s["name"].replace(" ", "-").replace(",", "")
+        write("crypt", "snapshot-" + name, b"\x03" + bytes.fromhex(s["block_hex"]))
+        if s["data_key"] != dek:
+            continue
+        t, i = s["aggregate_type"].encode(), s["aggregate_id"].encode()
+        write("crypt", "state-" + name, b"\x02" + bytes([len(t)]) + t + bytes([len(i)]) + i +
+              bytes.fromhex(s["enc"]))
+    for v in cv["values"]:
+        name = v["name"].replace(" ", "-").replace(",", "")
+        write("crypt", "plain-" + name, b"\x04" + bytes.fromhex(v["plaintext"]))
+        if v["kind"] == "data":  # under another key: refused
+            eid = bytes.fromhex(v["event_id_hex"])
+            write("crypt", "other-key-" + name, b"\x01" + bytes([len(eid)]) + eid + bytes.fromhex(v["enc"]))
+    write("crypt", "bad-plain-two-values", b"\x04\x01\x02")
+    write("crypt", "bad-plain-non-minimal", b"\x04\x18\x01")
+    write("crypt", "bad-plain-empty", b"\x04")
+    write("crypt", "bad-state-nul-type", b"\x02\x03t\x00u\x01x" + bytes(40))
+
+
 def main():
     if not os.path.isdir(VECTORS):
         sys.exit("run from the repository (tests/vectors not found)")
     bins = cid_seeds()
     requests()
     blocks([bins[1], bins[0]])
+    car_seeds()
+    crypt_seeds()
 
 
 if __name__ == "__main__":
