@@ -430,34 +430,29 @@ void store_free_subjects(char **event_types, int n)
 
 /* ---- messages by sequence ------------------------------------------------------- */
 
-/* One answer of a direct get into *out (its msg taken): 0, or -1 with
- * err set when JetStream answered with an error other than "no message". */
-static int direct_answer(natsMsg *m, struct stored_msg *out, cim_perr *err)
+/* One answer of a direct get into *out (m taken): 1 with out->msg set, 0
+ * when it says there is no such message, -1 when it is anything else (a
+ * status other than 404, a message without its subject): then the leader
+ * is asked. */
+static int direct_answer(natsMsg *m, struct stored_msg *out)
 {
 	const char *status = NULL, *subject = NULL, *seq = NULL;
 
 	if (natsMsg_GetDataLength(m) == 0 &&
 	    natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status != NULL) {
-		const char *why = NULL;
-		natsMsgHeader_Get(m, "Description", &why);
+		int rc = strcmp(status, "404") == 0 ? 0 : -1;
 		natsMsg_Destroy(m);
-		if (strcmp(status, "404") == 0)
-			return 0;
-		return cim_perr_set(err, CIM_ERR_UNAVAILABLE, NULL,
-				    "storage: reading a message by sequence: %s %s", status,
-				    why ? why : "");
+		return rc;
 	}
 	if (natsMsgHeader_Get(m, "Nats-Subject", &subject) != NATS_OK || subject == NULL ||
 	    natsMsgHeader_Get(m, "Nats-Sequence", &seq) != NATS_OK || seq == NULL ||
 	    strtoull(seq, NULL, 10) != out->seq) {
 		natsMsg_Destroy(m);
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
-				    "storage: a message read by sequence (%llu) came without "
-				    "its subject or sequence", (unsigned long long)out->seq);
+		return -1;
 	}
 	out->msg = m;
 	out->subject = subject;
-	return 0;
+	return 1;
 }
 
 int store_get_seqs(struct daemon *d, const uint64_t *seqs, size_t n, struct stored_msg *out,
@@ -466,7 +461,8 @@ int store_get_seqs(struct daemon *d, const uint64_t *seqs, size_t n, struct stor
 	natsInbox *inbox = NULL;
 	natsSubscription *sub = NULL;
 	char api[300], wild[160];
-	bool *done = calloc(n ? n : 1, sizeof *done);
+	/* per message: 0 no answer yet, 1 answered, 2 to be asked of the leader */
+	uint8_t *done = calloc(n ? n : 1, sizeof *done);
 	size_t got = 0;
 	int rc = 0;
 
@@ -504,10 +500,14 @@ int store_get_seqs(struct daemon *d, const uint64_t *seqs, size_t n, struct stor
 			natsMsg_Destroy(m);
 			continue;
 		}
-		done[i] = true;
+		done[i] = 1;
 		got++;
 		if (d->stream_direct) {
-			rc = direct_answer(m, &out[i], err);
+			/* a replica that lags says "no message" for one the
+			 * leader has; anything but a message is asked again */
+			int a = direct_answer(m, &out[i]);
+			if (a < 0 || (a == 0 && d->stream_replicas > 1))
+				done[i] = 2;
 		} else {
 			struct leader_msg lm;
 			rc = leader_reply(m, &lm, err) < 0 ? -1 : 0;
@@ -518,9 +518,8 @@ int store_get_seqs(struct daemon *d, const uint64_t *seqs, size_t n, struct stor
 	}
 	if (s != NATS_OK && rc == 0)
 		rc = store_js_fail(err, s, 0, "reading messages by sequence");
-	/* a replica that lags says "no message" for one the leader has */
-	for (size_t i = 0; rc == 0 && d->stream_direct && d->stream_replicas > 1 && i < n; i++) {
-		if (out[i].msg != NULL)
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (done[i] != 2)
 			continue;
 		cim_perr e = {0};
 		out[i].msg = store_get_msg(d, seqs[i], &e);
