@@ -365,6 +365,7 @@ uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto)
 {
 	uint64_t need = upto + 1;
 	size_t loaded = 0;
+	int64_t t0 = now_ns();
 
 	for (size_t p = (size_t)(first >> TIX_BITS); p <= (size_t)(upto >> TIX_BITS); p++) {
 		uint64_t base = (uint64_t)p << TIX_BITS, end = base + TIX_PAGE - 1;
@@ -392,7 +393,8 @@ uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto)
 			break;
 		}
 	}
-	log_info("type index: %zu page(s) read from %s; complete up to seq %llu",
-		 loaded, d->cfg->heads_bucket, (unsigned long long)(need - 1));
+	log_info("type index: %zu page(s) read from %s in %lld ms; complete up to seq %llu",
+		 loaded, d->cfg->heads_bucket, (long long)((now_ns() - t0) / 1000000),
+		 (unsigned long long)(need - 1));
 	return need;
 }
