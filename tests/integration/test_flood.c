@@ -983,8 +983,6 @@ static void prepare_pre(struct flood *f)
 			snprintf(f->pre_cid[p][v], CIM_CID_TEXT_MAX, "%s", r->head);
 			cim_append_result_destroy(r);
 		}
-		/* (memcpy: gcc -O1 takes snprintf between two members of *f
-		 * for an overlap, -Werror=restrict, in make asan) */
 		memcpy(f->pre_head[p], f->pre_cid[p][2], CIM_CID_TEXT_MAX);
 	}
 }
