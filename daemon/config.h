@@ -58,6 +58,9 @@ struct config {
 	int64_t snapshot_threshold;   /* advice published in info; 0: none */
 	int64_t shutdown_timeout_s;   /* the drain's bound after SIGTERM */
 	int64_t nats_down_grace_s;    /* healthy while reconnecting this long; 0: for ever */
+	char *signing_key;            /* seed file: seal every append (keys.h); "" none */
+	char *trusted_keys;           /* z6Mk... public keys, comma-separated: validate's
+					 default keys; "" none */
 	bool check_config;            /* --check-config */
 	/* where each setting got its value ("default", FILE:LINE, $VAR,
 	 * "command line"), by its index in config.c's table */
@@ -78,6 +81,14 @@ void config_print(const struct config *c, FILE *out);
  * masked, the password and token left out. */
 struct json_t;
 struct json_t *config_json(const struct config *c);
+
+/* Parses a comma-separated list of public-key texts (trusted_keys; spaces
+ * around the commas are allowed, empty items are not): *n keys into
+ * keys[max][32]. 0, or -1 with err naming the item that is not a key
+ * (also when there are more than max). */
+#define CONFIG_TRUSTED_MAX 64
+int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
+			char *err, size_t errsz);
 
 /* Logs (info) each setting whose value differs between a and b, secrets
  * masked; returns how many differ. */

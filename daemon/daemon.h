@@ -25,6 +25,7 @@
 #include "config.h"
 #include "errors.h"
 #include "ids.h"
+#include "keys.h"
 #include "request.h"
 
 #define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
@@ -186,6 +187,13 @@ struct daemon {
 				   publish may still land: torn batches are
 				   left alone until then (append.c) */
 	int64_t stream_created;  /* the stream's creation time (ns), from its info */
+
+	/* seals (v1.1), set at start and then only read: the signing key
+	 * (sodium_malloc memory; NULL: appends are not sealed) and the keys
+	 * validate trusts when a request names none (trusted_keys) */
+	cim_signing_key *seal_key;
+	uint8_t trusted[CONFIG_TRUSTED_MAX][CIM_KEY_BYTES];
+	size_t ntrusted;
 
 	pthread_mutex_t mu;
 	uint64_t seen_seq;       /* under mu: every event up to here is in the
@@ -421,6 +429,7 @@ void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 
 /* read.c */
 /* A read of one aggregate, with what memory knew of it when it came. */
+#define VALIDATE_KEYS_MAX CONFIG_TRUSTED_MAX
 struct read_req {
 	natsMsg *req;
 	const struct agg *agg; /* NULL: no events */
@@ -432,6 +441,10 @@ struct read_req {
 	int ntypes; /* event types the daemon has stored for it; -1: not known */
 	bool no_hints; /* read from first_seq, whatever the cursors say */
 	const char *types[AGG_TYPES_UNKNOWN];
+	/* validate: the keys whose seals count (malloc'd; none: seals are
+	 * not checked) */
+	size_t nkeys;
+	uint8_t (*keys)[CIM_KEY_BYTES];
 };
 struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
 			      const char *id);
