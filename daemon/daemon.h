@@ -127,6 +127,7 @@ enum op {
 	OP_SNAPSHOT_SAVE,
 	OP_SNAPSHOT_GET,
 	OP_LOAD,
+	OP_RESTORE,
 	OP_OTHER,
 	OP__COUNT
 };
@@ -453,6 +454,9 @@ unsigned msgid_gen(const char *msgid);
 /* Settles, on a worker, the aggregates an abandoned append left
  * unsettled, once nothing abandoned can still land; from the main loop. */
 void append_sweep(struct daemon *d);
+/* restore.c: a restore request becomes an append job of its own kind. */
+void restore_request(struct daemon *d, natsMsg *req, const char *type,
+		     const char *id);
 void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 			jsPubAckErr *pae, void *closure);
 

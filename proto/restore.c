@@ -30,6 +30,8 @@ void
 cim_restore_req_free(cim_restore_req *r)
 {
 	free(r->blocks);
+	free(r->types);
+	free(r->ids);
 	free(r->seals);
 	free(r->mem);
 	memset(r, 0, sizeof(*r));
@@ -81,7 +83,7 @@ check_block(cim_restore_req *r, size_t i, const char *type, const char *id,
 	    const cim_restore_limits *lim, cim_perr *e)
 {
 	cim_restore_block *b = &r->blocks[i];
-	char field[32], why[200], et[CIM_TYPE_MAX + 1];
+	char field[32], why[200];
 	uint64_t codec, mh;
 
 	snprintf(field, sizeof(field), "blocks[%zu]", i);
@@ -98,9 +100,9 @@ check_block(cim_restore_req *r, size_t i, const char *type, const char *id,
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
 				    "%s is an event of another aggregate, not "
 				    "of %s/%s", field, type, id);
-	cim_restore_text(et, sizeof(et), b->v.event_type,
+	cim_restore_text(r->types[i], sizeof(r->types[i]), b->v.event_type,
 			 b->v.event_type_len);
-	if (b->v.event_type_len > CIM_TYPE_MAX || !cim_token_type_ok(et))
+	if (b->v.event_type_len > CIM_TYPE_MAX || !cim_token_type_ok(r->types[i]))
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
 				    "%s has an event_type that is not a valid "
 				    "token", field);
@@ -115,6 +117,12 @@ check_block(cim_restore_req *r, size_t i, const char *type, const char *id,
 				    "causation_id this store cannot take (1 to "
 				    "%d visible ASCII characters)", field,
 				    CIM_EVENT_ID_MAX);
+	cim_restore_text(r->ids[i][0], sizeof(r->ids[i][0]), b->v.event_id,
+			 b->v.event_id_len);
+	cim_restore_text(r->ids[i][1], sizeof(r->ids[i][1]),
+			 b->v.correlation_id, b->v.correlation_id_len);
+	cim_restore_text(r->ids[i][2], sizeof(r->ids[i][2]), b->v.causation_id,
+			 b->v.causation_id_len);
 	if (cim_cid_compute(&b->cid, CIM_CODEC_DAG_CBOR, lim->hash_code, b->p,
 			    b->len) != 0)
 		return cim_perr_set(e, CIM_ERR_INTERNAL, NULL,
@@ -256,9 +264,12 @@ cim_restore_req_parse(const void *body, size_t len, const char *type,
 	out->n = json_array_size(blocks);
 	out->nseals = json_array_size(seals);
 	out->blocks = calloc(out->n, sizeof(*out->blocks));
+	out->types = calloc(out->n, sizeof(*out->types));
+	out->ids = calloc(out->n, sizeof(*out->ids));
 	out->seals = calloc(out->nseals ? out->nseals : 1, sizeof(*out->seals));
 	out->mem = malloc(text / 4 * 3 + 1);
-	if (out->blocks == NULL || out->seals == NULL || out->mem == NULL) {
+	if (out->blocks == NULL || out->types == NULL || out->ids == NULL ||
+	    out->seals == NULL || out->mem == NULL) {
 		cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "out of memory");
 		goto fail;
 	}

@@ -27,6 +27,7 @@
 #include "cid.h"
 #include "errors.h"
 #include "event.h"
+#include "ids.h"
 #include "seal.h"
 
 /* One block to restore: its bytes (owned by the request), its CID under
@@ -43,6 +44,10 @@ typedef struct cim_restore_block {
 typedef struct cim_restore_req {
 	size_t n;                  /* blocks, >= 1 */
 	cim_restore_block *blocks; /* in version order */
+	/* each block's event type and its event_id, correlation_id and
+	 * causation_id, NUL-terminated: for subjects and headers */
+	char (*types)[CIM_TYPE_MAX + 1];
+	char (*ids)[3][CIM_EVENT_ID_MAX + 1];
 	size_t nseals;
 	cim_seal_block *seals;     /* each verified, each of a block */
 	uint8_t *key;              /* the key block as given; NULL: none */
