@@ -82,26 +82,15 @@ static void page_init(struct daemon *d, struct page *pg)
 						  : d->max_payload;
 }
 
-/* The seal m carries, when it carries a well-formed one (validate says
- * whether it verifies), added to the event just written to t: its closing
- * brace gives way to ,"seal":{"key":...,"sig":...}}. Both texts are
- * base58 and base64 characters: nothing to escape. 0 or -1 (memory). */
+/* The seal m carries (its two headers), added to the event just written
+ * to t when they are well-formed (validate says whether it verifies). */
 static int put_seal(cbuf *t, natsMsg *m)
 {
 	const char *key = NULL, *sig = NULL;
-	uint8_t pk[CIM_KEY_BYTES], raw[CIM_SEAL_SIG_BYTES];
 
-	if (natsMsgHeader_Get(m, "Cim-Seal-Key", &key) != NATS_OK ||
-	    natsMsgHeader_Get(m, "Cim-Seal", &sig) != NATS_OK || key == NULL || sig == NULL ||
-	    cim_pubkey_from_text(pk, key) != 0 ||
-	    cim_seal_sig_from_text(raw, sig, strlen(sig)) != 0)
-		return 0;
-	t->len--; /* the event's closing brace */
-	return cbuf_puts(t, ",\"seal\":{\"key\":\"") != 0 || cbuf_puts(t, key) != 0 ||
-		       cbuf_puts(t, "\",\"sig\":\"") != 0 || cbuf_puts(t, sig) != 0 ||
-		       cbuf_puts(t, "\"}}") != 0
-		       ? -1
-		       : 0;
+	natsMsgHeader_Get(m, "Cim-Seal-Key", &key);
+	natsMsgHeader_Get(m, "Cim-Seal", &sig);
+	return cim_event_json_add_seal(t, key, sig);
 }
 
 /* Adds the stored block of m as an event of the reply. 0 when added, 1

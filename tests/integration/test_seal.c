@@ -347,3 +347,139 @@ Test(seal_config, bad_key_files_stop_the_daemon_at_start)
 	H.daemon = h_daemon_start(&H.nats, "--signing-key", good, NULL);
 	cr_assert_gt(H.daemon, 0);
 }
+
+/* ---- subscriptions and projections with trusted keys ----------------------- */
+
+/* Replays events.acct.<id>.> with the key given (NULL: none): the
+ * reasons of the failed checks, in order, as one text ("ok" for each
+ * event that passed). */
+static char *replay_reasons(const char *id, const cim_signing_key *k)
+{
+	const char *keys[1] = {k ? k->text : NULL};
+	char *pattern = h_strf("events.acct.%s.>", id);
+	cim_subscribe_options o = {.pattern = pattern, .stop_at_end = true,
+				   .trusted_keys = keys, .n_trusted_keys = k ? 1 : 0};
+	cim_subscription *s = NULL;
+	cim_error err = {0};
+	const cim_event *ev;
+	char out[400] = "";
+
+	cr_assert_eq(cim_subscribe(H.client, &o, &s, &err), CIM_ERR_OK, "%s", err.message);
+	for (;;) {
+		cim_err rc = cim_subscription_next(s, 5000, &ev, &err);
+		if (rc == CIM_ERR_OK && ev == NULL)
+			break;
+		cr_assert(rc == CIM_ERR_OK || rc == CIM_ERR_CHECK_FAILED, "%s: %s",
+			  cim_err_name(rc), err.message);
+		char word[40];
+		snprintf(word, sizeof(word), "%.39s", rc == CIM_ERR_OK ? "ok" : err.message);
+		word[strcspn(word, ":")] = '\0';
+		if (rc == CIM_ERR_OK && ev->seal_key != NULL)
+			cr_assert_str_eq(ev->seal_key, key.text);
+		strncat(out, word, sizeof(out) - strlen(out) - 2);
+		strcat(out, " ");
+	}
+	cim_subscription_close(s);
+	free(pattern);
+	return strdup(out);
+}
+
+Test(seal, a_subscription_refuses_a_forged_tail)
+{
+	natsMsg *v2;
+	tb_block b = forge_v3("s-sub", &v2);
+
+	tb_publish(&b, "acct", "s-sub", "Booked", 3, h_header(v2, "Cim-Seal-Key"),
+		   h_header(v2, "Cim-Seal"));
+	cr_assert_str_eq(replay_reasons("s-sub", &key), "ok ok bad_seal ");
+	cr_assert_str_eq(replay_reasons("s-sub", NULL), "ok ok ok ", "no keys: no seal check");
+	cr_assert_str_eq(replay_reasons("s-sub", &other), "unsealed unsealed bad_seal ");
+	natsMsg_Destroy(v2);
+	tb_free(&b, 1);
+}
+
+Test(seal, a_subscription_refuses_an_unsealed_tail_and_its_batch)
+{
+	natsMsg *v2;
+	tb_block b = forge_v3("s-sub2", &v2);
+	tb_block c;
+
+	/* version 3 alone, unsealed; then 4 and 5 as a batch, unsealed */
+	tb_publish(&b, "acct", "s-sub2", "Booked", 3, NULL, NULL);
+	tb_make(&c, "acct", "s-sub2", 4, "Booked", "{}", NULL, &b.cid, 0);
+	char *subject = "events.acct.s-sub2.Booked";
+	natsMsg *m = NULL;
+	jsPubAck *ack = NULL;
+	natsMsg_Create(&m, subject, NULL, (const char *)c.bytes.p, (int)c.bytes.len);
+	natsMsgHeader_Set(m, "Cim-Batch", "1/2");
+	cr_assert_eq(js_PublishMsg(&ack, H.js, m, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	natsMsg_Destroy(m);
+	tb_block d;
+	tb_make(&d, "acct", "s-sub2", 5, "Booked", "{}", NULL, &c.cid, 0);
+	natsMsg_Create(&m, subject, NULL, (const char *)d.bytes.p, (int)d.bytes.len);
+	natsMsgHeader_Set(m, "Cim-Batch", "2/2");
+	cr_assert_eq(js_PublishMsg(&ack, H.js, m, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(ack);
+	natsMsg_Destroy(m);
+	cr_assert_str_eq(replay_reasons("s-sub2", &key), "ok ok unsealed unsealed unsealed ");
+	natsMsg_Destroy(v2);
+	tb_free(&b, 1);
+	tb_free(&c, 1);
+	tb_free(&d, 1);
+}
+
+static int count_event(void *ctx, const cim_event *ev)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+Test(seal, a_projection_with_trusted_keys_stops_at_the_forged_tail)
+{
+	natsMsg *v2;
+	tb_block b = forge_v3("s-proj", &v2);
+	const char *keys[1] = {key.text};
+	cim_projection_options po = {.name = "sealed", .pattern = "events.acct.s-proj.>",
+				     .trusted_keys = keys, .n_trusted_keys = 1};
+	cim_projection *p = NULL;
+	cim_error err = {0};
+	int n = 0;
+
+	tb_publish(&b, "acct", "s-proj", "Booked", 3, NULL, NULL);
+	cr_assert_eq(cim_projection_open(H.client, &po, &p, &err), CIM_ERR_OK, "%s",
+		     err.message);
+	cim_err rc = cim_projection_run(p, count_event, &n, 2000, &err);
+	cr_assert_eq(rc, CIM_ERR_CHECK_FAILED, "%s: %s", cim_err_name(rc), err.message);
+	cr_assert_not_null(strstr(err.message, "unsealed"), "%s", err.message);
+	cr_assert_eq(n, 2, "handled %d events before the forged one", n);
+	cim_projection_close(p);
+	/* a bad key is refused at open */
+	const char *bad[1] = {"z6MkX"};
+	po.trusted_keys = bad;
+	cr_assert_eq(cim_projection_open(H.client, &po, &p, &err), CIM_ERR_INVALID_ARGUMENT);
+	natsMsg_Destroy(v2);
+	tb_free(&b, 1);
+}
+
+Test(seal, cim_validate_keys_reports_sealed_through)
+{
+	cim_validation v;
+	cim_error err = {0};
+	const char *keys[1] = {key.text}, *others[1] = {other.text}, *bad[1] = {"nope"};
+
+	free(h_append_n("acct", "s-lib", 3));
+	cr_assert_eq(cim_validate_keys(H.client, "acct", "s-lib", keys, 1, &v, &err), CIM_ERR_OK,
+		     "%s", err.message);
+	cr_assert(v.valid && v.sealed && v.sealed_through == 3);
+	cr_assert_eq(cim_validate_keys(H.client, "acct", "s-lib", others, 1, &v, &err),
+		     CIM_ERR_OK);
+	cr_assert(!v.valid && v.sealed && v.sealed_through == 0);
+	cr_assert_str_eq(v.failure_reason, "unsealed");
+	cr_assert_eq(v.failure_version, 1);
+	cr_assert_eq(cim_validate(H.client, "acct", "s-lib", &v, &err), CIM_ERR_OK);
+	cr_assert(v.valid && !v.sealed);
+	cr_assert_eq(cim_validate_keys(H.client, "acct", "s-lib", bad, 1, &v, &err),
+		     CIM_ERR_INVALID_ARGUMENT);
+	cr_assert_str_eq(err.field, "keys");
+}
