@@ -25,7 +25,7 @@ static inline json_t *t_load_vectors(const char *name, const char *array)
 
 	snprintf(path, sizeof path, "%s/%s",
 		 dir != NULL && dir[0] != '\0' ? dir : "tests/vectors", name);
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	cr_assert_not_null(root, "cannot load %s: %s (line %d)", path, jerr.text,
 			   jerr.line);
 	a = json_object_get(root, array);
