@@ -56,7 +56,7 @@ int restore_decode(struct job *job)
 		job_done(job);
 		return -1;
 	}
-	if (job->rs.key != NULL) {
+	if (job->rs.has_key) {
 		job_fail(job, CIM_ERR_INVALID_ARGUMENT, "key", "%s",
 			 "key: this store has no master_key, so it cannot take an "
 			 "encrypted aggregate's key block; nothing was stored");

@@ -294,14 +294,28 @@ cim_restore_req_parse(const void *body, size_t len, const char *type,
 			goto fail;
 	if (key != NULL) {
 		const uint8_t *p;
+		size_t klen;
+		char why[200];
 
-		if (unbase64(key, out->mem, &at, &p, &out->key_len) != 0) {
+		if (unbase64(key, out->mem, &at, &p, &klen) != 0) {
 			cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key",
 				     "key is not standard base64 with "
 				     "padding");
 			goto fail;
 		}
-		out->key = (uint8_t *)p;
+		if (cim_keyblock_decode(&out->key, p, klen, why, sizeof(why)) != 0) {
+			cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key",
+				     "key is not a key block: %s", why);
+			goto fail;
+		}
+		if (strcmp(out->key.aggregate_type, type) != 0 ||
+		    strcmp(out->key.aggregate_id, id) != 0) {
+			cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key",
+				     "key is the key block of another aggregate, "
+				     "not of %s/%s", type, id);
+			goto fail;
+		}
+		out->has_key = true;
 	}
 	json_decref(root);
 	return 0;

@@ -13,7 +13,8 @@
  * eleven keys, a valid event type, ids a message header can carry), the
  * blocks continue one another (versions one apart, each prev the CID of
  * the block before), every link is hashed as the store hashes, each seal
- * names one of the blocks and verifies under its key. Whether the first
+ * names one of the blocks and verifies under its key, the key block is a
+ * key block of this aggregate (keyblock.h). Whether the first
  * block continues the aggregate's head is the daemon's to check, against
  * its head (daemon/append.c). Nothing is looked up, nothing is stored.
  */
@@ -28,6 +29,7 @@
 #include "errors.h"
 #include "event.h"
 #include "ids.h"
+#include "keyblock.h"
 #include "seal.h"
 
 /* One block to restore: its bytes (owned by the request), its CID under
@@ -50,8 +52,8 @@ typedef struct cim_restore_req {
 	char (*ids)[3][CIM_EVENT_ID_MAX + 1];
 	size_t nseals;
 	cim_seal_block *seals;     /* each verified, each of a block */
-	uint8_t *key;              /* the key block as given; NULL: none */
-	size_t key_len;
+	bool has_key;              /* the request carried a key block: */
+	cim_wrapped_key key;       /* this aggregate's wrapped data key */
 	uint8_t *mem;              /* every decoded byte */
 } cim_restore_req;
 
