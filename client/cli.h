@@ -88,6 +88,7 @@ struct agg_ref {
 	char *type;
 	char *id;
 	char **event_types;
+	uint64_t *counts; /* messages on each event type's subject, as listed */
 	size_t ntypes;
 };
 struct agg_list {

@@ -22,11 +22,17 @@
  * after an interruption, goes on where the store is), in batches within
  * the NATS payload limit and max_events_per_append, each ending at a
  * sealed event where one can, carrying the seals of its events. Every
- * block's CID is checked against its bytes before it is sent.
+ * block's CID is checked against its bytes before it is sent. The
+ * requests go out from SENDERS threads, each aggregate's from one of
+ * them in order, so that several aggregates are restored at once; each
+ * thread holds at most QUEUE_MAX requests waiting (memory stays within a
+ * few payloads per thread).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,13 +96,26 @@ bar_end(struct bar *b)
 
 /* ---- export: reading one aggregate from JetStream ------------------------------- */
 
-/* One exact subject of the aggregate: its next message at or below the
- * head's sequence (NULL when there is none). */
+/* One exact subject of the aggregate, read in stream order up to the
+ * head's sequence: through an ephemeral pull consumer for as many
+ * messages as the listing counted on it (when that is more than a few),
+ * then by direct gets (each the next message of the subject at or after a
+ * sequence), which also find what was stored after the listing and say
+ * for sure where the subject ends. msg is its next message (NULL: none). */
 struct src {
 	char subject[512];
+	natsSubscription *sub; /* the consumer, while listed messages remain */
+	uint64_t listed;       /* of those, not fetched yet */
+	natsMsgList list;      /* the last fetch */
+	int pos;
 	natsMsg *msg;
 	uint64_t seq;
+	bool own;              /* msg came from a direct get (not the list) */
 };
+
+#define DIRECT_MAX 4       /* subjects with at most this many: direct gets */
+#define FETCH_MAX 1024
+#define FETCH_WAIT_MS 5000
 
 static const char *
 header(natsMsg *m, const char *key)
@@ -106,39 +125,120 @@ header(natsMsg *m, const char *key)
 	return natsMsgHeader_Get(m, key, &v) == NATS_OK ? v : NULL;
 }
 
-/* The first message of s's subject at or after seq, kept when its
- * sequence is at most to_seq. 0, or -1 after saying why. */
-static int
-src_next(jsCtx *js, const char *stream, struct src *s, uint64_t seq, uint64_t to_seq)
+static void
+src_close(struct src *s)
 {
-	jsDirectGetMsgOptions o;
+	if (s->own)
+		natsMsg_Destroy(s->msg);
+	s->msg = NULL;
+	natsMsgList_Destroy(&s->list);
+	if (s->sub != NULL) {
+		natsSubscription_Unsubscribe(s->sub);
+		natsSubscription_Destroy(s->sub);
+		s->sub = NULL;
+	}
+}
+
+static int
+src_fail(const char *what, const struct src *s, const char *stream, natsStatus st)
+{
+	fprintf(stderr, PROG ": unavailable: %s %s of stream %s: %s\n", what, s->subject,
+		stream, natsStatus_GetText(st));
+	return -1;
+}
+
+/* The subject's next message after the one in hand (the first when
+ * none was), kept when at most to_seq. 0, or -1 after saying why. */
+static int
+src_next(jsCtx *js, const char *stream, struct src *s, uint64_t to_seq)
+{
+	uint64_t from = s->msg != NULL ? s->seq + 1 : 1;
 	natsStatus st;
+
+	if (s->own)
+		natsMsg_Destroy(s->msg);
+	s->msg = NULL;
+	s->own = false;
+	if (s->sub != NULL && s->pos >= s->list.Count && s->listed > 0) {
+		jsFetchRequest fr;
+
+		natsMsgList_Destroy(&s->list);
+		s->pos = 0;
+		jsFetchRequest_Init(&fr);
+		fr.Batch = s->listed < FETCH_MAX ? (int)s->listed : FETCH_MAX;
+		fr.Expires = (int64_t)FETCH_WAIT_MS * 1000000;
+		st = natsSubscription_FetchRequest(&s->list, s->sub, &fr);
+		if (st != NATS_OK && st != NATS_TIMEOUT)
+			return src_fail("reading", s, stream, st);
+		/* fewer than listed (some removed): direct gets go on */
+		s->listed = s->list.Count > 0 ? s->listed - (uint64_t)s->list.Count : 0;
+	}
+	if (s->sub != NULL && s->pos < s->list.Count) {
+		jsMsgMetaData *meta = NULL;
+
+		s->msg = s->list.Msgs[s->pos++];
+		if (natsMsg_GetMetaData(&meta, s->msg) != NATS_OK)
+			return src_fail("reading the position of a message on", s, stream,
+					NATS_ERR);
+		s->seq = meta->Sequence.Stream;
+		jsMsgMetaData_Destroy(meta);
+		if (s->seq > to_seq)
+			s->msg = NULL;
+		return 0;
+	}
+	if (s->sub != NULL) { /* the listed ones are read: the rest directly */
+		natsSubscription_Unsubscribe(s->sub);
+		natsSubscription_Destroy(s->sub);
+		s->sub = NULL;
+	}
+	if (from > to_seq)
+		return 0;
+	jsDirectGetMsgOptions o;
 	const char *sq;
 
-	natsMsg_Destroy(s->msg);
-	s->msg = NULL;
-	if (seq > to_seq)
-		return 0;
 	jsDirectGetMsgOptions_Init(&o);
-	o.Sequence = seq;
+	o.Sequence = from;
 	o.NextBySubject = s->subject;
 	st = js_DirectGetMsg(&s->msg, js, stream, NULL, &o);
 	if (st == NATS_NOT_FOUND)
 		return 0;
+	s->own = true;
 	if (st != NATS_OK || (sq = header(s->msg, "Nats-Sequence")) == NULL) {
-		fprintf(stderr, PROG ": unavailable: reading %s from stream %s: %s\n",
-			s->subject, stream,
-			st != NATS_OK ? natsStatus_GetText(st) : "no Nats-Sequence header");
 		natsMsg_Destroy(s->msg);
 		s->msg = NULL;
-		return -1;
+		s->own = false;
+		return src_fail("reading", s, stream, st != NATS_OK ? st : NATS_ERR);
 	}
 	s->seq = strtoull(sq, NULL, 10);
 	if (s->seq > to_seq) {
 		natsMsg_Destroy(s->msg);
 		s->msg = NULL;
+		s->own = false;
 	}
 	return 0;
+}
+
+/* Opens the subject: a consumer when it holds more than a few. */
+static int
+src_open(jsCtx *js, const char *stream, struct src *s, uint64_t listed, uint64_t to_seq)
+{
+	if (listed > DIRECT_MAX) {
+		jsSubOptions so;
+		jsErrCode je = 0;
+		natsStatus st;
+
+		jsSubOptions_Init(&so);
+		so.Stream = stream;
+		so.Config.DeliverPolicy = js_DeliverAll;
+		so.Config.AckPolicy = js_AckNone;
+		so.Config.MemoryStorage = true;
+		so.Config.InactiveThreshold = 30 * 1000000000LL; /* if we die reading */
+		st = js_PullSubscribe(&s->sub, js, s->subject, NULL, NULL, &so, &je);
+		if (st != NATS_OK)
+			return src_fail("opening a consumer on", s, stream, st);
+		s->listed = listed;
+	}
+	return src_next(js, stream, s, to_seq);
 }
 
 struct export {
@@ -214,7 +314,7 @@ export_one(struct export *x, const struct agg_ref *r, const cim_head *h)
 	for (size_t k = 0; k < r->ntypes && status == 0; k++) {
 		snprintf(src[k].subject, sizeof(src[k].subject), "%s.%s.%s.%s",
 			 x->aggs->root, r->type, r->id, r->event_types[k]);
-		if (src_next(x->js, x->stream, &src[k], 1, h->seq) != 0)
+		if (src_open(x->js, x->stream, &src[k], r->counts[k], h->seq) != 0)
 			status = EXIT_UNREACHABLE;
 	}
 	while (status == 0 && next <= h->version) {
@@ -260,7 +360,7 @@ export_one(struct export *x, const struct agg_ref *r, const cim_head *h)
 			bar_show(&x->bar, false);
 		}
 		/* (an older version stored again is passed over, as get does) */
-		if (src_next(x->js, x->stream, s, s->seq + 1, h->seq) != 0)
+		if (src_next(x->js, x->stream, s, h->seq) != 0)
 			status = EXIT_UNREACHABLE;
 	}
 	if (status == 0 && (next <= h->version || !cim_cid_equal(&prev, &head))) {
@@ -270,7 +370,7 @@ export_one(struct export *x, const struct agg_ref *r, const cim_head *h)
 		status = EXIT_BROKEN;
 	}
 	for (size_t k = 0; k < r->ntypes; k++)
-		natsMsg_Destroy(src[k].msg);
+		src_close(&src[k]);
 	free(src);
 	return status;
 }
@@ -383,6 +483,121 @@ struct pend {
 	uint64_t version;
 };
 
+/* ---- the senders: restore requests, several aggregates at once ---------------- */
+
+#define SENDERS 4
+#define QUEUE_MAX 2
+
+struct request {
+	struct request *next;
+	char type[CIM_TYPE_MAX + 1], id[CIM_ID_MAX + 1];
+	json_t *body;
+	char head[CIM_CID_TEXT_MAX]; /* what the reply must say */
+	uint64_t first, last;        /* versions, for messages */
+};
+
+struct sender {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct request *first, *last;
+	int queued;
+	bool closed;
+	struct ctx *cx;
+	atomic_int *failed; /* the first failure's exit status, 0: none */
+};
+
+static void
+request_free(struct request *r)
+{
+	json_decref(r->body);
+	free(r);
+}
+
+/* One restore: 0, or the exit status after saying why. */
+static int
+send_request(struct ctx *cx, const struct request *r)
+{
+	json_t *reply = NULL;
+	int status = cli_request(cx, "restore", r->type, r->id, r->body, &reply);
+
+	if (status != 0) {
+		fprintf(stderr, PROG ": import: %s/%s versions %" PRIu64 " to %" PRIu64
+			" were not restored\n", r->type, r->id, r->first, r->last);
+		return status;
+	}
+	const char *head = json_string_value(json_object_get(reply, "head"));
+	if (head == NULL || strcmp(head, r->head) != 0) {
+		fprintf(stderr, PROG ": bad_reply: restoring %s/%s ended at head %s, not %s\n",
+			r->type, r->id, head ? head : "(none)", r->head);
+		status = EXIT_DAEMON;
+	}
+	json_decref(reply);
+	return status;
+}
+
+static void *
+sender_run(void *arg)
+{
+	struct sender *s = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		while (s->first == NULL && !s->closed)
+			pthread_cond_wait(&s->cv, &s->mu);
+		struct request *r = s->first;
+		if (r == NULL) {
+			pthread_mutex_unlock(&s->mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&s->mu);
+		/* after a failure the rest is not sent */
+		if (atomic_load(s->failed) == 0) {
+			int status = send_request(s->cx, r);
+			int none = 0;
+			if (status != 0)
+				atomic_compare_exchange_strong(s->failed, &none, status);
+		}
+		pthread_mutex_lock(&s->mu);
+		s->first = r->next;
+		if (s->first == NULL)
+			s->last = NULL;
+		s->queued--;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		request_free(r);
+	}
+}
+
+/* Queues r on s, waiting while s has QUEUE_MAX. */
+static void
+sender_put(struct sender *s, struct request *r)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->queued >= QUEUE_MAX)
+		pthread_cond_wait(&s->cv, &s->mu);
+	if (s->last != NULL)
+		s->last->next = r;
+	else
+		s->first = r;
+	s->last = r;
+	s->queued++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+sender_close(struct sender *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->closed = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+}
+
 struct import {
 	struct ctx *cx;
 	size_t max_events, budget; /* per request */
@@ -399,6 +614,10 @@ struct import {
 	uint64_t aggregates, restored, skipped, seals, requests;
 	uint64_t offset;           /* of the block being read, for messages */
 	struct bar bar;
+	struct sender senders[SENDERS];
+	int nsenders;              /* started */
+	atomic_int failed;         /* a sender's exit status, 0: none */
+	unsigned agg_hash;         /* the open aggregate's sender */
 };
 
 static char *
@@ -425,50 +644,44 @@ pend_bytes(const struct pend *p)
 	return strlen(p->block) + 3 + (p->seal ? strlen(p->seal) + 3 : 0);
 }
 
-/* Restores im->p[0..k) as one request. 0, or the exit status. */
+/* Hands im->p[0..k) to the aggregate's sender as one restore request.
+ * 0, or the exit status. */
 static int
 send_batch(struct import *im, size_t k)
 {
-	json_t *req = json_object(), *blocks = json_array(), *seals = json_array();
-	json_t *reply = NULL;
-	char text[CIM_CID_TEXT_MAX];
-	int status;
+	struct request *r = calloc(1, sizeof(*r));
+	json_t *blocks = json_array(), *seals = json_array();
+	int failed = atomic_load(&im->failed);
 
-	if (req == NULL || blocks == NULL || seals == NULL) {
-		json_decref(req);
+	if (failed != 0) {
+		free(r);
 		json_decref(blocks);
+		json_decref(seals);
+		return failed;
+	}
+	if (r == NULL || blocks == NULL || seals == NULL ||
+	    (r->body = json_pack("{so}", "blocks", blocks)) == NULL) {
+		free(r);
 		json_decref(seals);
 		return cli_fail_nomem();
 	}
-	json_object_set_new(req, "blocks", blocks);
 	for (size_t i = 0; i < k; i++) {
 		json_array_append_new(blocks, json_string(im->p[i].block));
 		if (im->p[i].seal)
 			json_array_append_new(seals, json_string(im->p[i].seal));
 	}
 	if (json_array_size(seals) > 0)
-		json_object_set_new(req, "seals", seals);
+		json_object_set_new(r->body, "seals", seals);
 	else
 		json_decref(seals);
 	if (im->key != NULL) /* with the aggregate's first restore */
-		json_object_set_new(req, "key", json_string(im->key));
-	status = cli_request(im->cx, "restore", im->type, im->id, req, &reply);
-	json_decref(req);
-	if (status != 0) {
-		fprintf(stderr, PROG ": import: %s/%s versions %" PRIu64 " to %" PRIu64
-			" were not restored\n", im->type, im->id, im->p[0].version,
-			im->p[k - 1].version);
-		return status;
-	}
-	cim_cid_to_text(&im->p[k - 1].cid, text);
-	const char *head = json_string_value(json_object_get(reply, "head"));
-	if (head == NULL || strcmp(head, text) != 0) {
-		fprintf(stderr, PROG ": bad_reply: restoring %s/%s ended at head %s, not %s\n",
-			im->type, im->id, head ? head : "(none)", text);
-		json_decref(reply);
-		return EXIT_DAEMON;
-	}
-	json_decref(reply);
+		json_object_set_new(r->body, "key", json_string(im->key));
+	snprintf(r->type, sizeof(r->type), "%s", im->type);
+	snprintf(r->id, sizeof(r->id), "%s", im->id);
+	cim_cid_to_text(&im->p[k - 1].cid, r->head);
+	r->first = im->p[0].version;
+	r->last = im->p[k - 1].version;
+	sender_put(&im->senders[im->agg_hash % (unsigned)im->nsenders], r);
 	free(im->key);
 	im->key = NULL;
 	im->requests++;
@@ -563,6 +776,11 @@ open_aggregate(struct import *im, const char *type, size_t tl, const char *id, s
 	}
 	im->open = true;
 	im->next = 1;
+	im->agg_hash = 2166136261u;
+	for (const char *c = im->type; *c; c++)
+		im->agg_hash = (im->agg_hash ^ (unsigned char)*c) * 16777619u;
+	for (const char *c = im->id; *c; c++)
+		im->agg_hash = (im->agg_hash ^ (unsigned char)*c) * 16777619u;
 	return 0;
 }
 
@@ -724,6 +942,19 @@ cli_import(struct ctx *cx, int argc, char **argv)
 	}
 	if ((status = cli_connect(cx)) != 0 || (status = import_limits(&im)) != 0)
 		goto out;
+	for (; im.nsenders < SENDERS; im.nsenders++) {
+		struct sender *s = &im.senders[im.nsenders];
+		s->cx = cx;
+		s->failed = &im.failed;
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->cv, NULL);
+		if (pthread_create(&s->thread, NULL, sender_run, s) != 0) {
+			pthread_mutex_destroy(&s->mu);
+			pthread_cond_destroy(&s->cv);
+			status = cli_fail_nomem();
+			goto out;
+		}
+	}
 	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode))
 		im.bar.total = (uint64_t)st.st_size;
 	im.bar.on = isatty(STDERR_FILENO) && im.bar.total > 0;
@@ -766,6 +997,11 @@ cli_import(struct ctx *cx, int argc, char **argv)
 	if (status == 0)
 		status = close_aggregate(&im);
 	cim_car_reader_close(&r);
+	/* every request sent (or, after a failure, dropped) */
+	for (; im.nsenders > 0; im.nsenders--)
+		sender_close(&im.senders[im.nsenders - 1]);
+	if (status == 0)
+		status = atomic_load(&im.failed);
 	bar_end(&im.bar);
 	if (status == 0)
 		fprintf(stderr, PROG ": imported %" PRIu64 " aggregate%s: %" PRIu64
@@ -775,6 +1011,8 @@ cli_import(struct ctx *cx, int argc, char **argv)
 			im.requests == 1 ? "" : "s", im.seals, im.seals == 1 ? "" : "s",
 			im.skipped, im.skipped == 1 ? "" : "s");
 out:
+	for (; im.nsenders > 0; im.nsenders--)
+		sender_close(&im.senders[im.nsenders - 1]);
 	for (size_t i = 0; i < im.n; i++)
 		pend_free(&im.p[i]);
 	free(im.p);

@@ -247,6 +247,7 @@ agg_ref_free(struct agg_ref *r)
 	for (size_t k = 0; k < r->ntypes; k++)
 		free(r->event_types[k]);
 	free(r->event_types);
+	free(r->counts);
 }
 
 void
@@ -261,7 +262,7 @@ agg_list_free(struct agg_list *l)
 /* One subject's aggregate (and its event type) at the end of l. */
 static int
 agg_list_add(struct agg_list *l, const char *type, const char *id,
-	     const char *event_type)
+	     const char *event_type, uint64_t count)
 {
 	struct agg_ref *r;
 
@@ -279,11 +280,13 @@ agg_list_add(struct agg_list *l, const char *type, const char *id,
 	r->type = strdup(type);
 	r->id = strdup(id);
 	r->event_types = malloc(sizeof(*r->event_types));
+	r->counts = malloc(sizeof(*r->counts));
 	if (r->type == NULL || r->id == NULL || r->event_types == NULL ||
-	    (r->event_types[0] = strdup(event_type)) == NULL) {
+	    r->counts == NULL || (r->event_types[0] = strdup(event_type)) == NULL) {
 		agg_ref_free(r);
 		return -1;
 	}
+	r->counts[0] = count;
 	r->ntypes = 1;
 	l->n++;
 	return 0;
@@ -294,12 +297,18 @@ static int
 agg_ref_merge(struct agg_ref *a, struct agg_ref *b)
 {
 	char **t = realloc(a->event_types, (a->ntypes + b->ntypes) * sizeof(*t));
+	uint64_t *c;
 
 	if (t == NULL)
 		return -1;
 	a->event_types = t;
-	for (size_t k = 0; k < b->ntypes; k++)
+	if ((c = realloc(a->counts, (a->ntypes + b->ntypes) * sizeof(*c))) == NULL)
+		return -1;
+	a->counts = c;
+	for (size_t k = 0; k < b->ntypes; k++) {
+		a->counts[a->ntypes] = b->counts[k];
 		a->event_types[a->ntypes++] = b->event_types[k];
+	}
 	b->ntypes = 0;
 	agg_ref_free(b);
 	return 0;
@@ -470,7 +479,8 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 			tok[n++] = t;
 		if (n != 3 || fnmatch(p->type, tok[0], 0) != 0 || fnmatch(p->id, tok[1], 0) != 0)
 			continue;
-		if (agg_list_add(out, tok[0], tok[1], tok[2]) != 0) {
+		if (agg_list_add(out, tok[0], tok[1], tok[2],
+				 si->State.Subjects->List[i].Msgs) != 0) {
 			status = cli_fail_nomem();
 			goto out;
 		}
