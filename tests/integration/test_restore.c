@@ -12,6 +12,7 @@
 
 #include "../support/blocks.h"
 #include "../support/harness.h"
+#include "keyblock.h"
 #include "seal.h"
 
 TestSuite(restore, .init = h_setup, .fini = h_teardown, .timeout = 90);
@@ -240,9 +241,31 @@ Test(restore, every_kind_of_refusal_stores_nothing)
 	tb_seal_block(&s[1], &k, &b[1].cid);
 	assert_refused("r-4", tb_restore_body(b, 3, s, 2, NULL), "invalid_argument",
 		       "seals[1]");
-	/* an encrypted aggregate's key block: this store has no master key */
+	/* an encrypted aggregate's key block: not one, another aggregate's,
+	 * and a good one, which this store (no master key) cannot take */
 	assert_refused("r-4", tb_restore_body(b, 3, NULL, 0, "\"key\": \"AAAA\""),
 		       "invalid_argument", "key");
+	cim_wrapped_key wk = {0};
+	cbuf kb = CBUF_INIT;
+	char err[200];
+	snprintf(wk.aggregate_type, sizeof(wk.aggregate_type), "order");
+	snprintf(wk.aggregate_id, sizeof(wk.aggregate_id), "r-5");
+	cr_assert_eq(cim_keyblock_encode(&kb, &wk, err, sizeof(err)), 0, "%s", err);
+	char *k64 = tb_base64(kb.p, kb.len);
+	assert_refused("r-4", tb_restore_body(b, 3, NULL, 0, h_strf("\"key\": \"%s\"", k64)),
+		       "invalid_argument", "key");
+	cbuf_reset(&kb);
+	snprintf(wk.aggregate_id, sizeof(wk.aggregate_id), "r-4");
+	cr_assert_eq(cim_keyblock_encode(&kb, &wk, err, sizeof(err)), 0, "%s", err);
+	free(k64);
+	k64 = tb_base64(kb.p, kb.len);
+	h_reply kr = restore("r-4", tb_restore_body(b, 3, NULL, 0,
+						    h_strf("\"key\": \"%s\"", k64)));
+	cr_assert_str_eq(h_error_code(&kr), "invalid_argument", "%s", kr.body);
+	cr_assert_not_null(strstr(kr.body, "master_key"), "%s", kr.body);
+	h_reply_free(&kr);
+	free(k64);
+	cbuf_free(&kb);
 	/* nothing of r-4 is there */
 	h_reply r;
 	h_requestf(&r, "{}", H_PREFIX ".head.order.r-4");
