@@ -25,7 +25,7 @@ BUILD     ?= build
 # Debian packages the build, the tests and `make run` need.
 DEB_PKGS  := nats-server libnats-dev libcbor-dev libjansson-dev libsodium-dev \
              libcriterion-dev libinih-dev libsystemd-dev pkg-config gcc make \
-             clang libclang-rt-14-dev valgrind openssl systemd
+             clang libclang-rt-14-dev valgrind openssl systemd libjemalloc-dev
 
 CC        ?= cc
 SAN       ?=
@@ -39,6 +39,13 @@ DEPFLAGS  = -MMD -MP
 ALLCFLAGS = $(WARN) $(CFLAGS) $(SAN) -fPIC $(CPPFLAGS) $(DEPFLAGS)
 LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lnats -lcbor -ljansson -lsodium) -lpthread
 DLIBS     := $(LIBS) $(shell pkg-config --libs inih libsystemd 2>/dev/null || echo -linih -lsystemd)
+# The daemon's allocator (docs/benchmarks.md says why): jemalloc serves
+# every malloc of the process, nats.c's and jansson's too. ALLOC= links
+# the system allocator. The sanitizer build keeps the system allocator
+# (ASan brings its own); valgrind follows jemalloc by --soname-synonyms
+# (tests/support/harness.c).
+ALLOC     ?= -ljemalloc
+DALLOC     = $(if $(SAN),,$(ALLOC))
 TLIBS     := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
 PROTO_SRC  := $(wildcard proto/*.c)
@@ -82,7 +89,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
 $(DAEMON): $(call obj,$(DAEMON_SRC) $(PROTO_SRC))
-	$(CC) $(SAN) -o $@ $^ $(DLIBS)
+	$(CC) $(SAN) -o $@ $^ $(DALLOC) $(DLIBS)
 
 $(SOLIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
 	$(CC) $(SAN) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIBS)

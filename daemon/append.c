@@ -49,7 +49,9 @@
 #include "dagcbor.h"
 #include "event.h"
 #include "ids.h"
+#include "jsontext.h"
 #include "log.h"
+#include "seal.h"
 #include "seal.h"
 
 /* What running or launching a job came to. */
@@ -147,22 +149,48 @@ void job_reply_fail(struct job *job, cim_err code, const char *msg)
 	reply_error(job->d, job->req, job->op, &e);
 }
 
-json_t *job_stored_reply(const struct job *job, uint64_t base)
+/* Answers success: the reply written straight as text, byte for byte what
+ * cim_json_text would make of the object {aggregate_type, aggregate_id,
+ * version, head, events: [{version, cid, event_id, seq}]}, without a
+ * jansson tree on the hot path. */
+void reply_success(const struct job *job, uint64_t base)
 {
 	char text[CIM_CID_TEXT_MAX];
-	json_t *evs = json_array();
+	cbuf b = CBUF_INIT;
+	int rc = 0;
 
-	for (size_t i = 0; i < job->n; i++) {
-		cim_cid_to_text(&job->ev[i].cid, text);
-		json_array_append_new(evs, json_pack("{sI ss ss sI}", "version",
-						     (json_int_t)(base + i), "cid", text,
-						     "event_id", job->ev[i].event_id, "seq",
-						     (json_int_t)job->ev[i].seq));
-	}
+	rc |= cbuf_put(&b, "{\"aggregate_type\":", 18);
+	rc |= cim_json_write_string(&b, job->type, strlen(job->type));
+	rc |= cbuf_put(&b, ",\"aggregate_id\":", 16);
+	rc |= cim_json_write_string(&b, job->id, strlen(job->id));
+	rc |= cbuf_put(&b, ",\"version\":", 11);
+	rc |= cim_json_write_int(&b, (int64_t)(base + job->n - 1));
 	cim_cid_to_text(&job->ev[job->n - 1].cid, text);
-	return json_pack("{ss ss sI ss so}", "aggregate_type", job->type,
-			 "aggregate_id", job->id, "version",
-			 (json_int_t)(base + job->n - 1), "head", text, "events", evs);
+	rc |= cbuf_put(&b, ",\"head\":", 8);
+	rc |= cim_json_write_string(&b, text, strlen(text));
+	rc |= cbuf_put(&b, ",\"events\":[", 11);
+	for (size_t i = 0; i < job->n && rc == 0; i++) {
+		const struct jev *e = &job->ev[i];
+		cim_cid_to_text(&e->cid, text);
+		rc |= cbuf_put(&b, i ? ",{\"version\":" : "{\"version\":", i ? 12 : 11);
+		rc |= cim_json_write_int(&b, (int64_t)(base + i));
+		rc |= cbuf_put(&b, ",\"cid\":", 7);
+		rc |= cim_json_write_string(&b, text, strlen(text));
+		rc |= cbuf_put(&b, ",\"event_id\":", 12);
+		rc |= cim_json_write_string(&b, e->event_id, strlen(e->event_id));
+		rc |= cbuf_put(&b, ",\"seq\":", 7);
+		rc |= cim_json_write_int(&b, (int64_t)e->seq);
+		rc |= cbuf_putc(&b, '}');
+	}
+	rc |= cbuf_put(&b, "]}", 2);
+	if (rc != 0) {
+		cim_perr e;
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(job->d, job->req, job->op, &e);
+	} else {
+		reply_text(job->d, job->req, (const char *)b.p, b.len);
+	}
+	cbuf_free(&b);
 }
 
 /* ---- the expected version -------------------------------------------------- */
@@ -480,10 +508,11 @@ static enum run job_launch(struct job *job, bool chained)
 	}
 
 	pthread_mutex_lock(&d->mu);
-	if (chained && (p->resolving || p->stalled || p->launched == 0 ||
+	if (chained && (p->resolving || p->stalled || p->next_run != job ||
 			p->tip_version != version || !cim_cid_equal(&p->tip_cid, &head))) {
 		/* the chain failed (or was resolved) meanwhile: this job runs
-		 * later, built anew */
+		 * later, built anew (the jobs before it committed meanwhile
+		 * leave the tip as it was: then it goes as it is) */
 		pthread_mutex_unlock(&d->mu);
 		goto out;
 	}
@@ -654,7 +683,7 @@ void job_commit(struct job *job)
 	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
 	atomic_fetch_add(&d->events_appended, job->n);
-	reply_json(d, job->req, job_stored_reply(job, job->base));
+	reply_success(job, job->base);
 	job_done(job);
 }
 
@@ -877,7 +906,7 @@ static void check_retry(struct daemon *d, void *arg)
 			break;
 	}
 	if (dup == NULL && matched == job->n) {
-		reply_json(d, job->req, job_stored_reply(job, first));
+		reply_success(job, first);
 		job_done(job);
 	} else if (dup != NULL || matched > 0) {
 		const char *eid = dup;

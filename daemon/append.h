@@ -120,9 +120,9 @@ void job_free(struct job *job);
 /* Puts a new job (its n and ev set, or a restore not yet decoded) in
  * its aggregate's pipe and runs the pipe. */
 void job_enqueue(struct job *job);
-/* The reply of a job whose events are stored from version base (their
- * CIDs, event_ids and sequences in job->ev). */
-json_t *job_stored_reply(const struct job *job, uint64_t base);
+/* Answers a job whose events are stored from version base (their CIDs,
+ * event_ids and sequences in job->ev). */
+void reply_success(const struct job *job, uint64_t base);
 /* With the pipe's token: runs what can run, then gives the token back. */
 void pipe_go(struct pipe *p);
 /* The event type of the job's event i (NUL-terminated). */

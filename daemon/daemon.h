@@ -393,6 +393,8 @@ void server_pause(struct daemon *d);
 int server_resume(struct daemon *d);
 void server_drain(struct daemon *d);
 void reply_json(struct daemon *d, natsMsg *req, json_t *body);
+/* A success reply already written as JSON text. */
+void reply_text(struct daemon *d, natsMsg *req, const char *text, size_t len);
 void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);
 /* Answers e (or "out of memory") and frees req. */
 void refuse(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);

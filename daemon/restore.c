@@ -174,7 +174,7 @@ void restore_check_retry(struct daemon *d, void *arg)
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
 			 "cannot read the aggregate to check a retry: %s", e.msg);
 	} else if (!st.differs && st.matched == job->n) {
-		reply_json(d, job->req, job_stored_reply(job, st.first));
+		reply_success(job, st.first);
 		job_done(job);
 	} else {
 		refuse_version(job, version);

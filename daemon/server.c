@@ -55,6 +55,11 @@ static void send_reply(struct daemon *d, natsMsg *req, const char *body,
 	natsMsg_Destroy(m);
 }
 
+void reply_text(struct daemon *d, natsMsg *req, const char *text, size_t len)
+{
+	send_reply(d, req, text, len, 200);
+}
+
 /* Takes the reference to body. */
 void reply_json(struct daemon *d, natsMsg *req, json_t *body)
 {

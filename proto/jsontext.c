@@ -106,17 +106,65 @@ put_text(struct out *o, const char *s, size_t n)
 
 /* The fewest significant digits that read back to d; plain notation up
  * to 17 integer digits (100.0, not 1e+02), as jansson would write it. */
-static void
-put_real(struct out *o, double d)
+/* Significant digits of a %g rendering: from its first nonzero digit to
+ * its last, before any exponent (at least 1). */
+static int
+significant(const char *s)
 {
-	char buf[40], *e;
+	int n = 0, zeros = 0;
+	bool started = false;
+
+	for (; *s != '\0' && *s != 'e' && *s != 'E'; s++) {
+		if (*s < '0' || *s > '9')
+			continue; /* sign, decimal point */
+		if (*s == '0' && !started)
+			continue;
+		started = true;
+		if (*s == '0') {
+			zeros++;
+		} else {
+			n += zeros + 1;
+			zeros = 0;
+		}
+	}
+	return n > 0 ? n : 1;
+}
+
+/* The fewest significant digits (1 to 17) whose correctly rounded %g form
+ * reads back as d: the smallest prec for which strtod("%.{prec}g") == d.
+ * For a normal double (or zero) it is found with one try at 15 digits:
+ * every decimal of at most 15 digits survives a trip through a double
+ * (DBL_DIG), so if the 15-digit form reads back, no shorter precision can
+ * read back unless it gives the same digits, and the answer is the number
+ * of digits that form has; if it does not, no precision up to 15 does.
+ * Otherwise (subnormals), every precision is tried from 1 up. */
+static int
+shortest_prec(double d)
+{
+	char buf[40];
 	int prec;
 
+	if (d == 0 || (d == d && (d > 2.2250738585072014e-308 || d < -2.2250738585072014e-308))) {
+		snprintf(buf, sizeof(buf), "%.15g", d);
+		if (strtod(buf, NULL) == d)
+			return significant(buf);
+		snprintf(buf, sizeof(buf), "%.16g", d);
+		return strtod(buf, NULL) == d ? 16 : 17;
+	}
 	for (prec = 1; prec < 17; prec++) {
 		snprintf(buf, sizeof(buf), "%.*g", prec, d);
 		if (strtod(buf, NULL) == d)
 			break;
 	}
+	return prec;
+}
+
+static void
+put_real(struct out *o, double d)
+{
+	char buf[40], *e;
+	int prec = shortest_prec(d);
+
 	snprintf(buf, sizeof(buf), "%.*g", prec, d);
 	if ((e = strchr(buf, 'e')) != NULL) {
 		long x = strtol(e + 1, NULL, 10);

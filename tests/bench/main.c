@@ -39,13 +39,19 @@ static void usage(FILE *f)
 		"  --daemon PATH  cim-eventsd to start (with its own nats-server)\n"
 		"  --relay PATH   the relay floor program (default: bench-relay\n"
 		"                 beside this program)\n"
+		"  --compare NAME=PATH  another cim-eventsd measured in the same\n"
+		"                 append runs (its own prefix and stream on the\n"
+		"                 same server); up to 4\n"
 		"  --url URL      use a running nats-server and daemon instead\n"
 		"                 (no memory or restart figures)\n"
 		"  --json FILE    also write the results as JSON\n"
 		"  --quick        small counts: a smoke test of a few seconds\n"
 		"  --no-growth    skip the growth, memory and restart part\n"
 		"  --growth-only  only that part (a development aid: no floor,\n"
-		"                 so no ratios)\n");
+		"                 so no ratios)\n"
+		"  --appends-only only the append runs and the relay's (to profile\n"
+		"                 the daemon under load: no other floor)\n"
+		"  --reads-only   only the reads and their floors\n");
 }
 
 /* ---- the summary table ------------------------------------------------------------- */
@@ -91,6 +97,12 @@ static void row(const char *figure, double ours, const char *unit,
 
 static bool lat_ok(const lat *l) { return l->ran && l->errors == 0 && l->n > 0; }
 
+/* CPU microseconds the daemon (or the relay) spent per event of a run. */
+static double cpu_per(const rate *r)
+{
+	return r->per_s > 0 && isfinite(r->cpu_daemon) ? r->cpu_daemon * 1e4 / r->per_s : NAN;
+}
+
 static void final_table(const floor_res *f, const store_res *s,
 			const growth_res *g, json_t *machine)
 {
@@ -130,8 +142,19 @@ static void final_table(const floor_res *f, const store_res *s,
 	    "rr p50 + js_Publish p50", lat_ok(&s->append1));
 	row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
 	    "rr p99 + js_Publish p99", lat_ok(&s->append1));
+	for (int k = 0; k < C.ncmp; k++) {
+		if (!s->cmp_append1[k].ran)
+			continue;
+		snprintf(name, sizeof name, "  [%s] append p50, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p50, "us", rr_js50, "rr p50 + js_Publish p50",
+		    lat_ok(&s->cmp_append1[k]));
+		snprintf(name, sizeof name, "  [%s] append p99, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p99, "us", rr_js99, "rr p99 + js_Publish p99",
+		    lat_ok(&s->cmp_append1[k]));
+	}
 	for (int i = 0; i < s->n_tp; i++) {
 		const rate *rl = &s->relay[i];
+		double rl_cpu = rl->ran && rl->valid ? cpu_per(rl) : NAN;
 
 		if (s->tp_batch[i] == 1) {
 			if (rl->ran)
@@ -145,13 +168,37 @@ static void final_table(const floor_res *f, const store_res *s,
 			    f->shaped100.valid ? f->shaped100.per_s : NAN,
 			    "shaped async, batches", s->tp[i].valid);
 		}
+		row("  its CPU per event", cpu_per(&s->tp[i]), "us",
+		    s->tp_batch[i] == 1 ? rl_cpu : NAN,
+		    s->tp_batch[i] == 1 ? "relay's per request" : NULL, s->tp[i].valid);
+		for (int k = 0; k < C.ncmp; k++) {
+			const rate *c = &s->cmp_tp[k][i];
+			double fl = s->tp_batch[i] == 1 ? (rl->ran && rl->valid ? rl->per_s : NAN)
+							: (f->shaped100.valid ? f->shaped100.per_s : NAN);
+			if (!c->ran)
+				continue;
+			snprintf(name, sizeof name, "  [%s] %s", C.cmp[k].name, s->tp_name[i]);
+			row(name, c->per_s, "ev/s", fl,
+			    s->tp_batch[i] == 1 ? "relay, same in flight" : "shaped async, batches",
+			    c->valid);
+			row("    its CPU per event", cpu_per(c), "us",
+			    s->tp_batch[i] == 1 ? rl_cpu : NAN,
+			    s->tp_batch[i] == 1 ? "relay's per request" : NULL, c->valid);
+		}
 	}
+	if (!s->get1k.ran)
+		goto growth;
 	row("floor: bare pull of those 1,000 p50", s->bare1k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare1k));
 	row("floor: bare pull of those 10,000 p50", s->bare10k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare10k));
 	row("get 1,000 events, all pages, p50", s->get1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->get1k));
+	row("floor: a reply of get's size p50", s->rr_get1k.p50, "us", NAN, NULL,
+	    lat_ok(&s->rr_get1k));
+	row("  get 1,000 p50, vs pull + that reply", s->get1k.p50, "us",
+	    lat_ok(&s->rr_get1k) ? s->bare1k.p50 + s->rr_get1k.p50 : NAN,
+	    "bare pull + reply of get's size", lat_ok(&s->get1k));
 	row("get 1,000 events, all pages, p99", s->get1k.p99, "us", NAN, NULL,
 	    lat_ok(&s->get1k));
 	row("head p50", s->head.p50, "us", f->rr.p50, "rr p50", lat_ok(&s->head));
@@ -169,6 +216,7 @@ static void final_table(const floor_res *f, const store_res *s,
 	    s->load_short.p50, "same after a snapshot at 90",
 	    lat_ok(&s->load_long) && lat_ok(&s->load_short));
 
+growth:
 	if (g->ran) {
 		for (int i = 0; i < g->n_pt; i++) {
 			const growth_point *p = &g->pt[i];
@@ -242,6 +290,13 @@ int main(int argc, char **argv)
 			C.daemon_bin = argv[++i];
 		else if (strcmp(a, "--relay") == 0 && i + 1 < argc)
 			C.relay_bin = argv[++i];
+		else if (strcmp(a, "--compare") == 0 && i + 1 < argc &&
+			 strchr(argv[i + 1], '=') != NULL && C.ncmp < MAX_COMPARE) {
+			char *nv = argv[++i], *eq = strchr(nv, '=');
+			*eq = '\0';
+			C.cmp[C.ncmp].name = nv;
+			C.cmp[C.ncmp++].bin = eq + 1;
+		}
 		else if (strcmp(a, "--json") == 0 && i + 1 < argc)
 			C.json_path = argv[++i];
 		else if (strcmp(a, "--quick") == 0)
@@ -250,6 +305,10 @@ int main(int argc, char **argv)
 			C.growth = false;
 		else if (strcmp(a, "--growth-only") == 0)
 			C.growth_only = true;
+		else if (strcmp(a, "--appends-only") == 0)
+			C.appends_only = true;
+		else if (strcmp(a, "--reads-only") == 0)
+			C.reads_only = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -316,6 +375,10 @@ int main(int argc, char **argv)
 		printf("  nats-server pid %d on %s, cim-eventsd pid %d, RSS %ld KiB\n",
 		       (int)P.nats_pid, P.url, (int)P.daemon_pid,
 		       rss_kib(P.daemon_pid));
+		for (int k = 0; k < C.ncmp; k++)
+			if (compare_start(&P, &C.cmp[k]) == 0)
+				printf("  compared: %s (%s) pid %d, prefix %s\n", C.cmp[k].name,
+				       C.cmp[k].bin, (int)C.cmp[k].pid, C.cmp[k].prefix);
 	}
 	nc = connect_nats(C.url, true);
 	if (nc == NULL || (info = daemon_info(nc, C.prefix, 5000)) == NULL) {
@@ -350,7 +413,15 @@ int main(int argc, char **argv)
 		json_object_set_new(root, "config", c);
 	}
 
-	if (!C.growth_only) {
+	if (C.appends_only || C.reads_only) {
+		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
+		F.js_async_best = NAN;
+		if (C.appends_only)
+			run_appends(&S, root);
+		else
+			run_reads(&S, root);
+		C.growth = false;
+	} else if (!C.growth_only) {
 		run_floor(&F, root);
 		if (!g_stop)
 			run_appends(&S, root);
@@ -373,6 +444,8 @@ end:
 		long nw, dw;
 		json_t *na = json_array(), *da = json_array();
 
+		for (int k = 0; k < C.ncmp; k++)
+			compare_stop(&C.cmp[k]);
 		daemon_stop(&P);
 		nats_stop(&P);
 		printf("\nwarnings and errors in the logs:\n");
