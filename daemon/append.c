@@ -52,7 +52,6 @@
 #include "jsontext.h"
 #include "log.h"
 #include "seal.h"
-#include "seal.h"
 
 /* What running or launching a job came to. */
 enum run {
