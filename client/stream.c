@@ -829,15 +829,17 @@ place_whole(cim_subscription *s, struct item *it)
 	for (struct item *i = s->head; i != NULL; i = i->next)
 		if (i->agg == a && i->held && !i->ask) {
 			i->held = false;
-			if (it->seal_fail && i != it && i->why == NULL &&
-			    set_why(i, "unsealed: %s/%s version %llu (seq %llu) "
-				       "is in an append whose last event, "
-				       "version %llu, fails its seal check",
-				    a->type, a->id,
-				    (unsigned long long)i->ev.version,
-				    (unsigned long long)i->seq,
-				    (unsigned long long)it->ev.version) != 0)
-				i->seal_fail = true; /* no memory: still fails */
+			if (!it->seal_fail || i == it || i->why != NULL)
+				continue;
+			/* (without memory for the sentence it fails all the
+			 * same: check_out says it shorter) */
+			i->seal_fail = true;
+			set_why(i, "unsealed: %s/%s version %llu (seq %llu) is in "
+				   "an append whose last event, version %llu, "
+				   "fails its seal check",
+				a->type, a->id, (unsigned long long)i->ev.version,
+				(unsigned long long)i->seq,
+				(unsigned long long)it->ev.version);
 		}
 	a->gather_count = 0;
 }
@@ -1127,7 +1129,7 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 	struct agg *a = it->agg;
 	char last[CIM_CID_TEXT_MAX];
 
-	if (it->why != NULL && it->seal_fail) {
+	if (it->seal_fail) {
 		/* Its bytes are sound, its seal is not: the chain goes on
 		 * from it. */
 		if (e->version > a->last_version) {
@@ -1136,7 +1138,8 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 			a->cid_known = true;
 		}
 		return cimc_fail(err, CIM_ERR_CHECK_FAILED, NULL, "%s",
-				 it->why);
+				 it->why ? it->why
+					 : "unsealed: its append's seal fails");
 	}
 	if (it->why != NULL) {
 		/* Its own bytes changed: its CID is unknown. An old version

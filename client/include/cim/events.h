@@ -481,7 +481,8 @@ typedef struct cim_projection_options {
 	 * stop the run with CIM_ERR_CHECK_FAILED. NULL: stop. */
 	int (*on_check_failure)(void *ctx, const cim_event *ev,
 				const cim_error *why);
-	/* v1.1: trusted seal keys, as in cim_subscribe_options */
+	/* v1.1: trusted seal keys, as in cim_subscribe_options (only read
+	 * during cim_projection_open) */
 	const char *const *trusted_keys;
 	size_t n_trusted_keys;
 } cim_projection_options;
