@@ -551,3 +551,20 @@ Test(seal, the_tool_checks_seals_with_key)
 	natsMsg_Destroy(v2);
 	tb_free(&b, 1);
 }
+
+Test(seal_config, check_config_shows_the_key_files_path_never_the_key)
+{
+	cim_signing_key k;
+	char *path = tb_key_file(H.nats.dir, "k", 0x33);
+	tb_key(&k, 0x44);
+	const char *argv[] = {getenv("CIM_TEST_DAEMON"), "--signing-key", path,
+			      "--trusted-keys", k.text, "--check-config", NULL};
+	h_run r = h_finish(h_spawn("check", argv), "check", 10000);
+
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, "[keys]"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, h_strf("signing_key = %s", path)), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, h_strf("trusted_keys = %s", k.text)), "%s", r.out);
+	cr_assert_null(strstr(r.out, "3333333333"), "the seed shows: %s", r.out);
+	h_run_free(&r);
+}
