@@ -130,32 +130,39 @@ significant(const char *s)
 	return n > 0 ? n : 1;
 }
 
-/* The fewest significant digits (1 to 17) whose correctly rounded %g form
- * reads back as d: the smallest prec for which strtod("%.{prec}g") == d.
- * For a normal double (or zero) it is found with one try at 15 digits:
- * every decimal of at most 15 digits survives a trip through a double
- * (DBL_DIG), so if the 15-digit form reads back, no shorter precision can
- * read back unless it gives the same digits, and the answer is the number
- * of digits that form has; if it does not, no precision up to 15 does.
- * Otherwise (subnormals), every precision is tried from 1 up. */
+/* d as %.{prec}g, prec being the fewest significant digits (1 to 17) whose
+ * correctly rounded form reads back as d: the smallest prec for which
+ * strtod("%.{prec}g") == d. For a normal double (or zero) it is found with
+ * one try at 15 digits: every decimal of at most 15 digits survives a trip
+ * through a double (DBL_DIG), so if the 15-digit form reads back, no
+ * shorter precision reads back unless it gives the same digits, and prec
+ * is the number of digits that form has; and the form itself is what
+ * %.{prec}g prints (the same digits, trailing zeros dropped), except that
+ * %g writes an exponent from 10^prec on where %.15g does from 10^15 (the
+ * caller writes those in full below 10^17 anyway). If it does not read
+ * back, no precision up to 15 does. Subnormals try every precision from
+ * 1 up. */
 static int
-shortest_prec(double d)
+shortest_form(double d, char *buf, size_t n)
 {
-	char buf[40];
 	int prec;
 
 	if (d == 0 || (d == d && (d > 2.2250738585072014e-308 || d < -2.2250738585072014e-308))) {
-		snprintf(buf, sizeof(buf), "%.15g", d);
+		snprintf(buf, n, "%.15g", d);
 		if (strtod(buf, NULL) == d)
 			return significant(buf);
-		snprintf(buf, sizeof(buf), "%.16g", d);
-		return strtod(buf, NULL) == d ? 16 : 17;
+		snprintf(buf, n, "%.16g", d);
+		if (strtod(buf, NULL) == d)
+			return 16;
+		snprintf(buf, n, "%.17g", d);
+		return 17;
 	}
 	for (prec = 1; prec < 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, d);
+		snprintf(buf, n, "%.*g", prec, d);
 		if (strtod(buf, NULL) == d)
 			break;
 	}
+	snprintf(buf, n, "%.*g", prec, d);
 	return prec;
 }
 
@@ -163,9 +170,8 @@ static void
 put_real(struct out *o, double d)
 {
 	char buf[40], *e;
-	int prec = shortest_prec(d);
+	int prec = shortest_form(d, buf, sizeof(buf));
 
-	snprintf(buf, sizeof(buf), "%.*g", prec, d);
 	if ((e = strchr(buf, 'e')) != NULL) {
 		long x = strtol(e + 1, NULL, 10);
 

@@ -254,6 +254,8 @@ typedef struct store_res {
 	lat hash10k;
 	/* a request/reply whose reply is as long as get's of the 1,000 */
 	lat rr_get1k;
+	/* get's own work on the 1,000 (check, CID, JSON), from memory */
+	lat work1k;
 	long get1k_bytes;
 } store_res;
 
