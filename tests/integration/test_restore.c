@@ -52,7 +52,7 @@ static json_t *assert_stored_in(const h_reply *r, const tb_block *b, size_t n, u
 		cr_assert_eq(memcmp(natsMsg_GetData(m), b[i].bytes.p, b[i].bytes.len), 0);
 		cr_assert_str_eq(h_header(m, "Cim-Cid"), b[i].cid_text);
 		if (batch_of > 1) {
-			char want[32];
+			char want[48];
 			snprintf(want, sizeof(want), "%zu/%zu", i + 1, batch_of);
 			cr_assert_str_eq(h_header(m, "Cim-Batch"), want);
 		}
