@@ -199,7 +199,7 @@ static json_t *
 parse_reply(const char *raw, int *status)
 {
 	json_error_t jerr;
-	json_t *j = json_loads(raw, JSON_ALLOW_NUL, &jerr);
+	json_t *j = cim_json_read(raw, strlen(raw), 0, &jerr);
 
 	if (j == NULL) {
 		fprintf(stderr, PROG ": bad_reply: %s\n", jerr.text);

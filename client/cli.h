@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "cim/events.h"
+#include "jsonread.h"
 
 #define PROG "cim-events"
 

@@ -65,6 +65,10 @@ cim_err cimc_get_u64(const json_t *obj, const char *what, const char *key,
 /* A string member as a malloc'd copy; json null gives NULL when null_ok. */
 cim_err cimc_get_str(const json_t *obj, const char *what, const char *key,
 		     bool null_ok, char **out, cim_error *err);
+/* The same, all of it (a string may hold U+0000: *len says how long it
+ * is; NUL-terminated all the same). len may be NULL. */
+cim_err cimc_get_strn(const json_t *obj, const char *what, const char *key,
+		      bool null_ok, char **out, size_t *len, cim_error *err);
 /* A string member copied into a fixed buffer; null gives "" when null_ok. */
 cim_err cimc_get_strbuf(const json_t *obj, const char *what, const char *key,
 			bool null_ok, char *buf, size_t size, cim_error *err);

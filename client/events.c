@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "jsonread.h"
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 #define DEFAULT_PREFIX "cim.events.v1"
@@ -366,9 +367,13 @@ daemon_error(const json_t *e, cim_error *err)
 		  "%s", msg);
 	if (err == NULL)
 		return code;
-	if ((v = json_object_get(e, "event_id")) != NULL && json_is_string(v))
-		snprintf(err->event_id, sizeof(err->event_id), "%s",
-			 json_string_value(v));
+	if ((v = json_object_get(e, "event_id")) != NULL && json_is_string(v) &&
+	    json_string_length(v) < sizeof(err->event_id)) {
+		/* all of it: an event_id may hold U+0000 */
+		memcpy(err->event_id, json_string_value(v),
+		       json_string_length(v) + 1);
+		err->event_id_len = json_string_length(v);
+	}
 	v = json_object_get(e, "expected");
 	if (json_is_string(v))
 		snprintf(err->expected, sizeof(err->expected), "%s",
@@ -394,8 +399,8 @@ decode_reply(natsMsg *msg, json_t **out, cim_error *err)
 	const json_t *e;
 	json_t *j;
 
-	j = json_loadb(data ? data : "", len > 0 ? (size_t)len : 0,
-		       JSON_ALLOW_NUL, &jerr);
+	j = cim_json_read(data ? data : "", len > 0 ? (size_t)len : 0, 0,
+			  &jerr);
 	if (j == NULL || !json_is_object(j)) {
 		json_decref(j);
 		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,

@@ -217,6 +217,19 @@ cim_repository_append(cim_repository *r, cim_aggregate *agg, void *state,
 			.data_json = (char *)ne->data_json,
 			.cid = a->cid,
 			.seq = a->seq,
+			.event_id_len = a->event_id_len,
+			.correlation_id_len =
+				ne->correlation_id
+					? (ne->correlation_id_len
+						   ? ne->correlation_id_len
+						   : strlen(ne->correlation_id))
+					: a->event_id_len,
+			.causation_id_len =
+				ne->causation_id
+					? (ne->causation_id_len
+						   ? ne->causation_id_len
+						   : strlen(ne->causation_id))
+					: a->event_id_len,
 		};
 		char prev[sizeof(agg->head)];
 

@@ -53,6 +53,7 @@
 
 #include "client.h"
 #include "event.h"
+#include "jsonread.h"
 
 #define DEFAULT_PATTERN "events.>"
 #define DEFAULT_STREAM "CIM-EVENTS"
@@ -683,7 +684,7 @@ make_event(struct item *it, const uint8_t *p, size_t len, char *why,
 		cbuf_free(&b);
 		return -2;
 	}
-	j = json_loadb((const char *)b.p, b.len, JSON_ALLOW_NUL, &jerr);
+	j = cim_json_read((const char *)b.p, b.len, 0, &jerr);
 	cbuf_free(&b);
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)

@@ -12,7 +12,7 @@
 #define CIM_TYPE_MAX 64  /* aggregate_type, event_type */
 #define CIM_ID_MAX 128   /* aggregate_id */
 #define CIM_EVENT_ID_MAX 128 /* event_id, correlation_id, causation_id: any
-				non-empty UTF-8 text up to this many bytes */
+				UTF-8 text up to this many bytes */
 
 /* [A-Za-z][A-Za-z0-9_-]{0,63} */
 bool cim_token_type_ok(const char *s);
