@@ -181,11 +181,11 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 
 	if (ar->expect == CIM_EXPECT_KIND_EXACT)
 		snprintf(msg, sizeof msg,
-			 "expected version %llu but the aggregate is at version %llu",
+			 "expected_version is %llu but the aggregate is at version %llu",
 			 (unsigned long long)ar->expected_version, (unsigned long long)cur);
 	else
 		snprintf(msg, sizeof msg,
-			 "expected %s but the aggregate is at version %llu",
+			 "expected_version is \"%s\" but the aggregate is at version %llu",
 			 names[ar->expect], (unsigned long long)cur);
 	o = cim_error_json(CIM_ERR_WRONG_EXPECTED_VERSION, NULL, msg);
 	inner = json_object_get(o, "error");
@@ -293,11 +293,12 @@ static int build_messages(struct job *job, natsMsg **msgs)
 			goto fail;
 		}
 		if (block.len > (size_t)d->cfg->max_event_bytes) {
-			char what[160];
+			char what[160], field[32];
+			snprintf(field, sizeof field, "events[%zu]", i);
 			snprintf(what, sizeof what,
-				 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
-				 i, block.len, (long long)d->cfg->max_event_bytes);
-			job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+				 "%s is %zu bytes as a stored block, over max_event_bytes (%lld)",
+				 field, block.len, (long long)d->cfg->max_event_bytes);
+			job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, field, "%s", what);
 			goto fail;
 		}
 		cim_cid_compute(&e->cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, block.p, block.len);
@@ -1067,7 +1068,7 @@ static void job_run(struct job *job)
 			 "event(s) would pass max_events_per_aggregate (%lld); nothing was stored",
 			 (unsigned long long)job->agg->version, job->n,
 			 (long long)d->cfg->max_events_per_aggregate);
-		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, "events", "%s", what);
 		return;
 	}
 	job_publish(job);

@@ -172,6 +172,11 @@ cim_json_parse_request(const void *body, size_t len, cim_perr *e)
 		if (json_error_code(&jerr) == json_error_out_of_memory)
 			cim_perr_set(e, CIM_ERR_INTERNAL, NULL,
 				     "out of memory");
+		else if (json_error_code(&jerr) == json_error_stack_overflow)
+			cim_perr_set(e, CIM_ERR_INVALID_REQUEST, NULL,
+				     "the request is nested more than 2048 "
+				     "levels deep (line %d, column %d)",
+				     jerr.line, jerr.column);
 		else
 			cim_perr_set(e, CIM_ERR_INVALID_REQUEST, NULL,
 				     "the request is not valid JSON: %s "
