@@ -25,6 +25,8 @@ struct cim_client {
 	bool owned; /* cim_client_connect made nc: destroy closes it */
 	char *prefix;
 	int64_t timeout_ms;
+	char *js_domain;    /* NULL, or the JetStream domain */
+	char js_api[200];   /* the JetStream API subject prefix ($JS.API) */
 };
 
 /* ---- events.c ------------------------------------------------------------ */
@@ -51,6 +53,9 @@ cimc_call(cim_client *c, const char *op, const char *type, const char *id,
 
 /* A malloc'd copy of s; NULL when memory runs out. */
 char *cimc_strdup(const char *s);
+
+/* A JetStream context of c's connection, for c's domain or API prefix. */
+natsStatus cimc_jetstream(const cim_client *c, jsCtx **js);
 
 /* reply.c: reading reply members. Each returns CIM_ERR_OK, or fills
  * err and returns CIM_ERR_BAD_REPLY (member missing, of the wrong type,

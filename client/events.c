@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "ids.h"
 #include "jsonread.h"
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
@@ -125,11 +126,22 @@ client_new(const cim_client_options *opts, cim_client **out, cim_error *err)
 	if (timeout < 0)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "timeout_ms",
 				 "timeout_ms must not be negative");
+	if (opts != NULL && opts->js_domain != NULL && opts->js_domain[0] &&
+	    opts->js_api_prefix != NULL && opts->js_api_prefix[0])
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "js_domain",
+				 "give js_domain or js_api_prefix, not both");
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->prefix = cimc_strdup(prefix)) == NULL) {
+	    (c->prefix = cimc_strdup(prefix)) == NULL ||
+	    (opts != NULL && opts->js_domain != NULL && opts->js_domain[0] &&
+	     (c->js_domain = cimc_strdup(opts->js_domain)) == NULL)) {
+		if (c != NULL)
+			free(c->prefix);
 		free(c);
 		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
 	}
+	cim_js_api_prefix(c->js_domain,
+			  opts != NULL ? opts->js_api_prefix : NULL, c->js_api,
+			  sizeof(c->js_api));
 	c->timeout_ms = timeout;
 	*out = c;
 	return CIM_ERR_OK;
@@ -293,7 +305,21 @@ cim_client_destroy(cim_client *c)
 	if (c->owned && c->nc != NULL)
 		natsConnection_Destroy(c->nc);
 	free(c->prefix);
+	free(c->js_domain);
 	free(c);
+}
+
+natsStatus
+cimc_jetstream(const cim_client *c, jsCtx **js)
+{
+	jsOptions jo;
+
+	jsOptions_Init(&jo);
+	if (c->js_domain != NULL)
+		jo.Domain = c->js_domain;
+	else if (strcmp(c->js_api, "$JS.API") != 0)
+		jo.Prefix = c->js_api;
+	return natsConnection_JetStream(js, c->nc, &jo);
 }
 
 /* ---- one request --------------------------------------------------------- */

@@ -74,7 +74,7 @@ int store_connect(struct daemon *d)
 	json_decref(shown);
 
 	/* servers, log-in and TLS: natsopts.c, shared by both connections */
-	if (natsopts_new(&o, d->cfg, err, sizeof err) != NATS_OK) {
+	if (natsopts_new(&o, &d->cfg->nats, err, sizeof err) != NATS_OK) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -126,7 +126,7 @@ int store_connect(struct daemon *d)
 	if (s == NATS_OK) {
 		jsOptions ljo;
 		jsOptions_Init(&ljo);
-		natsopts_js(&ljo, d->cfg);
+		natsopts_js(&ljo, &d->cfg->nats);
 		s = natsConnection_JetStream(&d->lease_js, d->lease_nc, &ljo);
 	}
 	if (s != NATS_OK) {
@@ -143,13 +143,13 @@ int store_connect(struct daemon *d)
 	jo.PublishAsync.AckHandlerClosure = d;
 	jo.PublishAsync.MaxPending = 65536;
 	jo.PublishAsync.StallWait = 1000;
-	natsopts_js(&jo, d->cfg);
+	natsopts_js(&jo, &d->cfg->nats);
 	if ((s = natsConnection_JetStream(&d->js, d->nc, &jo)) != NATS_OK) {
 		log_error("JetStream context: %s", natsStatus_GetText(s));
 		return -1;
 	}
 	log_info("connected to %s (max payload %zu bytes%s)", masked_url, d->max_payload,
-		 natsopts_tls(d->cfg) ? ", TLS" : "");
+		 natsopts_tls(&d->cfg->nats) ? ", TLS" : "");
 	return 0;
 }
 

@@ -99,6 +99,11 @@ typedef struct cim_client cim_client;
 typedef struct cim_client_options {
 	const char *prefix;  /* API subject prefix; NULL: "cim.events.v1" */
 	int64_t timeout_ms;  /* per request; 0: 5000 */
+	/* The JetStream the subscriptions and projections read, when it is
+	 * not the account's own: a domain ("hub": $JS.hub.API) or an API
+	 * prefix; at most one; NULL: $JS.API. */
+	const char *js_domain;
+	const char *js_api_prefix;
 } cim_client_options;
 
 /* Connects to NATS at url (NULL: "nats://127.0.0.1:4222"). opts may be
