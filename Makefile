@@ -27,10 +27,12 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 MANDIR    ?= $(PREFIX)/share/man
 BUILD     ?= build
 
-# Debian packages the build, the tests and `make run` need.
+# Debian packages the build, the tests and `make run` need (Go and nats.go:
+# the Go example of docs/protocol.md, built by tests/integration/test_languages.c).
 DEB_PKGS  := nats-server libnats-dev libcbor-dev libjansson-dev libsodium-dev \
              libcriterion-dev libinih-dev libsystemd-dev pkg-config gcc make \
-             clang libclang-rt-14-dev valgrind openssl systemd
+             clang libclang-rt-14-dev valgrind openssl systemd \
+             golang-go golang-github-nats-io-go-nats-dev
 
 CC        ?= cc
 SAN       ?=
@@ -152,7 +154,8 @@ bench: deps
 TEST_ENV = CIM_TEST_DAEMON=$(abspath $(DAEMON)) CIM_TEST_CLI=$(abspath $(CLI)) \
            CIM_TEST_VECTORS=$(abspath tests/vectors) \
            CIM_TEST_PROGS=$(abspath $(BUILD)/tests/progs) \
-           CIM_TEST_EXAMPLES=$(abspath $(BUILD)/examples)
+           CIM_TEST_EXAMPLES=$(abspath $(BUILD)/examples) \
+           CIM_TEST_DOCS=$(abspath docs) CIM_TEST_GOCACHE=$(abspath $(BUILD)/gocache)
 
 check-unit: $(UNIT)
 	$(TEST_ENV) $(UNIT) --jobs=2
