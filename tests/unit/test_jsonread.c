@@ -11,6 +11,7 @@
 #include "event.h"
 #include "jsonread.h"
 #include "jsontext.h"
+#include "snapshot.h"
 
 static json_t *rd(const char *text)
 {
@@ -262,4 +263,31 @@ Test(jsonread, quote_for_messages)
 	long_id[40] = '\xa9';
 	cim_json_quote(q, sizeof q, long_id, sizeof long_id);
 	cr_assert_str_eq(q, "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\"");
+}
+
+/* Snapshot state holding U+0000 in keys and values: encoded, decoded,
+ * the same canonical bytes. */
+Test(jsonread, snapshot_state_with_nul)
+{
+	cim_snapshot_block s = {0}, got;
+	cbuf b = CBUF_INIT, x = CBUF_INIT, y = CBUF_INIT;
+	char err[160] = "";
+
+	s.aggregate_type = "order";
+	s.aggregate_id = "o-1";
+	s.version = 3;
+	cr_assert_eq(cim_cid_compute(&s.event_cid, CIM_CODEC_DAG_CBOR, CIM_MH_BLAKE2B_256,
+				     (const uint8_t *)"e", 1), 0);
+	s.timestamp = "2026-11-22T10:00:00.123456789Z";
+	s.state = rd("{\"\\u0000\":[\"a\\u0000\"],\"k\\u0000k\":{\"\\u0000\":\"\\u0000\"}}");
+	cr_assert_eq(cim_snapshot_encode(&s, &b, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cim_snapshot_decode(b.p, b.len, &got, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cim_cbor_write_json(&x, s.state, CIM_MAX_DEPTH, NULL, 0), 0);
+	cr_assert_eq(cim_cbor_write_json(&y, got.state, CIM_MAX_DEPTH, NULL, 0), 0);
+	cr_assert(x.len == y.len && memcmp(x.p, y.p, x.len) == 0);
+	cim_snapshot_block_free(&got);
+	json_decref(s.state);
+	cbuf_free(&b);
+	cbuf_free(&x);
+	cbuf_free(&y);
 }
