@@ -69,6 +69,8 @@ usage(FILE *f)
 		"  stats [--json]\n"
 		"  verify-all [PATTERN] [--stream NAME] [--json]\n"
 		"  export [PATTERN | TYPE ID] [--stream NAME]\n"
+		"  keygen FILE                           (offline)\n"
+		"  verify-car FILE [--key K]... [--json] (offline)\n"
 		"\n"
 		"options (before the command):\n"
 		"  --nats-url URL       NATS server(s), comma-separated (default "
@@ -93,10 +95,12 @@ usage(FILE *f)
 		"Replies are printed as JSON on stdout (tail: one line per "
 		"event).\n"
 		"Exit status: 0 success, 1 validate or verify-all found a "
-		"broken chain\n"
-		"or tail an event that failed its check, 2 usage error, 3 error "
-		"from the\n"
-		"daemon, 4 NATS or the daemon cannot be reached in time.\n");
+		"broken chain,\n"
+		"tail an event that failed its check, verify-car a failure, or "
+		"keygen\n"
+		"could not write its file, 2 usage error, 3 error from the "
+		"daemon,\n"
+		"4 NATS or the daemon cannot be reached in time.\n");
 }
 
 /* ---- reporting ----------------------------------------------------------- */
@@ -538,6 +542,8 @@ static const struct command commands[] = {
 	{"stats", cli_stats},
 	{"verify-all", cli_verify_all},
 	{"export", cli_export},
+	{"keygen", cli_keygen},
+	{"verify-car", cli_verify_car},
 };
 
 int

@@ -16,15 +16,14 @@
 
 #include "cid.h"
 
-#define VARINT_MAX 9
 #define DIGEST_MAX 64
 
 static const char b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 
 /* sodium_init() is idempotent and thread-safe; the flag only saves the
  * call (and its lock) once it has succeeded. */
-static int
-sodium_ready(void)
+int
+cim_sodium_ready(void)
 {
 	static atomic_bool ready;
 
@@ -36,9 +35,8 @@ sodium_ready(void)
 	return 0;
 }
 
-/* Writes v as a varint at p; returns the byte count, 0 if v > 2^63-1. */
-static size_t
-varint_put(uint8_t *p, uint64_t v)
+size_t
+cim_varint_put(uint8_t *p, uint64_t v)
 {
 	size_t n = 0;
 
@@ -54,15 +52,13 @@ varint_put(uint8_t *p, uint64_t v)
 	return n;
 }
 
-/* Reads a minimal varint from p[*off..len); -1 when truncated, too long or
- * not minimal. */
-static int
-varint_get(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
+int
+cim_varint_get(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
 {
 	uint64_t r = 0;
 	size_t i;
 
-	for (i = 0; i < VARINT_MAX; i++) {
+	for (i = 0; i < CIM_VARINT_MAX; i++) {
 		uint8_t c;
 
 		if (*off + i >= len)
@@ -85,7 +81,7 @@ varint_get(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
 static size_t
 digest(uint64_t mh, const uint8_t *data, size_t len, uint8_t *out)
 {
-	if (sodium_ready() == -1)
+	if (cim_sodium_ready() == -1)
 		return 0;
 	switch (mh) {
 	case CIM_MH_BLAKE2B_256:
@@ -99,23 +95,35 @@ digest(uint64_t mh, const uint8_t *data, size_t len, uint8_t *out)
 	}
 }
 
-/* Parses b[0..len) as a CIDv1; fills what is non-NULL. */
+/* Parses the CIDv1 at the start of b[0..len): its digest starts at *doff
+ * and has *dlen bytes, which must all be there. */
 static int
-parse(const uint8_t *b, size_t len, uint64_t *codec, uint64_t *mh,
-      size_t *doff, uint64_t *dlen)
+parse_prefix(const uint8_t *b, size_t len, uint64_t *codec, uint64_t *mh,
+	     size_t *doff, uint64_t *dlen)
 {
 	uint64_t version;
 	size_t off = 0;
 
-	if (varint_get(b, len, &off, &version) == -1 || version != 1)
+	if (cim_varint_get(b, len, &off, &version) == -1 || version != 1)
 		return -1;
-	if (varint_get(b, len, &off, codec) == -1 ||
-	    varint_get(b, len, &off, mh) == -1 ||
-	    varint_get(b, len, &off, dlen) == -1)
+	if (cim_varint_get(b, len, &off, codec) == -1 ||
+	    cim_varint_get(b, len, &off, mh) == -1 ||
+	    cim_varint_get(b, len, &off, dlen) == -1)
 		return -1;
-	if (*dlen != len - off)
+	if (*dlen > len - off)
 		return -1;
 	*doff = off;
+	return 0;
+}
+
+/* Parses b[0..len) as exactly one CIDv1. */
+static int
+parse(const uint8_t *b, size_t len, uint64_t *codec, uint64_t *mh,
+      size_t *doff, uint64_t *dlen)
+{
+	if (parse_prefix(b, len, codec, mh, doff, dlen) == -1 ||
+	    *dlen != len - *doff)
+		return -1;
 	return 0;
 }
 
@@ -160,16 +168,16 @@ cim_cid_compute(cim_cid *out, uint64_t codec, uint64_t mh,
 	dn = digest(mh, data, len, d);
 	if (dn == 0)
 		return -1;
-	if ((k = varint_put(out->b, 1)) == 0)
+	if ((k = cim_varint_put(out->b, 1)) == 0)
 		return -1;
 	n += k;
-	if ((k = varint_put(out->b + n, codec)) == 0)
+	if ((k = cim_varint_put(out->b + n, codec)) == 0)
 		return -1;
 	n += k;
-	if ((k = varint_put(out->b + n, mh)) == 0)
+	if ((k = cim_varint_put(out->b + n, mh)) == 0)
 		return -1;
 	n += k;
-	n += varint_put(out->b + n, dn);
+	n += cim_varint_put(out->b + n, dn);
 	memcpy(out->b + n, d, dn);
 	out->len = (uint8_t)(n + dn);
 	return 0;
@@ -187,6 +195,22 @@ cim_cid_from_bytes(cim_cid *out, const uint8_t *b, size_t len)
 		return -1;
 	memcpy(out->b, b, len);
 	out->len = (uint8_t)len;
+	return 0;
+}
+
+int
+cim_cid_from_prefix(cim_cid *out, const uint8_t *b, size_t len, size_t *used)
+{
+	uint64_t codec, mh, dlen;
+	size_t doff;
+
+	if (b == NULL || len == 0 ||
+	    parse_prefix(b, len, &codec, &mh, &doff, &dlen) == -1 ||
+	    doff + dlen > CIM_CID_MAX)
+		return -1;
+	memcpy(out->b, b, doff + dlen);
+	out->len = (uint8_t)(doff + dlen);
+	*used = doff + dlen;
 	return 0;
 }
 

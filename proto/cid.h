@@ -27,10 +27,25 @@ typedef struct cim_cid {
 	uint8_t b[CIM_CID_MAX];
 } cim_cid;
 
+/* sodium_init() once per process (thread-safe, cheap after the first
+ * call): every libsodium user in proto/ calls it first. 0, or -1 when
+ * libsodium cannot start. */
+int cim_sodium_ready(void);
+
 /* 0 when name is "blake2b-256" or "sha2-256" (code in *mh), else -1. */
 int cim_hash_from_name(const char *name, uint64_t *mh);
 /* "blake2b-256", "sha2-256", or NULL for other codes. */
 const char *cim_hash_name(uint64_t mh);
+
+/* Unsigned varints as multiformats defines them (LEB128, minimal, at most
+ * CIM_VARINT_MAX bytes, so at most 2^63-1): the CID fields and CAR
+ * section lengths. cim_varint_put writes v at p (room for CIM_VARINT_MAX
+ * bytes) and returns the byte count, 0 when v > 2^63-1. cim_varint_get
+ * reads one from p[*off..len) and moves *off past it; -1 when truncated,
+ * too long or not minimal. */
+#define CIM_VARINT_MAX 9
+size_t cim_varint_put(uint8_t *p, uint64_t v);
+int cim_varint_get(const uint8_t *p, size_t len, size_t *off, uint64_t *v);
 
 /* The CIDv1 of data under codec with multihash mh (one of the two above).
  * Returns 0, or -1 for an unsupported mh. */
@@ -41,6 +56,12 @@ int cim_cid_compute(cim_cid *out, uint64_t codec, uint64_t mh,
  * digest length as declared). Any codec and multihash code are accepted.
  * Returns 0 or -1. */
 int cim_cid_from_bytes(cim_cid *out, const uint8_t *b, size_t len);
+
+/* Parses the binary CIDv1 at the start of b[0..len) (by the rules of
+ * cim_cid_from_bytes) and puts its length in *used: how a CAR section's
+ * CID is found. Returns 0 or -1. */
+int cim_cid_from_prefix(cim_cid *out, const uint8_t *b, size_t len,
+			size_t *used);
 
 /* Parses the text form ('b' + lower-case base32). Returns 0 or -1. */
 int cim_cid_from_text(cim_cid *out, const char *s);

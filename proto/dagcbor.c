@@ -160,6 +160,24 @@ cim_cbor_write_map_head(cbuf *out, size_t n)
 }
 
 int
+cim_cbor_write_array_head(cbuf *out, size_t n)
+{
+	return put_head(out, enc_array_head, n);
+}
+
+int
+cim_cbor_write_bytes(cbuf *out, const uint8_t *p, size_t len)
+{
+	if (cbuf_reserve(out, 9 + len) == -1)
+		return -1;
+	put_head(out, enc_bytes_head, len);
+	if (len > 0)
+		memcpy(out->p + out->len, p, len);
+	out->len += len;
+	return 0;
+}
+
+int
 cim_cbor_write_null(cbuf *out)
 {
 	if (cbuf_reserve(out, 1) == -1)
@@ -777,6 +795,23 @@ cim_cbor_next_key(cim_cbor_reader *r, cim_cbor_keys *ks, cim_cbor_item *key)
 	ks->prev = key->data;
 	ks->prevlen = key->len;
 	ks->count++;
+	return 0;
+}
+
+int
+cim_cbor_expect_key(cim_cbor_reader *r, const char *name)
+{
+	cim_cbor_item key;
+	size_t at = r->pos, n = strlen(name);
+
+	if (cim_cbor_next(r, &key) == -1)
+		return -1;
+	if (key.kind != CIM_CBOR_TEXT)
+		return rerr(r, at, "map keys must be text");
+	if (key.len != n || memcmp(key.data, name, n) != 0)
+		return rerr(r, at, "unexpected key \"%.*s\" where \"%s\" "
+			    "belongs", (int)(key.len > 40 ? 40 : key.len),
+			    (const char *)key.data, name);
 	return 0;
 }
 

@@ -44,6 +44,8 @@ int cim_json_depth(const json_t *v, int limit);
 int cim_cbor_write_uint(cbuf *out, uint64_t v);
 int cim_cbor_write_text(cbuf *out, const char *s, size_t len);
 int cim_cbor_write_map_head(cbuf *out, size_t n);
+int cim_cbor_write_array_head(cbuf *out, size_t n);
+int cim_cbor_write_bytes(cbuf *out, const uint8_t *p, size_t len);
 int cim_cbor_write_null(cbuf *out);
 int cim_cbor_write_link(cbuf *out, const cim_cid *cid);
 
@@ -113,6 +115,10 @@ typedef struct cim_cbor_keys {
  * order. Returns 0 with the key in *key, or -1 with r->err set. */
 int cim_cbor_next_key(cim_cbor_reader *r, cim_cbor_keys *ks,
 		      cim_cbor_item *key);
+/* Reads one map key that must be exactly name (text, cim_cbor_next's
+ * checks): how fixed-shape blocks, whose keys are known and listed in
+ * canonical order, are read. Returns 0, or -1 with r->err set. */
+int cim_cbor_expect_key(cim_cbor_reader *r, const char *name);
 /* Reads a tag-42 link (after which the CID must be a byte string holding
  * 0x00 then a valid binary CID). Returns 0 or -1. */
 int cim_cbor_read_link(cim_cbor_reader *r, cim_cid *out);

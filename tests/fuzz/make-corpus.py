@@ -14,6 +14,9 @@ block/    the event blocks of tests/vectors/events.json and the snapshot
 cid/      the CIDs of tests/vectors in text and binary form, and refused
           ones (upper case, padding, other multibases, CIDv0, non-minimal
           varints, wrong digest length).
+car/      the CAR files of tests/vectors/car (made by @ipld/car), cut
+          short, with a byte changed, with a block left out, and bad
+          headers (CARv2 pragma, version 2, keys out of order, no roots).
 
 Seed files have readable names; files libFuzzer adds with `make
 fuzz-merge` are named by their SHA-1. Only seed-* files are rewritten here.
@@ -337,12 +340,82 @@ def cid_seeds():
     return bins
 
 
+# ---- CAR files ----------------------------------------------------------------------
+
+def uvarint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def car_seeds():
+    with open(os.path.join(VECTORS, "car", "car.json")) as f:
+        cars = json.load(f)["cars"]
+    for c in cars:
+        name = c["file"].replace(".car", "")
+        with open(os.path.join(VECTORS, "car", c["file"]), "rb") as f:
+            data = f.read()
+        write("car", name, data)
+        write("car", name + "-cut", data[: len(data) * 2 // 3])
+        changed = bytearray(data)
+        changed[-1] ^= 1
+        write("car", name + "-changed", bytes(changed))
+        hlen, shift, i = 0, 0, 0
+        while True:
+            hlen |= (data[i] & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not data[i - 1] & 0x80:
+                break
+        header = data[: i + hlen]
+        sections = b""
+        for i, blk in enumerate(c["blocks"]):
+            if i == 1:
+                continue  # a block left out
+            cid = b32_decode(blk["cid"][1:])
+            body = cid + bytes.fromhex(blk["hex"])
+            sections += uvarint(len(body)) + body
+        write("car", name + "-missing", header + sections)
+    empty_roots = cbor({"roots": [], "version": 1})
+    write("car", "empty-roots", uvarint(len(empty_roots)) + empty_roots)
+    v2 = cbor({"version": 2})
+    write("car", "bad-carv2-pragma", uvarint(len(v2)) + v2)
+    h = cbor({"roots": [], "version": 2})
+    write("car", "bad-version-2", uvarint(len(h)) + h)
+    h = b"\xa2" + cbor("version") + cbor(1) + cbor("roots") + cbor([])
+    write("car", "bad-key-order", uvarint(len(h)) + h)
+    h = cbor({"version": 1})
+    write("car", "bad-no-roots", uvarint(len(h)) + h)
+    write("car", "bad-long-varint", b"\xff" * 10)
+    write("car", "bad-empty", b"")
+
+
+def b32_decode(s):
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    bits = 0
+    acc = 0
+    out = bytearray()
+    for ch in s:
+        acc = (acc << 5) | alphabet.index(ch)
+        bits += 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    return bytes(out)
+
+
 def main():
     if not os.path.isdir(VECTORS):
         sys.exit("run from the repository (tests/vectors not found)")
     bins = cid_seeds()
     requests()
     blocks([bins[1], bins[0]])
+    car_seeds()
 
 
 if __name__ == "__main__":
