@@ -153,9 +153,7 @@ static const char *nats_reason(natsStatus s)
 
 int cli_connect(struct ctx *cx)
 {
-	cim_client_options copts = {.prefix = cx->set.prefix, .timeout_ms = cx->timeout_ms,
-				    .js_domain = cx->set.nats.js_domain,
-				    .js_api_prefix = cx->set.nats.js_api_prefix};
+	cim_client_options copts = {.prefix = cx->set.prefix, .timeout_ms = cx->timeout_ms};
 	int64_t ms = cx->timeout_ms > 0 ? cx->timeout_ms : 5000;
 	natsOptions *o = NULL;
 	char why[400], shown[512];
@@ -182,8 +180,11 @@ int cli_connect(struct ctx *cx)
 			nats_reason(s));
 		return s == NATS_NO_MEMORY ? cli_fail_nomem() : EXIT_UNREACHABLE;
 	}
-	rc = cim_client_wrap(&cx->client, cx->nc, &copts, &err);
-	return rc == CIM_ERR_OK ? 0 : cli_fail(rc, &err);
+	if ((rc = cim_client_wrap(&cx->client, cx->nc, &copts, &err)) != CIM_ERR_OK ||
+	    (rc = cim_client_set_jetstream(cx->client, cx->set.nats.js_domain,
+					   cx->set.nats.js_api_prefix, &err)) != CIM_ERR_OK)
+		return cli_fail(rc, &err);
+	return 0;
 }
 
 bool cli_refused_by_nats(const struct ctx *cx)

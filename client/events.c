@@ -126,22 +126,12 @@ client_new(const cim_client_options *opts, cim_client **out, cim_error *err)
 	if (timeout < 0)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "timeout_ms",
 				 "timeout_ms must not be negative");
-	if (opts != NULL && opts->js_domain != NULL && opts->js_domain[0] &&
-	    opts->js_api_prefix != NULL && opts->js_api_prefix[0])
-		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "js_domain",
-				 "give js_domain or js_api_prefix, not both");
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->prefix = cimc_strdup(prefix)) == NULL ||
-	    (opts != NULL && opts->js_domain != NULL && opts->js_domain[0] &&
-	     (c->js_domain = cimc_strdup(opts->js_domain)) == NULL)) {
-		if (c != NULL)
-			free(c->prefix);
+	    (c->prefix = cimc_strdup(prefix)) == NULL) {
 		free(c);
 		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
 	}
-	cim_js_api_prefix(c->js_domain,
-			  opts != NULL ? opts->js_api_prefix : NULL, c->js_api,
-			  sizeof(c->js_api));
+	cim_js_api_prefix(NULL, NULL, c->js_api, sizeof(c->js_api));
 	c->timeout_ms = timeout;
 	*out = c;
 	return CIM_ERR_OK;
@@ -307,6 +297,33 @@ cim_client_destroy(cim_client *c)
 	free(c->prefix);
 	free(c->js_domain);
 	free(c);
+}
+
+cim_err
+cim_client_set_jetstream(cim_client *c, const char *js_domain,
+			 const char *js_api_prefix, cim_error *err)
+{
+	bool domain = js_domain != NULL && js_domain[0] != '\0';
+	char *d = NULL;
+
+	cimc_clear(err);
+	if (c == NULL)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "client",
+				 "client must not be NULL");
+	if (domain && js_api_prefix != NULL && js_api_prefix[0] != '\0')
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "js_domain",
+				 "give js_domain or js_api_prefix, not both");
+	if ((js_api_prefix != NULL && strlen(js_api_prefix) >= sizeof(c->js_api)) ||
+	    (domain && strlen(js_domain) + 9 > sizeof(c->js_api)))
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT,
+				 domain ? "js_domain" : "js_api_prefix",
+				 "the JetStream API prefix is too long");
+	if (domain && (d = cimc_strdup(js_domain)) == NULL)
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	free(c->js_domain);
+	c->js_domain = d;
+	cim_js_api_prefix(js_domain, js_api_prefix, c->js_api, sizeof(c->js_api));
+	return CIM_ERR_OK;
 }
 
 natsStatus

@@ -669,7 +669,7 @@ ReportHook(TEST_CRASH)(struct criterion_test_stats *stats)
 
 cim_client *h_client_new(int64_t timeout_ms)
 {
-	cim_client_options o = {.timeout_ms = timeout_ms};
+	cim_client_options o = {NULL, timeout_ms};
 	cim_client *c = NULL;
 	cim_error err = {0};
 	cim_err rc = cim_client_connect(&c, H.nats.url, &o, &err);

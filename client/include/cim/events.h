@@ -99,11 +99,6 @@ typedef struct cim_client cim_client;
 typedef struct cim_client_options {
 	const char *prefix;  /* API subject prefix; NULL: "cim.events.v1" */
 	int64_t timeout_ms;  /* per request; 0: 5000 */
-	/* The JetStream the subscriptions and projections read, when it is
-	 * not the account's own: a domain ("hub": $JS.hub.API) or an API
-	 * prefix; at most one; NULL: $JS.API. */
-	const char *js_domain;
-	const char *js_api_prefix;
 } cim_client_options;
 
 /* Connects to NATS at url (NULL: "nats://127.0.0.1:4222"). opts may be
@@ -116,6 +111,13 @@ cim_err cim_client_connect(cim_client **out, const char *url,
  * and must keep it open until cim_client_destroy. */
 cim_err cim_client_wrap(cim_client **out, void *nats_connection,
 			const cim_client_options *opts, cim_error *err);
+
+/* The JetStream the client's subscriptions and projections read, when it
+ * is not the account's own: a domain ("hub": $JS.hub.API) or an API
+ * prefix, at most one (both NULL or "": $JS.API, the default). Call it
+ * before subscribing. */
+cim_err cim_client_set_jetstream(cim_client *c, const char *js_domain,
+				 const char *js_api_prefix, cim_error *err);
 
 /* Closes what the client owns. NULL is a no-op. */
 void cim_client_destroy(cim_client *c);
