@@ -69,6 +69,8 @@ int settings_set(const struct settings *s, size_t i, const char *val, const char
 			fprintf(stderr, "%s: out of memory\n", s->prog);
 			return -1;
 		}
+		if (t->kind == SETTING_SECRET && *dst != NULL)
+			explicit_bzero(*dst, strlen(*dst));
 		free(*dst);
 		*dst = v;
 		return set_origin(s, i, where);
@@ -294,6 +296,9 @@ void settings_free(const struct settings *s)
 	for (size_t i = 0; i < s->n; i++) {
 		if (s->table[i].kind != SETTING_INT && s->table[i].kind != SETTING_BOOL) {
 			char **f = field_of(s, i);
+			/* a password or token leaves no copy behind */
+			if (s->table[i].kind == SETTING_SECRET && *f != NULL)
+				explicit_bzero(*f, strlen(*f));
 			free(*f);
 			*f = NULL;
 		}
