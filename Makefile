@@ -235,7 +235,9 @@ valgrind: deps
 # ---- fuzzing ---------------------------------------------------------------
 # libFuzzer targets for the decoders (tests/fuzz/README.md): the JSON
 # requests (fuzz_request), DAG-CBOR values and blocks (fuzz_block), CIDs
-# (fuzz_cid), CAR files and their offline check (fuzz_car). Built with clang into $(BUILD)/fuzz/, proto/*.c included.
+# (fuzz_cid), CAR files and their offline check (fuzz_car), key blocks and
+# encrypted values and blocks (fuzz_crypt). Built with clang into
+# $(BUILD)/fuzz/, proto/*.c included.
 #   make fuzz         each target FUZZ_TIME seconds on a copy of its corpus
 #                     ($(BUILD)/fuzz/corpus-<name>), FUZZ_JOBS at a time
 #   make fuzz-short   each target FUZZ_SHORT seconds from the committed
@@ -249,7 +251,7 @@ FUZZ_TIME   ?= 600
 FUZZ_SHORT  ?= 15
 FUZZ_JOBS   ?= 1
 FUZZ_ARGS   ?=
-FUZZ_NAMES  := request block cid car
+FUZZ_NAMES  := request block cid car crypt
 FUZZ_DIR    := $(BUILD)/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := $(WARN) -g -O1 -fno-omit-frame-pointer $(CPPFLAGS) $(DEPFLAGS)

@@ -154,6 +154,18 @@ cim_cbor_write_text(cbuf *out, const char *s, size_t len)
 }
 
 int
+cim_cbor_write_bytes(cbuf *out, const uint8_t *b, size_t len)
+{
+	if (cbuf_reserve(out, 9 + len) == -1)
+		return -1;
+	put_head(out, enc_bytes_head, len);
+	if (len > 0)
+		memcpy(out->p + out->len, b, len);
+	out->len += len;
+	return 0;
+}
+
+int
 cim_cbor_write_map_head(cbuf *out, size_t n)
 {
 	return put_head(out, enc_map_head, n);
@@ -163,18 +175,6 @@ int
 cim_cbor_write_array_head(cbuf *out, size_t n)
 {
 	return put_head(out, enc_array_head, n);
-}
-
-int
-cim_cbor_write_bytes(cbuf *out, const uint8_t *p, size_t len)
-{
-	if (cbuf_reserve(out, 9 + len) == -1)
-		return -1;
-	put_head(out, enc_bytes_head, len);
-	if (len > 0)
-		memcpy(out->p + out->len, p, len);
-	out->len += len;
-	return 0;
 }
 
 int

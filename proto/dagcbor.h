@@ -43,9 +43,9 @@ int cim_json_depth(const json_t *v, int limit);
  * return 0 or -1 (no memory). */
 int cim_cbor_write_uint(cbuf *out, uint64_t v);
 int cim_cbor_write_text(cbuf *out, const char *s, size_t len);
+int cim_cbor_write_bytes(cbuf *out, const uint8_t *b, size_t len);
 int cim_cbor_write_map_head(cbuf *out, size_t n);
 int cim_cbor_write_array_head(cbuf *out, size_t n);
-int cim_cbor_write_bytes(cbuf *out, const uint8_t *p, size_t len);
 int cim_cbor_write_null(cbuf *out);
 int cim_cbor_write_link(cbuf *out, const cim_cid *cid);
 

@@ -89,7 +89,11 @@ cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
 	if (cim_cbor_write_map_head(out, NKEYS) == -1 ||
 	    put_key(out, K_DATA) == -1)
 		goto nomem;
-	if (ev->data == NULL) {
+	if (ev->enc_data != NULL) {
+		if (cim_cbor_write_bytes(out, ev->enc_data,
+					 ev->enc_data_len) == -1)
+			goto nomem;
+	} else if (ev->data == NULL) {
 		if (cim_cbor_write_null(out) == -1)
 			goto nomem;
 	} else if (cim_cbor_write_json(out, ev->data, CIM_MAX_DEPTH, err,
@@ -450,19 +454,34 @@ swap_tail(cbuf *out, size_t start, size_t a)
 	return 0;
 }
 
+/* The shown data after ,"data": when it is not the stored data. */
+static int
+shown_data(cbuf *out, cim_show show, const char *data, size_t data_len)
+{
+	if (show == CIM_SHOW_FORGOTTEN)
+		return cbuf_puts(out, "null,\"forgotten\":true");
+	if (data == NULL ? cbuf_puts(out, "null") == -1
+			 : cbuf_put(out, data, data_len) == -1)
+		return -1;
+	return cbuf_puts(out, ",\"encrypted\":true");
+}
+
 /*
  * The reply object has cim_event_to_json's key order: aggregate_type ...
  * timestamp, metadata, data, prev, cid, seq. The block has data first, so
  * data is written as JSON text while it is checked (one pass), the fields
  * before it are written after it once the whole block has passed, and the
  * two runs are swapped in place. Metadata, small and already checked, is
- * read a second time to write it.
+ * read a second time to write it. Data shown otherwise is only checked
+ * while scanning, and its replacement written in its place.
  */
 int
-cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
-		     const cim_cid *cid, uint64_t seq, char *err, size_t errsz)
+cim_event_write_json_as(cbuf *out, const uint8_t *p, size_t len,
+			const cim_cid *cid, uint64_t seq, cim_show show,
+			const char *data, size_t data_len, char *err,
+			size_t errsz)
 {
-	sink sk = {out, NULL, NULL};
+	sink sk = {show == CIM_SHOW_STORED ? out : NULL, NULL, NULL};
 	char text[CIM_CID_TEXT_MAX];
 	size_t start = out->len, dlen, n;
 	cim_cbor_reader r, mr;
@@ -493,7 +512,8 @@ cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
 	    cbuf_puts(out, ",\"metadata\":") == -1 ||
 	    cim_cbor_read_json_text(&mr, 1, out) == -1 ||
 	    cbuf_puts(out, ",\"data\":") == -1 ||
-	    swap_tail(out, start, dlen) == -1)
+	    (show == CIM_SHOW_STORED ? swap_tail(out, start, dlen)
+				     : shown_data(out, show, data, data_len)) == -1)
 		goto nomem;
 	n = v.has_prev ? cim_cid_to_text(&v.prev, text) : 0;
 	if (json_field(out, "prev", v.has_prev ? text : NULL, n) == -1)
@@ -508,6 +528,34 @@ cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
 nomem:
 	out->len = start;
 	return cim_errf(err, errsz, "out of memory");
+}
+
+int
+cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
+		     const cim_cid *cid, uint64_t seq, char *err, size_t errsz)
+{
+	return cim_event_write_json_as(out, p, len, cid, seq, CIM_SHOW_STORED,
+				       NULL, 0, err, errsz);
+}
+
+bool
+cim_event_encrypted(const cim_event_view *v, const uint8_t **enc,
+		    size_t *enc_len)
+{
+	cim_cbor_reader r;
+	cim_cbor_item it;
+
+	if (v->data == NULL)
+		return false;
+	cim_cbor_reader_init(&r, v->data, v->data_len);
+	if (cim_cbor_next(&r, &it) == -1 ||
+	    it.kind != CIM_CBOR_BYTES)
+		return false;
+	if (enc != NULL)
+		*enc = it.data;
+	if (enc_len != NULL)
+		*enc_len = it.len;
+	return true;
 }
 
 void
@@ -546,6 +594,13 @@ json_t *
 cim_event_to_json(const cim_event_block *ev, const cim_cid *cid,
 		  uint64_t seq)
 {
+	return cim_event_to_json_as(ev, cid, seq, CIM_SHOW_STORED, NULL);
+}
+
+json_t *
+cim_event_to_json_as(const cim_event_block *ev, const cim_cid *cid,
+		     uint64_t seq, cim_show show, json_t *data)
+{
 	char text[CIM_CID_TEXT_MAX];
 	json_t *o = json_object();
 	int rc = 0;
@@ -566,8 +621,18 @@ cim_event_to_json(const cim_event_block *ev, const cim_cid *cid,
 	rc |= json_object_set_new_nocheck(o, "metadata", ev->metadata != NULL ?
 					  json_incref(ev->metadata) :
 					  json_object());
-	rc |= json_object_set_new_nocheck(o, "data", ev->data != NULL ?
-					  json_incref(ev->data) : json_null());
+	if (show == CIM_SHOW_STORED)
+		rc |= json_object_set_new_nocheck(o, "data", ev->data != NULL ?
+						  json_incref(ev->data) :
+						  json_null());
+	else if (show == CIM_SHOW_FORGOTTEN)
+		rc |= json_object_set_new_nocheck(o, "data", json_null()) |
+		      json_object_set_new_nocheck(o, "forgotten", json_true());
+	else
+		rc |= json_object_set_new_nocheck(o, "data", data != NULL ?
+						  json_incref(data) :
+						  json_null()) |
+		      json_object_set_new_nocheck(o, "encrypted", json_true());
 	if (ev->has_prev) {
 		cim_cid_to_text(&ev->prev, text);
 		rc |= set_str(o, "prev", text);

@@ -34,6 +34,13 @@ typedef struct cim_event_block {
 	size_t event_id_len;
 	size_t correlation_id_len;
 	size_t causation_id_len;
+	/* Encoding only: when not NULL, data is written as a CBOR byte string
+	 * holding these enc_data_len bytes (an encrypted value: nonce,
+	 * ciphertext, tag; proto/crypt.h) and the data field is not read.
+	 * cim_event_decode leaves it NULL: it reads such data, like any
+	 * byte string, in its DAG-JSON form {"/": {"bytes": "<base64>"}}. */
+	const uint8_t *enc_data;
+	size_t enc_data_len;
 } cim_event_block;
 
 /* A checked block seen in place: every pointer points into the checked
@@ -93,6 +100,31 @@ int cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
 			 const cim_cid *cid, uint64_t seq, char *err,
 			 size_t errsz);
 
+/* How a reply shows an event's data. */
+typedef enum cim_show {
+	CIM_SHOW_STORED,    /* the data as stored */
+	CIM_SHOW_DECRYPTED, /* a given value in its place, and "encrypted": true */
+	CIM_SHOW_FORGOTTEN  /* "data": null, and "forgotten": true */
+} cim_show;
+
+/* cim_event_write_json, with the data shown as show says: for
+ * CIM_SHOW_DECRYPTED, data[0..data_len) is written as the value of "data"
+ * exactly as given (JSON text, as cim_value_decrypt_text makes it; not
+ * checked here); for the other two, data is not read. The block is checked
+ * exactly as cim_event_write_json checks it, but its stored data is not
+ * turned into text. The flag follows "data": ..."data":<v>,"encrypted":true,
+ * "prev":... Returns as cim_event_write_json does. */
+int cim_event_write_json_as(cbuf *out, const uint8_t *p, size_t len,
+			    const cim_cid *cid, uint64_t seq, cim_show show,
+			    const char *data, size_t data_len, char *err,
+			    size_t errsz);
+
+/* True when the checked block's data (v->data) is a CBOR byte string, the
+ * form of an encrypted aggregate's data; then *enc and *enc_len (either
+ * may be NULL) give the string's contents, the encrypted value. */
+bool cim_event_encrypted(const cim_event_view *v, const uint8_t **enc,
+			 size_t *enc_len);
+
 /* Frees what cim_event_decode allocated and zeroes ev. */
 void cim_event_block_free(cim_event_block *ev);
 
@@ -100,5 +132,13 @@ void cim_event_block_free(cim_event_block *ev);
  * null, plus "cid" and "seq". NULL when memory runs out. */
 json_t *cim_event_to_json(const cim_event_block *ev, const cim_cid *cid,
 			  uint64_t seq);
+
+/* cim_event_to_json with the data shown as show says (as
+ * cim_event_write_json_as): for CIM_SHOW_DECRYPTED, data (a JSON value,
+ * which gets a new reference) in place of ev->data, plus "encrypted": true;
+ * for CIM_SHOW_FORGOTTEN, null plus "forgotten": true. The two writers give
+ * the same text for the same event. */
+json_t *cim_event_to_json_as(const cim_event_block *ev, const cim_cid *cid,
+			     uint64_t seq, cim_show show, json_t *data);
 
 #endif

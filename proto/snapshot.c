@@ -29,11 +29,15 @@ cim_snapshot_encode(const cim_snapshot_block *s, cbuf *out, char *err,
 	size_t start = out->len;
 
 	if (s->aggregate_type == NULL || s->aggregate_id == NULL ||
-	    s->timestamp == NULL || s->state == NULL)
+	    s->timestamp == NULL || (s->state == NULL && s->enc_state == NULL))
 		return cim_errf(err, errsz, "the snapshot lacks a field");
 	if (cim_cbor_write_map_head(out, 6) == -1 || put_text(out, "state") == -1)
 		goto nomem;
-	if (cim_cbor_write_json(out, s->state, CIM_MAX_DEPTH, err, errsz) == -1) {
+	if (s->enc_state != NULL) {
+		if (cim_cbor_write_bytes(out, s->enc_state, s->enc_state_len) == -1)
+			goto nomem;
+	} else if (cim_cbor_write_json(out, s->state, CIM_MAX_DEPTH, err,
+				       errsz) == -1) {
 		out->len = start;
 		return -1;
 	}
@@ -149,6 +153,28 @@ cim_snapshot_block_free(cim_snapshot_block *s)
 	free(s->timestamp);
 	json_decref(s->state);
 	memset(s, 0, sizeof *s);
+}
+
+bool
+cim_snapshot_encrypted(const uint8_t *p, size_t len, const uint8_t **enc,
+		       size_t *enc_len)
+{
+	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
+	cim_cbor_reader r;
+	cim_cbor_item it;
+
+	/* state is the first key of the map */
+	cim_cbor_reader_init(&r, p, len);
+	if (cim_cbor_next(&r, &it) != 0 || it.kind != CIM_CBOR_MAP ||
+	    cim_cbor_next_key(&r, &ks, &it) != 0 || it.len != 5 ||
+	    memcmp(it.data, "state", 5) != 0 || cim_cbor_next(&r, &it) != 0 ||
+	    it.kind != CIM_CBOR_BYTES)
+		return false;
+	if (enc != NULL)
+		*enc = it.data;
+	if (enc_len != NULL)
+		*enc_len = it.len;
+	return true;
 }
 
 /* ---- KV keys ------------------------------------------------------------- */

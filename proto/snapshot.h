@@ -11,6 +11,7 @@
 #define CIM_PROTO_SNAPSHOT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,13 @@ typedef struct cim_snapshot_block {
 	cim_cid event_cid;
 	char *timestamp;
 	json_t *state; /* any JSON value */
+	/* Encoding only: when not NULL, state is written as a CBOR byte
+	 * string holding these enc_state_len bytes (an encrypted value,
+	 * proto/crypt.h) and the state field is not read (it may be NULL).
+	 * cim_snapshot_decode leaves it NULL and reads such state in its
+	 * DAG-JSON form; cim_snapshot_encrypted finds the bytes. */
+	const uint8_t *enc_state;
+	size_t enc_state_len;
 } cim_snapshot_block;
 
 /* Appends the block's canonical encoding to out (the fields are only
@@ -39,6 +47,13 @@ int cim_snapshot_decode(const uint8_t *p, size_t len, cim_snapshot_block *s,
 			char *err, size_t errsz);
 
 void cim_snapshot_block_free(cim_snapshot_block *s);
+
+/* For a block that cim_snapshot_decode accepted (p, len): true when its
+ * state is a CBOR byte string, the form of an encrypted aggregate's state;
+ * then *enc and *enc_len (either may be NULL) give the string's contents,
+ * the encrypted value, in place in p. */
+bool cim_snapshot_encrypted(const uint8_t *p, size_t len,
+			    const uint8_t **enc, size_t *enc_len);
 
 /*
  * KV keys may hold only [-/_=.A-Za-z0-9], so an aggregate is named

@@ -17,6 +17,11 @@ cid/      the CIDs of tests/vectors in text and binary form, and refused
 car/      the CAR files of tests/vectors/car (made by @ipld/car), cut
           short, with a byte changed, with a block left out, and bad
           headers (CARv2 pragma, version 2, keys out of order, no roots).
+crypt/    from tests/vectors/crypt/crypt.json: key blocks, encrypted data
+          and state values, encrypted event and snapshot blocks, and
+          plaintexts, each behind fuzz_crypt's mode byte; and refusals
+          (truncated, extra or missing keys, wrong lengths, flipped bits,
+          values under another key).
 
 Seed files have readable names; files libFuzzer adds with `make
 fuzz-merge` are named by their SHA-1. Only seed-* files are rewritten here.
@@ -407,6 +412,55 @@ def b32_decode(s):
             bits -= 8
             out.append((acc >> bits) & 0xFF)
     return bytes(out)
+# ---- encrypted aggregates -------------------------------------------------------
+
+def crypt_seeds():
+    """fuzz_crypt's inputs: a mode byte, then what that mode reads (see
+    fuzz_crypt.c). The target's keys are the vectors' master key and
+    customer/cust-1's data key, so these seeds decrypt."""
+    with open(os.path.join(VECTORS, "crypt", "crypt.json")) as f:
+        cv = json.load(f)
+    dek = cv["events"][0]["data_key"]
+    for k in cv["keys"]:
+        name = k["name"].replace(" ", "-")
+        blk = bytes.fromhex(k["block_hex"])
+        write("crypt", "keyblock-" + name, b"\x00" + blk)
+        write("crypt", "bad-keyblock-truncated-" + name, b"\x00" + blk[:-1])
+    w = {"nonce": bytes(24), "wrapped": bytes(48), "aggregate_id": "a-1", "aggregate_type": "t"}
+    write("crypt", "bad-keyblock-extra-key", b"\x00" + cbor(dict(w, zzz=1)))
+    write("crypt", "bad-keyblock-missing-key", b"\x00" + cbor({k: v for k, v in w.items() if k != "nonce"}))
+    write("crypt", "bad-keyblock-nonce-23", b"\x00" + cbor(dict(w, nonce=bytes(23))))
+    write("crypt", "bad-keyblock-wrapped-text", b"\x00" + cbor(dict(w, wrapped="x" * 48)))
+    write("crypt", "bad-keyblock-bad-id", b"\x00" + cbor(dict(w, aggregate_id="a b")))
+    for e in cv["events"]:
+        name = e["name"].replace(" ", "-").replace(",", "")
+        write("crypt", "event-" + name, b"\x03" + bytes.fromhex(e["block_hex"]))
+        if e["data_key"] != dek:
+            continue
+        eid = e["block"]["event_id"].encode()
+        enc = bytes.fromhex(e["enc"])
+        write("crypt", "data-" + name, b"\x01" + bytes([len(eid)]) + eid + enc)
+        flipped = enc[:30] + bytes([enc[30] ^ 1]) + enc[31:]
+        write("crypt", "bad-data-flipped-" + name, b"\x01" + bytes([len(eid)]) + eid + flipped)
+        write("crypt", "bad-data-short-" + name, b"\x01" + bytes([len(eid)]) + eid + enc[:39])
+    for s in cv["snapshots"]:
+        name = s["name"].replace(" ", "-").replace(",", "")
+        write("crypt", "snapshot-" + name, b"\x03" + bytes.fromhex(s["block_hex"]))
+        if s["data_key"] != dek:
+            continue
+        t, i = s["aggregate_type"].encode(), s["aggregate_id"].encode()
+        write("crypt", "state-" + name, b"\x02" + bytes([len(t)]) + t + bytes([len(i)]) + i +
+              bytes.fromhex(s["enc"]))
+    for v in cv["values"]:
+        name = v["name"].replace(" ", "-").replace(",", "")
+        write("crypt", "plain-" + name, b"\x04" + bytes.fromhex(v["plaintext"]))
+        if v["kind"] == "data":  # under another key: refused
+            eid = bytes.fromhex(v["event_id_hex"])
+            write("crypt", "other-key-" + name, b"\x01" + bytes([len(eid)]) + eid + bytes.fromhex(v["enc"]))
+    write("crypt", "bad-plain-two-values", b"\x04\x01\x02")
+    write("crypt", "bad-plain-non-minimal", b"\x04\x18\x01")
+    write("crypt", "bad-plain-empty", b"\x04")
+    write("crypt", "bad-state-nul-type", b"\x02\x03t\x00u\x01x" + bytes(40))
 
 
 def main():
@@ -416,6 +470,7 @@ def main():
     requests()
     blocks([bins[1], bins[0]])
     car_seeds()
+    crypt_seeds()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 /*
- * test_languages.c: docs/protocol.md section 12 ("Calling it from other
+ * test_languages.c: docs/protocol.md section 13 ("Calling it from other
  * languages") against a daemon, so it stays true.
  *
  * The `nats` command-line tool is not packaged in Debian, so it cannot run
@@ -31,8 +31,8 @@ static char *section(void)
 	char *path = h_strf("%s/protocol.md", docs != NULL && *docs ? docs : "docs");
 	char *text = h_slurp(path), *start, *end;
 
-	start = strstr(text, "\n## 12. Calling it from other languages");
-	cr_assert_not_null(start, "%s has no section 12", path);
+	start = strstr(text, "\n## 13. Calling it from other languages");
+	cr_assert_not_null(start, "%s has no section 13", path);
 	end = strstr(start + 1, "\n## ");
 	char *s = strndup(start, end != NULL ? (size_t)(end - start) : strlen(start));
 	cr_assert_not_null(s);
