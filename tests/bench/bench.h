@@ -199,6 +199,8 @@ long bare_pull(jsCtx *js, const char *stream, const char *subject, bool headers,
 
 void run_appends(store_res *r, json_t *out);
 void run_reads(store_res *r, json_t *out);
+/* bytype.c: by_type pages on a large stream, beside their floors */
+void run_bytype(json_t *out);
 
 typedef struct growth_point {
 	long target, stored, aggregates;
