@@ -7,11 +7,16 @@
 #ifndef CIM_CLI_H
 #define CIM_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
+#include <nats/nats.h>
 
 #include "cim/events.h"
+#include "jsonread.h"
+#include "natsopts.h"
 
 #define PROG "cim-events"
 
@@ -25,11 +30,20 @@ enum {
 	EXIT_UNREACHABLE = 4, /* NATS or the daemon cannot be reached in time */
 };
 
+/* Where to connect: the daemon's connection settings and the prefix
+ * (cli_conn.c). */
+#define CLI_SETTINGS_MAX 16
+struct cli_settings {
+	struct nats_settings nats;
+	char *prefix;
+	char *origin[CLI_SETTINGS_MAX];
+};
+
 struct ctx {
-	const char *url;
-	const char *prefix;
-	int64_t timeout_ms;
-	cim_client *client; /* connected at the first request */
+	struct cli_settings set;
+	int64_t timeout_ms;     /* 0: 5000 */
+	natsConnection *nc;     /* connected at the first request */
+	cim_client *client;     /* on nc */
 };
 
 /* Positional arguments of a command: those getopt hands back in order
@@ -51,9 +65,19 @@ int cli_bad_option(int ch, char **argv);
 int cli_add_positional(struct positionals *p, char *arg);
 int cli_rest_positionals(struct positionals *p, int argc, char **argv);
 int cli_want_positionals(const struct positionals *p, int n, const char *cmd);
-/* Connects cx->client unless it already is (commands that call the
+/* cli_conn.c. The settings from defaults, the file, the environment and
+ * the options before the command (argv[optind] is the command after it).
+ * 0 to go on, -1 when it printed what was asked (--help, --version,
+ * --check-config: exit 0), or the exit status. */
+int cli_settings_load(struct ctx *cx, int argc, char **argv, void (*usage)(FILE *));
+void cli_settings_free(struct ctx *cx);
+/* Connects cx->nc and cx->client unless they are (commands that call the
  * library themselves, not through cli_request). */
 int cli_connect(struct ctx *cx);
+/* When the NATS server refused the last request for the user's
+ * permissions: says so on stderr and returns true. */
+bool cli_refused_by_nats(const struct ctx *cx);
+void cli_disconnect(struct ctx *cx);
 /* Sends req (NULL: {}); on success *reply is the reply object. */
 int cli_request(struct ctx *cx, const char *op, const char *type,
 		const char *id, const json_t *req, json_t **reply);

@@ -367,8 +367,6 @@ static int
 find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 		struct agg_list *out)
 {
-	natsConnection *nc = NULL;
-	natsOptions *o = NULL;
 	jsCtx *js = NULL;
 	jsStreamInfo *si = NULL;
 	jsOptions jo;
@@ -377,22 +375,13 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 	char root[128], filter[512];
 	int status = 0;
 
-	s = natsOptions_Create(&o);
-	if (s == NATS_OK)
-		s = natsOptions_SetURL(o, cx->url);
-	if (s == NATS_OK)
-		s = natsOptions_SetTimeout(o, cx->timeout_ms > 0 ? cx->timeout_ms : 5000);
-	if (s == NATS_OK)
-		s = natsConnection_Connect(&nc, o);
-	natsOptions_Destroy(o);
-	if (s != NATS_OK) {
-		fprintf(stderr, PROG ": connection: cannot connect to %s: %s\n", cx->url,
-			natsStatus_GetText(s));
-		return EXIT_UNREACHABLE;
-	}
+	/* the tool's one connection (cli_conn.c), with its log-in and TLS */
+	if ((status = cli_connect(cx)) != 0)
+		return status;
 	jsOptions_Init(&jo);
 	jo.Wait = cx->timeout_ms > 0 ? cx->timeout_ms : 5000;
-	if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) {
+	natsopts_js(&jo, &cx->set.nats);
+	if ((s = natsConnection_JetStream(&js, cx->nc, &jo)) != NATS_OK) {
 		status = js_fail("cannot use JetStream for", stream, s, 0);
 		goto out;
 	}
@@ -449,7 +438,6 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 out:
 	jsStreamInfo_Destroy(si);
 	jsCtx_Destroy(js);
-	natsConnection_Destroy(nc);
 	if (status != 0)
 		agg_list_free(out);
 	return status;

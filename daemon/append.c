@@ -38,6 +38,7 @@
 #include "dagcbor.h"
 #include "event.h"
 #include "ids.h"
+#include "jsontext.h"
 #include "log.h"
 
 enum jev_state {
@@ -53,6 +54,7 @@ enum jev_state {
 
 struct jev {
 	char event_id[CIM_EVENT_ID_MAX + 1];
+	size_t event_id_len; /* it may hold U+0000 */
 	cim_cid cid;
 	uint64_t seq;
 	uint8_t state;
@@ -145,10 +147,11 @@ static json_t *success_reply(const struct job *job, uint64_t base)
 
 	for (size_t i = 0; i < job->n; i++) {
 		cim_cid_to_text(&job->ev[i].cid, text);
-		json_array_append_new(evs, json_pack("{sI ss ss sI}", "version",
+		json_array_append_new(evs, json_pack("{sI ss so sI}", "version",
 						     (json_int_t)(base + i), "cid", text,
-						     "event_id", job->ev[i].event_id, "seq",
-						     (json_int_t)job->ev[i].seq));
+						     "event_id", json_stringn(job->ev[i].event_id,
+									  job->ev[i].event_id_len),
+						     "seq", (json_int_t)job->ev[i].seq));
 	}
 	cim_cid_to_text(&job->ev[job->n - 1].cid, text);
 	return json_pack("{ss ss sI ss so}", "aggregate_type", job->type,
@@ -178,11 +181,11 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 
 	if (ar->expect == CIM_EXPECT_KIND_EXACT)
 		snprintf(msg, sizeof msg,
-			 "expected version %llu but the aggregate is at version %llu",
+			 "expected_version is %llu but the aggregate is at version %llu",
 			 (unsigned long long)ar->expected_version, (unsigned long long)cur);
 	else
 		snprintf(msg, sizeof msg,
-			 "expected %s but the aggregate is at version %llu",
+			 "expected_version is \"%s\" but the aggregate is at version %llu",
 			 names[ar->expect], (unsigned long long)cur);
 	o = cim_error_json(CIM_ERR_WRONG_EXPECTED_VERSION, NULL, msg);
 	inner = json_object_get(o, "error");
@@ -197,6 +200,20 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 
 /* ---- building and publishing ------------------------------------------------- */
 
+/* An id header, when the id reads back from a header exactly: not empty,
+ * no control character (a NUL, CR or LF cannot be in a header line), no
+ * space at either end (header values are trimmed). An id that cannot is
+ * left out: the block holds it, and nothing trusts headers. */
+static int set_id_header(natsMsg *m, const char *name, const char *s, size_t len)
+{
+	if (len == 0 || s[0] == ' ' || s[len - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return natsMsgHeader_Set(m, name, s) == NATS_OK ? 0 : -1;
+}
+
 static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
 		       const cim_event_block *b, const char *prev_text, size_t i, size_t n)
 {
@@ -206,9 +223,10 @@ static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
 	snprintf(num, sizeof num, "%llu", (unsigned long long)b->version);
 	if (natsMsgHeader_Set(m, "Cim-Cid", cid) != NATS_OK ||
 	    natsMsgHeader_Set(m, "Cim-Version", num) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Event-Id", b->event_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Correlation-Id", b->correlation_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Causation-Id", b->causation_id) != NATS_OK ||
+	    set_id_header(m, "Cim-Event-Id", b->event_id, b->event_id_len) != 0 ||
+	    set_id_header(m, "Cim-Correlation-Id", b->correlation_id,
+			  b->correlation_id_len) != 0 ||
+	    set_id_header(m, "Cim-Causation-Id", b->causation_id, b->causation_id_len) != 0 ||
 	    natsMsgHeader_Set(m, "Cim-Writer", d->holder) != NATS_OK)
 		return -1;
 	if (prev_text && natsMsgHeader_Set(m, "Cim-Prev", prev_text) != NATS_OK)
@@ -242,10 +260,14 @@ static int build_messages(struct job *job, natsMsg **msgs)
 		struct jev *e = &job->ev[i];
 		cim_event_block b;
 
-		if (r->event_id)
-			snprintf(e->event_id, sizeof e->event_id, "%s", r->event_id);
-		else
+		if (r->event_id) {
+			memcpy(e->event_id, r->event_id, r->event_id_len);
+			e->event_id[r->event_id_len] = '\0';
+			e->event_id_len = r->event_id_len;
+		} else {
 			cim_uuid7(e->event_id);
+			e->event_id_len = strlen(e->event_id);
+		}
 		cim_time_now(ts);
 		b = (cim_event_block){
 			.aggregate_type = job->type,
@@ -255,6 +277,10 @@ static int build_messages(struct job *job, natsMsg **msgs)
 			.event_id = e->event_id,
 			.correlation_id = (char *)(r->correlation_id ? r->correlation_id : e->event_id),
 			.causation_id = (char *)(r->causation_id ? r->causation_id : e->event_id),
+			.event_id_len = e->event_id_len,
+			.correlation_id_len = r->correlation_id ? r->correlation_id_len
+								: e->event_id_len,
+			.causation_id_len = r->causation_id ? r->causation_id_len : e->event_id_len,
 			.timestamp = ts,
 			.metadata = r->metadata ? r->metadata : empty,
 			.data = r->data,
@@ -267,11 +293,12 @@ static int build_messages(struct job *job, natsMsg **msgs)
 			goto fail;
 		}
 		if (block.len > (size_t)d->cfg->max_event_bytes) {
-			char what[160];
+			char what[160], field[32];
+			snprintf(field, sizeof field, "events[%zu]", i);
 			snprintf(what, sizeof what,
-				 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
-				 i, block.len, (long long)d->cfg->max_event_bytes);
-			job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+				 "%s is %zu bytes as a stored block, over max_event_bytes (%lld)",
+				 field, block.len, (long long)d->cfg->max_event_bytes);
+			job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, field, "%s", what);
 			goto fail;
 		}
 		cim_cid_compute(&e->cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, block.p, block.len);
@@ -443,7 +470,8 @@ static void job_commit(struct job *job)
 	const struct jev *last = &job->ev[job->n - 1];
 
 	pthread_mutex_lock(&d->mu);
-	agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq, last->event_id);
+	agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq, last->event_id,
+		     last->event_id_len);
 	if (job->agg->first_seq == 0)
 		job->agg->first_seq = job->ev[0].seq;
 	if (last->seq > d->seen_seq)
@@ -454,7 +482,8 @@ static void job_commit(struct job *job)
 		tix_note_type(d, job->ev[i].seq, et, strlen(et));
 	}
 	for (size_t i = 0; i < job->n; i++)
-		recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,
+		recent_add(&d->recent, job->ev[i].event_id, job->ev[i].event_id_len, job->agg,
+			   job->base + i,
 			   job->ev[i].seq, now, d->cfg->idempotency_window_s * 1000000000LL);
 	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
@@ -735,32 +764,59 @@ static void resolve_and_answer(struct daemon *d, void *arg)
 
 /* ---- idempotent retries ------------------------------------------------------- */
 
+static bool same_text(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Whether two JSON values are the same value: the same canonical bytes
+ * (json_equal would cut keys at a NUL). */
+static bool same_value(const json_t *a, const json_t *b)
+{
+	cbuf x = CBUF_INIT, y = CBUF_INIT;
+	bool same = cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    same_text((const char *)x.p, x.len, (const char *)y.p, y.len);
+
+	cbuf_free(&x);
+	cbuf_free(&y);
+	return same;
+}
+
 static bool same_event(const cim_event_block *s, const cim_append_event_req *r,
 		       const char *type, const char *id)
 {
-	const char *eid = s->event_id;
+	const char *eid = r->event_id;
+	size_t eidlen = r->event_id_len;
 	bool md;
 
 	if (strcmp(s->aggregate_type, type) != 0 || strcmp(s->aggregate_id, id) != 0 ||
-	    strcmp(s->event_type, r->event_type) != 0 || strcmp(eid, r->event_id) != 0 ||
-	    strcmp(s->correlation_id, r->correlation_id ? r->correlation_id : eid) != 0 ||
-	    strcmp(s->causation_id, r->causation_id ? r->causation_id : eid) != 0)
+	    strcmp(s->event_type, r->event_type) != 0 ||
+	    !same_text(s->event_id, s->event_id_len, eid, eidlen) ||
+	    !same_text(s->correlation_id, s->correlation_id_len,
+		       r->correlation_id ? r->correlation_id : eid,
+		       r->correlation_id ? r->correlation_id_len : eidlen) ||
+	    !same_text(s->causation_id, s->causation_id_len,
+		       r->causation_id ? r->causation_id : eid,
+		       r->causation_id ? r->causation_id_len : eidlen))
 		return false;
-	md = r->metadata ? json_equal(s->metadata, r->metadata)
+	md = r->metadata ? same_value(s->metadata, r->metadata)
 			 : json_object_size(s->metadata) == 0;
-	return md && json_equal(s->data, r->data);
+	return md && same_value(s->data, r->data);
 }
 
-/* Answers duplicate_event naming event_id, and ends the job. */
-static void reply_duplicate(struct job *job, const char *eid, const char *how)
+/* Answers duplicate_event naming the event_id (len bytes), and ends the job. */
+static void reply_duplicate(struct job *job, const char *eid, size_t len, const char *how)
 {
-	char msg[300];
+	char msg[300], q[64];
 	json_t *o;
 
-	snprintf(msg, sizeof msg, "event_id %s is already stored %s", eid, how);
+	cim_json_quote(q, sizeof q, eid, len);
+	snprintf(msg, sizeof msg, "event_id %s is already stored %s", q, how);
 	o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, msg);
 	if (o != NULL)
-		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
+		json_object_set_new(json_object_get(o, "error"), "event_id",
+				    json_stringn(eid, len));
 	reply_error_json(job->d, job->req, OP_APPEND, CIM_ERR_DUPLICATE_EVENT, o);
 	job_done(job);
 }
@@ -813,13 +869,14 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	for (size_t i = 0; i < job->n; i++) {
 		struct agg *wa;
 		uint64_t v, seq;
-		const char *eid = job->ar.events[i].event_id;
+		const cim_append_event_req *r = &job->ar.events[i];
 		seqs[i] = 0;
-		if (eid == NULL || recent_find(&d->recent, eid, &wa, &v, &seq) != 0)
+		if (r->event_id == NULL ||
+		    recent_find(&d->recent, r->event_id, r->event_id_len, &wa, &v, &seq) != 0)
 			continue;
 		if (wa != a) {
 			pthread_mutex_unlock(&d->mu);
-			reply_duplicate(job, eid, "in another aggregate");
+			reply_duplicate(job, r->event_id, r->event_id_len, "in another aggregate");
 			return -1;
 		}
 		if (hits == 0)
@@ -833,7 +890,8 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	size_t k = job->n; /* the event whose id is the head's, if any */
 	for (size_t i = 0; a->version > 0 && i < job->n; i++)
 		if (job->ar.events[i].event_id &&
-		    a->eid_hash == event_id_digest(job->ar.events[i].event_id))
+		    a->eid_hash == event_id_digest(job->ar.events[i].event_id,
+						   job->ar.events[i].event_id_len))
 			k = i;
 	pthread_mutex_unlock(&d->mu);
 
@@ -866,7 +924,7 @@ static void check_retry(struct daemon *d, void *arg)
 	struct job *job = arg;
 	uint64_t *seqs = calloc(job->n, sizeof *seqs), first = 0;
 	size_t matched = 0;
-	const char *dup = NULL;
+	const cim_append_event_req *dup = NULL;
 	cim_perr e;
 
 	if (seqs == NULL) {
@@ -889,19 +947,20 @@ static void check_retry(struct daemon *d, void *arg)
 				 "cannot read a stored event to check a retry: %s", e.msg);
 			goto out;
 		}
-		if (strcmp(b.event_id, r->event_id) != 0) {
+		if (!same_text(b.event_id, b.event_id_len, r->event_id, r->event_id_len)) {
 			cim_event_block_free(&b); /* a hash collision: not this event */
 			continue;
 		}
 		if (!same_event(&b, r, job->type, job->id)) {
-			dup = r->event_id;
+			dup = r;
 		} else if (b.version == first + i) {
-			snprintf(job->ev[i].event_id, sizeof job->ev[i].event_id, "%s", b.event_id);
+			memcpy(job->ev[i].event_id, b.event_id, b.event_id_len);
+			job->ev[i].event_id_len = b.event_id_len;
 			job->ev[i].cid = cid;
 			job->ev[i].seq = seqs[i];
 			matched++;
 		} else if (dup == NULL) {
-			dup = r->event_id;
+			dup = r;
 		}
 		cim_event_block_free(&b);
 		if (dup)
@@ -911,11 +970,12 @@ static void check_retry(struct daemon *d, void *arg)
 		reply_json(d, job->req, success_reply(job, first));
 		job_done(job);
 	} else if (dup != NULL || matched > 0) {
-		const char *eid = dup;
-		for (size_t i = 0; eid == NULL && i < job->n; i++)
+		const cim_append_event_req *r = dup;
+		for (size_t i = 0; r == NULL && i < job->n; i++)
 			if (seqs[i])
-				eid = job->ar.events[i].event_id;
-		reply_duplicate(job, eid, dup ? "with other content" : "as part of another append");
+				r = &job->ar.events[i];
+		reply_duplicate(job, r->event_id, r->event_id_len,
+				dup ? "with other content" : "as part of another append");
 	} else {
 		/* nothing of it is stored: a new append after all */
 		job->idem_checked = true;
@@ -933,12 +993,13 @@ static bool may_be_retry(struct job *job)
 	pthread_mutex_lock(&d->mu);
 	for (size_t i = 0; i < job->n && !hit; i++) {
 		const char *eid = job->ar.events[i].event_id;
+		size_t len = job->ar.events[i].event_id_len;
 		struct agg *wa;
 		uint64_t v, seq;
 		if (eid == NULL)
 			continue;
-		hit = recent_find(&d->recent, eid, &wa, &v, &seq) == 0 ||
-		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid));
+		hit = recent_find(&d->recent, eid, len, &wa, &v, &seq) == 0 ||
+		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid, len));
 	}
 	pthread_mutex_unlock(&d->mu);
 	return hit;
@@ -1008,7 +1069,7 @@ static void job_run(struct job *job)
 			 "event(s) would pass max_events_per_aggregate (%lld); nothing was stored",
 			 (unsigned long long)job->agg->version, job->n,
 			 (long long)d->cfg->max_events_per_aggregate);
-		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, "events", "%s", what);
 		return;
 	}
 	job_publish(job);
