@@ -61,6 +61,7 @@
 
 #include "client.h"
 #include "event.h"
+#include "jsonread.h"
 #include "keys.h"
 #include "seal.h"
 
@@ -709,7 +710,7 @@ make_event(struct item *it, natsMsg *m, const uint8_t *p, size_t len,
 		cbuf_free(&b);
 		return -2;
 	}
-	j = json_loadb((const char *)b.p, b.len, JSON_ALLOW_NUL, &jerr);
+	j = cim_json_read((const char *)b.p, b.len, 0, &jerr);
 	cbuf_free(&b);
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)
@@ -1587,7 +1588,7 @@ static cim_err
 next_stored(cim_subscription *s, uint64_t seq, const char *filter,
 	    bool *found, uint64_t *got, int64_t *ts, cim_error *err)
 {
-	char subject[256], *body;
+	char subject[512], *body;
 	const json_t *msg, *e;
 	natsMsg *reply = NULL;
 	json_t *j = NULL;
@@ -1595,8 +1596,8 @@ next_stored(cim_subscription *s, uint64_t seq, const char *filter,
 	cim_err rc = CIM_ERR_OK;
 
 	*found = false;
-	snprintf(subject, sizeof(subject), "$JS.API.STREAM.MSG.GET.%s",
-		 s->stream);
+	snprintf(subject, sizeof(subject), "%s.STREAM.MSG.GET.%s",
+		 s->c->js_api, s->stream);
 	j = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "next_by_subj",
 		      filter);
 	body = j != NULL ? cim_json_text(j) : NULL;
@@ -1673,7 +1674,7 @@ open_consumer(cim_subscription *s, const cim_subscribe_options *o,
 	natsStatus st;
 	cim_err rc;
 
-	if ((st = natsConnection_JetStream(&s->js, s->c->nc, NULL)) != NATS_OK)
+	if ((st = cimc_jetstream(s->c, &s->js)) != NATS_OK)
 		return cimc_js_fail(err, st, 0, "opening JetStream");
 	st = js_GetStreamInfo(&si, s->js, s->stream, NULL, &je);
 	if (st == NATS_NOT_FOUND || je == JSStreamNotFoundErr)

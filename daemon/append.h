@@ -26,6 +26,7 @@ enum jev_state {
 
 struct jev {
 	char event_id[CIM_EVENT_ID_MAX + 1];
+	size_t event_id_len; /* it may hold U+0000 */
 	cim_cid cid;
 	uint64_t seq;
 	uint8_t state;

@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 	d.cfg = &cfg;
 	d.started_ns = now_ns();
 	snprintf(d.events_prefix, sizeof d.events_prefix, "%s.", cfg.events_subject);
-	natsopts_js_api(&cfg, d.js_api, sizeof d.js_api);
+	natsopts_js_api(&cfg.nats, d.js_api, sizeof d.js_api);
 	pthread_mutex_init(&d.mu, NULL);
 	if (heads_init(&d.heads, 0) != 0 || recent_init(&d.recent) != 0)
 		fatalx("out of memory");

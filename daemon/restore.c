@@ -146,7 +146,8 @@ static int stored_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	}
 	job->ev[i].cid = cid;
 	job->ev[i].seq = seq;
-	snprintf(job->ev[i].event_id, sizeof job->ev[i].event_id, "%s", job->rs.ids[i][0]);
+	memcpy(job->ev[i].event_id, job->rs.ids[i][0], job->rs.blocks[i].v.event_id_len + 1);
+	job->ev[i].event_id_len = job->rs.blocks[i].v.event_id_len;
 	st->matched++;
 	return 0;
 }

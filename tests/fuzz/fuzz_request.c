@@ -13,14 +13,16 @@
  *     sentence, and leaves the outputs empty; a body that is not a JSON
  *     object is refused by every decoder with the same error;
  *   - an accepted append has 1..max_events events, each with a valid
- *     event_type, data within the depth limit, ids of 1..128 visible ASCII
- *     characters and no repeated event_id, metadata an object of strings,
+ *     event_type, data within the depth limit, ids of at most 128 bytes
+ *     (any text, U+0000 included) and no repeated event_id, metadata an
+ *     object of strings,
  *     and a consistent expectation; tight limits accept only what the
  *     default ones do, and refuse for the right reason;
  *   - every accepted event goes through what the daemon does with it: it
  *     is encoded as an event block (which must succeed), and that block
- *     must decode and check, with the same fields, the same data and
- *     metadata, and the same reply JSON from both reply writers;
+ *     must decode and check, with the same fields (ids with their NULs),
+ *     the same data and metadata (the same canonical bytes), and the same
+ *     reply JSON from both reply writers;
  *   - get's from_version and limit are in range and follow the body;
  *   - an accepted snapshot.save has version >= 1 and state within the
  *     depth limit, and its snapshot block encodes and decodes back;
@@ -128,19 +130,9 @@ same_perr(const cim_perr *a, const cim_perr *b)
 /* ---- append ------------------------------------------------------------------ */
 
 static bool
-id_ok(const char *s)
+id_ok(const char *s, size_t n)
 {
-	size_t n;
-
-	if (s == NULL)
-		return true;
-	n = strlen(s);
-	if (n < 1 || n > CIM_EVENT_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
+	return s == NULL ? n == 0 : n <= CIM_EVENT_ID_MAX && s[n] == '\0';
 }
 
 static bool
@@ -183,13 +175,15 @@ check_append(const cim_append_req *ar, const cim_limits *lim)
 		CHECK(r->event_type != NULL && cim_token_type_ok(r->event_type));
 		CHECK(r->data != NULL);
 		CHECK(cim_json_depth(r->data, lim->max_depth) <= lim->max_depth);
-		CHECK(id_ok(r->event_id));
-		CHECK(id_ok(r->correlation_id));
-		CHECK(id_ok(r->causation_id));
+		CHECK(id_ok(r->event_id, r->event_id_len));
+		CHECK(id_ok(r->correlation_id, r->correlation_id_len));
+		CHECK(id_ok(r->causation_id, r->causation_id_len));
 		CHECK(r->metadata == NULL || strings_only(r->metadata));
 		for (size_t k = 0; k < i && r->event_id != NULL; k++)
 			CHECK(ar->events[k].event_id == NULL ||
-			      strcmp(ar->events[k].event_id, r->event_id) != 0);
+			      ar->events[k].event_id_len != r->event_id_len ||
+			      memcmp(ar->events[k].event_id, r->event_id,
+				     r->event_id_len) != 0);
 	}
 }
 
@@ -197,6 +191,29 @@ static bool
 eq_text(const char *a, const char *b)
 {
 	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* An id of the block against what was decoded: all of it, NULs too. */
+static bool
+eq_id(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return a != NULL && b != NULL && alen == blen &&
+	       memcmp(a, b, alen) == 0;
+}
+
+/* The same value: the same canonical bytes (json_equal cuts keys at a
+ * NUL). */
+static bool
+eq_value(const json_t *a, const json_t *b)
+{
+	cbuf x = CBUF_INIT, y = CBUF_INIT;
+	bool same = cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+
+	cbuf_free(&x);
+	cbuf_free(&y);
+	return same;
 }
 
 /* What build_messages in daemon/append.c does with each event, then the
@@ -213,6 +230,8 @@ append_blocks(const cim_append_req *ar)
 	for (size_t i = 0; i < ar->n; i++) {
 		const cim_append_event_req *r = &ar->events[i];
 		const char *eid = r->event_id != NULL ? r->event_id : UUID;
+		size_t eidlen = r->event_id != NULL ? r->event_id_len
+						    : strlen(UUID);
 		cim_event_block b = {
 			.aggregate_type = (char *)"order",
 			.aggregate_id = (char *)"order-17",
@@ -228,6 +247,11 @@ append_blocks(const cim_append_req *ar)
 			.data = r->data,
 			.has_prev = has_prev,
 			.prev = prev,
+			.event_id_len = eidlen,
+			.correlation_id_len = r->correlation_id ?
+					      r->correlation_id_len : eidlen,
+			.causation_id_len = r->causation_id ?
+					    r->causation_id_len : eidlen,
 		};
 		cbuf block = CBUF_INIT, reply = CBUF_INIT, text = CBUF_INIT;
 		cim_event_block d;
@@ -244,16 +268,21 @@ append_blocks(const cim_append_req *ar)
 		CHECK(eq_text(d.aggregate_type, b.aggregate_type));
 		CHECK(eq_text(d.aggregate_id, b.aggregate_id));
 		CHECK(eq_text(d.event_type, b.event_type));
-		CHECK(eq_text(d.event_id, b.event_id));
-		CHECK(eq_text(d.correlation_id, b.correlation_id));
-		CHECK(eq_text(d.causation_id, b.causation_id));
+		CHECK(eq_id(d.event_id, d.event_id_len, b.event_id,
+			    b.event_id_len));
+		CHECK(eq_id(d.correlation_id, d.correlation_id_len,
+			    b.correlation_id, b.correlation_id_len));
+		CHECK(eq_id(d.causation_id, d.causation_id_len, b.causation_id,
+			    b.causation_id_len));
+		CHECK(eq_id(v.event_id, v.event_id_len, b.event_id,
+			    b.event_id_len));
 		CHECK(eq_text(d.timestamp, b.timestamp));
 		CHECK(d.version == b.version && v.version == b.version);
 		CHECK(d.has_prev == has_prev && v.has_prev == has_prev);
 		CHECK(!has_prev || (cim_cid_equal(&d.prev, &prev) &&
 				    cim_cid_equal(&v.prev, &prev)));
-		CHECK(json_equal(d.data, r->data));
-		CHECK(json_equal(d.metadata, b.metadata));
+		CHECK(eq_value(d.data, r->data));
+		CHECK(eq_value(d.metadata, b.metadata));
 
 		/* the two reply writers agree byte for byte */
 		CHECK(cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR,

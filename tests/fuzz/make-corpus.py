@@ -123,6 +123,8 @@ def requests():
         "append-cancel": '{"expected_version":3,"events":[{"event_type":"OrderCancelled","data":{}}]}',
         "append-any": '{"expected_version":"any","events":[{"event_type":"A_b-9","data":[1,-2,3.25,true,false,null,"x",{"":[]}]}]}',
         "append-zero": '{"expected_version":0,"events":[{"event_type":"X","data":"s"}]}',
+        "append-nul": '{"events":[{"event_type":"X","data":{"\\u0000k":"a\\u0000b","k\\u0000":["\\u0000"]},"event_id":"\\u0000e","correlation_id":"","causation_id":"c\\u0000","metadata":{"m\\u0000":"\\u0000"}}]}',
+        "append-nul-private-use": '{"events":[{"event_type":"X","data":{"\\u0000":1,"\\ue000":2,"\ue001\\u0000":3,"\\uE001\ue000":4}}]}',
         "append-unicode": '{"events":[{"event_type":"Named","data":{"name":"Gr\\u00fc\\u00dfe \u00e9\u4e2d\U0001f600 \\ud83d\\ude00","esc":"\\"\\\\\\/\\b\\f\\n\\r\\t"},"metadata":{"k\\u00e9y":"v","":""}}]}',
         "append-ints": '{"events":[{"event_type":"N","data":[0,23,24,255,256,65535,65536,4294967295,4294967296,9223372036854775807,-1,-24,-25,-256,-257,-9223372036854775808]}]}',
         "append-floats": '{"events":[{"event_type":"F","data":[0.1,-0.0,1.5e300,2.2250738585072014e-308,5e-324,1.7976931348623157e308,100.0]}]}',
@@ -181,7 +183,6 @@ def requests():
         "metadata-array": '{"events":[{"event_type":"X","data":1,"metadata":["a"]}]}',
         "duplicate-key": '{"events":[{"event_type":"X","data":1}],"events":[]}',
         "duplicate-inner": '{"events":[{"event_type":"X","data":{"a":1,"a":2}}]}',
-        "nul-escape": '{"events":[{"event_type":"X","data":"a\\u0000b"}]}',
         "lone-surrogate": '{"events":[{"event_type":"X","data":"\\ud800"}]}',
         "raw-nul": b'{"events":[{"event_type":"X","data":"a\x00b"}]}',
         "bad-utf8": b'{"events":[{"event_type":"X","data":"\xc0\xaf \xed\xa0\x80 \xff"}]}',
@@ -233,6 +234,7 @@ def blocks(cids):
         "version-max": event(version=2**64 - 1, prev=link, data=True),
         "key-nul-in-data": event(data={"a\x00b": "c\x00d"}),
         "metadata-nul": event(data=None, metadata={"k\x00": "v\x00"}),
+        "ids-nul": event(data=1, event_id="\x00e\x00", correlation_id="", causation_id="c\x00"),
         "deep-data": event(data=json.loads("[" * 128 + "]" * 128)),
     }
     for name, b in ok.items():
