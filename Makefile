@@ -31,7 +31,7 @@ BUILD     ?= build
 # the Go example of docs/protocol.md, built by tests/integration/test_languages.c).
 DEB_PKGS  := nats-server libnats-dev libcbor-dev libjansson-dev libsodium-dev \
              libcriterion-dev libinih-dev libsystemd-dev pkg-config gcc make \
-             clang libclang-rt-14-dev valgrind openssl systemd \
+             clang libclang-rt-14-dev valgrind openssl systemd libjemalloc-dev \
              golang-go golang-github-nats-io-go-nats-dev
 
 CC        ?= cc
@@ -47,6 +47,13 @@ ALLCFLAGS = $(WARN) $(CFLAGS) $(SAN) -fPIC $(CPPFLAGS) $(DEPFLAGS)
 LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lnats -lcbor -ljansson -lsodium) -lpthread
 INIH_LIBS := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
 DLIBS     := $(LIBS) $(INIH_LIBS) $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+# The daemon's allocator (docs/benchmarks.md says why): jemalloc serves
+# every malloc of the process, nats.c's and jansson's too. ALLOC= links
+# the system allocator. The sanitizer build keeps the system allocator
+# (ASan brings its own); valgrind follows jemalloc by --soname-synonyms
+# (tests/support/harness.c).
+ALLOC     ?= -ljemalloc
+DALLOC     = $(if $(SAN),,$(ALLOC))
 TLIBS     := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
 PROTO_SRC  := $(wildcard proto/*.c)
@@ -72,6 +79,8 @@ PCFILE    := $(BUILD)/cimevents.pc
 UNIT      := $(BUILD)/tests/unit-tests
 INTEG     := $(BUILD)/tests/integration-tests
 BENCH     := $(BUILD)/tests/bench
+# the relay floor of `make bench`: a program of its own (tests/bench/relay/)
+RELAY     := $(BUILD)/tests/bench-relay
 # Programs the integration tests run as processes of their own (each one
 # tests/progs/<name>.c, linked with the client library), and the example
 # programs of docs/ (examples/<name>.c), which the tests run too.
@@ -89,7 +98,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
 $(DAEMON): $(call obj,$(DAEMON_SRC) $(CONN_SRC) $(PROTO_SRC))
-	$(CC) $(SAN) -o $@ $^ $(DLIBS)
+	$(CC) $(SAN) -o $@ $^ $(DALLOC) $(DLIBS)
 
 $(SOLIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
 	$(CC) $(SAN) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIBS)
@@ -145,10 +154,15 @@ $(BENCH): $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(DAEMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(LIBS) -lm
 
+$(RELAY): $(BUILD)/obj/tests/bench/relay/relay.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(LIBS)
+
 # BENCH_ARGS: e.g. --quick, or --url nats://... for a running server and daemon
 bench: deps
-	$(MAKE) all $(BENCH)
-	$(BENCH) --daemon $(abspath $(DAEMON)) --json $(BUILD)/bench.json $(BENCH_ARGS)
+	$(MAKE) all $(BENCH) $(RELAY)
+	$(BENCH) --daemon $(abspath $(DAEMON)) --relay $(abspath $(RELAY)) \
+	  --json $(BUILD)/bench.json $(BENCH_ARGS)
 
 # The integration tests find the binaries through these variables.
 TEST_ENV = CIM_TEST_DAEMON=$(abspath $(DAEMON)) CIM_TEST_CLI=$(abspath $(CLI)) \

@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cid.h"
 #include "cim/events.h"
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 #include "natsopts.h"
 #include "settings.h"
@@ -50,6 +52,7 @@ static const struct setting settings[] = {
 	S("store", "hash", hash, "blake2b-256"),
 	I("store", "replicas", replicas, "1", 1, 5),
 	I("store", "publish_timeout_ms", publish_timeout_ms, "5000", 100, 600000),
+	I("store", "append_pipeline", append_pipeline, "32", 1, 1024),
 	I("store", "retention_days", retention_days, "0", 0, 36500),
 	I("store", "max_events_per_aggregate", max_events_per_aggregate, "0", 0, INT64_MAX / 2),
 	I("store", "snapshot_threshold", snapshot_threshold, "0", 0, 1000000000),
@@ -58,6 +61,8 @@ static const struct setting settings[] = {
 	I("daemon", "shutdown_timeout", shutdown_timeout_s, "20", 1, 3600),
 	I("daemon", "nats_down_grace", nats_down_grace_s, "300", 0, 86400),
 	S("daemon", "log_format", log_format, "text"),
+	O("keys", "signing_key", PATH, signing_key),
+	O("keys", "trusted_keys", OPT, trusted_keys),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 _Static_assert(NSETTINGS <= CONFIG_MAX_SETTINGS, "CONFIG_MAX_SETTINGS is too small");
@@ -176,7 +181,66 @@ static int check(const struct config *c)
 			settings_origin(&v, "retention_days"), (long long)c->retention_days);
 		bad = 1;
 	}
+	/* the seed is read here only to be checked (and wiped at once):
+	 * main.c loads it for good */
+	char why[400];
+	if (c->signing_key[0] && access(c->signing_key, R_OK) == 0) {
+		cim_signing_key *k = cim_signing_key_load(c->signing_key, why, sizeof why);
+		if (k == NULL) {
+			fprintf(stderr, "cim-eventsd: %s: signing_key: %s\n",
+				settings_origin(&v, "signing_key"), why);
+			bad = 1;
+		}
+		cim_signing_key_free(k);
+	}
+	uint8_t keys[CONFIG_TRUSTED_MAX][32];
+	size_t nkeys;
+	if (config_trusted_keys(c->trusted_keys, keys, CONFIG_TRUSTED_MAX, &nkeys, why,
+				sizeof why) != 0) {
+		fprintf(stderr, "cim-eventsd: %s: trusted_keys: %s\n",
+			settings_origin(&v, "trusted_keys"), why);
+		bad = 1;
+	}
 	return bad ? -1 : 0;
+}
+
+int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
+			char *err, size_t errsz)
+{
+	*n = 0;
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		const char *s = p, *e = p + len;
+		while (s < e && *s == ' ')
+			s++;
+		while (e > s && e[-1] == ' ')
+			e--;
+		if (s == e) {
+			snprintf(err, errsz, "an empty item in the list (keys are separated "
+				 "by single commas)");
+			return -1;
+		}
+		if (*n == max) {
+			snprintf(err, errsz, "more than %zu keys", max);
+			return -1;
+		}
+		if (cim_pubkey_from_textn(keys[*n], s, (size_t)(e - s)) != 0) {
+			snprintf(err, errsz, "'%.*s' is not a public key text (z6Mk..., "
+				 "48 characters, as cim-events keygen prints)",
+				 (int)((size_t)(e - s) > 60 ? 60 : (size_t)(e - s)), s);
+			return -1;
+		}
+		(*n)++;
+		p += len;
+		if (*p == ',') {
+			p++;
+			if (*p == '\0') {
+				snprintf(err, errsz, "the list ends with a comma");
+				return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 int config_load(struct config *c, int argc, char **argv)

@@ -41,6 +41,7 @@ struct config {
 	int64_t get_max_limit;
 	int64_t workers;              /* threads serving reads */
 	int64_t publish_timeout_ms;
+	int64_t append_pipeline;      /* appends of one aggregate in flight at once */
 	int64_t connect_timeout_s;    /* give up starting after this long */
 	int64_t lease_ttl_s;          /* the lease bucket's max age */
 	int64_t heads_checkpoint_interval_s; /* write the heads to CIM-HEADS this often */
@@ -50,6 +51,9 @@ struct config {
 	int64_t snapshot_threshold;   /* advice published in info; 0: none */
 	int64_t shutdown_timeout_s;   /* the drain's bound after SIGTERM */
 	int64_t nats_down_grace_s;    /* healthy while reconnecting this long; 0: for ever */
+	char *signing_key;            /* seed file: seal every append (keys.h); "" none */
+	char *trusted_keys;           /* z6Mk... public keys, comma-separated: validate's
+					 default keys; "" none */
 	bool check_config;            /* --check-config */
 	/* where each setting got its value ("default", FILE:LINE, $VAR,
 	 * "command line"), by its index in config.c's table */
@@ -70,6 +74,14 @@ void config_print(const struct config *c, FILE *out);
  * masked, the password and token left out. */
 struct json_t;
 struct json_t *config_json(const struct config *c);
+
+/* Parses a comma-separated list of public-key texts (trusted_keys; spaces
+ * around the commas are allowed, empty items are not): *n keys into
+ * keys[max][32]. 0, or -1 with err naming the item that is not a key
+ * (also when there are more than max). */
+#define CONFIG_TRUSTED_MAX 64
+int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
+			char *err, size_t errsz);
 
 /* Logs (info) each setting whose value differs between a and b, secrets
  * masked; returns how many differ. */

@@ -7,9 +7,10 @@
  * field of struct agg, the head table, the idempotency window and the type
  * index is read and written only with daemon.mu held, and mu is never held across a call
  * that waits on the network. An aggregate whose `busy` is set belongs to
- * that append job: only the job (on whichever thread runs it) moves the
- * aggregate's head, so one aggregate's appends are strictly ordered while
- * different aggregates' appends proceed in parallel.
+ * its append jobs (append.h): only the oldest of them (on whichever thread
+ * runs it) moves the aggregate's head, so one aggregate's appends are
+ * strictly ordered while different aggregates' appends proceed in
+ * parallel.
  */
 #ifndef CIM_DAEMON_H
 #define CIM_DAEMON_H
@@ -25,6 +26,7 @@
 #include "config.h"
 #include "errors.h"
 #include "ids.h"
+#include "keys.h"
 #include "request.h"
 
 #define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
@@ -41,7 +43,7 @@ enum agg_state {
 /* One aggregate's head. Kept small: a store holds millions. */
 struct agg {
 	struct agg *next;   /* hash chain */
-	struct job *busy;   /* the append in flight, the queue behind it */
+	struct pipe *busy;  /* its appends in flight and waiting (append.h) */
 	uint64_t version;   /* 0: no events */
 	uint64_t seq;       /* stream sequence of the head event */
 	uint64_t first_seq; /* no event of it is stored before this sequence
@@ -125,6 +127,7 @@ enum op {
 	OP_SNAPSHOT_SAVE,
 	OP_SNAPSHOT_GET,
 	OP_LOAD,
+	OP_RESTORE,
 	OP_OTHER,
 	OP__COUNT
 };
@@ -195,10 +198,30 @@ struct daemon {
 	_Atomic int64_t unsure_until; /* now_ns() before which an abandoned
 				   publish may still land: torn batches are
 				   left alone until then (append.c) */
+	_Atomic int64_t chain_paused_until; /* now_ns() before which no append
+				   is chained: ids may be burned that this
+				   process does not know of (resolve.c) */
+	struct burn {            /* under mu: Nats-Msg-Ids this process burned
+				    (removed messages), so that what is
+				    published at those versions again takes a
+				    new generation (resolve.c) */
+		struct agg *agg;
+		uint64_t version; /* the highest version burned */
+		unsigned gen;     /* the highest generation burned up to there */
+		int64_t until;    /* now_ns() when the ids leave the window */
+	} burns[256];
+	int nburns;
 	int64_t stream_created;  /* the stream's creation time (ns), from its info */
 	int64_t stream_replicas; /* and its replicas */
 	bool stream_events_only; /* its only subject is events.> (streamread.c) */
 	bool stream_direct;      /* it answers direct gets */
+
+	/* seals (v1.1), set at start and then only read: the signing key
+	 * (sodium_malloc memory; NULL: appends are not sealed) and the keys
+	 * validate trusts when a request names none (trusted_keys) */
+	cim_signing_key *seal_key;
+	uint8_t trusted[CONFIG_TRUSTED_MAX][CIM_KEY_BYTES];
+	size_t ntrusted;
 
 	pthread_mutex_t mu;
 	uint64_t seen_seq;       /* under mu: every event up to here is in the
@@ -227,6 +250,9 @@ struct daemon {
 	atomic_uint_fast64_t err_by_code[CIM_ERR__COUNT];
 	atomic_uint_fast64_t events_appended;
 	atomic_uint_fast64_t bytes_appended;
+	atomic_uint_fast64_t appends_chained; /* launched behind another (append.c) */
+	atomic_uint_fast64_t appends_rerun;   /* put back after their chain was
+						 resolved (resolve.c) */
 	int64_t startup_ms;
 	uint64_t startup_events;
 	char startup_how[256];     /* how start-up got its heads */
@@ -430,6 +456,8 @@ void server_pause(struct daemon *d);
 int server_resume(struct daemon *d);
 void server_drain(struct daemon *d);
 void reply_json(struct daemon *d, natsMsg *req, json_t *body);
+/* A success reply already written as JSON text. */
+void reply_text(struct daemon *d, natsMsg *req, const char *text, size_t len);
 void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);
 /* Answers e (or "out of memory") and frees req. */
 void refuse(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);
@@ -476,14 +504,30 @@ int snapshot_fetch(struct daemon *d, const char *type, const char *id,
 /* append.c */
 void append_request(struct daemon *d, natsMsg *req, const char *type,
 		    const char *id);
+/* resolve.c: ids burned by removing stored messages. burn_note: the
+ * message of a at version with generation gen was removed (takes mu).
+ * burn_gen_locked: the lowest generation not burned for versions from
+ * `from` on (mu held). burn_forget_locked: a leaves memory (mu held).
+ * chain_pause: no append is chained for the duplicate window (ids may be
+ * burned that this process does not know of). */
+void burn_note(struct daemon *d, struct agg *a, uint64_t version, unsigned gen);
+unsigned burn_gen_locked(struct daemon *d, const struct agg *a, uint64_t from);
+void burn_forget_locked(struct daemon *d, const struct agg *a);
+void chain_pause(struct daemon *d, const char *why);
+/* The generation in a Nats-Msg-Id "<type>.<id>.<version>[.<gen>]". */
+unsigned msgid_gen(const char *msgid);
 /* Settles, on a worker, the aggregates an abandoned append left
  * unsettled, once nothing abandoned can still land; from the main loop. */
 void append_sweep(struct daemon *d);
+/* restore.c: a restore request becomes an append job of its own kind. */
+void restore_request(struct daemon *d, natsMsg *req, const char *type,
+		     const char *id);
 void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 			jsPubAckErr *pae, void *closure);
 
 /* read.c */
 /* A read of one aggregate, with what memory knew of it when it came. */
+#define VALIDATE_KEYS_MAX CONFIG_TRUSTED_MAX
 struct read_req {
 	natsMsg *req;
 	const struct agg *agg; /* NULL: no events */
@@ -495,6 +539,10 @@ struct read_req {
 	int ntypes; /* event types the daemon has stored for it; -1: not known */
 	bool no_hints; /* read from first_seq, whatever the cursors say */
 	const char *types[AGG_TYPES_UNKNOWN];
+	/* validate: the keys whose seals count (malloc'd; none: seals are
+	 * not checked) */
+	size_t nkeys;
+	uint8_t (*keys)[CIM_KEY_BYTES];
 };
 struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
 			      const char *id);

@@ -29,7 +29,7 @@ struct work {
 
 static const char *const op_names[OP__COUNT] = {
 	"append", "get", "head", "validate", "info", "by_type",
-	"snapshot.save", "snapshot.get", "load", "other"};
+	"snapshot.save", "snapshot.get", "load", "restore", "other"};
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -53,6 +53,11 @@ static void send_reply(struct daemon *d, natsMsg *req, const char *body,
 	if (s != NATS_OK)
 		log_debug("cannot send reply: %s", natsStatus_GetText(s));
 	natsMsg_Destroy(m);
+}
+
+void reply_text(struct daemon *d, natsMsg *req, const char *text, size_t len)
+{
+	send_reply(d, req, text, len, 200);
 }
 
 /* Takes the reference to body. */
@@ -284,7 +289,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		else
 			snprintf(m, sizeof m, "unknown operation '%s' in subject %s; "
 				 "operations: append, get, head, validate, load, "
-				 "snapshot.save, snapshot.get, by_type, info",
+				 "snapshot.save, snapshot.get, by_type, info, restore",
 				 ntok > 0 ? tok[0] : "", subj);
 		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
 		natsMsg_Destroy(msg);
@@ -331,6 +336,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	switch (op) {
 	case OP_APPEND:
 		append_request(d, msg, type, id); /* takes msg */
+		return;
+	case OP_RESTORE:
+		restore_request(d, msg, type, id); /* takes msg */
 		return;
 	case OP_GET:
 		get_request(d, msg, type, id);

@@ -107,18 +107,72 @@ put_text(struct out *o, const char *s, size_t n)
 
 /* The fewest significant digits that read back to d; plain notation up
  * to 17 integer digits (100.0, not 1e+02), as jansson would write it. */
+/* Significant digits of a %g rendering: from its first nonzero digit to
+ * its last, before any exponent (at least 1). */
+static int
+significant(const char *s)
+{
+	int n = 0, zeros = 0;
+	bool started = false;
+
+	for (; *s != '\0' && *s != 'e' && *s != 'E'; s++) {
+		if (*s < '0' || *s > '9')
+			continue; /* sign, decimal point */
+		if (*s == '0' && !started)
+			continue;
+		started = true;
+		if (*s == '0') {
+			zeros++;
+		} else {
+			n += zeros + 1;
+			zeros = 0;
+		}
+	}
+	return n > 0 ? n : 1;
+}
+
+/* d as %.{prec}g, prec being the fewest significant digits (1 to 17) whose
+ * correctly rounded form reads back as d: the smallest prec for which
+ * strtod("%.{prec}g") == d. For a normal double (or zero) it is found with
+ * one try at 15 digits: every decimal of at most 15 digits survives a trip
+ * through a double (DBL_DIG), so if the 15-digit form reads back, no
+ * shorter precision reads back unless it gives the same digits, and prec
+ * is the number of digits that form has; and the form itself is what
+ * %.{prec}g prints (the same digits, trailing zeros dropped), except that
+ * %g writes an exponent from 10^prec on where %.15g does from 10^15 (the
+ * caller writes those in full below 10^17 anyway). If it does not read
+ * back, no precision up to 15 does. Subnormals try every precision from
+ * 1 up. */
+static int
+shortest_form(double d, char *buf, size_t n)
+{
+	int prec;
+
+	if (d == 0 || (d == d && (d > 2.2250738585072014e-308 || d < -2.2250738585072014e-308))) {
+		snprintf(buf, n, "%.15g", d);
+		if (strtod(buf, NULL) == d)
+			return significant(buf);
+		snprintf(buf, n, "%.16g", d);
+		if (strtod(buf, NULL) == d)
+			return 16;
+		snprintf(buf, n, "%.17g", d);
+		return 17;
+	}
+	for (prec = 1; prec < 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	snprintf(buf, n, "%.*g", prec, d);
+	return prec;
+}
+
 static void
 put_real(struct out *o, double d)
 {
 	char buf[40], *e;
-	int prec;
+	int prec = shortest_form(d, buf, sizeof(buf));
 
-	for (prec = 1; prec < 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	snprintf(buf, sizeof(buf), "%.*g", prec, d);
 	if ((e = strchr(buf, 'e')) != NULL) {
 		long x = strtol(e + 1, NULL, 10);
 

@@ -10,6 +10,8 @@
  *   js_async  js_PublishAsync of N messages of 300 bytes, MaxPending 4096,
  *             then js_PublishAsyncComplete; on a SendAsap connection and on
  *             a default one
+ *   shaped    the same with messages shaped like the daemon's
+ *             (floor_append.c)
  */
 #include "bench.h"
 
@@ -74,6 +76,62 @@ out:
 	natsSubscription_Destroy(sub);
 	natsConnection_Destroy(a);
 	natsConnection_Destroy(b);
+}
+
+static void sized_cb(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+	const cbuf_view *v = closure;
+	natsMsg *out = NULL;
+
+	(void)sub;
+	if (natsMsg_GetReply(m) != NULL &&
+	    natsMsg_Create(&out, natsMsg_GetReply(m), NULL, v->p, (int)v->len) == NATS_OK) {
+		natsMsgHeader_Set(out, "Cim-Status", "200");
+		natsConnection_PublishMsg(nc, out);
+	}
+	natsMsg_Destroy(out);
+	natsMsg_Destroy(m);
+}
+
+void floor_rr_sized(lat *l, size_t reply_bytes, int warm, int n)
+{
+	natsConnection *a = connect_nats(C.url, true), *b = connect_nats(C.url, true);
+	natsSubscription *sub = NULL;
+	char subj[96];
+	cbuf_view v = {malloc(reply_bytes ? reply_bytes : 1), reply_bytes};
+	samples s;
+	long errors = 0;
+
+	memset(l, 0, sizeof *l);
+	samples_init(&s, (size_t)n);
+	if (v.p != NULL)
+		memset(v.p, 'x', reply_bytes);
+	snprintf(subj, sizeof subj, "bench.sized.%s", C.tag);
+	if (v.p == NULL || a == NULL || b == NULL ||
+	    natsConnection_Subscribe(&sub, a, subj, sized_cb, &v) != NATS_OK ||
+	    natsConnection_Flush(a) != NATS_OK) {
+		snprintf(l->note, sizeof l->note, "cannot set up the responder");
+		goto out;
+	}
+	for (int i = 0; i < warm + n && !g_stop; i++) {
+		natsMsg *m = NULL;
+		int64_t t = now_ns();
+		natsStatus st = natsConnection_Request(&m, b, subj, "{}", 2, 10000);
+		double us = (double)(now_ns() - t) / 1e3;
+
+		if (st != NATS_OK || (size_t)natsMsg_GetDataLength(m) != reply_bytes)
+			errors++;
+		else if (i >= warm)
+			samples_add(&s, us);
+		natsMsg_Destroy(m);
+	}
+	lat_from(l, &s, errors);
+out:
+	samples_free(&s);
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(a);
+	natsConnection_Destroy(b);
+	free(v.p);
 }
 
 static jsCtx *make_js(natsConnection *nc, jsOptions *o)
@@ -255,6 +313,18 @@ void run_floor(floor_res *f, json_t *out)
 	}
 	if (js_DeleteStream(js, FLOOR_STREAM, NULL, &je) != NATS_OK)
 		fprintf(stderr, "bench: cannot delete stream %s\n", FLOOR_STREAM);
+
+	printf("floor: js_PublishMsgAsync x %ld shaped like the daemon's: one event "
+	       "each, and in batches of 100...\n", an);
+	fflush(stdout);
+	floor_shaped(&f->shaped1, 0, an);
+	floor_shaped(&f->shaped100, 100, an);
+	printf("  shaped, one event each   %9.0f msg/s (cpu%%: nats %.0f bench %.0f)%s%s\n",
+	       f->shaped1.per_s, f->shaped1.cpu_nats, f->shaped1.cpu_bench,
+	       f->shaped1.valid ? "" : "  ", f->shaped1.note);
+	printf("  shaped, batches of 100   %9.0f msg/s (cpu%%: nats %.0f bench %.0f)%s%s\n",
+	       f->shaped100.per_s, f->shaped100.cpu_nats, f->shaped100.cpu_bench,
+	       f->shaped100.valid ? "" : "  ", f->shaped100.note);
 out:
 	{
 		json_t *o = json_object(), *a = json_object();
@@ -271,6 +341,8 @@ out:
 		json_object_set_new(a, "messages", json_integer(an));
 		json_object_set_new(a, "max_pending", json_integer(4096));
 		json_object_set_new(o, "js_publish_async", a);
+		json_object_set_new(o, "shaped_async_one_event", rate_json(&f->shaped1));
+		json_object_set_new(o, "shaped_async_batches_of_100", rate_json(&f->shaped100));
 		json_object_set_new(out, "floor", o);
 	}
 	jsCtx_Destroy(js);

@@ -1,7 +1,7 @@
 /*
  * main.c: the same-run benchmark of cim-eventsd (issue 3).
  *
- *   bench --daemon PATH [--json FILE] [--quick] [--no-growth]
+ *   bench --daemon PATH [--relay PATH] [--json FILE] [--quick] [--no-growth]
  *   bench --url nats://127.0.0.1:PORT [--json FILE] [--quick] [--no-growth]
  *
  * Without --url it starts its own nats-server (free loopback port, store in
@@ -10,6 +10,7 @@
  */
 #include "bench.h"
 
+#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cid.h"
 
 config C;
 volatile sig_atomic_t g_stop;
@@ -31,16 +34,24 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: bench [--daemon PATH | --url URL] [--json FILE] "
+		"usage: bench [--daemon PATH | --url URL] [--relay PATH] [--json FILE] "
 		"[--quick] [--no-growth]\n"
 		"  --daemon PATH  cim-eventsd to start (with its own nats-server)\n"
+		"  --relay PATH   the relay floor program (default: bench-relay\n"
+		"                 beside this program)\n"
+		"  --compare NAME=PATH  another cim-eventsd measured in the same\n"
+		"                 append runs (its own prefix and stream on the\n"
+		"                 same server); up to 4\n"
 		"  --url URL      use a running nats-server and daemon instead\n"
 		"                 (no memory or restart figures)\n"
 		"  --json FILE    also write the results as JSON\n"
 		"  --quick        small counts: a smoke test of a few seconds\n"
 		"  --no-growth    skip the growth, memory and restart part\n"
 		"  --growth-only  only that part (a development aid: no floor,\n"
-		"                 so no ratios)\n");
+		"                 so no ratios)\n"
+		"  --appends-only only the append runs and the relay's (to profile\n"
+		"                 the daemon under load: no other floor)\n"
+		"  --reads-only   only the reads and their floors\n");
 }
 
 /* ---- the summary table ------------------------------------------------------------- */
@@ -86,6 +97,12 @@ static void row(const char *figure, double ours, const char *unit,
 
 static bool lat_ok(const lat *l) { return l->ran && l->errors == 0 && l->n > 0; }
 
+/* CPU microseconds the daemon (or the relay) spent per event of a run. */
+static double cpu_per(const rate *r)
+{
+	return r->per_s > 0 && isfinite(r->cpu_daemon) ? r->cpu_daemon * 1e4 / r->per_s : NAN;
+}
+
 static void final_table(const floor_res *f, const store_res *s,
 			const growth_res *g, json_t *machine)
 {
@@ -116,20 +133,76 @@ static void final_table(const floor_res *f, const store_res *s,
 	row("floor: js_PublishAsync, default conn", f->js_async_default.per_s,
 	    "msg/s", NAN, NULL, f->js_async_default.valid);
 
+	row("floor: shaped async, one event each", f->shaped1.per_s, "msg/s",
+	    f->js_async_best, best, f->shaped1.valid);
+	row("floor: shaped async, batches of 100", f->shaped100.per_s, "msg/s",
+	    f->js_async_best, best, f->shaped100.valid);
+
 	row("append p50, 1 in flight", s->append1.p50, "us", rr_js50,
 	    "rr p50 + js_Publish p50", lat_ok(&s->append1));
 	row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
 	    "rr p99 + js_Publish p99", lat_ok(&s->append1));
-	for (int i = 0; i < s->n_tp; i++) {
-		row(s->tp_name[i], s->tp[i].per_s, "ev/s", f->js_async_best, best,
-		    s->tp[i].valid);
+	for (int k = 0; k < C.ncmp; k++) {
+		if (!s->cmp_append1[k].ran)
+			continue;
+		snprintf(name, sizeof name, "  [%s] append p50, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p50, "us", rr_js50, "rr p50 + js_Publish p50",
+		    lat_ok(&s->cmp_append1[k]));
+		snprintf(name, sizeof name, "  [%s] append p99, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p99, "us", rr_js99, "rr p99 + js_Publish p99",
+		    lat_ok(&s->cmp_append1[k]));
 	}
+	for (int i = 0; i < s->n_tp; i++) {
+		const rate *rl = &s->relay[i];
+		double rl_cpu = rl->ran && rl->valid ? cpu_per(rl) : NAN;
+
+		if (s->tp_batch[i] == 1) {
+			if (rl->ran)
+				row(s->relay_name[i], rl->per_s, "req/s", f->shaped1.per_s,
+				    "shaped async, one event", rl->valid);
+			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			    rl->ran && rl->valid ? rl->per_s : NAN,
+			    "relay, same in flight", s->tp[i].valid);
+		} else {
+			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			    f->shaped100.valid ? f->shaped100.per_s : NAN,
+			    "shaped async, batches", s->tp[i].valid);
+		}
+		row("  its CPU per event", cpu_per(&s->tp[i]), "us",
+		    s->tp_batch[i] == 1 ? rl_cpu : NAN,
+		    s->tp_batch[i] == 1 ? "relay's per request" : NULL, s->tp[i].valid);
+		for (int k = 0; k < C.ncmp; k++) {
+			const rate *c = &s->cmp_tp[k][i];
+			double fl = s->tp_batch[i] == 1 ? (rl->ran && rl->valid ? rl->per_s : NAN)
+							: (f->shaped100.valid ? f->shaped100.per_s : NAN);
+			if (!c->ran)
+				continue;
+			snprintf(name, sizeof name, "  [%s] %s", C.cmp[k].name, s->tp_name[i]);
+			row(name, c->per_s, "ev/s", fl,
+			    s->tp_batch[i] == 1 ? "relay, same in flight" : "shaped async, batches",
+			    c->valid);
+			row("    its CPU per event", cpu_per(c), "us",
+			    s->tp_batch[i] == 1 ? rl_cpu : NAN,
+			    s->tp_batch[i] == 1 ? "relay's per request" : NULL, c->valid);
+		}
+	}
+	if (!s->get1k.ran)
+		goto growth;
 	row("floor: bare pull of those 1,000 p50", s->bare1k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare1k));
 	row("floor: bare pull of those 10,000 p50", s->bare10k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare10k));
 	row("get 1,000 events, all pages, p50", s->get1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->get1k));
+	row("floor: a reply of get's size p50", s->rr_get1k.p50, "us", NAN, NULL,
+	    lat_ok(&s->rr_get1k));
+	row("floor: get's work on the 1,000 alone p50", s->work1k.p50, "us", NAN, NULL,
+	    lat_ok(&s->work1k));
+	row("  get 1,000 p50, vs pull + work + reply", s->get1k.p50, "us",
+	    lat_ok(&s->rr_get1k) && lat_ok(&s->work1k)
+		    ? s->bare1k.p50 + s->work1k.p50 + s->rr_get1k.p50
+		    : NAN,
+	    "the three measured alone", lat_ok(&s->get1k));
 	row("get 1,000 events, all pages, p99", s->get1k.p99, "us", NAN, NULL,
 	    lat_ok(&s->get1k));
 	row("head p50", s->head.p50, "us", f->rr.p50, "rr p50", lat_ok(&s->head));
@@ -137,13 +210,17 @@ static void final_table(const floor_res *f, const store_res *s,
 	row("validate 1,000 events p50", s->val1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->val1k));
 	row("validate 1,000 events p99", s->val1k.p99, "us", NAN, NULL, lat_ok(&s->val1k));
-	row("validate 10,000 events p50", s->val10k.p50, "us", s->bare10k.p50,
-	    "bare pull of 10,000", lat_ok(&s->val10k));
+	row("floor: CIDs of those 10,000 alone p50", s->hash10k.p50, "us", NAN, NULL,
+	    lat_ok(&s->hash10k));
+	row("validate 10,000 events p50", s->val10k.p50, "us",
+	    lat_ok(&s->hash10k) ? s->bare10k.p50 + s->hash10k.p50 : NAN,
+	    "bare pull + CIDs of 10,000", lat_ok(&s->val10k));
 	row("validate 10,000 events p99", s->val10k.p99, "us", NAN, NULL, lat_ok(&s->val10k));
 	row("load, snapshot at 9,990 + 10 events, p50", s->load_long.p50, "us",
 	    s->load_short.p50, "same after a snapshot at 90",
 	    lat_ok(&s->load_long) && lat_ok(&s->load_short));
 
+growth:
 	if (g->ran) {
 		for (int i = 0; i < g->n_pt; i++) {
 			const growth_point *p = &g->pt[i];
@@ -215,6 +292,15 @@ int main(int argc, char **argv)
 			C.url = argv[++i];
 		else if (strcmp(a, "--daemon") == 0 && i + 1 < argc)
 			C.daemon_bin = argv[++i];
+		else if (strcmp(a, "--relay") == 0 && i + 1 < argc)
+			C.relay_bin = argv[++i];
+		else if (strcmp(a, "--compare") == 0 && i + 1 < argc &&
+			 strchr(argv[i + 1], '=') != NULL && C.ncmp < MAX_COMPARE) {
+			char *nv = argv[++i], *eq = strchr(nv, '=');
+			*eq = '\0';
+			C.cmp[C.ncmp].name = nv;
+			C.cmp[C.ncmp++].bin = eq + 1;
+		}
 		else if (strcmp(a, "--json") == 0 && i + 1 < argc)
 			C.json_path = argv[++i];
 		else if (strcmp(a, "--quick") == 0)
@@ -223,6 +309,10 @@ int main(int argc, char **argv)
 			C.growth = false;
 		else if (strcmp(a, "--growth-only") == 0)
 			C.growth_only = true;
+		else if (strcmp(a, "--appends-only") == 0)
+			C.appends_only = true;
+		else if (strcmp(a, "--reads-only") == 0)
+			C.reads_only = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -237,6 +327,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	C.own = C.url == NULL;
+	if (C.relay_bin == NULL) {
+		static char relay[4096];
+		char self[4096];
+
+		snprintf(self, sizeof self, "%s", argv[0]);
+		snprintf(relay, sizeof relay, "%s/bench-relay", dirname(self));
+		C.relay_bin = relay;
+	}
 	snprintf(C.tag, sizeof C.tag, "%lx%x", (unsigned long)time(NULL),
 		 (unsigned)getpid() & 0xffff);
 
@@ -281,6 +379,10 @@ int main(int argc, char **argv)
 		printf("  nats-server pid %d on %s, cim-eventsd pid %d, RSS %ld KiB\n",
 		       (int)P.nats_pid, P.url, (int)P.daemon_pid,
 		       rss_kib(P.daemon_pid));
+		for (int k = 0; k < C.ncmp; k++)
+			if (compare_start(&P, &C.cmp[k]) == 0)
+				printf("  compared: %s (%s) pid %d, prefix %s\n", C.cmp[k].name,
+				       C.cmp[k].bin, (int)C.cmp[k].pid, C.cmp[k].prefix);
 	}
 	nc = connect_nats(C.url, true);
 	if (nc == NULL || (info = daemon_info(nc, C.prefix, 5000)) == NULL) {
@@ -293,8 +395,13 @@ int main(int argc, char **argv)
 		json_t *st = json_object_get(json_object_get(info, "settings"),
 					     "stream");
 
+		json_t *h = json_object_get(json_object_get(info, "settings"), "hash");
+
 		snprintf(C.stream, sizeof C.stream, "%s",
 			 json_is_string(st) ? json_string_value(st) : "CIM-EVENTS");
+		C.hash_code = json_is_string(h) && strcmp(json_string_value(h), "sha2-256") == 0
+				      ? CIM_MH_SHA2_256
+				      : CIM_MH_BLAKE2B_256;
 		json_object_set(root, "daemon_info_at_start", info);
 	}
 	natsConnection_Destroy(nc);
@@ -310,7 +417,15 @@ int main(int argc, char **argv)
 		json_object_set_new(root, "config", c);
 	}
 
-	if (!C.growth_only) {
+	if (C.appends_only || C.reads_only) {
+		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
+		F.js_async_best = NAN;
+		if (C.appends_only)
+			run_appends(&S, root);
+		else
+			run_reads(&S, root);
+		C.growth = false;
+	} else if (!C.growth_only) {
 		run_floor(&F, root);
 		if (!g_stop)
 			run_appends(&S, root);
@@ -318,6 +433,8 @@ int main(int argc, char **argv)
 			run_reads(&S, root);
 		if (!g_stop)
 			run_bytype(root);
+		if (!g_stop)
+			run_seal_cost(root);
 	} else {
 		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
 		F.js_async_best = NAN;
@@ -333,6 +450,8 @@ end:
 		long nw, dw;
 		json_t *na = json_array(), *da = json_array();
 
+		for (int k = 0; k < C.ncmp; k++)
+			compare_stop(&C.cmp[k]);
 		daemon_stop(&P);
 		nats_stop(&P);
 		printf("\nwarnings and errors in the logs:\n");

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cid.h"
+#include "event.h"
+
 #define REQ_MS 10000
 #define AGGS 1000
 
@@ -26,6 +29,7 @@ typedef struct subj_ctx {
 	const char *id;     /* printf format with one %ld, or a fixed id */
 	long mod;           /* k % mod into the format; 0: fixed id */
 	long base;
+	const char *prefix; /* NULL: the daemon's */
 } subj_ctx;
 
 static void subj_make(void *ctx, long k, char *buf, size_t n)
@@ -37,7 +41,7 @@ static void subj_make(void *ctx, long k, char *buf, size_t n)
 		snprintf(id, sizeof id, s->id, s->base + k % s->mod);
 	else
 		snprintf(id, sizeof id, "%s", s->id);
-	snprintf(buf, n, "%s.%s.bench.%s", C.prefix, s->op, id);
+	snprintf(buf, n, "%s.%s.bench.%s", s->prefix ? s->prefix : C.prefix, s->op, id);
 }
 
 /* ---- synchronous latency ------------------------------------------------------- */
@@ -89,6 +93,36 @@ static void latency(lat *l, natsConnection *nc, subj_ctx *sc, const char *body,
 	samples_free(&s);
 }
 
+/* The same for nd daemons in turn, one request each, so that all meet the
+ * same moments of the machine. */
+static void latency_turns(lat **out, subj_ctx *sc, int nd, natsConnection *nc,
+			  const char *body, int warm, int n)
+{
+	samples s[MAX_COMPARE + 1];
+	long errors[MAX_COMPARE + 1] = {0};
+	int64_t end = now_ns() + (int64_t)(240 * 1e9);
+	char subj[256];
+
+	for (int d = 0; d < nd; d++) {
+		memset(out[d], 0, sizeof *out[d]);
+		samples_init(&s[d], (size_t)n);
+	}
+	for (int i = 0; i < warm + n && !g_stop && now_ns() < end; i++)
+		for (int d = 0; d < nd; d++) {
+			int64_t t;
+			subj_make(&sc[d], i, subj, sizeof subj);
+			t = now_ns();
+			if (cim_req(nc, subj, body, (int)strlen(body), REQ_MS, NULL) != 0)
+				errors[d]++;
+			else if (i >= warm)
+				samples_add(&s[d], (double)(now_ns() - t) / 1e3);
+		}
+	for (int d = 0; d < nd; d++) {
+		lat_from(out[d], &s[d], errors[d]);
+		samples_free(&s[d]);
+	}
+}
+
 /* Appends `batches` batches of 100 events to one aggregate. */
 static long fill_aggregate(natsConnection *nc, const char *id, int batches,
 			   const char *body100)
@@ -104,11 +138,11 @@ static long fill_aggregate(natsConnection *nc, const char *id, int batches,
 	return bad;
 }
 
-/* The engine, with the CPU time the daemon, nats-server and this program
- * used meanwhile. */
-static void engine_cpu(const engine_run *er, rate *r)
+/* The engine, with the CPU time the daemon (or the relay, dp), nats-server
+ * and this program used meanwhile. */
+static void engine_cpu(const engine_run *er, rate *r, pid_t dp)
 {
-	pid_t dp = C.P ? C.P->daemon_pid : -1, np = C.P ? C.P->nats_pid : -1;
+	pid_t np = C.P ? C.P->nats_pid : -1;
 	double d0 = dp > 0 ? cpu_s(dp) : NAN, n0 = np > 0 ? cpu_s(np) : NAN;
 	double b0 = cpu_s(getpid()), t0 = now_s(), wall;
 
@@ -144,25 +178,32 @@ void run_appends(store_res *r, json_t *out)
 	natsConnection *nc = connect_nats(C.url, true);
 	char *b1 = append_body(1), *b10 = append_body(10),
 	     *b100 = append_body(100);
-	subj_ctx spread = {"append", "b-%ld", AGGS, 0};
+	subj_ctx spread = {"append", "b-%ld", AGGS, 0, NULL};
+	subj_ctx rspread = {"append", "b-%ld", AGGS, 0, RELAY_PREFIX};
+	relay_proc relay = {.pid = -1};
+	bool have_relay = false;
 	double secs = C.quick ? 1.0 : 5.0;
 	long cap = C.quick ? 200000 : 1000000;
 	json_t *o = json_object(), *tp = json_object();
 	static const struct {
-		const char *name, *label;
+		const char *name, *label, *relay_label;
 		int inflight, batch;
 		bool one;
 	} runs[] = {
-		{"1_in_flight", "append ev/s, 1 in flight", 1, 1, false},
-		{"16_in_flight", "append ev/s, 16 in flight", 16, 1, false},
-		{"64_in_flight", "append ev/s, 64 in flight", 64, 1, false},
-		{"256_in_flight", "append ev/s, 256 in flight", 256, 1, false},
-		{"64_in_flight_one_aggregate",
-		 "append ev/s, 64 in flight, ONE aggregate", 64, 1, true},
-		{"batch_10_x_16_in_flight", "append ev/s, batch 10 x 16 in flight",
-		 16, 10, false},
-		{"batch_100_x_16_in_flight",
-		 "append ev/s, batch 100 x 16 in flight", 16, 100, false},
+		{"1_in_flight", "append ev/s, 1 in flight", "relay req/s, 1 in flight", 1, 1,
+		 false},
+		{"16_in_flight", "append ev/s, 16 in flight", "relay req/s, 16 in flight", 16,
+		 1, false},
+		{"64_in_flight", "append ev/s, 64 in flight", "relay req/s, 64 in flight", 64,
+		 1, false},
+		{"256_in_flight", "append ev/s, 256 in flight", "relay req/s, 256 in flight",
+		 256, 1, false},
+		{"64_in_flight_one_aggregate", "append ev/s, 64 in flight, ONE aggregate",
+		 "relay req/s, 64 in flight, one id", 64, 1, true},
+		{"batch_10_x_16_in_flight", "append ev/s, batch 10 x 16 in flight", NULL, 16,
+		 10, false},
+		{"batch_100_x_16_in_flight", "append ev/s, batch 100 x 16 in flight", NULL,
+		 16, 100, false},
 	};
 
 	memset(r, 0, sizeof *r);
@@ -171,14 +212,48 @@ void run_appends(store_res *r, json_t *out)
 	printf("append: 1 in flight, 1 event of %zu bytes of data, over %d "
 	       "aggregates...\n", strlen(event_data()), AGGS);
 	fflush(stdout);
-	latency(&r->append1, nc, &spread, b1, C.quick ? 200 : 500,
-		C.quick ? 1000 : 5000, REQ_MS, 120, NULL, NULL);
+	if (C.ncmp == 0) {
+		latency(&r->append1, nc, &spread, b1, C.quick ? 200 : 500,
+			C.quick ? 1000 : 5000, REQ_MS, 120, NULL, NULL);
+	} else {
+		/* one request to each daemon in turn: drift on the machine
+		 * touches them all alike */
+		lat *ls[MAX_COMPARE + 1] = {&r->append1};
+		subj_ctx scs[MAX_COMPARE + 1] = {spread};
+		int nd = 1;
+		for (int k = 0; k < C.ncmp; k++)
+			if (C.cmp[k].up) {
+				ls[nd] = &r->cmp_append1[k];
+				scs[nd++] = (subj_ctx){"append", "b-%ld", AGGS, 0, C.cmp[k].prefix};
+			}
+		latency_turns(ls, scs, nd, nc, b1, C.quick ? 200 : 500, C.quick ? 1000 : 5000);
+		for (int k = 0; k < C.ncmp; k++)
+			if (C.cmp[k].up) {
+				char name[96];
+				snprintf(name, sizeof name, "[%s] append, 1 in flight", C.cmp[k].name);
+				print_lat(name, &r->cmp_append1[k]);
+			}
+	}
 	print_lat("append, 1 in flight", &r->append1);
 
-	printf("append throughput (%.0f s per run)...\n", secs);
+	{
+		/* the relay publishes payloads of the daemon's block size */
+		uint8_t *blk = NULL;
+		size_t blen = 0;
+		char c1[CIM_CID_TEXT_MAX], c2[CIM_CID_TEXT_MAX];
+
+		if (bench_block(&blk, &blen, c1, c2) == 0)
+			have_relay = relay_start(&relay, C.relay_bin, C.url, (int)blen) == 0;
+		free(blk);
+		if (!have_relay)
+			printf("  no relay: the single-event runs have no relay floor\n");
+	}
+	printf("append throughput (%.0f s per run; each single-event run followed by "
+	       "the relay's at the same level)...\n", secs);
 	fflush(stdout);
 	for (size_t i = 0; i < sizeof runs / sizeof runs[0] && !g_stop; i++) {
-		subj_ctx one = {"append", "one", 0, 0};
+		subj_ctx one = {"append", "one", 0, 0, NULL};
+		subj_ctx rone = {"append", "one", 0, 0, RELAY_PREFIX};
 		const char *body = runs[i].batch == 1    ? b1
 				   : runs[i].batch == 10 ? b10
 							 : b100;
@@ -195,13 +270,48 @@ void run_appends(store_res *r, json_t *out)
 			.events_per_request = runs[i].batch,
 		};
 
-		engine_cpu(&er, &r->tp[r->n_tp]);
+		/* the daemon, the compared ones and the relay, in an order that
+		 * turns from one level to the next, so that none is always
+		 * measured first (or last) */
+		struct target {
+			rate *r;
+			subj_ctx spread, one;
+			pid_t pid;
+			char name[96];
+		} t[MAX_COMPARE + 2];
+		int nt = 0;
+
 		r->tp_name[r->n_tp] = runs[i].label;
-		print_rate(runs[i].name, &r->tp[r->n_tp]);
-		json_object_set_new(tp, runs[i].name, rate_json(&r->tp[r->n_tp]));
+		r->tp_batch[r->n_tp] = runs[i].batch;
+		t[nt++] = (struct target){&r->tp[r->n_tp], spread, one,
+					  C.P ? C.P->daemon_pid : -1, ""};
+		snprintf(t[nt - 1].name, sizeof t[nt - 1].name, "%s", runs[i].name);
+		for (int k = 0; k < C.ncmp; k++) {
+			if (!C.cmp[k].up)
+				continue;
+			t[nt] = (struct target){&r->cmp_tp[k][r->n_tp],
+						{"append", "b-%ld", AGGS, 0, C.cmp[k].prefix},
+						{"append", "one", 0, 0, C.cmp[k].prefix},
+						C.cmp[k].pid, ""};
+			snprintf(t[nt++].name, sizeof t[0].name, "%s_%s", C.cmp[k].name,
+				 runs[i].name);
+		}
+		if (have_relay && runs[i].batch == 1) {
+			r->relay_name[r->n_tp] = runs[i].relay_label;
+			t[nt] = (struct target){&r->relay[r->n_tp], rspread, rone, relay.pid, ""};
+			snprintf(t[nt++].name, sizeof t[0].name, "relay_%s", runs[i].name);
+		}
+		for (int j = 0; j < nt && !g_stop; j++) {
+			struct target *x = &t[(j + (int)i) % nt];
+			er.subject_ctx = runs[i].one ? &x->one : &x->spread;
+			engine_cpu(&er, x->r, x->pid);
+			print_rate(x->name, x->r);
+			json_object_set_new(tp, x->name, rate_json(x->r));
+		}
 		r->n_tp++;
 	}
 out:
+	relay_stop(&relay);
 	json_object_set_new(o, "latency_1_in_flight", lat_json(&r->append1));
 	json_object_set_new(o, "method",
 			    json_string("raw natsConnection_Request / "
@@ -210,6 +320,7 @@ out:
 	json_object_set_new(o, "data_bytes", json_integer((json_int_t)strlen(event_data())));
 	json_object_set_new(o, "request_bytes_1_event", json_integer((json_int_t)strlen(b1)));
 	json_object_set_new(o, "throughput", tp);
+	json_object_set_new(o, "relay", json_boolean(have_relay));
 	json_object_set_new(out, "append", o);
 	free(b1);
 	free(b10);
@@ -226,6 +337,7 @@ typedef struct get_all {
 	const char *id;
 	long expect;     /* events */
 	long pages;      /* of the last walk */
+	long bytes;      /* of its replies */
 } get_all;
 
 /* The value after the last "next_from_version": in the reply, 0 for null,
@@ -247,7 +359,7 @@ static long next_from(natsMsg *m)
 static bool walk(get_all *g)
 {
 	char subj[256], body[64];
-	long from = 1, pages = 0, version = -1;
+	long from = 1, pages = 0, version = -1, bytes = 0;
 
 	snprintf(subj, sizeof subj, "%s.get.bench.%s", C.prefix, g->id);
 	while (pages < 1000) {
@@ -260,6 +372,7 @@ static bool walk(get_all *g)
 			return false;
 		}
 		pages++;
+		bytes += natsMsg_GetDataLength(m);
 		if (pages == 1 &&
 		    sscanf(natsMsg_GetData(m), "{\"version\":%ld", &version) != 1)
 			version = -1;
@@ -272,6 +385,7 @@ static bool walk(get_all *g)
 		from = next;
 	}
 	g->pages = pages;
+	g->bytes = bytes;
 	return version == g->expect;
 }
 
@@ -313,6 +427,12 @@ static bool valid_true(natsMsg *m, void *ctx)
 long bare_pull(jsCtx *js, const char *stream, const char *subject, bool headers,
 	       double *ms)
 {
+	return bare_pull_each(js, stream, subject, headers, ms, NULL, NULL);
+}
+
+long bare_pull_each(jsCtx *js, const char *stream, const char *subject, bool headers,
+		    double *ms, void (*each)(natsMsg *m, void *ctx), void *ctx)
+{
 	natsSubscription *sub = NULL;
 	jsConsumerInfo *ci = NULL;
 	jsSubOptions so;
@@ -350,6 +470,8 @@ long bare_pull(jsCtx *js, const char *stream, const char *subject, bool headers,
 			const char *v = NULL;
 			natsMsgHeader_Get(l.Msgs[i], "Cim-Batch", &v);
 		}
+		for (int i = 0; each && i < l.Count; i++)
+			each(l.Msgs[i], ctx);
 		natsMsgList_Destroy(&l);
 	}
 	*ms = (now_s() - t0) * 1000;
@@ -380,6 +502,80 @@ static void bare_latency(lat *l, natsConnection *nc, const char *subject, long e
 	jsCtx_Destroy(js);
 }
 
+/* The payloads of a pull, kept in memory. */
+typedef struct kept {
+	uint8_t **p;
+	size_t *len;
+	long n, cap;
+} kept;
+
+static void keep_payload(natsMsg *m, void *ctx)
+{
+	kept *k = ctx;
+	int len = natsMsg_GetDataLength(m);
+
+	if (k->n == k->cap || (k->p[k->n] = malloc((size_t)len + 1)) == NULL)
+		return;
+	memcpy(k->p[k->n], natsMsg_GetData(m), (size_t)len);
+	k->len[k->n++] = (size_t)len;
+}
+
+/* What the daemon does for each event of a page, alone, from memory: the
+ * strict check, the CID and the event's JSON (read.c's get_visit and
+ * page_add). */
+static void page_work(const uint8_t *p, size_t len, cbuf *out)
+{
+	cim_event_view v;
+	cim_cid cid;
+	char err[160];
+
+	cim_event_check(p, len, &v, err, sizeof err);
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, C.hash_code, p, len);
+	cim_event_write_json(out, p, len, &cid, 1, err, sizeof err);
+	cbuf_putc(out, ',');
+}
+
+/* The CIDs of the messages on subject computed alone, from memory, as a
+ * validate computes them (each block hashed once), or with json set what
+ * get does for each of them (page_work): p50/p99 of runs. */
+static void work_latency(lat *l, natsConnection *nc, const char *subject, long expect,
+			 int runs, bool json)
+{
+	jsCtx *js = NULL;
+	kept k = {calloc((size_t)expect, sizeof(uint8_t *)),
+		  calloc((size_t)expect, sizeof(size_t)), 0, expect};
+	samples s;
+	double ms;
+	long errors = 0;
+
+	samples_init(&s, (size_t)runs);
+	if (k.p == NULL || k.len == NULL || natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+	    bare_pull_each(js, C.stream, subject, false, &ms, keep_payload, &k) != expect ||
+	    k.n != expect)
+		errors++;
+	for (int i = 0; errors == 0 && i < runs && !g_stop; i++) {
+		cbuf out = CBUF_INIT;
+		int64_t t = now_ns();
+		for (long j = 0; j < k.n; j++) {
+			cim_cid cid;
+			if (json)
+				page_work(k.p[j], k.len[j], &out);
+			else
+				cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, C.hash_code, k.p[j],
+						k.len[j]);
+		}
+		samples_add(&s, (double)(now_ns() - t) / 1e3);
+		cbuf_free(&out);
+	}
+	lat_from(l, &s, errors);
+	samples_free(&s);
+	for (long j = 0; j < k.n; j++)
+		free(k.p[j]);
+	free(k.p);
+	free(k.len);
+	jsCtx_Destroy(js);
+}
+
 void run_reads(store_res *r, json_t *out)
 {
 	natsConnection *nc = connect_nats(C.url, true);
@@ -400,30 +596,35 @@ void run_reads(store_res *r, json_t *out)
 		printf("  %ld batches failed: the read figures below are on "
 		       "shorter aggregates\n", bad);
 	{
-		get_all g = {nc, id1k, n1k, 0};
+		get_all g = {nc, id1k, n1k, 0, 0};
 
 		get_latency(&r->get1k, &g, 5, C.quick ? 20 : 200, 120);
 		r->get1k_pages = g.pages;
+		r->get1k_bytes = g.bytes;
 		snprintf(r->get1k.note, sizeof r->get1k.note,
-			 "%ld page(s) per walk", g.pages);
+			 "%ld page(s) per walk, %ld bytes", g.pages, g.bytes);
 		print_lat("get 1,000 events (all pages)", &r->get1k);
+		if (g.bytes > 0) {
+			floor_rr_sized(&r->rr_get1k, (size_t)g.bytes, 5, C.quick ? 20 : 200);
+			print_lat("floor: a reply of that size", &r->rr_get1k);
+		}
 	}
 	{
-		subj_ctx sc = {"head", id1k, 0, 0};
+		subj_ctx sc = {"head", id1k, 0, 0, NULL};
 
 		latency(&r->head, nc, &sc, "{}", 100, C.quick ? 200 : 2000,
 			REQ_MS, 60, NULL, NULL);
 		print_lat("head", &r->head);
 	}
 	{
-		subj_ctx sc = {"validate", id1k, 0, 0};
+		subj_ctx sc = {"validate", id1k, 0, 0, NULL};
 
 		latency(&r->val1k, nc, &sc, "{}", 2, C.quick ? 10 : 100, 30000,
 			120, valid_true, &n1k);
 		print_lat("validate 1,000 events", &r->val1k);
 	}
 	{
-		subj_ctx sc = {"validate", id10k, 0, 0};
+		subj_ctx sc = {"validate", id10k, 0, 0, NULL};
 
 		latency(&r->val10k, nc, &sc, "{}", 1, C.quick ? 3 : 20, 60000,
 			180, valid_true, &n10k);
@@ -435,7 +636,7 @@ void run_reads(store_res *r, json_t *out)
 		char idshort[64], subj[256];
 		const char *snap = "{\"version\": %d, \"state\": {\"n\": 1}}";
 		char body[96];
-		subj_ctx sl = {"load", idshort, 0, 0}, ll = {"load", id10k, 0, 0};
+		subj_ctx sl = {"load", idshort, 0, 0, NULL}, ll = {"load", id10k, 0, 0, NULL};
 
 		snprintf(idshort, sizeof idshort, "rshort-%s", C.tag);
 		bad += fill_aggregate(nc, idshort, 1, b100);
@@ -458,9 +659,13 @@ void run_reads(store_res *r, json_t *out)
 		snprintf(subj, sizeof subj, "events.bench.%s.BenchEvent", id1k);
 		bare_latency(&r->bare1k, nc, subj, n1k, C.quick ? 10 : 50);
 		print_lat("floor: bare pull of the 1,000 events", &r->bare1k);
+		work_latency(&r->work1k, nc, subj, n1k, C.quick ? 10 : 50, true);
+		print_lat("floor: get's work on them alone", &r->work1k);
 		snprintf(subj, sizeof subj, "events.bench.%s.BenchEvent", id10k);
 		bare_latency(&r->bare10k, nc, subj, n10k, C.quick ? 3 : 20);
 		print_lat("floor: bare pull of the 10,000 events", &r->bare10k);
+		work_latency(&r->hash10k, nc, subj, n10k, C.quick ? 3 : 20, false);
+		print_lat("floor: their CIDs computed alone", &r->hash10k);
 	}
 out:
 	json_object_set_new(o, "get_1000_all_pages", lat_json(&r->get1k));
@@ -472,6 +677,10 @@ out:
 	json_object_set_new(o, "load_10_after_snapshot_at_9990", lat_json(&r->load_long));
 	json_object_set_new(o, "floor_bare_pull_1000", lat_json(&r->bare1k));
 	json_object_set_new(o, "floor_bare_pull_10000", lat_json(&r->bare10k));
+	json_object_set_new(o, "floor_hash_10000", lat_json(&r->hash10k));
+	json_object_set_new(o, "floor_get_work_1000", lat_json(&r->work1k));
+	json_object_set_new(o, "floor_rr_reply_of_get_1000", lat_json(&r->rr_get1k));
+	json_object_set_new(o, "get_1000_reply_bytes", json_integer(r->get1k_bytes));
 	json_object_set_new(o, "build_failures", json_integer(bad));
 	json_object_set_new(out, "reads", o);
 	free(b100);
@@ -611,8 +820,8 @@ void run_growth(growth_res *g, procs *p, json_t *out)
 	for (int i = 0; i < n_targets && !g_stop; i++) {
 		growth_point *pt = &g->pt[g->n_pt++];
 		long have = stream_msgs(js), need;
-		subj_ctx fill = {"append", "m-%ld", 1L << 40, m_next};
-		subj_ctx spread = {"append", "b-%ld", AGGS, 0};
+		subj_ctx fill = {"append", "m-%ld", 1L << 40, m_next, NULL};
+		subj_ctx spread = {"append", "b-%ld", AGGS, 0, NULL};
 		char new_id[64];
 
 		memset(pt, 0, sizeof *pt);
@@ -643,7 +852,7 @@ void run_growth(growth_res *g, procs *p, json_t *out)
 			       "256 in flight, to %ld events...\n", need,
 			       targets[i]);
 			fflush(stdout);
-			engine_cpu(&er, &fr);
+			engine_cpu(&er, &fr, C.P ? C.P->daemon_pid : -1);
 			m_next += fr.requests + fr.timeouts;
 			fill_req += fr.requests;
 			fill_err += fr.errors;
@@ -673,14 +882,14 @@ void run_growth(growth_res *g, procs *p, json_t *out)
 		if (fill_aggregate(nc, new_id, 1, b100) != 0)
 			printf("  cannot build %s\n", new_id);
 		{
-			subj_ctx sc = {"get", new_id, 0, 0};
+			subj_ctx sc = {"get", new_id, 0, 0, NULL};
 
 			latency(&pt->get_new, nc, &sc, "{}", 5, C.quick ? 20 : 100,
 				REQ_MS, 60, get100, NULL);
 			print_lat("get 100 events (aggregate made now)", &pt->get_new);
 		}
 		{
-			subj_ctx sc = {"get", old_id, 0, 0};
+			subj_ctx sc = {"get", old_id, 0, 0, NULL};
 
 			latency(&pt->get_old, nc, &sc, "{}", 5, C.quick ? 20 : 100,
 				REQ_MS, 60, get100, NULL);

@@ -25,7 +25,17 @@
  *     reply JSON from both reply writers;
  *   - get's from_version and limit are in range and follow the body;
  *   - an accepted snapshot.save has version >= 1 and state within the
- *     depth limit, and its snapshot block encodes and decodes back.
+ *     depth limit, and its snapshot block encodes and decodes back;
+ *   - an accepted validate body gives at most the keys allowed, each the
+ *     key its text in the body names;
+ *   - an accepted restore body (for order/order-17, with the daemon's
+ *     default limits and tight ones) holds 1..max blocks, each a checked
+ *     event block of that aggregate within the byte limit, hashed to the
+ *     CID given, versions one apart, each prev the CID of the block before
+ *     and hashed as the store hashes; every seal names one of the blocks,
+ *     one each, and verifies; a key block is this aggregate's. A refusal
+ *     names a field, leaves the output empty, and tight limits accept no
+ *     more than the default ones.
  *
  * A broken rule aborts, so libFuzzer reports it as a crash.
  */
@@ -42,7 +52,10 @@
 #include "event.h"
 #include "ids.h"
 #include "jsontext.h"
+#include "keys.h"
 #include "request.h"
+#include "restore.h"
+#include "seal.h"
 #include "snapshot.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -471,6 +484,116 @@ fuzz_snapshot(const uint8_t *data, size_t size, const json_t *root,
 	json_decref(state);
 }
 
+/* ---- validate -------------------------------------------------------------------- */
+
+#define KEYS_MAX 64
+
+static void
+fuzz_validate(const uint8_t *data, size_t size, const json_t *root,
+	      const cim_perr *parse_err)
+{
+	uint8_t keys[KEYS_MAX][CIM_KEY_BYTES], pk[CIM_KEY_BYTES];
+	size_t n = 12345;
+	cim_perr e;
+
+	memset(&e, 0, sizeof(e));
+	if (cim_validate_req_parse(data, size, keys, KEYS_MAX, &n, &e) != 0) {
+		check_refusal(&e);
+		CHECK(n == 0);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		return;
+	}
+	CHECK(root != NULL && n <= KEYS_MAX);
+	json_t *arr = json_object_get(root, "keys");
+	CHECK(arr == NULL ? n == 0 : json_array_size(arr) == n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(arr, i);
+		CHECK(json_is_string(v));
+		CHECK(cim_pubkey_from_text(pk, json_string_value(v)) == 0);
+		CHECK(memcmp(pk, keys[i], CIM_KEY_BYTES) == 0);
+	}
+}
+
+/* ---- restore ---------------------------------------------------------------------- */
+
+static void
+check_restore(const cim_restore_req *r, const cim_restore_limits *lim)
+{
+	char err[256];
+
+	CHECK(r->n >= 1 && r->n <= lim->max_blocks);
+	for (size_t i = 0; i < r->n; i++) {
+		const cim_restore_block *b = &r->blocks[i];
+		cim_event_view v;
+		cim_cid cid;
+		uint64_t codec, mh;
+
+		CHECK(b->len <= lim->max_block_bytes);
+		CHECK_OK(cim_event_check(b->p, b->len, &v, err, sizeof(err)), err);
+		CHECK(v.version == b->v.version);
+		CHECK(v.aggregate_type_len == 5 && memcmp(v.aggregate_type, "order", 5) == 0);
+		CHECK(v.aggregate_id_len == 8 && memcmp(v.aggregate_id, "order-17", 8) == 0);
+		CHECK(cim_token_type_ok(r->types[i]));
+		CHECK(cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, lim->hash_code, b->p, b->len) == 0);
+		CHECK(cim_cid_equal(&cid, &b->cid));
+		if (v.has_prev) {
+			CHECK(cim_cid_info(&v.prev, &codec, &mh) == 0);
+			CHECK(codec == CIM_CODEC_DAG_CBOR && mh == lim->hash_code);
+		}
+		if (i > 0) {
+			CHECK(v.version == r->blocks[i - 1].v.version + 1);
+			CHECK(v.has_prev && cim_cid_equal(&v.prev, &r->blocks[i - 1].cid));
+		}
+		if (b->seal >= 0) {
+			CHECK((size_t)b->seal < r->nseals);
+			CHECK(cim_cid_equal(&r->seals[b->seal].cid, &b->cid));
+		}
+	}
+	for (size_t k = 0; k < r->nseals; k++) {
+		size_t owners = 0;
+		CHECK(cim_seal_verify(r->seals[k].pk, &r->seals[k].cid, r->seals[k].sig));
+		for (size_t i = 0; i < r->n; i++)
+			owners += r->blocks[i].seal == (int)k;
+		CHECK(owners == 1);
+	}
+	if (r->has_key)
+		CHECK(strcmp(r->key.aggregate_type, "order") == 0 &&
+		      strcmp(r->key.aggregate_id, "order-17") == 0);
+}
+
+static void
+fuzz_restore(const uint8_t *data, size_t size, const cim_perr *parse_err)
+{
+	cim_restore_limits def = {MAX_EVENTS, 262144, CIM_MH_BLAKE2B_256};
+	cim_restore_limits tight = {TIGHT_EVENTS, 200, CIM_MH_BLAKE2B_256};
+	cim_restore_req r, t;
+	cim_perr e, et;
+	int rc, rct;
+
+	memset(&e, 0, sizeof(e));
+	memset(&et, 0, sizeof(et));
+	rc = cim_restore_req_parse(data, size, "order", "order-17", &def, &r, &e);
+	rct = cim_restore_req_parse(data, size, "order", "order-17", &tight, &t, &et);
+	if (rc != 0) {
+		check_refusal(&e);
+		CHECK(r.n == 0 && r.blocks == NULL && r.mem == NULL && !r.has_key);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		CHECK(rct != 0);
+	} else {
+		check_restore(&r, &def);
+	}
+	if (rct != 0) {
+		check_refusal(&et);
+		CHECK(t.n == 0 && t.blocks == NULL);
+	} else {
+		check_restore(&t, &tight);
+		CHECK(rc == 0 && t.n == r.n && t.nseals == r.nseals);
+		cim_restore_req_free(&t);
+	}
+	if (rc == 0)
+		cim_restore_req_free(&r);
+}
+
 /* ---- the entry point ------------------------------------------------------------ */
 
 int
@@ -494,6 +617,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_by_type(data, size, root == NULL ? &pe : NULL);
 	fuzz_empty(data, size, root, root == NULL ? &pe : NULL);
 	fuzz_snapshot(data, size, root, root == NULL ? &pe : NULL);
+	fuzz_validate(data, size, root, root == NULL ? &pe : NULL);
+	fuzz_restore(data, size, root == NULL ? &pe : NULL);
 	json_decref(root);
 	return 0;
 }

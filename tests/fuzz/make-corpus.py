@@ -5,7 +5,11 @@
 
 request/  request bodies: every example of docs/protocol.md, one of each
           kind, and tricky refusals (bad JSON, duplicate keys, NUL, lone
-          surrogates, numbers out of range, too deep, too many events...).
+          surrogates, numbers out of range, too deep, too many events...);
+          validate with keys; restore bodies of chained blocks of
+          order/order-17 (the aggregate fuzz_request restores to), with
+          seal blocks (of well-formed but made-up signatures) and a key
+          block, and refusals (gaps, broken links, bad base64).
 block/    the event blocks of tests/vectors/events.json and the snapshot
           blocks of tests/vectors/snapshots.json as binary files, blocks
           with byte strings and links in data, and refused DAG-CBOR
@@ -463,11 +467,60 @@ def crypt_seeds():
     write("crypt", "bad-state-nul-type", b"\x02\x03t\x00u\x01x" + bytes(40))
 
 
+# ---- restore and validate bodies ------------------------------------------------
+
+def cid_of(block):
+    import hashlib
+    # CIDv1, dag-cbor, blake2b-256 (multihash code 0xb220: varint a0 e4 02)
+    return b"\x01\x71\xa0\xe4\x02\x20" + hashlib.blake2b(block, digest_size=32).digest()
+
+
+def restore_seeds():
+    import base64
+
+    def b64(b):
+        return base64.b64encode(b).decode()
+
+    chain, prev = [], None
+    for v in range(1, 4):
+        b = cbor(event(version=v, prev=Link(prev) if prev else None, data={"n": v},
+                       aggregate_type="order", aggregate_id="order-17",
+                       event_id="e-%d" % v, causation_id="e-%d" % v,
+                       correlation_id="e-%d" % v))
+        chain.append(b)
+        prev = cid_of(b)
+    seal = cbor({"cid": Link(cid_of(chain[2])), "key":
+                 "z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp", "sig": bytes(64)})
+    key = cbor({"nonce": bytes(24), "wrapped": bytes(48), "aggregate_id": "order-17",
+                "aggregate_type": "order"})
+    blocks = json.dumps([b64(b) for b in chain])
+    ok = {
+        "restore-3": '{"blocks":%s}' % blocks,
+        "restore-1": '{"blocks":["%s"]}' % b64(chain[0]),
+        "restore-seal": '{"blocks":%s,"seals":["%s"]}' % (blocks, b64(seal)),
+        "restore-key": '{"blocks":%s,"key":"%s"}' % (blocks, b64(key)),
+        "validate-keys": '{"keys":["z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"]}',
+        "validate-no-keys": '{"keys":[]}',
+    }
+    bad = {
+        "restore-gap": '{"blocks":["%s","%s"]}' % (b64(chain[0]), b64(chain[2])),
+        "restore-not-base64": '{"blocks":["%s","!!!!"]}' % b64(chain[0]),
+        "restore-other-block": '{"blocks":["%s"]}' % b64(seal),
+        "restore-empty": '{"blocks":[]}',
+        "validate-key-text": '{"keys":["did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"]}',
+    }
+    for name, body in ok.items():
+        write("request", name, body)
+    for name, body in bad.items():
+        write("request", "bad-" + name, body)
+
+
 def main():
     if not os.path.isdir(VECTORS):
         sys.exit("run from the repository (tests/vectors not found)")
     bins = cid_seeds()
     requests()
+    restore_seeds()
     blocks([bins[1], bins[0]])
     car_seeds()
     crypt_seeds()

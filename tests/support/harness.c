@@ -280,6 +280,9 @@ pid_t h_daemon_start_args(const h_nats *n, natsOptions *probe, const char *const
 		argv[argc++] = "--show-leak-kinds=definite,indirect";
 		argv[argc++] = "--errors-for-leak-kinds=definite,indirect";
 		argv[argc++] = "--track-fds=no";
+		/* the daemon's allocator is jemalloc (Makefile): memcheck
+		 * watches its malloc and free as it would glibc's */
+		argv[argc++] = "--soname-synonyms=somalloc=*jemalloc*";
 		argv[argc++] = "--error-markers=" VG_MARK ",CIM-VG-ERROR-END";
 		argv[argc++] = vglog;
 	}
