@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "jsontext.h"
+#include "keys.h"
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 
@@ -37,9 +38,13 @@ static const char usage_head[] =
 	"usage: " PROG " head TYPE ID\n"
 	"Prints the aggregate's version, head CID and stream sequence.\n";
 static const char usage_validate[] =
-	"usage: " PROG " validate TYPE ID\n"
+	"usage: " PROG " validate TYPE ID [--key K]...\n"
 	"Has the daemon recompute the aggregate's hash chain from the stored\n"
-	"bytes. Exits 0 when it is valid, 1 when it is broken.\n";
+	"bytes. With --key (a public key text, z6Mk...; repeat it for more\n"
+	"keys) also its seals: every seal must verify, and the head must be\n"
+	"covered by a seal from one of the keys (the reply's sealed_through\n"
+	"says how far they cover). Without --key the daemon's trusted_keys\n"
+	"apply. Exits 0 when it is valid, 1 when it is not.\n";
 static const char usage_info[] =
 	"usage: " PROG " info\n"
 	"Prints the daemon's name, version, settings and counters.\n";
@@ -58,27 +63,40 @@ usage(FILE *f)
 		" [--metadata JSON])...\n"
 		"  get TYPE ID [--from N] [--limit N] [--all]\n"
 		"  head TYPE ID\n"
-		"  validate TYPE ID\n"
+		"  validate TYPE ID [--key K]...\n"
 		"  snapshot save TYPE ID VERSION STATE_JSON\n"
 		"  snapshot get TYPE ID\n"
 		"  load TYPE ID\n"
 		"  by-type EVENT_TYPE [--after-seq N] [--limit N] [--all]\n"
 		"  tail PATTERN [--from-seq N | --since RFC3339_TIME]"
-		" [--count N] [--no-check]\n"
+		" [--count N] [--no-check] [--key K]...\n"
 		"  info\n"
 		"  stats [--json]\n"
-		"  verify-all [PATTERN] [--stream NAME] [--json]\n"
-		"  export [PATTERN | TYPE ID] [--stream NAME]\n"
+		"  verify-all [PATTERN] [--stream NAME] [--json] [--key K]...\n"
+		"  export [PATTERN | TYPE ID] [--stream NAME] [--car FILE]\n"
+		"  import FILE\n"
 		"  keygen FILE                           (offline)\n"
 		"  verify-car FILE [--key K]... [--json] (offline)\n"
 		"\n"
-		"options:\n"
-		"  --url URL      NATS server (default: $CIM_EVENTS_URL, "
-		"else " DEFAULT_URL ")\n"
-		"  --prefix P     API subject prefix (default: cim.events.v1)\n"
-		"  --timeout MS   per request (default: 5000)\n"
-		"  -h, --help     this text; COMMAND --help for one command\n"
-		"  -V, --version  the version\n"
+		"options (before the command):\n"
+		"  --nats-url URL       NATS server(s), comma-separated (default "
+		DEFAULT_URL ";\n"
+		"                       --url is another name of it)\n"
+		"  --nats-user U --nats-password P | --nats-token T |\n"
+		"  --nats-nkey-seed FILE | --nats-creds FILE    how to log in\n"
+		"  --tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-required]\n"
+		"  --js-domain D | --js-api-prefix P    the JetStream tail, verify-all\n"
+		"                       and export read (default $JS.API)\n"
+		"  --prefix P           API subject prefix (default: cim.events.v1)\n"
+		"  --config FILE        read these settings from an INI file, such as\n"
+		"                       the daemon's (its other settings are passed over)\n"
+		"  --check-config       print the settings in force (secrets masked)\n"
+		"  --timeout MS         per request (default: 5000)\n"
+		"  -h, --help           this text; COMMAND --help for one command\n"
+		"  -V, --version        the version\n"
+		"Every setting can also come from $CIM_EVENTS_<KEY> (e.g.\n"
+		"$CIM_EVENTS_NATS_USER) and $CIM_EVENTS_CONFIG names the file; flags\n"
+		"win over the environment, which wins over the file.\n"
 		"\n"
 		"Replies are printed as JSON on stdout (tail: one line per "
 		"event).\n"
@@ -104,6 +122,19 @@ cli_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry '" PROG " --help'.\n");
 	return EXIT_USAGE;
+}
+
+int
+cli_add_key(struct cli_keys *k, const char *text)
+{
+	if (k->n == CLI_KEYS_MAX)
+		return cli_usage_error("at most %d --key options", CLI_KEYS_MAX);
+	if (cim_pubkey_from_text(k->pk[k->n], text) != 0)
+		return cli_usage_error("--key needs an Ed25519 public key text "
+				       "(z6Mk..., as keygen prints it), not '%s'",
+				       text);
+	k->text[k->n++] = text;
+	return 0;
 }
 
 /* Prints a library or daemon error and returns the exit status for it. */
@@ -203,7 +234,7 @@ static json_t *
 parse_reply(const char *raw, int *status)
 {
 	json_error_t jerr;
-	json_t *j = json_loads(raw, JSON_ALLOW_NUL, &jerr);
+	json_t *j = cim_json_read(raw, strlen(raw), 0, &jerr);
 
 	if (j == NULL) {
 		fprintf(stderr, PROG ": bad_reply: %s\n", jerr.text);
@@ -277,20 +308,6 @@ cli_want_positionals(const struct positionals *p, int n, const char *cmd)
 
 /* ---- talking to the daemon ----------------------------------------------- */
 
-int
-cli_connect(struct ctx *cx)
-{
-	cim_client_options opts = {.prefix = cx->prefix,
-				   .timeout_ms = cx->timeout_ms};
-	cim_error err;
-	cim_err rc;
-
-	if (cx->client != NULL)
-		return 0;
-	rc = cim_client_connect(&cx->client, cx->url, &opts, &err);
-	return rc == CIM_ERR_OK ? 0 : cli_fail(rc, &err);
-}
-
 /* Sends one request; on success *reply is the reply object. */
 int
 cli_request(struct ctx *cx, const char *op, const char *type, const char *id,
@@ -313,6 +330,8 @@ cli_request(struct ctx *cx, const char *op, const char *type, const char *id,
 	free(body);
 	if (rc != CIM_ERR_OK) {
 		cim_free(raw);
+		if (rc == CIM_ERR_TIMEOUT && cli_refused_by_nats(cx))
+			return EXIT_UNREACHABLE;
 		return cli_fail(rc, &err);
 	}
 	*reply = parse_reply(raw, &status);
@@ -355,17 +374,7 @@ simple_command(struct ctx *cx, int argc, char **argv, const char *op,
 	if ((status = cli_request(cx, op, npos ? pos.v[0] : NULL,
 				  npos ? pos.v[1] : NULL, NULL, &reply)) != 0)
 		return status;
-	if (strcmp(op, "validate") == 0 &&
-	    !json_is_boolean(json_object_get(reply, "valid"))) {
-		json_decref(reply);
-		fprintf(stderr, PROG ": bad_reply: the reply has no \"valid\" "
-				     "boolean\n");
-		return EXIT_DAEMON;
-	}
 	status = cli_print_json(reply);
-	if (status == 0 && strcmp(op, "validate") == 0 &&
-	    json_is_false(json_object_get(reply, "valid")))
-		status = EXIT_BROKEN;
 	json_decref(reply);
 	return status;
 }
@@ -379,7 +388,60 @@ cmd_head(struct ctx *cx, int argc, char **argv)
 static int
 cmd_validate(struct ctx *cx, int argc, char **argv)
 {
-	return simple_command(cx, argc, argv, "validate", usage_validate, 2);
+	static const struct option longopts[] = {
+		{"key", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct cli_keys keys;
+	struct positionals pos = {.n = 0};
+	json_t *req = NULL, *reply = NULL;
+	int ch, status;
+
+	while ((ch = getopt_long(argc, argv, "-:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 1:
+			if (cli_add_positional(&pos, optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'k':
+			if (cli_add_key(&keys, optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'h':
+			fputs(usage_validate, stdout);
+			return 0;
+		default:
+			return cli_bad_option(ch, argv);
+		}
+	}
+	if (cli_rest_positionals(&pos, argc, argv) != 0 ||
+	    cli_want_positionals(&pos, 2, "validate") != 0)
+		return EXIT_USAGE;
+	if (keys.n > 0) {
+		json_t *arr = json_array();
+
+		req = json_pack("{so}", "keys", arr);
+		for (size_t i = 0; req != NULL && i < keys.n; i++)
+			json_array_append_new(arr, json_string(keys.text[i]));
+		if (req == NULL)
+			return cli_fail_nomem();
+	}
+	status = cli_request(cx, "validate", pos.v[0], pos.v[1], req, &reply);
+	json_decref(req);
+	if (status != 0)
+		return status;
+	if (!json_is_boolean(json_object_get(reply, "valid"))) {
+		json_decref(reply);
+		fprintf(stderr, PROG ": bad_reply: the reply has no \"valid\" "
+				     "boolean\n");
+		return EXIT_DAEMON;
+	}
+	status = cli_print_json(reply);
+	if (status == 0 && json_is_false(json_object_get(reply, "valid")))
+		status = EXIT_BROKEN;
+	json_decref(reply);
+	return status;
 }
 
 static int
@@ -544,76 +606,36 @@ static const struct command commands[] = {
 	{"export", cli_export},
 	{"keygen", cli_keygen},
 	{"verify-car", cli_verify_car},
+	{"import", cli_import},
 };
-
-static int
-global_options(struct ctx *cx, int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{"url", required_argument, NULL, 'u'},
-		{"prefix", required_argument, NULL, 'p'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	uint64_t ms;
-	int ch;
-
-	while ((ch = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'u':
-			cx->url = optarg;
-			break;
-		case 'p':
-			cx->prefix = optarg;
-			break;
-		case 't':
-			if (cli_parse_u64(optarg, INT32_MAX, &ms) != 0 ||
-			    ms == 0)
-				return cli_usage_error(
-					"--timeout needs a positive "
-					"number of milliseconds, "
-					"not '%s'",
-					optarg);
-			cx->timeout_ms = (int64_t)ms;
-			break;
-		case 'h':
-			usage(stdout);
-			return -1;
-		case 'V':
-			printf(PROG " %s\n", CIM_EVENTS_VERSION);
-			return -1;
-		default:
-			return cli_bad_option(ch, argv);
-		}
-	}
-	return 0;
-}
 
 int
 main(int argc, char **argv)
 {
-	struct ctx cx = {.url = getenv("CIM_EVENTS_URL")};
+	struct ctx cx = {.timeout_ms = 0};
 	const struct command *cmd = NULL;
 	int status;
 
-	if (cx.url == NULL || *cx.url == '\0')
-		cx.url = DEFAULT_URL;
-	opterr = 0;
-	if ((status = global_options(&cx, argc, argv)) != 0)
+	if ((status = cli_settings_load(&cx, argc, argv, usage)) != 0) {
+		cli_settings_free(&cx);
 		return status < 0 ? 0 : status;
-	if (optind >= argc)
+	}
+	if (optind >= argc) {
+		cli_settings_free(&cx);
 		return cli_usage_error("no command given");
+	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			cmd = &commands[i];
-	if (cmd == NULL)
+	if (cmd == NULL) {
+		cli_settings_free(&cx);
 		return cli_usage_error("unknown command '%s'", argv[optind]);
+	}
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* glibc: start a fresh scan of the command's arguments */
 	status = cmd->run(&cx, argc, argv);
-	cim_client_destroy(cx.client);
+	cli_disconnect(&cx);
+	cli_settings_free(&cx);
 	return status;
 }

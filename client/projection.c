@@ -103,7 +103,7 @@ open_bucket(cim_client *c, const char *bucket, jsCtx **js, kvStore **kv,
 
 	*js = NULL;
 	*kv = NULL;
-	if ((s = natsConnection_JetStream(js, c->nc, NULL)) != NATS_OK)
+	if ((s = cimc_jetstream(c, js)) != NATS_OK)
 		return cimc_js_fail(err, s, 0, "opening JetStream");
 	s = js_KeyValue(kv, *js, bucket);
 	if (s == NATS_OK)
@@ -332,6 +332,8 @@ cim_projection_open(cim_client *c, const cim_projection_options *o,
 	so.pattern = p->pattern;
 	so.stream = p->stream;
 	so.no_check = o->no_check;
+	so.trusted_keys = o->trusted_keys;
+	so.n_trusted_keys = o->n_trusted_keys;
 	if (found && p->pos > 0) {
 		so.start = CIM_START_SEQ;
 		so.start_seq = p->pos + 1;

@@ -51,6 +51,7 @@
 #include "ids.h"
 #include "jsontext.h"
 #include "log.h"
+#include "seal.h"
 
 /* What running or launching a job came to. */
 enum run {
@@ -61,15 +62,15 @@ enum run {
 };
 
 static enum run job_run(struct job *job);
-static void pipe_go(struct pipe *p);
 static void run_on(struct job *job);
 static void job_complete(struct job *job);
 
-static void job_free(struct job *job)
+void job_free(struct job *job)
 {
 	if (job->req_len > 0)
 		atomic_fetch_sub(&job->d->job_bytes, (long)job->req_len);
 	cim_append_req_free(&job->ar);
+	cim_restore_req_free(&job->rs);
 	natsMsg_Destroy(job->req);
 	for (size_t i = 0; job->ev != NULL && i < job->n; i++)
 		natsMsg_Destroy(job->ev[i].msg);
@@ -136,7 +137,7 @@ void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
 {
 	cim_perr e;
 	cim_perr_set(&e, code, field, fmt, arg);
-	reply_error(job->d, job->req, OP_APPEND, &e);
+	reply_error(job->d, job->req, job->op, &e);
 	job_done(job);
 }
 
@@ -144,14 +145,14 @@ void job_reply_fail(struct job *job, cim_err code, const char *msg)
 {
 	cim_perr e;
 	cim_perr_set(&e, code, NULL, "%s", msg);
-	reply_error(job->d, job->req, OP_APPEND, &e);
+	reply_error(job->d, job->req, job->op, &e);
 }
 
 /* Answers success: the reply written straight as text, byte for byte what
  * cim_json_text would make of the object {aggregate_type, aggregate_id,
  * version, head, events: [{version, cid, event_id, seq}]}, without a
  * jansson tree on the hot path. */
-static void reply_success(const struct job *job, uint64_t base)
+void reply_success(const struct job *job, uint64_t base)
 {
 	char text[CIM_CID_TEXT_MAX];
 	cbuf b = CBUF_INIT;
@@ -175,7 +176,7 @@ static void reply_success(const struct job *job, uint64_t base)
 		rc |= cbuf_put(&b, ",\"cid\":", 7);
 		rc |= cim_json_write_string(&b, text, strlen(text));
 		rc |= cbuf_put(&b, ",\"event_id\":", 12);
-		rc |= cim_json_write_string(&b, e->event_id, strlen(e->event_id));
+		rc |= cim_json_write_string(&b, e->event_id, e->event_id_len);
 		rc |= cbuf_put(&b, ",\"seq\":", 7);
 		rc |= cim_json_write_int(&b, (int64_t)e->seq);
 		rc |= cbuf_putc(&b, '}');
@@ -184,7 +185,7 @@ static void reply_success(const struct job *job, uint64_t base)
 	if (rc != 0) {
 		cim_perr e;
 		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(job->d, job->req, OP_APPEND, &e);
+		reply_error(job->d, job->req, job->op, &e);
 	} else {
 		reply_text(job->d, job->req, (const char *)b.p, b.len);
 	}
@@ -213,11 +214,11 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 
 	if (ar->expect == CIM_EXPECT_KIND_EXACT)
 		snprintf(msg, sizeof msg,
-			 "expected version %llu but the aggregate is at version %llu",
+			 "expected_version is %llu but the aggregate is at version %llu",
 			 (unsigned long long)ar->expected_version, (unsigned long long)cur);
 	else
 		snprintf(msg, sizeof msg,
-			 "expected %s but the aggregate is at version %llu",
+			 "expected_version is \"%s\" but the aggregate is at version %llu",
 			 names[ar->expect], (unsigned long long)cur);
 	o = cim_error_json(CIM_ERR_WRONG_EXPECTED_VERSION, NULL, msg);
 	inner = json_object_get(o, "error");
@@ -226,24 +227,51 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 	else
 		json_object_set_new(inner, "expected", json_string(names[ar->expect]));
 	json_object_set_new(inner, "current", json_integer((json_int_t)cur));
-	reply_error_json(job->d, job->req, OP_APPEND, CIM_ERR_WRONG_EXPECTED_VERSION, o);
+	reply_error_json(job->d, job->req, job->op, CIM_ERR_WRONG_EXPECTED_VERSION, o);
 	job_done(job);
 }
 
 /* ---- building and publishing ------------------------------------------------- */
 
-static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
-		       const cim_event_block *b, const char *prev_text, size_t i, size_t n)
+/* An id header, when the id reads back from a header exactly: not empty,
+ * no control character (a NUL, CR or LF cannot be in a header line), no
+ * space at either end (header values are trimmed). An id that cannot is
+ * left out: the block holds it, and nothing trusts headers. */
+static int set_id_header(natsMsg *m, const char *name, const char *s, size_t len)
 {
-	char cid[CIM_CID_TEXT_MAX], num[48];
+	if (len == 0 || s[0] == ' ' || s[len - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return natsMsgHeader_Set(m, name, s) == NATS_OK ? 0 : -1;
+}
 
-	cim_cid_to_text(&e->cid, cid);
+/* One event as it is published: its block and what its headers say (the
+ * ids NUL-terminated, with their lengths: an id may hold U+0000). */
+struct built {
+	const uint8_t *p;
+	size_t len;
+	uint64_t version;
+	const char *event_type, *event_id, *correlation_id, *causation_id;
+	size_t event_id_len, correlation_id_len, causation_id_len;
+};
+
+/* The headers every event message carries (docs/protocol.md, section 8);
+ * prev_text NULL at version 1; i of n in the batch. 0 or -1. */
+static int event_headers(natsMsg *m, const struct daemon *d, const cim_cid *cid,
+			 const struct built *b, const char *prev_text, size_t i, size_t n)
+{
+	char text[CIM_CID_TEXT_MAX], num[48];
+
+	cim_cid_to_text(cid, text);
 	snprintf(num, sizeof num, "%llu", (unsigned long long)b->version);
-	if (natsMsgHeader_Set(m, "Cim-Cid", cid) != NATS_OK ||
+	if (natsMsgHeader_Set(m, "Cim-Cid", text) != NATS_OK ||
 	    natsMsgHeader_Set(m, "Cim-Version", num) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Event-Id", b->event_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Correlation-Id", b->correlation_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Causation-Id", b->causation_id) != NATS_OK ||
+	    set_id_header(m, "Cim-Event-Id", b->event_id, b->event_id_len) != 0 ||
+	    set_id_header(m, "Cim-Correlation-Id", b->correlation_id,
+			  b->correlation_id_len) != 0 ||
+	    set_id_header(m, "Cim-Causation-Id", b->causation_id, b->causation_id_len) != 0 ||
 	    natsMsgHeader_Set(m, "Cim-Writer", d->holder) != NATS_OK)
 		return -1;
 	if (prev_text && natsMsgHeader_Set(m, "Cim-Prev", prev_text) != NATS_OK)
@@ -256,28 +284,122 @@ static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
 	return 0;
 }
 
+/* Sets the seal headers on m: k's seal of cid, or (k NULL) the given seal
+ * block's. 0 or -1. */
+static int seal_set_headers(natsMsg *m, const cim_signing_key *k, const cim_cid *cid,
+			    const cim_seal_block *given)
+{
+	uint8_t sig[CIM_SEAL_SIG_BYTES];
+	char key[CIM_PUBKEY_TEXT_MAX], text[CIM_SEAL_TEXT_MAX];
+
+	if (k != NULL) {
+		if (cim_seal_sign(k, cid, sig) != 0)
+			return -1;
+		snprintf(key, sizeof key, "%s", k->text);
+	} else {
+		memcpy(sig, given->sig, sizeof sig);
+		cim_pubkey_to_text(given->pk, key);
+	}
+	cim_seal_sig_to_text(sig, text);
+	return natsMsgHeader_Set(m, "Cim-Seal-Key", key) == NATS_OK &&
+			       natsMsgHeader_Set(m, "Cim-Seal", text) == NATS_OK
+		       ? 0
+		       : -1;
+}
+
+const char *job_event_type(const struct job *job, size_t i)
+{
+	return job->op == OP_RESTORE ? job->rs.types[i] : job->ar.events[i].event_type;
+}
+
 /* Why a job's messages could not be built: the answer it gets once it is
  * the oldest. */
 struct build_err {
 	cim_err code;
+	char field[32]; /* "" when the answer names none */
 	char msg[200];
 };
+
+/* Event i of an append, encoded as a block chained on prev (NULL at
+ * version 1) into block. 0, or -1 with *e set. */
+static int encode_event(struct job *job, size_t i, uint64_t version, const cim_cid *prev,
+			const json_t *empty, cbuf *block, struct built *out, struct build_err *e)
+{
+	const cim_append_event_req *r = &job->ar.events[i];
+	struct jev *ev = &job->ev[i];
+	char err[200], ts[CIM_TIME_TEXT];
+
+	if (r->event_id) {
+		memcpy(ev->event_id, r->event_id, r->event_id_len);
+		ev->event_id[r->event_id_len] = '\0';
+		ev->event_id_len = r->event_id_len;
+	} else if (ev->event_id_len == 0) {
+		cim_uuid7(ev->event_id); /* kept if the job is built again */
+		ev->event_id_len = strlen(ev->event_id);
+	}
+	cim_time_now(ts);
+	cim_event_block b = {
+		.aggregate_type = job->type,
+		.aggregate_id = job->id,
+		.version = version,
+		.event_type = (char *)r->event_type,
+		.event_id = ev->event_id,
+		.correlation_id = (char *)(r->correlation_id ? r->correlation_id : ev->event_id),
+		.causation_id = (char *)(r->causation_id ? r->causation_id : ev->event_id),
+		.event_id_len = ev->event_id_len,
+		.correlation_id_len = r->correlation_id ? r->correlation_id_len : ev->event_id_len,
+		.causation_id_len = r->causation_id ? r->causation_id_len : ev->event_id_len,
+		.timestamp = ts,
+		.metadata = r->metadata ? r->metadata : (json_t *)empty,
+		.data = r->data,
+		.has_prev = prev != NULL,
+		.prev = prev ? *prev : (cim_cid){0},
+	};
+	cbuf_reset(block);
+	if (cim_event_encode(&b, block, err, sizeof err) != 0) {
+		e->code = CIM_ERR_INVALID_REQUEST;
+		snprintf(e->msg, sizeof e->msg, "%s", err);
+		return -1;
+	}
+	if (block->len > (size_t)job->d->cfg->max_event_bytes) {
+		e->code = CIM_ERR_PAYLOAD_TOO_LARGE;
+		snprintf(e->field, sizeof e->field, "events[%zu]", i);
+		snprintf(e->msg, sizeof e->msg,
+			 "%s is %zu bytes as a stored block, over max_event_bytes (%lld)",
+			 e->field, block->len, (long long)job->d->cfg->max_event_bytes);
+		return -1;
+	}
+	cim_cid_compute(&ev->cid, CIM_CODEC_DAG_CBOR, job->d->cfg->hash_code, block->p, block->len);
+	*out = (struct built){block->p,
+			      block->len,
+			      version,
+			      b.event_type,
+			      b.event_id,
+			      b.correlation_id,
+			      b.causation_id,
+			      b.event_id_len,
+			      b.correlation_id_len,
+			      b.causation_id_len};
+	return 0;
+}
 
 /* Builds every message of the job, chained from the head `version` whose
  * CID is prev, with Nats-Msg-Id and Nats-Expected-Stream (so that a
  * message can be published again as it is, resolve.c); NULL entries are
- * not made. This is where each event becomes a block: a step that must
- * see or change an event before it is stored and hashed goes here. 0, or
- * -1 with *e set (nothing answered). */
+ * not made. This is where each event becomes a block (a restore's blocks
+ * are taken as given: restore.c checked that they continue this head): a
+ * step that must see or change an event before it is stored and hashed
+ * goes here. With a signing key, the last message carries the store's
+ * seal; a restore's events also carry the seals it was given. 0, or -1
+ * with *e set (nothing answered). */
 static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 			  const cim_cid *head, struct build_err *e)
 {
 	struct daemon *d = job->d;
 	cbuf block = CBUF_INIT;
 	cim_cid prev = *head;
-	char prev_text[CIM_CID_TEXT_MAX], subj[512], err[200], ts[CIM_TIME_TEXT];
-	char msgid[256];
-	json_t *empty = json_object();
+	char prev_text[CIM_CID_TEXT_MAX], subj[512], msgid[256];
+	json_t *empty = job->op == OP_APPEND ? json_object() : NULL;
 	bool has_prev = version > 0;
 	int rc = -1;
 
@@ -285,61 +407,54 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 		cim_cid_to_text(&prev, prev_text);
 	job->base = version + 1;
 	for (size_t i = 0; i < job->n; i++) {
-		const cim_append_event_req *r = &job->ar.events[i];
-		struct jev *e_ = &job->ev[i];
-		cim_event_block b;
+		struct jev *ev = &job->ev[i];
+		struct built b;
+		int seal = -1;
 
-		if (r->event_id)
-			snprintf(e_->event_id, sizeof e_->event_id, "%s", r->event_id);
-		else if (e_->event_id[0] == '\0')
-			cim_uuid7(e_->event_id); /* kept if the job is built again */
-		cim_time_now(ts);
-		b = (cim_event_block){
-			.aggregate_type = job->type,
-			.aggregate_id = job->id,
-			.version = job->base + i,
-			.event_type = (char *)r->event_type,
-			.event_id = e_->event_id,
-			.correlation_id = (char *)(r->correlation_id ? r->correlation_id : e_->event_id),
-			.causation_id = (char *)(r->causation_id ? r->causation_id : e_->event_id),
-			.timestamp = ts,
-			.metadata = r->metadata ? r->metadata : empty,
-			.data = r->data,
-			.has_prev = has_prev,
-			.prev = prev,
-		};
-		cbuf_reset(&block);
-		if (cim_event_encode(&b, &block, err, sizeof err) != 0) {
-			e->code = CIM_ERR_INVALID_REQUEST;
-			snprintf(e->msg, sizeof e->msg, "%s", err);
+		if (job->op == OP_RESTORE) {
+			const cim_restore_block *rb = &job->rs.blocks[i];
+			ev->cid = rb->cid;
+			memcpy(ev->event_id, job->rs.ids[i][0], rb->v.event_id_len + 1);
+			ev->event_id_len = rb->v.event_id_len;
+			b = (struct built){rb->p,
+					   rb->len,
+					   rb->v.version,
+					   job->rs.types[i],
+					   job->rs.ids[i][0],
+					   job->rs.ids[i][1],
+					   job->rs.ids[i][2],
+					   rb->v.event_id_len,
+					   rb->v.correlation_id_len,
+					   rb->v.causation_id_len};
+			seal = rb->seal;
+		} else if (encode_event(job, i, job->base + i, has_prev ? &prev : NULL, empty,
+					&block, &b, e) != 0) {
 			goto out;
 		}
-		if (block.len > (size_t)d->cfg->max_event_bytes) {
-			e->code = CIM_ERR_PAYLOAD_TOO_LARGE;
-			snprintf(e->msg, sizeof e->msg,
-				 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
-				 i, block.len, (long long)d->cfg->max_event_bytes);
-			goto out;
-		}
-		cim_cid_compute(&e_->cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, block.p, block.len);
-		atomic_fetch_add(&d->bytes_appended, block.len);
+		atomic_fetch_add(&d->bytes_appended, b.len);
 		snprintf(subj, sizeof subj, "%s%s.%s.%s", d->events_prefix, job->type,
-			 job->id, r->event_type);
+			 job->id, b.event_type);
 		if (job->gen == 0)
 			snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
 				 (unsigned long long)(job->base + i));
 		else
 			snprintf(msgid, sizeof msgid, "%s.%s.%llu.%u", job->type, job->id,
 				 (unsigned long long)(job->base + i), job->gen);
-		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)block.p, (int)block.len) != NATS_OK ||
-		    set_headers(msgs[i], d, e_, &b, has_prev ? prev_text : NULL, i, job->n) != 0 ||
+		bool last = i + 1 == job->n;
+		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)b.p, (int)b.len) != NATS_OK ||
+		    event_headers(msgs[i], d, &ev->cid, &b, has_prev ? prev_text : NULL, i,
+				  job->n) != 0 ||
+		    (last && d->seal_key != NULL &&
+		     seal_set_headers(msgs[i], d->seal_key, &ev->cid, NULL) != 0) ||
+		    ((!last || d->seal_key == NULL) && seal >= 0 &&
+		     seal_set_headers(msgs[i], NULL, NULL, &job->rs.seals[seal]) != 0) ||
 		    natsMsgHeader_Set(msgs[i], "Nats-Msg-Id", msgid) != NATS_OK ||
 		    natsMsgHeader_Set(msgs[i], "Nats-Expected-Stream", d->cfg->stream) != NATS_OK) {
 			e->code = CIM_ERR_INTERNAL;
 			snprintf(e->msg, sizeof e->msg, "cannot build the message");
 			goto out;
 		}
-		prev = e_->cid;
+		prev = ev->cid;
 		has_prev = true;
 		cim_cid_to_text(&prev, prev_text);
 	}
@@ -396,7 +511,7 @@ static enum run job_launch(struct job *job, bool chained)
 	struct pipe *p = job->pipe;
 	const size_t n = job->n; /* the job may be gone once its last ack is in */
 	natsMsg **msgs = calloc(n, sizeof *msgs);
-	struct build_err be = {CIM_ERR_INTERNAL, "out of memory"};
+	struct build_err be = {CIM_ERR_INTERNAL, "", "out of memory"};
 	uint64_t version;
 	cim_cid head;
 	natsStatus s = NATS_OK;
@@ -489,7 +604,7 @@ refused:
 		/* decided when it is the oldest, as if it had waited */
 		job->no_chain = true;
 	} else {
-		job_fail(job, be.code, NULL, "%s", be.msg);
+		job_fail(job, be.code, be.field[0] ? be.field : NULL, "%s", be.msg);
 		r = RUN_ENDED;
 	}
 out:
@@ -594,18 +709,20 @@ void job_commit(struct job *job)
 	const struct jev *last = &job->ev[job->n - 1];
 
 	pthread_mutex_lock(&d->mu);
-	agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq, last->event_id);
+	agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq, last->event_id,
+		     last->event_id_len);
 	if (job->agg->first_seq == 0)
 		job->agg->first_seq = job->ev[0].seq;
 	if (last->seq > d->seen_seq)
 		d->seen_seq = last->seq;
 	for (size_t i = 0; i < job->n; i++) {
-		const char *et = job->ar.events[i].event_type;
+		const char *et = job_event_type(job, i);
 		agg_add_type(&d->heads, job->agg, et, strlen(et));
 		tix_note_type(d, job->ev[i].seq, et, strlen(et));
 	}
 	for (size_t i = 0; i < job->n; i++)
-		recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,
+		recent_add(&d->recent, job->ev[i].event_id, job->ev[i].event_id_len, job->agg,
+			   job->base + i,
 			   job->ev[i].seq, now, d->cfg->idempotency_window_s * 1000000000LL);
 	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
@@ -657,33 +774,46 @@ void job_unlaunch(struct job *job)
 
 /* ---- idempotent retries ------------------------------------------------------- */
 
+static bool same_text(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
 static bool same_event(const cim_event_block *s, const cim_append_event_req *r,
 		       const char *type, const char *id)
 {
-	const char *eid = s->event_id;
+	const char *eid = r->event_id;
+	size_t eidlen = r->event_id_len;
 	bool md;
 
 	if (strcmp(s->aggregate_type, type) != 0 || strcmp(s->aggregate_id, id) != 0 ||
-	    strcmp(s->event_type, r->event_type) != 0 || strcmp(eid, r->event_id) != 0 ||
-	    strcmp(s->correlation_id, r->correlation_id ? r->correlation_id : eid) != 0 ||
-	    strcmp(s->causation_id, r->causation_id ? r->causation_id : eid) != 0)
+	    strcmp(s->event_type, r->event_type) != 0 ||
+	    !same_text(s->event_id, s->event_id_len, eid, eidlen) ||
+	    !same_text(s->correlation_id, s->correlation_id_len,
+		       r->correlation_id ? r->correlation_id : eid,
+		       r->correlation_id ? r->correlation_id_len : eidlen) ||
+	    !same_text(s->causation_id, s->causation_id_len,
+		       r->causation_id ? r->causation_id : eid,
+		       r->causation_id ? r->causation_id_len : eidlen))
 		return false;
-	md = r->metadata ? json_equal(s->metadata, r->metadata)
+	md = r->metadata ? cim_json_same(s->metadata, r->metadata)
 			 : json_object_size(s->metadata) == 0;
-	return md && json_equal(s->data, r->data);
+	return md && cim_json_same(s->data, r->data);
 }
 
-/* Answers duplicate_event naming event_id, and ends the job. */
-static void reply_duplicate(struct job *job, const char *eid, const char *how)
+/* Answers duplicate_event naming the event_id (len bytes), and ends the job. */
+static void reply_duplicate(struct job *job, const char *eid, size_t len, const char *how)
 {
-	char msg[300];
+	char msg[300], q[64];
 	json_t *o;
 
-	snprintf(msg, sizeof msg, "event_id %s is already stored %s", eid, how);
+	cim_json_quote(q, sizeof q, eid, len);
+	snprintf(msg, sizeof msg, "event_id %s is already stored %s", q, how);
 	o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, msg);
 	if (o != NULL)
-		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
-	reply_error_json(job->d, job->req, OP_APPEND, CIM_ERR_DUPLICATE_EVENT, o);
+		json_object_set_new(json_object_get(o, "error"), "event_id",
+				    json_stringn(eid, len));
+	reply_error_json(job->d, job->req, job->op, CIM_ERR_DUPLICATE_EVENT, o);
 	job_done(job);
 }
 
@@ -735,13 +865,14 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	for (size_t i = 0; i < job->n; i++) {
 		struct agg *wa;
 		uint64_t v, seq;
-		const char *eid = job->ar.events[i].event_id;
+		const cim_append_event_req *r = &job->ar.events[i];
 		seqs[i] = 0;
-		if (eid == NULL || recent_find(&d->recent, eid, &wa, &v, &seq) != 0)
+		if (r->event_id == NULL ||
+		    recent_find(&d->recent, r->event_id, r->event_id_len, &wa, &v, &seq) != 0)
 			continue;
 		if (wa != a) {
 			pthread_mutex_unlock(&d->mu);
-			reply_duplicate(job, eid, "in another aggregate");
+			reply_duplicate(job, r->event_id, r->event_id_len, "in another aggregate");
 			return -1;
 		}
 		if (hits == 0)
@@ -755,7 +886,8 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	size_t k = job->n; /* the event whose id is the head's, if any */
 	for (size_t i = 0; a->version > 0 && i < job->n; i++)
 		if (job->ar.events[i].event_id &&
-		    a->eid_hash == event_id_digest(job->ar.events[i].event_id))
+		    a->eid_hash == event_id_digest(job->ar.events[i].event_id,
+						   job->ar.events[i].event_id_len))
 			k = i;
 	pthread_mutex_unlock(&d->mu);
 
@@ -790,7 +922,7 @@ static void check_retry(struct daemon *d, void *arg)
 	struct pipe *p = job->pipe;
 	uint64_t *seqs = calloc(job->n, sizeof *seqs), first = 0;
 	size_t matched = 0;
-	const char *dup = NULL;
+	const cim_append_event_req *dup = NULL;
 	cim_perr e;
 
 	if (seqs == NULL) {
@@ -814,19 +946,20 @@ static void check_retry(struct daemon *d, void *arg)
 				 "cannot read a stored event to check a retry: %s", e.msg);
 			goto out;
 		}
-		if (strcmp(b.event_id, r->event_id) != 0) {
+		if (!same_text(b.event_id, b.event_id_len, r->event_id, r->event_id_len)) {
 			cim_event_block_free(&b); /* a hash collision: not this event */
 			continue;
 		}
 		if (!same_event(&b, r, job->type, job->id)) {
-			dup = r->event_id;
+			dup = r;
 		} else if (b.version == first + i) {
-			snprintf(job->ev[i].event_id, sizeof job->ev[i].event_id, "%s", b.event_id);
+			memcpy(job->ev[i].event_id, b.event_id, b.event_id_len);
+			job->ev[i].event_id_len = b.event_id_len;
 			job->ev[i].cid = cid;
 			job->ev[i].seq = seqs[i];
 			matched++;
 		} else if (dup == NULL) {
-			dup = r->event_id;
+			dup = r;
 		}
 		cim_event_block_free(&b);
 		if (dup)
@@ -836,11 +969,12 @@ static void check_retry(struct daemon *d, void *arg)
 		reply_success(job, first);
 		job_done(job);
 	} else if (dup != NULL || matched > 0) {
-		const char *eid = dup;
-		for (size_t i = 0; eid == NULL && i < job->n; i++)
+		const cim_append_event_req *r = dup;
+		for (size_t i = 0; r == NULL && i < job->n; i++)
 			if (seqs[i])
-				eid = job->ar.events[i].event_id;
-		reply_duplicate(job, eid, dup ? "with other content" : "as part of another append");
+				r = &job->ar.events[i];
+		reply_duplicate(job, r->event_id, r->event_id_len,
+				dup ? "with other content" : "as part of another append");
 	} else {
 		/* nothing of it is stored: a new append after all */
 		job->idem_checked = true;
@@ -861,12 +995,13 @@ static bool may_be_retry_locked(struct job *job)
 
 	for (size_t i = 0; i < job->n && !hit; i++) {
 		const char *eid = job->ar.events[i].event_id;
+		size_t len = job->ar.events[i].event_id_len;
 		struct agg *wa;
 		uint64_t v, seq;
 		if (eid == NULL)
 			continue;
-		hit = recent_find(&d->recent, eid, &wa, &v, &seq) == 0 ||
-		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid));
+		hit = recent_find(&d->recent, eid, len, &wa, &v, &seq) == 0 ||
+		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid, len));
 	}
 	return hit;
 }
@@ -928,15 +1063,38 @@ static void settle_then_run(struct daemon *d, void *arg)
 	run_on(job);
 }
 
+/* On a worker: a restore's body decoded and checked (restore.c), then run. */
+static void decode_then_run(struct daemon *d, void *arg)
+{
+	struct job *job = arg;
+	struct pipe *p = job->pipe;
+
+	if (restore_decode(job) != 0) {
+		pipe_go(p); /* it was answered and ended */
+		return;
+	}
+	run_on(job);
+}
+
 /* Runs the oldest job, nothing launched before it, on the thread that
  * holds the pipe's token. */
 static enum run job_run(struct job *job)
 {
 	struct daemon *d = job->d;
 
+	if (job->op == OP_RESTORE && job->rs.n == 0) {
+		/* base64, CBOR, CIDs and seals take time: on a worker */
+		if (work_submit(d, decode_then_run, job) == 0)
+			return RUN_AWAY;
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+			 "the daemon is overloaded; nothing was stored");
+		return RUN_ENDED;
+	}
+	cim_cid head;
 	pthread_mutex_lock(&d->mu);
 	bool unsettled = job->agg->state == AGG_UNSETTLED;
 	uint64_t version = job->agg->version;
+	agg_head_cid(job->agg, &head);
 	pthread_mutex_unlock(&d->mu);
 	if (unsettled || job->settle_only) {
 		if (work_submit(d, settle_then_run, job) == 0)
@@ -950,14 +1108,26 @@ static enum run job_run(struct job *job)
 		}
 		return RUN_ENDED;
 	}
-	if (!job->idem_checked && may_be_retry(job)) {
+	if (job->op == OP_RESTORE) {
+		/* at or past its first version: stored already, or moved on */
+		if (version >= job->rs.blocks[0].v.version) {
+			if (work_submit(d, restore_check_retry, job) == 0)
+				return RUN_AWAY;
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+				 "the daemon is overloaded; nothing was stored");
+			return RUN_ENDED;
+		}
+		if (!restore_continues(job, version, &head)) {
+			restore_refuse(job, version, &head);
+			return RUN_ENDED;
+		}
+	} else if (!job->idem_checked && may_be_retry(job)) {
 		if (work_submit(d, check_retry, job) == 0)
 			return RUN_AWAY;
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
 			 "the daemon is overloaded; nothing was stored");
 		return RUN_ENDED;
-	}
-	if (!expectation_met(&job->ar, version)) {
+	} else if (!expectation_met(&job->ar, version)) {
 		reply_wrong_version(job, version);
 		return RUN_ENDED;
 	}
@@ -968,7 +1138,7 @@ static enum run job_run(struct job *job)
 			 "event(s) would pass max_events_per_aggregate (%lld); nothing was stored",
 			 (unsigned long long)version, job->n,
 			 (long long)d->cfg->max_events_per_aggregate);
-		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, "events", "%s", what);
 		return RUN_ENDED;
 	}
 	return job_launch(job, false);
@@ -986,18 +1156,26 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 	    p->launched >= d->cfg->append_pipeline || p->agg->state != AGG_SETTLED ||
 	    now < atomic_load(&d->unsure_until) || now < atomic_load(&d->chain_paused_until))
 		return false;
+	if (job->op == OP_RESTORE) {
+		if (job->rs.n == 0 || !restore_continues(job, p->tip_version, &p->tip_cid))
+			return false;
+		goto limit;
+	}
 	if (!job->idem_checked && may_be_retry_locked(job))
 		return false;
 	/* a retry of an append still in flight waits for its outcome */
 	for (size_t i = 0; i < job->n; i++) {
 		const char *eid = job->ar.events[i].event_id;
+		size_t len = job->ar.events[i].event_id_len;
 		for (struct job *j = p->first; eid != NULL && j != job && j->launched; j = j->next)
 			for (size_t k = 0; k < j->n; k++)
-				if (strcmp(j->ev[k].event_id, eid) == 0)
+				if (j->ev[k].event_id_len == len &&
+				    memcmp(j->ev[k].event_id, eid, len) == 0)
 					return false;
 	}
 	if (!expectation_met(&job->ar, p->tip_version))
 		return false;
+limit:
 	return d->cfg->max_events_per_aggregate == 0 ||
 	       p->tip_version + job->n <= (uint64_t)d->cfg->max_events_per_aggregate;
 }
@@ -1005,7 +1183,7 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 /* With the pipe's token: runs the oldest job when nothing is launched,
  * and launches the jobs behind while they may be chained; then gives the
  * token back (or hands it to a worker with a job). */
-static void pipe_go(struct pipe *p)
+void pipe_go(struct pipe *p)
 {
 	struct daemon *d = p->d;
 
@@ -1101,25 +1279,24 @@ static struct pipe *pipe_join_locked(struct daemon *d, struct job *job)
 	return p;
 }
 
-void append_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+struct job *job_new(struct daemon *d, natsMsg *req, enum op op, const char *type,
+		    const char *id)
 {
-	cim_limits lim = {(size_t)d->cfg->max_events_per_append, CIM_MAX_DEPTH};
 	struct job *job;
-	struct pipe *p;
 	cim_perr e = {0};
 
 	if (atomic_load(&d->draining)) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon is shutting down; nothing was stored");
-		refuse(d, req, OP_APPEND, &e);
-		return;
+		refuse(d, req, op, &e);
+		return NULL;
 	}
 	if (atomic_load(&d->jobs_in_flight) >= JOBS_MAX) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon has %d appends in flight; nothing was stored, "
 			     "retry later", JOBS_MAX);
-		refuse(d, req, OP_APPEND, &e);
-		return;
+		refuse(d, req, op, &e);
+		return NULL;
 	}
 	/* each job keeps its request and its parsed body until it is answered:
 	 * bound them by bytes too (one append is always let through) */
@@ -1129,18 +1306,53 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon holds %ld MiB of appends in flight; nothing was "
 			     "stored, retry later", JOB_BYTES_MAX >> 20);
-		refuse(d, req, OP_APPEND, &e);
-		return;
+		refuse(d, req, op, &e);
+		return NULL;
 	}
 	job = calloc(1, sizeof *job);
 	if (job == NULL) {
-		refuse_oom(d, req, OP_APPEND);
-		return;
+		refuse_oom(d, req, op);
+		return NULL;
 	}
 	job->d = d;
 	job->req = req;
+	job->op = op;
 	snprintf(job->type, sizeof job->type, "%s", type);
 	snprintf(job->id, sizeof job->id, "%s", id);
+	job->req_len = len;
+	atomic_fetch_add(&d->job_bytes, (long)len);
+	return job;
+}
+
+void job_enqueue(struct job *job)
+{
+	struct daemon *d = job->d;
+	struct pipe *p;
+
+	atomic_fetch_add(&d->jobs_in_flight, 1);
+	pthread_mutex_lock(&d->mu);
+	job->agg = heads_get_or_add(&d->heads, job->type, job->id);
+	p = job->agg ? pipe_join_locked(d, job) : NULL;
+	pthread_mutex_unlock(&d->mu);
+	if (p == NULL) {
+		refuse_oom(d, job->req, job->op);
+		job->req = NULL;
+		atomic_fetch_sub(&d->jobs_in_flight, 1);
+		job_free(job);
+		return;
+	}
+	pipe_kick(p);
+	pipe_unref(p);
+}
+
+void append_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	cim_limits lim = {(size_t)d->cfg->max_events_per_append, CIM_MAX_DEPTH};
+	struct job *job = job_new(d, req, OP_APPEND, type, id);
+	cim_perr e = {0};
+
+	if (job == NULL)
+		return;
 	if (cim_append_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req),
 				 &lim, &job->ar, &e) != 0) {
 		reply_error(d, req, OP_APPEND, &e);
@@ -1155,24 +1367,7 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		job_free(job);
 		return;
 	}
-	atomic_fetch_add(&d->jobs_in_flight, 1);
-	job->req_len = len;
-	atomic_fetch_add(&d->job_bytes, (long)len);
-
-	pthread_mutex_lock(&d->mu);
-	job->agg = heads_get_or_add(&d->heads, type, id);
-	p = job->agg ? pipe_join_locked(d, job) : NULL;
-	if (p == NULL) {
-		pthread_mutex_unlock(&d->mu);
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, req, OP_APPEND, &e);
-		atomic_fetch_sub(&d->jobs_in_flight, 1);
-		job_free(job);
-		return;
-	}
-	pthread_mutex_unlock(&d->mu);
-	pipe_kick(p);
-	pipe_unref(p);
+	job_enqueue(job);
 }
 
 void append_sweep(struct daemon *d)

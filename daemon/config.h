@@ -3,8 +3,10 @@
  *
  * Each setting has a default, and can be set, in rising order of weight, in
  * the INI file (--config FILE or $CIM_EVENTS_CONFIG), in the environment
- * ($CIM_EVENTS_<KEY>, the key in upper case) and by a flag. One table in
- * config.c names them all; docs/operations.md lists them.
+ * ($CIM_EVENTS_<KEY>, the key in upper case) and by a flag (settings.h).
+ * One table in config.c names them all; docs/operations.md lists them.
+ * The NATS connection's settings are those cim-events takes too
+ * (natsopts.h).
  */
 #ifndef CIM_DAEMON_CONFIG_H
 #define CIM_DAEMON_CONFIG_H
@@ -13,22 +15,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "natsopts.h"
+
 #define CONFIG_MAX_SETTINGS 64
 
 struct config {
-	char *nats_url;
-	/* NATS authentication and TLS (natsopts.c); "" when unset */
-	char *nats_user;
-	char *nats_password;
-	char *nats_token;
-	char *nats_nkey_seed;    /* path of a user NKey seed file */
-	char *nats_creds;        /* path of a credentials (JWT + seed) file */
-	char *tls_ca;
-	char *tls_cert;
-	char *tls_key;
-	bool tls_required;
-	char *js_domain;         /* JetStream domain, or "" */
-	char *js_api_prefix;     /* JetStream API prefix, or "" ($JS.API) */
+	struct nats_settings nats; /* servers, log-in, TLS, JetStream domain */
 	char *prefix;            /* API subject prefix */
 	char *stream;            /* event stream */
 	char *events_subject;    /* first token of event subjects */
@@ -59,6 +51,9 @@ struct config {
 	int64_t snapshot_threshold;   /* advice published in info; 0: none */
 	int64_t shutdown_timeout_s;   /* the drain's bound after SIGTERM */
 	int64_t nats_down_grace_s;    /* healthy while reconnecting this long; 0: for ever */
+	char *signing_key;            /* seed file: seal every append (keys.h); "" none */
+	char *trusted_keys;           /* z6Mk... public keys, comma-separated: validate's
+					 default keys; "" none */
 	bool check_config;            /* --check-config */
 	/* where each setting got its value ("default", FILE:LINE, $VAR,
 	 * "command line"), by its index in config.c's table */
@@ -79,6 +74,14 @@ void config_print(const struct config *c, FILE *out);
  * masked, the password and token left out. */
 struct json_t;
 struct json_t *config_json(const struct config *c);
+
+/* Parses a comma-separated list of public-key texts (trusted_keys; spaces
+ * around the commas are allowed, empty items are not): *n keys into
+ * keys[max][32]. 0, or -1 with err naming the item that is not a key
+ * (also when there are more than max). */
+#define CONFIG_TRUSTED_MAX 64
+int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
+			char *err, size_t errsz);
 
 /* Logs (info) each setting whose value differs between a and b, secrets
  * masked; returns how many differ. */

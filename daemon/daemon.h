@@ -26,6 +26,7 @@
 #include "config.h"
 #include "errors.h"
 #include "ids.h"
+#include "keys.h"
 #include "request.h"
 
 #define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
@@ -126,6 +127,7 @@ enum op {
 	OP_SNAPSHOT_SAVE,
 	OP_SNAPSHOT_GET,
 	OP_LOAD,
+	OP_RESTORE,
 	OP_OTHER,
 	OP__COUNT
 };
@@ -214,6 +216,13 @@ struct daemon {
 	bool stream_events_only; /* its only subject is events.> (streamread.c) */
 	bool stream_direct;      /* it answers direct gets */
 
+	/* seals (v1.1), set at start and then only read: the signing key
+	 * (sodium_malloc memory; NULL: appends are not sealed) and the keys
+	 * validate trusts when a request names none (trusted_keys) */
+	cim_signing_key *seal_key;
+	uint8_t trusted[CONFIG_TRUSTED_MAX][CIM_KEY_BYTES];
+	size_t ntrusted;
+
 	pthread_mutex_t mu;
 	uint64_t seen_seq;       /* under mu: every event up to here is in the
 				    heads, or its aggregate is unsettled or has
@@ -296,23 +305,24 @@ void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t
  * daemon runs), into out[max]. Returns the count, or -1 when they are not
  * known (read with a wildcard then). */
 int agg_types(const struct heads *h, const struct agg *a, const char **out, int max);
+/* event_ids are len bytes that may hold U+0000 (any string: request.h) */
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
-		  uint64_t seq, const char *event_id);
+		  uint64_t seq, const char *event_id, size_t eid_len);
 void agg_head_cid(const struct agg *a, cim_cid *out);
 /* Keyed by a secret of this process: for hash tables. */
-uint64_t event_id_hash(const char *event_id);
+uint64_t event_id_hash(const char *event_id, size_t len);
 /* Unkeyed, the same in every process: what struct agg keeps of its head
  * event's id, so that a checkpoint can carry it. */
-uint64_t event_id_digest(const char *event_id);
+uint64_t event_id_digest(const char *event_id, size_t len);
 
 int recent_init(struct recent *r);
 void recent_free(struct recent *r);
 /* Remembers that event_id was stored as version/seq of a; forgets entries
  * past the window. */
-void recent_add(struct recent *r, const char *event_id, struct agg *a,
+void recent_add(struct recent *r, const char *event_id, size_t eid_len, struct agg *a,
 		uint64_t version, uint64_t seq, int64_t now, int64_t window_ns);
 /* 0 and the entry's fields when event_id is in the window; -1 if not. */
-int recent_find(struct recent *r, const char *event_id, struct agg **a,
+int recent_find(struct recent *r, const char *event_id, size_t eid_len, struct agg **a,
 		uint64_t *version, uint64_t *seq);
 
 /* store.c */
@@ -509,11 +519,15 @@ unsigned msgid_gen(const char *msgid);
 /* Settles, on a worker, the aggregates an abandoned append left
  * unsettled, once nothing abandoned can still land; from the main loop. */
 void append_sweep(struct daemon *d);
+/* restore.c: a restore request becomes an append job of its own kind. */
+void restore_request(struct daemon *d, natsMsg *req, const char *type,
+		     const char *id);
 void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 			jsPubAckErr *pae, void *closure);
 
 /* read.c */
 /* A read of one aggregate, with what memory knew of it when it came. */
+#define VALIDATE_KEYS_MAX CONFIG_TRUSTED_MAX
 struct read_req {
 	natsMsg *req;
 	const struct agg *agg; /* NULL: no events */
@@ -525,6 +539,10 @@ struct read_req {
 	int ntypes; /* event types the daemon has stored for it; -1: not known */
 	bool no_hints; /* read from first_seq, whatever the cursors say */
 	const char *types[AGG_TYPES_UNKNOWN];
+	/* validate: the keys whose seals count (malloc'd; none: seals are
+	 * not checked) */
+	size_t nkeys;
+	uint8_t (*keys)[CIM_KEY_BYTES];
 };
 struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
 			      const char *id);

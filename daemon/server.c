@@ -29,7 +29,7 @@ struct work {
 
 static const char *const op_names[OP__COUNT] = {
 	"append", "get", "head", "validate", "info", "by_type",
-	"snapshot.save", "snapshot.get", "load", "other"};
+	"snapshot.save", "snapshot.get", "load", "restore", "other"};
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -289,16 +289,19 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		else
 			snprintf(m, sizeof m, "unknown operation '%s' in subject %s; "
 				 "operations: append, get, head, validate, load, "
-				 "snapshot.save, snapshot.get, by_type, info",
+				 "snapshot.save, snapshot.get, by_type, info, restore",
 				 ntok > 0 ? tok[0] : "", subj);
 		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
 		natsMsg_Destroy(msg);
 		return;
 	}
 	if (op == OP_BY_TYPE) {
-		if (ntok != 2)
-			reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL,
-				  "by_type needs the subject <prefix>.by_type.<event_type>");
+		if (ntok != 2) {
+			char m[300];
+			snprintf(m, sizeof m, "by_type needs the subject %s.by_type.<event_type>",
+				 d->cfg->prefix);
+			reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
+		}
 		else if (!cim_token_type_ok(tok[1]))
 			reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "event_type",
 				  "event_type must match [A-Za-z][A-Za-z0-9_-]{0,63}");
@@ -333,6 +336,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	switch (op) {
 	case OP_APPEND:
 		append_request(d, msg, type, id); /* takes msg */
+		return;
+	case OP_RESTORE:
+		restore_request(d, msg, type, id); /* takes msg */
 		return;
 	case OP_GET:
 		get_request(d, msg, type, id);

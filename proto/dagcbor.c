@@ -398,6 +398,20 @@ cim_cbor_write_json(cbuf *out, const json_t *v, int max_depth, char *err,
 	return 0;
 }
 
+bool
+cim_json_same(const json_t *a, const json_t *b)
+{
+	cbuf x = CBUF_INIT, y = CBUF_INIT;
+	bool same = a != NULL && b != NULL &&
+		    cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+
+	cbuf_free(&x);
+	cbuf_free(&y);
+	return same;
+}
+
 /* ---- reading: one head ------------------------------------------------------ */
 
 /* What the callbacks saw during one cbor_stream_decode call. */
@@ -977,7 +991,6 @@ text_value(cim_cbor_reader *r, int depth_left, cbuf *out)
 	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
 	cim_cbor_item it, key;
 	size_t at = r->pos;
-	const uint8_t *nul;
 	cim_cid cid;
 	int rc = 0;
 
@@ -1013,11 +1026,6 @@ text_value(cim_cbor_reader *r, int depth_left, cbuf *out)
 		for (uint64_t i = 0; i < it.u; i++) {
 			if (cim_cbor_next_key(r, &ks, &key) == -1)
 				return -1;
-			/* cim_json_write takes keys from jansson as C strings,
-			 * so a key stops at its first NUL there: here too. */
-			nul = memchr(key.data, '\0', key.len);
-			if (nul != NULL)
-				key.len = (size_t)(nul - key.data);
 			if ((i > 0 && cbuf_putc(out, ',') == -1) ||
 			    cim_json_write_string(out, (const char *)key.data,
 						  key.len) == -1 ||

@@ -28,6 +28,12 @@ typedef struct cim_event_block {
 	json_t *data;     /* any JSON value */
 	bool has_prev;    /* false: prev is null (version 1) */
 	cim_cid prev;
+	/* The three ids may hold U+0000: their lengths in bytes. To encode,
+	 * 0 means "up to the first NUL" (strlen), which is also right for "";
+	 * decode always sets them (and NUL-terminates every text). */
+	size_t event_id_len;
+	size_t correlation_id_len;
+	size_t causation_id_len;
 	/* Encoding only: when not NULL, data is written as a CBOR byte string
 	 * holding these enc_data_len bytes (an encrypted value: nonce,
 	 * ciphertext, tag; proto/crypt.h) and the data field is not read.
@@ -38,8 +44,9 @@ typedef struct cim_event_block {
 } cim_event_block;
 
 /* A checked block seen in place: every pointer points into the checked
- * buffer and lives as long as it. Texts are not NUL-terminated (and hold
- * no NUL); data and metadata are the raw DAG-CBOR bytes of those values. */
+ * buffer and lives as long as it. Texts are not NUL-terminated; the three
+ * ids may hold U+0000, the types, the aggregate id and the timestamp do
+ * not. data and metadata are the raw DAG-CBOR bytes of those values. */
 typedef struct cim_event_view {
 	const char *aggregate_type;
 	size_t aggregate_type_len;
@@ -92,6 +99,15 @@ int cim_event_check(const uint8_t *p, size_t len, cim_event_view *v,
 int cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
 			 const cim_cid *cid, uint64_t seq, char *err,
 			 size_t errsz);
+
+/* Adds "seal": {"key": key, "sig": sig} to the event that ends out (as
+ * cim_event_write_json wrote it: its closing brace gives way) when key and
+ * sig, the Cim-Seal-Key and Cim-Seal header texts of its message (NULL
+ * when absent), are a well-formed seal: a public-key text and 88
+ * characters of base64 (not verified: validate and the subscriptions
+ * verify). Nothing is added otherwise. Returns 0, or -1 (no memory; out
+ * left as it was). */
+int cim_event_json_add_seal(cbuf *out, const char *key, const char *sig);
 
 /* How a reply shows an event's data. */
 typedef enum cim_show {

@@ -7,7 +7,8 @@
  * each float gets the fewest digits that read back to the same double, and
  * keeps a decimal point or an exponent so it stays a float (2.0, 1e+100).
  * Everything else prints as jansson would print it compact: object members
- * in their order, text as UTF-8 with only the escapes JSON requires.
+ * in their order, text as UTF-8 with only the escapes JSON requires (keys
+ * and strings in full: U+0000 is written \u0000).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -192,6 +193,7 @@ put_value(struct out *o, const json_t *j)
 {
 	char buf[32];
 	const char *key;
+	size_t klen;
 	json_t *v;
 	size_t i;
 
@@ -199,11 +201,11 @@ put_value(struct out *o, const json_t *j)
 	case JSON_OBJECT:
 		put(o, "{", 1);
 		i = 0;
-		json_object_foreach((json_t *)j, key, v)
+		json_object_keylen_foreach((json_t *)j, key, klen, v)
 		{
 			if (i++ > 0)
 				put(o, ",", 1);
-			put_text(o, key, strlen(key));
+			put_text(o, key, klen);
 			put(o, ":", 1);
 			put_value(o, v);
 		}
@@ -312,3 +314,32 @@ cim_json_text(const json_t *j)
 	return (char *)b.p;
 }
 
+
+size_t
+cim_json_quote(char *out, size_t outsz, const char *s, size_t len)
+{
+	cbuf b = CBUF_INIT;
+	struct out o = {&b, false};
+	size_t n = len, w;
+
+	if (outsz == 0)
+		return 0;
+	/* at most 40 bytes of s, cut where a UTF-8 sequence starts */
+	if (n > 40) {
+		n = 40;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	put_text(&o, s, n);
+	if (o.oom) {
+		snprintf(out, outsz, "\"?\"");
+		cbuf_free(&b);
+		return strlen(out);
+	}
+	if (n < len && b.len > 0)
+		b.len--; /* the closing quote, after the ... below */
+	w = snprintf(out, outsz, "%.*s%s", (int)b.len, (const char *)b.p,
+		     n < len ? "...\"" : "");
+	cbuf_free(&b);
+	return w < outsz ? w : outsz - 1;
+}

@@ -15,6 +15,7 @@
  *            program of its own) and the async publish of messages shaped
  *            like the daemon's
  *   store.c  the daemon: append latency/throughput, reads, growth
+ *   seal.c   sealing: the same appends with and without a signing key
  *
  * Everything talks to 127.0.0.1 only; every loop has a count bound and a
  * time bound.
@@ -304,5 +305,11 @@ typedef struct growth_res {
 
 /* own: p is our processes (memory and restart); NULL with --url. */
 void run_growth(growth_res *g, procs *p, json_t *out);
+
+/* ---- sealing (seal.c) ---------------------------------------------------------- */
+
+/* Appends without and with a signing key, the daemon restarted for each;
+ * results under "seal" in out. Needs our own daemon (skipped with --url). */
+void run_seal_cost(json_t *out);
 
 #endif

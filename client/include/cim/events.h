@@ -87,6 +87,7 @@ typedef struct cim_error {
 	char event_id[160]; /* duplicate_event: the event_id named */
 	char expected[32];  /* wrong_expected_version: as sent, e.g. "3", "no_stream" */
 	uint64_t current;   /* wrong_expected_version: the aggregate's version */
+	size_t event_id_len; /* event_id's length: an event_id may hold U+0000 */
 } cim_error;
 
 #define CIM_AGGREGATE_ID_MAX 128
@@ -111,6 +112,13 @@ cim_err cim_client_connect(cim_client **out, const char *url,
 cim_err cim_client_wrap(cim_client **out, void *nats_connection,
 			const cim_client_options *opts, cim_error *err);
 
+/* The JetStream the client's subscriptions and projections read, when it
+ * is not the account's own: a domain ("hub": $JS.hub.API) or an API
+ * prefix, at most one (both NULL or "": $JS.API, the default). Call it
+ * before subscribing. */
+cim_err cim_client_set_jetstream(cim_client *c, const char *js_domain,
+				 const char *js_api_prefix, cim_error *err);
+
 /* Closes what the client owns. NULL is a no-op. */
 void cim_client_destroy(cim_client *c);
 
@@ -123,7 +131,9 @@ void cim_client_destroy(cim_client *c);
 
 /* One event to append. data_json is any JSON value as text (required);
  * metadata_json a JSON object of strings or NULL; the ids NULL to let the
- * daemon choose. */
+ * daemon choose. An id is any UTF-8 text of at most 128 bytes ("" is an
+ * id too, not "none"); one holding U+0000 is given with its length in
+ * the matching _len field (0: up to its first NUL, as C strings go). */
 typedef struct cim_new_event {
 	const char *event_type;
 	const char *data_json;
@@ -131,13 +141,17 @@ typedef struct cim_new_event {
 	const char *correlation_id;
 	const char *causation_id;
 	const char *metadata_json;
+	size_t event_id_len;
+	size_t correlation_id_len;
+	size_t causation_id_len;
 } cim_new_event;
 
 typedef struct cim_appended_event {
 	uint64_t version;
 	char *cid;
-	char *event_id;
+	char *event_id;      /* NUL-terminated; */
 	uint64_t seq;
+	size_t event_id_len; /* its length, U+0000 counted */
 } cim_appended_event;
 
 typedef struct cim_append_result {
@@ -164,8 +178,8 @@ typedef struct cim_event {
 	char *aggregate_id;
 	uint64_t version;
 	char *event_type;
-	char *event_id;
-	char *correlation_id;
+	char *event_id;      /* the ids are NUL-terminated, and may hold */
+	char *correlation_id; /* U+0000 too: their lengths are below */
 	char *causation_id;
 	char *timestamp;     /* RFC 3339, UTC, nanoseconds */
 	char *metadata_json; /* a JSON object */
@@ -173,6 +187,16 @@ typedef struct cim_event {
 	char *prev;          /* CID text, NULL at version 1 */
 	char *cid;
 	uint64_t seq;        /* stream sequence */
+	size_t event_id_len;
+	size_t correlation_id_len;
+	size_t causation_id_len;
+	/* v1.1: the seal the event's message carries (the last event of each
+	 * append in a store that signs): the store's public key ("z6Mk...")
+	 * and the signature (base64); both NULL when it carries none. Shown
+	 * as stored: cim_validate_keys and subscriptions with trusted keys
+	 * check them. */
+	char *seal_key;
+	char *seal_sig;
 } cim_event;
 
 typedef struct cim_event_page {
@@ -216,13 +240,31 @@ typedef struct cim_validation {
 	/* when !valid: */
 	uint64_t failure_version;
 	char failure_reason[32]; /* hash_mismatch, broken_link, version_gap,
-				    missing, undecodable */
+				    missing, undecodable; with keys also
+				    bad_seal, unsealed */
 	char failure_detail[512];
+	/* v1.1, when seals were checked (keys given, or the daemon's
+	 * trusted_keys): sealed is true and sealed_through the last version
+	 * a seal from a trusted key covers (0: none) */
+	bool sealed;
+	uint64_t sealed_through;
 } cim_validation;
 
+/* Has the daemon recompute the aggregate's chain from the stored bytes;
+ * with the daemon's trusted_keys set it checks seals too. */
 cim_err cim_validate(cim_client *c, const char *aggregate_type,
 		     const char *aggregate_id, cim_validation *out,
 		     cim_error *err);
+
+/* cim_validate with trusted keys: keys[0..n) are public-key texts
+ * ("z6Mk...", as cim-events keygen prints). Every seal stored must verify
+ * (else failure bad_seal), and the head must be covered by a seal from
+ * one of the keys (else unsealed); out->sealed_through says how far they
+ * cover. n == 0: as cim_validate. A key that is not a public-key text is
+ * CIM_ERR_INVALID_ARGUMENT (field "keys"), nothing sent. */
+cim_err cim_validate_keys(cim_client *c, const char *aggregate_type,
+			  const char *aggregate_id, const char *const *keys,
+			  size_t n, cim_validation *out, cim_error *err);
 
 /* ---- snapshots and load ---------------------------------------------------- */
 
@@ -387,7 +429,19 @@ typedef struct cim_subscribe_options {
 	int64_t start_time_ns; /* CIM_START_TIME: ns since the Unix epoch */
 	bool stop_at_end;      /* replay: end once caught up with what was
 				  stored when the subscription opened */
-	bool no_check;         /* skip the CID and prev checks */
+	bool no_check;         /* skip the CID and prev checks (and seals) */
+	/* v1.1: the public-key texts ("z6Mk...") of the stores whose seals
+	 * are trusted, n_trusted_keys of them (the array and its strings are
+	 * only read during cim_subscribe). With keys, every seal an event
+	 * carries must verify (reason bad_seal), and every append must end
+	 * with a seal from one of the keys: the last event of a batch, or an
+	 * event without Cim-Batch (reason unsealed; the other events of a
+	 * batch whose end fails fail with it, when the pattern covers whole
+	 * aggregates). History written before the store signed fails that
+	 * check: start after it. A key that is not a public-key text is
+	 * CIM_ERR_INVALID_ARGUMENT (field "trusted_keys"). */
+	const char *const *trusted_keys;
+	size_t n_trusted_keys;
 } cim_subscribe_options;
 
 typedef struct cim_subscription cim_subscription;
@@ -450,6 +504,10 @@ typedef struct cim_projection_options {
 	 * stop the run with CIM_ERR_CHECK_FAILED. NULL: stop. */
 	int (*on_check_failure)(void *ctx, const cim_event *ev,
 				const cim_error *why);
+	/* v1.1: trusted seal keys, as in cim_subscribe_options (only read
+	 * during cim_projection_open) */
+	const char *const *trusted_keys;
+	size_t n_trusted_keys;
 } cim_projection_options;
 
 typedef struct cim_projection cim_projection;
