@@ -157,7 +157,10 @@ int main(int argc, char **argv)
 
 	/* a fixed threshold: request bodies of 128 KiB and more are mapped
 	 * and given back when freed (glibc's default raises the threshold
-	 * after the first such free, and keeps a burst's heap for ever) */
+	 * after the first such free, and keeps a burst's heap for ever).
+	 * Only for glibc's malloc (a build with ALLOC=): jemalloc, which the
+	 * daemon links by default (Makefile), gives freed pages back by
+	 * itself within seconds */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
