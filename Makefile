@@ -63,6 +63,8 @@ PCFILE    := $(BUILD)/cimevents.pc
 UNIT      := $(BUILD)/tests/unit-tests
 INTEG     := $(BUILD)/tests/integration-tests
 BENCH     := $(BUILD)/tests/bench
+# the relay floor of `make bench`: a program of its own (tests/bench/relay/)
+RELAY     := $(BUILD)/tests/bench-relay
 # Programs the integration tests run as processes of their own (each one
 # tests/progs/<name>.c, linked with the client library), and the example
 # programs of docs/ (examples/<name>.c), which the tests run too.
@@ -136,10 +138,15 @@ $(BENCH): $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(DAEMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(LIBS) -lm
 
+$(RELAY): $(BUILD)/obj/tests/bench/relay/relay.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $< $(LIBS)
+
 # BENCH_ARGS: e.g. --quick, or --url nats://... for a running server and daemon
 bench: deps
-	$(MAKE) all $(BENCH)
-	$(BENCH) --daemon $(abspath $(DAEMON)) --json $(BUILD)/bench.json $(BENCH_ARGS)
+	$(MAKE) all $(BENCH) $(RELAY)
+	$(BENCH) --daemon $(abspath $(DAEMON)) --relay $(abspath $(RELAY)) \
+	  --json $(BUILD)/bench.json $(BENCH_ARGS)
 
 # The integration tests find the binaries through these variables.
 TEST_ENV = CIM_TEST_DAEMON=$(abspath $(DAEMON)) CIM_TEST_CLI=$(abspath $(CLI)) \

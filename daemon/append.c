@@ -1,87 +1,68 @@
 /*
  * append.c: the write path.
  *
- * An append request becomes a job. A job owns its aggregate while it runs
- * (agg->busy); jobs for a busy aggregate wait in a queue behind it, so one
- * aggregate's appends are strictly ordered, while jobs for other aggregates
- * run at the same time. A job checks the expected version against the
- * head in memory, builds the blocks chained from the head, and hands every
- * message to js_PublishMsgAsync at once; nothing waits. The ack handler
- * counts the acks, and when the last one is in, commits the new head and
- * answers, then starts the next job for that aggregate.
+ * An append request becomes a job, and each aggregate with jobs has a
+ * pipe: its jobs in arrival order (append.h). The oldest job owns the
+ * aggregate's head: it is checked against the head in memory (expected
+ * version, limits, a retry of stored events), built chained from the
+ * head, and handed to js_PublishMsgAsync whole; nothing waits. The ack
+ * handler counts the acks; when the oldest job's are all in and all say
+ * "stored", in version order, it commits the new head and answers.
+ *
+ * Pipelining. The daemon is the only writer and knows the head each job
+ * will make, so while the oldest job's acks are out the jobs behind it
+ * are launched too, each built on the head the one before it will make
+ * (the pipe's "tip"), up to append_pipeline jobs in flight. A job behind
+ * the oldest is only ever launched: every other decision (a wrong
+ * expected version, a limit, a possible retry, settling, a message that
+ * cannot be built or sent) waits until it is the oldest, exactly as
+ * without pipelining, so that it is taken as if it had waited. Jobs are
+ * committed and answered strictly in order, each only when all before it
+ * are committed. When the oldest job is not simply stored, nothing more
+ * is launched, and once every launched job has its acks the whole chain
+ * is resolved (resolve.c): what is stored in order is committed, the
+ * first job that is not is answered or published again, and what was
+ * chained on it is taken back and run again, as if it had waited.
  *
  * Nats-Msg-Id is "<type>.<id>.<version>": JetStream keeps one message per
  * id in its duplicate window, so no version can be written twice even if
- * two writers ever raced. When an ack says "duplicate", or never comes,
- * or nobody took a message, the job's outcome is found out before
- * anything else is written (resolve_and_answer): each message not known
- * to be stored is published again as it is until JetStream answers for
- * sure, and a "duplicate" is read back through the stream's leader. A job
- * wholly stored in order is done; otherwise what of it is stored is taken
- * back. Removing a message does not take its id out of the duplicate
- * window, so an id can be "burned"; then the job publishes again with the
- * id "<type>.<id>.<version>.<n>", a new generation, at most MSGID_GENS
- * times. A job whose outcome stays unknown leaves its aggregate
- * unsettled: store_settle() reads what the leader holds past the head
- * before it is written again.
+ * two writers ever raced. Removing a message does not take its id out of
+ * the duplicate window, so an id can be "burned"; then the job publishes
+ * with the id "<type>.<id>.<version>.<n>", a new generation.
  *
  * Retrying an append with the same event_ids is answered from what is
  * stored: the window (heads.c) says where an event_id went; the stored
  * block is read back and compared before the original reply is rebuilt.
+ *
+ * Threads. Any thread may end up running a pipe: the request callback
+ * (a new job), the ack handler (a commit frees room), a worker (after
+ * settling, a retry check or a resolution). One holds the pipe's
+ * `running` token at a time and launches; the others only ask it to look
+ * again, so a pipe's messages are published in version order.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "append.h"
 #include "dagcbor.h"
 #include "event.h"
 #include "ids.h"
 #include "log.h"
 
-enum jev_state {
-	JEV_PENDING = 0,
-	JEV_OK,
-	JEV_DUPLICATE,  /* JetStream already had this Nats-Msg-Id */
-	JEV_REFUSED,    /* JetStream said no (a limit, say): not stored */
-	JEV_NOT_STORED, /* never sent, or taken back */
-	JEV_UNKNOWN,    /* no answer: may or may not be stored */
-	JEV_FOREIGN,    /* resolving: the duplicate's message is not ours */
-	JEV_BURNED,     /* resolving: the duplicate's message was removed */
+/* What running or launching a job came to. */
+enum run {
+	RUN_LAUNCHED, /* its messages are out */
+	RUN_ENDED,    /* answered and ended */
+	RUN_AWAY,     /* on a worker, which now holds the pipe's token */
+	RUN_WAIT,     /* not now: it waits to be the oldest, or for the chain */
 };
 
-struct jev {
-	char event_id[CIM_EVENT_ID_MAX + 1];
-	cim_cid cid;
-	uint64_t seq;
-	uint8_t state;
-	natsMsg *msg; /* kept to publish again when not known to be stored */
-};
-
-#define MSGID_GENS 8
-
-struct job {
-	struct job *next;  /* the queue behind the running job */
-	struct job *qtail; /* in the running job: the last one queued */
-	struct daemon *d;
-	natsMsg *req;
-	struct agg *agg;
-	cim_append_req ar;
-	uint64_t base; /* version of the first event */
-	size_t n;
-	size_t resolved; /* acks in, under d->mu */
-	struct jev *ev;
-	size_t req_len; /* counted in d->job_bytes */
-	bool idem_checked;
-	unsigned gen; /* Nats-Msg-Id generation, 0 for the plain id */
-	char fail_msg[256];
-	bool settle_only; /* no request: settles its aggregate (append_sweep) */
-	char type[CIM_TYPE_MAX + 1];
-	char id[CIM_ID_MAX + 1];
-};
-
-static void job_run(struct job *job);
+static enum run job_run(struct job *job);
+static void pipe_go(struct pipe *p);
+static void run_on(struct job *job);
+static void job_complete(struct job *job);
 
 static void job_free(struct job *job)
 {
@@ -95,34 +76,62 @@ static void job_free(struct job *job)
 	free(job);
 }
 
-/* Ends a job and starts the next one queued for its aggregate. */
-static void job_done(struct job *job)
+/* ---- the pipe's life ------------------------------------------------------------ */
+
+/* Nothing uses p any more; d->mu held. Unlinks it (the caller frees it
+ * once unlocked), and an aggregate that still has no event keeps no
+ * memory (nor a place on the sweep list). */
+static bool pipe_gone_locked(struct daemon *d, struct pipe *p)
 {
-	struct daemon *d = job->d;
-	struct job *next;
+	struct agg *a = p->agg;
+
+	if (p->first != NULL || p->running || p->refs > 0)
+		return false;
+	a->busy = NULL;
+	if (a->version == 0 && a->state == AGG_SETTLED) {
+		for (int i = 0; i < d->nsweep; i++)
+			if (d->sweep[i] == a)
+				d->sweep[i--] = d->sweep[--d->nsweep];
+		burn_forget_locked(d, a);
+		heads_remove(&d->heads, a);
+	}
+	return true;
+}
+
+void pipe_unref(struct pipe *p)
+{
+	struct daemon *d = p->d;
 
 	pthread_mutex_lock(&d->mu);
-	next = job->next;
-	if (next != NULL)
-		next->qtail = job->qtail;
-	job->agg->busy = next;
-	/* an aggregate that still has no event keeps no memory (nor a place
-	 * on the sweep list) */
-	if (next == NULL && job->agg->version == 0 && job->agg->state == AGG_SETTLED) {
-		for (int i = 0; i < d->nsweep; i++)
-			if (d->sweep[i] == job->agg)
-				d->sweep[i--] = d->sweep[--d->nsweep];
-		heads_remove(&d->heads, job->agg);
-	}
+	p->refs--;
+	bool gone = pipe_gone_locked(d, p);
+	pthread_mutex_unlock(&d->mu);
+	if (gone)
+		free(p);
+}
+
+void job_done(struct job *job)
+{
+	struct daemon *d = job->d;
+	struct pipe *p = job->pipe;
+
+	pthread_mutex_lock(&d->mu);
+	/* jobs end in order: only the oldest is ever answered */
+	p->first = job->next;
+	if (p->last == job)
+		p->last = NULL;
+	if (p->next_run == job)
+		p->next_run = job->next;
+	if (job->launched)
+		p->launched--;
+	/* the caller holds the token or a reference: the pipe stays */
 	pthread_mutex_unlock(&d->mu);
 	atomic_fetch_sub(&d->jobs_in_flight, 1);
 	job_free(job);
-	if (next != NULL)
-		job_run(next);
 }
 
-static void job_fail(struct job *job, cim_err code, const char *field,
-		     const char *fmt, const char *arg)
+void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
+	      const char *arg)
 {
 	cim_perr e;
 	cim_perr_set(&e, code, field, fmt, arg);
@@ -130,8 +139,7 @@ static void job_fail(struct job *job, cim_err code, const char *field,
 	job_done(job);
 }
 
-/* Answers with an error; the job goes on (the caller ends it). */
-static void job_reply_fail(struct job *job, cim_err code, const char *msg)
+void job_reply_fail(struct job *job, cim_err code, const char *msg)
 {
 	cim_perr e;
 	cim_perr_set(&e, code, NULL, "%s", msg);
@@ -221,40 +229,52 @@ static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
 	return 0;
 }
 
-/* Builds every message of the job; NULL entries are not made. Returns 0, or
- * -1 after answering the request. */
-static int build_messages(struct job *job, natsMsg **msgs)
+/* Why a job's messages could not be built: the answer it gets once it is
+ * the oldest. */
+struct build_err {
+	cim_err code;
+	char msg[200];
+};
+
+/* Builds every message of the job, chained from the head `version` whose
+ * CID is prev, with Nats-Msg-Id and Nats-Expected-Stream (so that a
+ * message can be published again as it is, resolve.c); NULL entries are
+ * not made. This is where each event becomes a block: a step that must
+ * see or change an event before it is stored and hashed goes here. 0, or
+ * -1 with *e set (nothing answered). */
+static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
+			  const cim_cid *head, struct build_err *e)
 {
 	struct daemon *d = job->d;
-	struct agg *a = job->agg;
 	cbuf block = CBUF_INIT;
-	cim_cid prev;
+	cim_cid prev = *head;
 	char prev_text[CIM_CID_TEXT_MAX], subj[512], err[200], ts[CIM_TIME_TEXT];
+	char msgid[256];
 	json_t *empty = json_object();
-	bool has_prev = a->version > 0;
+	bool has_prev = version > 0;
+	int rc = -1;
 
-	agg_head_cid(a, &prev);
 	if (has_prev)
 		cim_cid_to_text(&prev, prev_text);
-	job->base = a->version + 1;
+	job->base = version + 1;
 	for (size_t i = 0; i < job->n; i++) {
 		const cim_append_event_req *r = &job->ar.events[i];
-		struct jev *e = &job->ev[i];
+		struct jev *e_ = &job->ev[i];
 		cim_event_block b;
 
 		if (r->event_id)
-			snprintf(e->event_id, sizeof e->event_id, "%s", r->event_id);
-		else
-			cim_uuid7(e->event_id);
+			snprintf(e_->event_id, sizeof e_->event_id, "%s", r->event_id);
+		else if (e_->event_id[0] == '\0')
+			cim_uuid7(e_->event_id); /* kept if the job is built again */
 		cim_time_now(ts);
 		b = (cim_event_block){
 			.aggregate_type = job->type,
 			.aggregate_id = job->id,
 			.version = job->base + i,
 			.event_type = (char *)r->event_type,
-			.event_id = e->event_id,
-			.correlation_id = (char *)(r->correlation_id ? r->correlation_id : e->event_id),
-			.causation_id = (char *)(r->causation_id ? r->causation_id : e->event_id),
+			.event_id = e_->event_id,
+			.correlation_id = (char *)(r->correlation_id ? r->correlation_id : e_->event_id),
+			.causation_id = (char *)(r->causation_id ? r->causation_id : e_->event_id),
 			.timestamp = ts,
 			.metadata = r->metadata ? r->metadata : empty,
 			.data = r->data,
@@ -263,84 +283,150 @@ static int build_messages(struct job *job, natsMsg **msgs)
 		};
 		cbuf_reset(&block);
 		if (cim_event_encode(&b, &block, err, sizeof err) != 0) {
-			job_fail(job, CIM_ERR_INVALID_REQUEST, NULL, "%s", err);
-			goto fail;
+			e->code = CIM_ERR_INVALID_REQUEST;
+			snprintf(e->msg, sizeof e->msg, "%s", err);
+			goto out;
 		}
 		if (block.len > (size_t)d->cfg->max_event_bytes) {
-			char what[160];
-			snprintf(what, sizeof what,
+			e->code = CIM_ERR_PAYLOAD_TOO_LARGE;
+			snprintf(e->msg, sizeof e->msg,
 				 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
 				 i, block.len, (long long)d->cfg->max_event_bytes);
-			job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
-			goto fail;
+			goto out;
 		}
-		cim_cid_compute(&e->cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, block.p, block.len);
+		cim_cid_compute(&e_->cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, block.p, block.len);
+		atomic_fetch_add(&d->bytes_appended, block.len);
 		snprintf(subj, sizeof subj, "%s%s.%s.%s", d->events_prefix, job->type,
 			 job->id, r->event_type);
-		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)block.p, (int)block.len) != NATS_OK ||
-		    set_headers(msgs[i], d, e, &b, has_prev ? prev_text : NULL, i, job->n) != 0) {
-			job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "cannot build the message");
-			goto fail;
-		}
-		atomic_fetch_add(&d->bytes_appended, block.len);
-		prev = e->cid;
-		has_prev = true;
-		cim_cid_to_text(&prev, prev_text);
-	}
-	cbuf_free(&block);
-	json_decref(empty);
-	return 0;
-fail:
-	cbuf_free(&block);
-	json_decref(empty);
-	return -1;
-}
-
-static void job_complete(struct job *job);
-
-static void job_publish(struct job *job)
-{
-	struct daemon *d = job->d;
-	const size_t n = job->n; /* the job may be gone once its last ack is in */
-	natsMsg **msgs = calloc(n, sizeof *msgs);
-	char msgid[256];
-	natsStatus s = NATS_OK;
-	size_t sent = 0;
-
-	if (msgs == NULL) {
-		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "out of memory");
-		return;
-	}
-	if (build_messages(job, msgs) != 0)
-		goto out;
-	if (natsConnection_Status(d->nc) != NATS_CONN_STATUS_CONNECTED) {
-		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
-			 "not connected to NATS; nothing was stored");
-		goto out;
-	}
-	if (!lease_valid(d)) {
-		/* another daemon may be the writer by now (lease.c) */
-		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
-			 "this daemon's writer lease could not be renewed in time; "
-			 "nothing was stored");
-		goto out;
-	}
-
-	/* the id and the stream go in as headers, so that a message can be
-	 * published again as it is (resolve_and_answer) */
-	for (size_t i = 0; i < n; i++) {
 		if (job->gen == 0)
 			snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
 				 (unsigned long long)(job->base + i));
 		else
 			snprintf(msgid, sizeof msgid, "%s.%s.%llu.%u", job->type, job->id,
 				 (unsigned long long)(job->base + i), job->gen);
-		if (natsMsgHeader_Set(msgs[i], "Nats-Msg-Id", msgid) != NATS_OK ||
+		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)block.p, (int)block.len) != NATS_OK ||
+		    set_headers(msgs[i], d, e_, &b, has_prev ? prev_text : NULL, i, job->n) != 0 ||
+		    natsMsgHeader_Set(msgs[i], "Nats-Msg-Id", msgid) != NATS_OK ||
 		    natsMsgHeader_Set(msgs[i], "Nats-Expected-Stream", d->cfg->stream) != NATS_OK) {
-			job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "cannot build the message");
+			e->code = CIM_ERR_INTERNAL;
+			snprintf(e->msg, sizeof e->msg, "cannot build the message");
 			goto out;
 		}
+		prev = e_->cid;
+		has_prev = true;
+		cim_cid_to_text(&prev, prev_text);
 	}
+	rc = 0;
+out:
+	cbuf_free(&block);
+	json_decref(empty);
+	return rc;
+}
+
+/* What the ack handler (or a publish that failed) leaves to do once
+ * d->mu is released. */
+struct steps {
+	struct job *complete; /* the oldest job has all its acks */
+	bool resolve;         /* the chain is ready to be resolved */
+};
+
+/* d->mu held. Takes a reference for what it finds to do. */
+static void steps_find_locked(struct pipe *p, struct steps *s)
+{
+	struct job *f = p->first;
+
+	s->complete = NULL;
+	s->resolve = false;
+	if (p->resolving) {
+		s->resolve = p->incomplete == 0 && !p->resolve_started;
+		p->resolve_started |= s->resolve;
+	} else if (f != NULL && f->launched && f->resolved == f->n && !f->completing) {
+		f->completing = true;
+		s->complete = f;
+	}
+	if (s->complete || s->resolve)
+		p->refs++;
+}
+
+static void steps_run(struct pipe *p, const struct steps *s)
+{
+	if (s->complete) {
+		job_complete(s->complete);
+		pipe_advance(p);
+	}
+	if (s->resolve)
+		resolve_start(p);
+	if (s->complete || s->resolve)
+		pipe_unref(p);
+}
+
+/* Publishes the job: as the oldest (chained false), or chained on the
+ * pipe's tip. A chained job that cannot go now is left waiting (it runs
+ * again as the oldest) and nothing is answered. */
+static enum run job_launch(struct job *job, bool chained)
+{
+	struct daemon *d = job->d;
+	struct pipe *p = job->pipe;
+	const size_t n = job->n; /* the job may be gone once its last ack is in */
+	natsMsg **msgs = calloc(n, sizeof *msgs);
+	struct build_err be = {CIM_ERR_INTERNAL, "out of memory"};
+	uint64_t version;
+	cim_cid head;
+	natsStatus s = NATS_OK;
+	size_t sent = 0;
+	enum run r = RUN_WAIT;
+
+	pthread_mutex_lock(&d->mu);
+	if (chained) {
+		version = p->tip_version;
+		head = p->tip_cid;
+	} else {
+		version = job->agg->version;
+		agg_head_cid(job->agg, &head);
+	}
+	/* ids this process burned at these versions take a new generation */
+	unsigned g = burn_gen_locked(d, job->agg, version + 1);
+	pthread_mutex_unlock(&d->mu);
+	if (g > job->gen)
+		job->gen = g;
+
+	if (msgs == NULL || build_messages(job, msgs, version, &head, &be) != 0)
+		goto refused;
+	if (natsConnection_Status(d->nc) != NATS_CONN_STATUS_CONNECTED) {
+		be.code = CIM_ERR_UNAVAILABLE;
+		snprintf(be.msg, sizeof be.msg, "not connected to NATS; nothing was stored");
+		goto refused;
+	}
+	if (!lease_valid(d)) {
+		/* another daemon may be the writer by now (lease.c) */
+		be.code = CIM_ERR_UNAVAILABLE;
+		snprintf(be.msg, sizeof be.msg,
+			 "this daemon's writer lease could not be renewed in time; "
+			 "nothing was stored");
+		goto refused;
+	}
+
+	pthread_mutex_lock(&d->mu);
+	if (chained && (p->resolving || p->stalled || p->launched == 0 ||
+			p->tip_version != version || !cim_cid_equal(&p->tip_cid, &head))) {
+		/* the chain failed (or was resolved) meanwhile: this job runs
+		 * later, built anew */
+		pthread_mutex_unlock(&d->mu);
+		goto out;
+	}
+	job->launched = true;
+	job->completing = false;
+	job->resolved = 0;
+	p->launched++;
+	p->incomplete++;
+	p->next_run = job->next;
+	p->tip_version = job->base + n - 1;
+	p->tip_cid = job->ev[n - 1].cid;
+	pthread_mutex_unlock(&d->mu);
+	if (chained)
+		atomic_fetch_add(&d->appends_chained, 1);
+	r = RUN_LAUNCHED;
+
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.MaxWait = d->cfg->publish_timeout_ms;
@@ -350,8 +436,8 @@ static void job_publish(struct job *job)
 			break;
 	}
 	if (sent < n) {
-		/* the rest never left */
-		bool done;
+		/* the rest never left: nothing is chained on this job */
+		struct steps st;
 		pthread_mutex_lock(&d->mu);
 		snprintf(job->fail_msg, sizeof job->fail_msg,
 			 "storage: cannot publish: %s", natsStatus_GetText(s));
@@ -360,16 +446,29 @@ static void job_publish(struct job *job)
 			job->ev[i].msg = msgs[i];
 			msgs[i] = NULL;
 		}
+		p->stalled = true;
 		job->resolved += n - sent;
-		done = job->resolved == n;
+		if (job->resolved == n)
+			p->incomplete--;
+		steps_find_locked(p, &st);
 		pthread_mutex_unlock(&d->mu);
-		if (done)
-			job_complete(job);
+		steps_run(p, &st);
+	}
+	goto out;
+
+refused:
+	if (chained) {
+		/* decided when it is the oldest, as if it had waited */
+		job->no_chain = true;
+	} else {
+		job_fail(job, be.code, NULL, "%s", be.msg);
+		r = RUN_ENDED;
 	}
 out:
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; msgs != NULL && i < n; i++)
 		natsMsg_Destroy(msgs[i]);
 	free(msgs);
+	return r;
 }
 
 /* ---- acks --------------------------------------------------------------------- */
@@ -381,7 +480,8 @@ void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 	const char *mid = NULL;
 	char buf[256];
 	struct job *job = NULL;
-	bool done = false;
+	struct pipe *p = NULL;
+	struct steps st = {0};
 
 	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &mid) != NATS_OK || mid == NULL ||
 	    snprintf(buf, sizeof buf, "%s", mid) >= (int)sizeof buf)
@@ -393,12 +493,17 @@ void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		goto out;
 	*dot1 = *dot2 = '\0';
 	uint64_t version = strtoull(dot2 + 1, NULL, 10);
+	unsigned gen = msgid_gen(mid);
 
 	pthread_mutex_lock(&d->mu);
 	struct agg *a = heads_find(&d->heads, buf, dot1 + 1);
-	job = a ? a->busy : NULL;
-	if (job == NULL || version < job->base || version >= job->base + job->n ||
-	    job->ev[version - job->base].state != JEV_PENDING) {
+	p = a ? a->busy : NULL;
+	for (struct job *j = p ? p->first : NULL; j != NULL && j->launched; j = j->next)
+		if (version >= j->base && version < j->base + j->n) {
+			job = j;
+			break;
+		}
+	if (job == NULL || gen != job->gen || job->ev[version - job->base].state != JEV_PENDING) {
 		pthread_mutex_unlock(&d->mu);
 		log_warn("ack for %s matches no append in flight", mid);
 		goto out;
@@ -424,19 +529,37 @@ void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 			 natsStatus_GetText(err), pae && pae->ErrText ? ": " : "",
 			 pae && pae->ErrText ? pae->ErrText : "");
 	}
-	done = ++job->resolved == job->n;
+	if (e->state != JEV_OK)
+		p->stalled = true; /* chain nothing more on what may fail */
+	if (++job->resolved == job->n)
+		p->incomplete--;
+	steps_find_locked(p, &st);
 	pthread_mutex_unlock(&d->mu);
+	steps_run(p, &st);
 out:
 	natsMsg_Destroy(msg);
-	if (done)
-		job_complete(job);
 }
 
-static void resolve_and_answer(struct daemon *d, void *arg);
+size_t job_count_state(const struct job *job, enum jev_state st)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < job->n; i++)
+		k += job->ev[i].state == st;
+	return k;
+}
 
-/* The job's events are all stored, at ev[i].seq: the head moves on and
- * the request is answered. */
-static void job_commit(struct job *job)
+bool job_in_order(const struct job *job)
+{
+	uint64_t prev = job->agg->seq;
+	for (size_t i = 0; i < job->n; i++) {
+		if (job->ev[i].seq <= prev)
+			return false;
+		prev = job->ev[i].seq;
+	}
+	return true;
+}
+
+void job_commit(struct job *job)
 {
 	struct daemon *d = job->d;
 	int64_t now = now_ns();
@@ -462,273 +585,44 @@ static void job_commit(struct job *job)
 	job_done(job);
 }
 
-static size_t count_state(const struct job *job, enum jev_state st)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < job->n; i++)
-		k += job->ev[i].state == st;
-	return k;
-}
-
-static void abandon(struct job *job, bool answered, const char *why);
-
+/* The oldest job has all its acks: stored whole and in order, it is
+ * committed; anything else stops the chain and resolves it. */
 static void job_complete(struct job *job)
 {
 	struct daemon *d = job->d;
+	struct pipe *p = job->pipe;
 
-	if (count_state(job, JEV_OK) == job->n) {
+	if (job_count_state(job, JEV_OK) == job->n && job_in_order(job)) {
 		job_commit(job);
 		return;
 	}
-	if (count_state(job, JEV_REFUSED) + count_state(job, JEV_NOT_STORED) == job->n) {
-		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
-			 job->fail_msg);
-		return;
-	}
-	/* some stored, or not known: find out before anything else is written */
+	struct steps st;
 	pthread_mutex_lock(&d->mu);
-	job->agg->state = AGG_UNSETTLED;
+	p->resolving = true;
+	p->stalled = true;
+	steps_find_locked(p, &st);
 	pthread_mutex_unlock(&d->mu);
-	if (work_submit(d, resolve_and_answer, job) != 0)
-		abandon(job, false, "the daemon is overloaded");
+	steps_run(p, &st);
 }
 
-/* ---- an append whose outcome is not known at once ---------------------------
- *
- * Some acks said "duplicate", or never came, or nobody took the message.
- * Reading the stream to find out cannot be trusted while a cluster elects
- * a leader: a publish that timed out may be committed seconds later. So
- * each message not known to be stored is published again, the same bytes
- * under the same Nats-Msg-Id, until JetStream gives a definite answer:
- * stored now, or "duplicate" with the sequence of the copy it already had
- * (which is read back, through the leader, and compared). Then the whole
- * job is known: all of it stored in order (done), or part of it refused,
- * or its ids burned by removed messages, and then what of it is stored is
- * taken back (no reader saw it: the head never moved). */
-
-#define RESOLVE_TRY_NS (250 * 1000000LL)
-#define RESOLVE_MIN_NS (20 * 1000000000LL)
-#define UNSURE_GRACE_NS (30 * 1000000000LL)
-
-/* Answers the request now, and lets the job go on without anyone to
- * answer: a client that waits no longer than the publish timeout still
- * hears something, and learns the outcome by retrying. */
-static void answer_early(struct job *job, const char *why)
-{
-	natsMsg *quiet = NULL;
-
-	/* a request with no reply subject is never answered (nor counted) */
-	if (natsMsg_Create(&quiet, natsMsg_GetSubject(job->req), NULL, NULL, 0) != NATS_OK)
-		return; /* answered once, at the end */
-	job_reply_fail(job, CIM_ERR_INTERNAL, why);
-	natsMsg_Destroy(job->req);
-	job->req = quiet;
-}
-
-/* Publishes the job's unsure messages again until each has a definite
- * answer. 0 when all have, -1 when it gave up (no lease, no time). */
-static int republish(struct job *job, bool *answered)
+void job_unlaunch(struct job *job)
 {
 	struct daemon *d = job->d;
-	int64_t start = now_ns();
-	int64_t timeout_ns = d->cfg->publish_timeout_ms * 1000000LL;
-	int64_t deadline = start + (timeout_ns * 3 > RESOLVE_MIN_NS ? timeout_ns * 3
-								    : RESOLVE_MIN_NS);
-	jsPubOptions po;
+	struct pipe *p = job->pipe;
 
-	jsPubOptions_Init(&po);
-	/* the client has waited a publish timeout already: the first round
-	 * is short, and answers it if it did not settle everything */
-	po.MaxWait = d->cfg->publish_timeout_ms < 250 ? d->cfg->publish_timeout_ms : 250;
-	for (;;) {
-		bool pending = false;
-		for (size_t i = 0; i < job->n; i++) {
-			struct jev *e = &job->ev[i];
-			jsPubAck *pa = NULL;
-			jsErrCode je = 0;
-			if (e->state != JEV_UNKNOWN && e->state != JEV_NOT_STORED)
-				continue;
-			if (atomic_load(&d->draining))
-				return -1;
-			if (!lease_valid(d)) {
-				/* not now; the lease may be held again in a moment
-				 * (its bucket electing a leader, say) */
-				pending = true;
-				break;
-			}
-			natsStatus s = js_PublishMsg(&pa, d->js, e->msg, &po, &je);
-			if (s == NATS_OK) {
-				e->seq = pa->Sequence;
-				e->state = pa->Duplicate ? JEV_DUPLICATE : JEV_OK;
-				jsPubAck_Destroy(pa);
-			} else if (je != 0 && s != NATS_NO_RESPONDERS) {
-				e->state = JEV_REFUSED;
-				snprintf(job->fail_msg, sizeof job->fail_msg,
-					 "storage: %s (JetStream error %d)", natsStatus_GetText(s),
-					 (int)je);
-			} else {
-				e->state = JEV_UNKNOWN;
-				pending = true;
-			}
-		}
-		if (!pending)
-			return 0;
-		if (!*answered) {
-			answer_early(job, "storage did not confirm the append in time; retry "
-					  "with the same event_ids to learn whether it was stored");
-			*answered = true;
-		}
-		if (now_ns() >= deadline)
-			return -1;
-		po.MaxWait = d->cfg->publish_timeout_ms;
-		usleep((useconds_t)(RESOLVE_TRY_NS / 1000));
-	}
-}
-
-/* Which "duplicate" acks name our own message (stored earlier by a
- * publish whose ack was lost), which another, which a removed one. -1
- * when the leader cannot be asked. */
-static int check_duplicates(struct job *job)
-{
-	struct daemon *d = job->d;
-
-	for (size_t i = 0; i < job->n; i++) {
-		struct jev *e = &job->ev[i];
-		cim_perr err = {0};
-		cim_cid cid;
-		if (e->state != JEV_DUPLICATE)
-			continue;
-		natsMsg *m = store_get_msg(d, e->seq, &err);
-		if (m == NULL) {
-			if (err.code != CIM_ERR_NOT_FOUND)
-				return -1;
-			e->state = JEV_BURNED;
-			continue;
-		}
-		cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code,
-				(const uint8_t *)natsMsg_GetData(m),
-				(size_t)natsMsg_GetDataLength(m));
-		natsMsg_Destroy(m);
-		e->state = cim_cid_equal(&cid, &e->cid) ? JEV_OK : JEV_FOREIGN;
-	}
-	return 0;
-}
-
-/* Removes what of the job is stored. 0, or -1 when a removal failed. */
-static int take_back(struct job *job)
-{
-	for (size_t i = 0; i < job->n; i++) {
-		cim_perr e;
-		if (job->ev[i].state != JEV_OK)
-			continue;
-		if (store_delete_msg(job->d, job->ev[i].seq, &e) != 0) {
-			log_error("%s/%s: cannot take back version %llu at seq %llu: %s",
-				  job->type, job->id, (unsigned long long)(job->base + i),
-				  (unsigned long long)job->ev[i].seq, e.msg);
-			return -1;
-		}
-		job->ev[i].state = JEV_NOT_STORED;
-	}
-	return 0;
-}
-
-/* Stored in version order, after the head? */
-static bool in_order(const struct job *job)
-{
-	uint64_t prev = job->agg->seq;
-	for (size_t i = 0; i < job->n; i++) {
-		if (job->ev[i].seq <= prev)
-			return false;
-		prev = job->ev[i].seq;
-	}
-	return true;
-}
-
-static void sweep_add(struct daemon *d, struct agg *a);
-
-/* Gives up on knowing: the aggregate is settled from the stream before it
- * is written again, and no torn batch is removed while the publish may
- * still land. */
-static void abandon(struct job *job, bool answered, const char *why)
-{
-	struct daemon *d = job->d;
-
-	atomic_store(&d->unsure_until, now_ns() + UNSURE_GRACE_NS);
 	pthread_mutex_lock(&d->mu);
-	job->agg->state = AGG_UNSETTLED;
+	if (job->launched)
+		p->launched--;
+	job->launched = false;
+	job->completing = false;
+	job->resolved = 0;
 	pthread_mutex_unlock(&d->mu);
-	sweep_add(d, job->agg);
-	log_warn("%s/%s: the outcome of the append at version %llu is not known (%s)",
-		 job->type, job->id, (unsigned long long)job->base, why);
-	if (!answered)
-		job_reply_fail(job, CIM_ERR_INTERNAL,
-			       "storage did not confirm the append; retry with the same "
-			       "event_ids to learn whether it was stored");
-	job_done(job);
-}
-
-/* On a worker: learn what became of each message, then answer. */
-static void resolve_and_answer(struct daemon *d, void *arg)
-{
-	struct job *job = arg;
-	bool answered = false;
-
-	if (republish(job, &answered) != 0) {
-		abandon(job, answered, lease_valid(d) ? "no definite answer from storage"
-						      : "the writer lease is not held");
-		return;
-	}
-	if (check_duplicates(job) != 0) {
-		abandon(job, answered, "the stream's leader cannot be asked");
-		return;
-	}
-	size_t n = job->n;
-	if (count_state(job, JEV_OK) == n && in_order(job)) {
-		log_info("%s/%s: versions %llu-%llu confirmed stored after all", job->type,
-			 job->id, (unsigned long long)job->base,
-			 (unsigned long long)(job->base + n - 1));
-		job_commit(job);
-		return;
-	}
-	/* not all of it, or not in order: nothing of it may stay */
-	if (take_back(job) != 0) {
-		abandon(job, answered, "what was stored of it cannot be taken back");
-		return;
-	}
-	/* another append's events past the head: read the stream before
-	 * going on */
-	pthread_mutex_lock(&d->mu);
-	job->agg->state = count_state(job, JEV_FOREIGN) > 0 ? AGG_UNSETTLED : AGG_SETTLED;
-	pthread_mutex_unlock(&d->mu);
-	if (count_state(job, JEV_REFUSED) > 0) {
-		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",
-			 job->fail_msg[0] ? job->fail_msg : "storage refused the append");
-	} else if (count_state(job, JEV_FOREIGN) > 0) {
-		/* (one this daemon gave up on, landed since) */
-		job_reply_fail(job, CIM_ERR_INTERNAL,
-			       "storage holds other events at these versions; nothing of this "
-			       "append was kept; retry with the same event_ids");
-		job_done(job);
-	} else if (job->gen < MSGID_GENS) {
-		/* ids burned by removed messages, or stored out of order: once
-		 * more under new ids, from the head */
-		log_info("%s/%s: publishing version %llu again as generation %u (%s)",
-			 job->type, job->id, (unsigned long long)job->base, job->gen + 1,
-			 count_state(job, JEV_BURNED) ? "its ids were used by removed messages"
-						      : "it was stored out of order");
-		job->gen++;
-		job->resolved = 0;
-		memset(job->fail_msg, 0, sizeof job->fail_msg);
-		for (size_t i = 0; i < n; i++) {
-			natsMsg_Destroy(job->ev[i].msg);
-			job->ev[i].msg = NULL;
-			job->ev[i].state = JEV_PENDING;
-		}
-		job_run(job);
-	} else {
-		job_reply_fail(job, CIM_ERR_INTERNAL,
-			       "storage kept refusing this append's ids; nothing was kept; retry");
-		job_done(job);
+	memset(job->fail_msg, 0, sizeof job->fail_msg);
+	for (size_t i = 0; i < job->n; i++) {
+		natsMsg_Destroy(job->ev[i].msg);
+		job->ev[i].msg = NULL;
+		job->ev[i].state = JEV_PENDING;
+		job->ev[i].seq = 0;
 	}
 }
 
@@ -859,10 +753,12 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	return hits == 0 ? 0 : 1;
 }
 
-/* On a worker: is this append a retry of a stored one? */
+/* On a worker, with the pipe's token: is this append a retry of a stored
+ * one? */
 static void check_retry(struct daemon *d, void *arg)
 {
 	struct job *job = arg;
+	struct pipe *p = job->pipe;
 	uint64_t *seqs = calloc(job->n, sizeof *seqs), first = 0;
 	size_t matched = 0;
 	const char *dup = NULL;
@@ -870,6 +766,7 @@ static void check_retry(struct daemon *d, void *arg)
 
 	if (seqs == NULL) {
 		job_fail(job, CIM_ERR_INTERNAL, NULL, "%s", "out of memory");
+		pipe_go(p);
 		return;
 	}
 	int found = find_stored(job, seqs, &first);
@@ -918,18 +815,21 @@ static void check_retry(struct daemon *d, void *arg)
 	} else {
 		/* nothing of it is stored: a new append after all */
 		job->idem_checked = true;
-		job_run(job);
+		free(seqs);
+		run_on(job);
+		return;
 	}
 out:
 	free(seqs);
+	pipe_go(p);
 }
 
-static bool may_be_retry(struct job *job)
+/* d->mu held. */
+static bool may_be_retry_locked(struct job *job)
 {
 	struct daemon *d = job->d;
 	bool hit = false;
 
-	pthread_mutex_lock(&d->mu);
 	for (size_t i = 0; i < job->n && !hit; i++) {
 		const char *eid = job->ar.events[i].event_id;
 		struct agg *wa;
@@ -939,13 +839,21 @@ static bool may_be_retry(struct job *job)
 		hit = recent_find(&d->recent, eid, &wa, &v, &seq) == 0 ||
 		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid));
 	}
-	pthread_mutex_unlock(&d->mu);
 	return hit;
 }
 
-/* ---- running a job ------------------------------------------------------------ */
+static bool may_be_retry(struct job *job)
+{
+	pthread_mutex_lock(&job->d->mu);
+	bool hit = may_be_retry_locked(job);
+	pthread_mutex_unlock(&job->d->mu);
+	return hit;
+}
 
-static void sweep_add(struct daemon *d, struct agg *a)
+
+/* ---- running the jobs -------------------------------------------------------- */
+
+void sweep_add(struct daemon *d, struct agg *a)
 {
 	pthread_mutex_lock(&d->mu);
 	bool listed = false;
@@ -956,9 +864,19 @@ static void sweep_add(struct daemon *d, struct agg *a)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* On a worker that got the job (and the pipe's token) from job_run. */
+static void run_on(struct job *job)
+{
+	struct pipe *p = job->pipe;
+
+	if (job_run(job) != RUN_AWAY)
+		pipe_go(p);
+}
+
 static void settle_then_run(struct daemon *d, void *arg)
 {
 	struct job *job = arg;
+	struct pipe *p = job->pipe;
 	cim_perr e;
 
 	if (job->settle_only) {
@@ -968,55 +886,197 @@ static void settle_then_run(struct daemon *d, void *arg)
 			sweep_add(d, job->agg);
 		}
 		job_done(job);
+		pipe_go(p);
 		return;
 	}
 	if (store_settle(d, job->agg, &e) != 0) {
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
 			 "the aggregate's stored events cannot be checked yet: %s; "
 			 "nothing was stored", e.msg);
+		pipe_go(p);
 		return;
 	}
-	job_run(job);
+	run_on(job);
 }
 
-/* Runs a job that owns its aggregate, on whatever thread got it here. */
-static void job_run(struct job *job)
+/* Runs the oldest job, nothing launched before it, on the thread that
+ * holds the pipe's token. */
+static enum run job_run(struct job *job)
 {
 	struct daemon *d = job->d;
 
-	if (job->agg->state == AGG_UNSETTLED) {
-		if (work_submit(d, settle_then_run, job) != 0)
+	pthread_mutex_lock(&d->mu);
+	bool unsettled = job->agg->state == AGG_UNSETTLED;
+	uint64_t version = job->agg->version;
+	pthread_mutex_unlock(&d->mu);
+	if (unsettled || job->settle_only) {
+		if (work_submit(d, settle_then_run, job) == 0)
+			return RUN_AWAY;
+		if (job->settle_only) {
+			sweep_add(d, job->agg); /* a later sweep */
+			job_done(job);
+		} else {
 			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
 				 "the daemon is overloaded; nothing was stored");
-		return;
+		}
+		return RUN_ENDED;
 	}
 	if (!job->idem_checked && may_be_retry(job)) {
-		if (work_submit(d, check_retry, job) != 0)
-			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
-				 "the daemon is overloaded; nothing was stored");
-		return;
+		if (work_submit(d, check_retry, job) == 0)
+			return RUN_AWAY;
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+			 "the daemon is overloaded; nothing was stored");
+		return RUN_ENDED;
 	}
-	if (!expectation_met(&job->ar, job->agg->version)) {
-		reply_wrong_version(job, job->agg->version);
-		return;
+	if (!expectation_met(&job->ar, version)) {
+		reply_wrong_version(job, version);
+		return RUN_ENDED;
 	}
 	if (d->cfg->max_events_per_aggregate > 0 &&
-	    job->agg->version + job->n > (uint64_t)d->cfg->max_events_per_aggregate) {
+	    version + job->n > (uint64_t)d->cfg->max_events_per_aggregate) {
 		char what[200];
 		snprintf(what, sizeof what, "the aggregate is at version %llu; %zu more "
 			 "event(s) would pass max_events_per_aggregate (%lld); nothing was stored",
-			 (unsigned long long)job->agg->version, job->n,
+			 (unsigned long long)version, job->n,
 			 (long long)d->cfg->max_events_per_aggregate);
 		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+		return RUN_ENDED;
+	}
+	return job_launch(job, false);
+}
+
+/* May job be launched behind the ones in flight now? Only when nothing
+ * it would be decided on can differ from what it would meet as the
+ * oldest: d->mu held. */
+static bool chain_admits_locked(struct pipe *p, struct job *job)
+{
+	struct daemon *d = p->d;
+	int64_t now = now_ns();
+
+	if (job->no_chain || job->settle_only || p->stalled ||
+	    p->launched >= d->cfg->append_pipeline || p->agg->state != AGG_SETTLED ||
+	    now < atomic_load(&d->unsure_until) || now < atomic_load(&d->chain_paused_until))
+		return false;
+	if (!job->idem_checked && may_be_retry_locked(job))
+		return false;
+	/* a retry of an append still in flight waits for its outcome */
+	for (size_t i = 0; i < job->n; i++) {
+		const char *eid = job->ar.events[i].event_id;
+		for (struct job *j = p->first; eid != NULL && j != job && j->launched; j = j->next)
+			for (size_t k = 0; k < j->n; k++)
+				if (strcmp(j->ev[k].event_id, eid) == 0)
+					return false;
+	}
+	if (!expectation_met(&job->ar, p->tip_version))
+		return false;
+	return d->cfg->max_events_per_aggregate == 0 ||
+	       p->tip_version + job->n <= (uint64_t)d->cfg->max_events_per_aggregate;
+}
+
+/* With the pipe's token: runs the oldest job when nothing is launched,
+ * and launches the jobs behind while they may be chained; then gives the
+ * token back (or hands it to a worker with a job). */
+static void pipe_go(struct pipe *p)
+{
+	struct daemon *d = p->d;
+
+	for (;;) {
+		enum run r = RUN_WAIT;
+		pthread_mutex_lock(&d->mu);
+		p->again = false;
+		struct job *job = p->resolving ? NULL : p->next_run;
+		bool oldest = job != NULL && p->launched == 0;
+		bool chain = job != NULL && !oldest && chain_admits_locked(p, job);
+		pthread_mutex_unlock(&d->mu);
+		if (oldest)
+			r = job_run(job);
+		else if (chain)
+			r = job_launch(job, true);
+		if (r == RUN_AWAY)
+			return;
+		if (r != RUN_WAIT)
+			continue;
+		pthread_mutex_lock(&d->mu);
+		if (p->again) {
+			pthread_mutex_unlock(&d->mu);
+			continue;
+		}
+		p->running = false;
+		bool gone = pipe_gone_locked(d, p);
+		pthread_mutex_unlock(&d->mu);
+		if (gone)
+			free(p);
 		return;
 	}
-	job_publish(job);
+}
+
+/* Runs the pipe, or asks the thread that runs it to look again. The
+ * caller holds a reference (or is sure the pipe has a job). */
+static void pipe_kick(struct pipe *p)
+{
+	struct daemon *d = p->d;
+
+	pthread_mutex_lock(&d->mu);
+	if (p->running) {
+		p->again = true;
+		pthread_mutex_unlock(&d->mu);
+		return;
+	}
+	p->running = true;
+	pthread_mutex_unlock(&d->mu);
+	pipe_go(p);
+}
+
+void pipe_advance(struct pipe *p)
+{
+	struct daemon *d = p->d;
+
+	for (;;) {
+		struct job *f = NULL;
+		pthread_mutex_lock(&d->mu);
+		if (!p->resolving && (f = p->first) != NULL && f->launched &&
+		    f->resolved == f->n && !f->completing)
+			f->completing = true;
+		else
+			f = NULL;
+		pthread_mutex_unlock(&d->mu);
+		if (f == NULL)
+			break;
+		job_complete(f);
+	}
+	pipe_kick(p);
+}
+
+/* Adds job to its aggregate's pipe (made when there is none); d->mu held.
+ * The caller runs the pipe. NULL when memory runs out. */
+static struct pipe *pipe_join_locked(struct daemon *d, struct job *job)
+{
+	struct pipe *p = job->agg->busy;
+
+	if (p == NULL) {
+		if ((p = calloc(1, sizeof *p)) == NULL)
+			return NULL;
+		p->d = d;
+		p->agg = job->agg;
+		job->agg->busy = p;
+	}
+	job->pipe = p;
+	if (p->last != NULL)
+		p->last->next = job;
+	else
+		p->first = job;
+	p->last = job;
+	if (p->next_run == NULL)
+		p->next_run = job;
+	p->refs++;
+	return p;
 }
 
 void append_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
 {
 	cim_limits lim = {(size_t)d->cfg->max_events_per_append, CIM_MAX_DEPTH};
 	struct job *job;
+	struct pipe *p;
 	cim_perr e = {0};
 
 	if (atomic_load(&d->draining)) {
@@ -1069,11 +1129,11 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 	atomic_fetch_add(&d->jobs_in_flight, 1);
 	job->req_len = len;
 	atomic_fetch_add(&d->job_bytes, (long)len);
-	job->qtail = job;
 
 	pthread_mutex_lock(&d->mu);
 	job->agg = heads_get_or_add(&d->heads, type, id);
-	if (job->agg == NULL) {
+	p = job->agg ? pipe_join_locked(d, job) : NULL;
+	if (p == NULL) {
 		pthread_mutex_unlock(&d->mu);
 		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
 		reply_error(d, req, OP_APPEND, &e);
@@ -1081,21 +1141,14 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		job_free(job);
 		return;
 	}
-	if (job->agg->busy != NULL) {
-		struct job *run = job->agg->busy;
-		run->qtail->next = job;
-		run->qtail = job;
-		pthread_mutex_unlock(&d->mu);
-		return;
-	}
-	job->agg->busy = job;
 	pthread_mutex_unlock(&d->mu);
-	job_run(job);
+	pipe_kick(p);
+	pipe_unref(p);
 }
 
 void append_sweep(struct daemon *d)
 {
-	struct job *run[64];
+	struct pipe *run[64];
 	int n = 0;
 
 	if (now_ns() < atomic_load(&d->unsure_until))
@@ -1109,11 +1162,15 @@ void append_sweep(struct daemon *d)
 			job->d = d;
 			job->agg = a;
 			job->settle_only = true;
-			job->qtail = job;
 			snprintf(job->type, sizeof job->type, "%s", agg_type(a));
 			snprintf(job->id, sizeof job->id, "%s", agg_id(a));
-			a->busy = job;
-			run[n++] = job;
+			if ((run[n] = pipe_join_locked(d, job)) != NULL) {
+				n++;
+				atomic_fetch_add(&d->jobs_in_flight, 1);
+			} else {
+				free(job);
+				job = NULL;
+			}
 		}
 		if (job != NULL || a->state != AGG_UNSETTLED)
 			d->sweep[i] = d->sweep[--d->nsweep];
@@ -1122,10 +1179,7 @@ void append_sweep(struct daemon *d)
 	}
 	pthread_mutex_unlock(&d->mu);
 	for (int i = 0; i < n; i++) {
-		atomic_fetch_add(&d->jobs_in_flight, 1);
-		if (work_submit(d, settle_then_run, run[i]) != 0) {
-			sweep_add(d, run[i]->agg);
-			job_done(run[i]);
-		}
+		pipe_kick(run[i]);
+		pipe_unref(run[i]);
 	}
 }

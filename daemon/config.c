@@ -71,6 +71,7 @@ static const struct setting settings[] = {
 	S("store", "hash", hash, "blake2b-256"),
 	I("store", "replicas", replicas, "1", 1, 5),
 	I("store", "publish_timeout_ms", publish_timeout_ms, "5000", 100, 600000),
+	I("store", "append_pipeline", append_pipeline, "32", 1, 1024),
 	I("store", "retention_days", retention_days, "0", 0, 36500),
 	I("store", "max_events_per_aggregate", max_events_per_aggregate, "0", 0, INT64_MAX / 2),
 	I("store", "snapshot_threshold", snapshot_threshold, "0", 0, 1000000000),

@@ -49,6 +49,7 @@ struct config {
 	int64_t get_max_limit;
 	int64_t workers;              /* threads serving reads */
 	int64_t publish_timeout_ms;
+	int64_t append_pipeline;      /* appends of one aggregate in flight at once */
 	int64_t connect_timeout_s;    /* give up starting after this long */
 	int64_t lease_ttl_s;          /* the lease bucket's max age */
 	int64_t heads_checkpoint_interval_s; /* write the heads to CIM-HEADS this often */

@@ -7,9 +7,10 @@
  * field of struct agg, the head table and the idempotency window is read
  * and written only with daemon.mu held, and mu is never held across a call
  * that waits on the network. An aggregate whose `busy` is set belongs to
- * that append job: only the job (on whichever thread runs it) moves the
- * aggregate's head, so one aggregate's appends are strictly ordered while
- * different aggregates' appends proceed in parallel.
+ * its append jobs (append.h): only the oldest of them (on whichever thread
+ * runs it) moves the aggregate's head, so one aggregate's appends are
+ * strictly ordered while different aggregates' appends proceed in
+ * parallel.
  */
 #ifndef CIM_DAEMON_H
 #define CIM_DAEMON_H
@@ -41,7 +42,7 @@ enum agg_state {
 /* One aggregate's head. Kept small: a store holds millions. */
 struct agg {
 	struct agg *next;   /* hash chain */
-	struct job *busy;   /* the append in flight, the queue behind it */
+	struct pipe *busy;  /* its appends in flight and waiting (append.h) */
 	uint64_t version;   /* 0: no events */
 	uint64_t seq;       /* stream sequence of the head event */
 	uint64_t first_seq; /* no event of it is stored before this sequence
@@ -185,6 +186,19 @@ struct daemon {
 	_Atomic int64_t unsure_until; /* now_ns() before which an abandoned
 				   publish may still land: torn batches are
 				   left alone until then (append.c) */
+	_Atomic int64_t chain_paused_until; /* now_ns() before which no append
+				   is chained: ids may be burned that this
+				   process does not know of (resolve.c) */
+	struct burn {            /* under mu: Nats-Msg-Ids this process burned
+				    (removed messages), so that what is
+				    published at those versions again takes a
+				    new generation (resolve.c) */
+		struct agg *agg;
+		uint64_t version; /* the highest version burned */
+		unsigned gen;     /* the highest generation burned up to there */
+		int64_t until;    /* now_ns() when the ids leave the window */
+	} burns[256];
+	int nburns;
 	int64_t stream_created;  /* the stream's creation time (ns), from its info */
 
 	pthread_mutex_t mu;
@@ -213,6 +227,9 @@ struct daemon {
 	atomic_uint_fast64_t err_by_code[CIM_ERR__COUNT];
 	atomic_uint_fast64_t events_appended;
 	atomic_uint_fast64_t bytes_appended;
+	atomic_uint_fast64_t appends_chained; /* launched behind another (append.c) */
+	atomic_uint_fast64_t appends_rerun;   /* put back after their chain was
+						 resolved (resolve.c) */
 	int64_t startup_ms;
 	uint64_t startup_events;
 	char startup_how[256];     /* how start-up got its heads */
@@ -413,6 +430,18 @@ int snapshot_fetch(struct daemon *d, const char *type, const char *id,
 /* append.c */
 void append_request(struct daemon *d, natsMsg *req, const char *type,
 		    const char *id);
+/* resolve.c: ids burned by removing stored messages. burn_note: the
+ * message of a at version with generation gen was removed (takes mu).
+ * burn_gen_locked: the lowest generation not burned for versions from
+ * `from` on (mu held). burn_forget_locked: a leaves memory (mu held).
+ * chain_pause: no append is chained for the duplicate window (ids may be
+ * burned that this process does not know of). */
+void burn_note(struct daemon *d, struct agg *a, uint64_t version, unsigned gen);
+unsigned burn_gen_locked(struct daemon *d, const struct agg *a, uint64_t from);
+void burn_forget_locked(struct daemon *d, const struct agg *a);
+void chain_pause(struct daemon *d, const char *why);
+/* The generation in a Nats-Msg-Id "<type>.<id>.<version>[.<gen>]". */
+unsigned msgid_gen(const char *msgid);
 /* Settles, on a worker, the aggregates an abandoned append left
  * unsettled, once nothing abandoned can still land; from the main loop. */
 void append_sweep(struct daemon *d);

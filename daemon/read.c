@@ -941,7 +941,7 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 	json_t *cp = json_pack("{sI sI}", "seq", (json_int_t)atomic_load(&d->cp_last_seq),
 			       "written", (json_int_t)atomic_load(&d->cp_written));
 	return json_pack(
-		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si sI so sI}}", "name",
+		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si sI sI sI so sI}}", "name",
 		"cim-eventsd", "version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "writer", writer,
 		"counters",
 		"uptime_s", (json_int_t)((now_ns() - d->started_ns) / 1000000000),
@@ -954,6 +954,8 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 		"stream_seq", (json_int_t)seen,
 		"heads_checkpoint", cp,
 		"appends_in_flight", atomic_load(&d->jobs_in_flight),
+		"appends_chained", (json_int_t)atomic_load(&d->appends_chained),
+		"appends_rerun", (json_int_t)atomic_load(&d->appends_rerun),
 		"latency_untimed", (json_int_t)lat_untimed(),
 		"stream", stream ? stream : json_null(),
 		"reads_off_leader", (json_int_t)atomic_load(&d->reads_off_leader));

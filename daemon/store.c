@@ -955,7 +955,8 @@ static int scan_range(struct daemon *d, struct scan *sc, uint64_t from, uint64_t
 	return 0;
 }
 
-static int stream_state(struct daemon *d, uint64_t *first, uint64_t *last, uint64_t *msgs)
+static int stream_state(struct daemon *d, uint64_t *first, uint64_t *last, uint64_t *msgs,
+			uint64_t *deleted)
 {
 	jsStreamInfo *si = NULL;
 	jsErrCode je = 0;
@@ -968,6 +969,7 @@ static int stream_state(struct daemon *d, uint64_t *first, uint64_t *last, uint6
 	*first = si->State.FirstSeq;
 	*last = si->State.LastSeq;
 	*msgs = si->State.Msgs;
+	*deleted = si->State.NumDeleted;
 	d->stream_created = si->Created;
 	jsStreamInfo_Destroy(si);
 	return 0;
@@ -1007,6 +1009,36 @@ static uint64_t first_seq_since(struct daemon *d, uint64_t lo, uint64_t hi, int6
 	return lo;
 }
 
+/* Messages removed within the duplicate window, by another process (or
+ * this one before a lease was lost), leave ids burned that no burn note
+ * knows of: then no append is chained until the window has passed
+ * (resolve.c). Torn batches this start-up removes are noted as it goes. */
+static void pause_if_burned(struct daemon *d, uint64_t first, uint64_t last, uint64_t deleted)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
+	jsOptions o;
+	bool recent = true;
+
+	if (deleted == 0)
+		return;
+	if (deleted <= 100000) {
+		uint64_t since = first_seq_since(d, first, last + 1,
+						 now_ns() - d->cfg->idempotency_window_s * 1000000000LL);
+		jsOptions_Init(&o);
+		o.Stream.Info.DeletedDetails = true;
+		if (js_GetStreamInfo(&si, d->js, d->cfg->stream, &o, &je) == NATS_OK) {
+			recent = false;
+			for (int i = 0; i < si->State.DeletedLen && !recent; i++)
+				recent = si->State.Deleted[i] >= since;
+		}
+		jsStreamInfo_Destroy(si);
+	}
+	if (recent)
+		chain_pause(d, "messages were removed from the stream within the duplicate "
+			       "window");
+}
+
 static void settle_marked(struct daemon *d, struct cp_loaded *cp)
 {
 	for (size_t i = 0; i < cp->nunsettled; i++) {
@@ -1022,12 +1054,13 @@ int store_load_heads(struct daemon *d)
 {
 	struct scan sc = {.stop_on_term = true};
 	struct cp_loaded cp;
-	uint64_t first, last, msgs;
+	uint64_t first, last, msgs, deleted;
 	char why[200];
 	int64_t t0 = now_ns();
 
-	if (stream_state(d, &first, &last, &msgs) != 0)
+	if (stream_state(d, &first, &last, &msgs, &deleted) != 0)
 		return -1;
+	pause_if_burned(d, first, last, deleted);
 	int rc = msgs > 0 ? checkpoint_load(d, last, &cp, why, sizeof why) : 1;
 	if (msgs == 0)
 		snprintf(why, sizeof why, "the stream is empty");
@@ -1078,11 +1111,12 @@ int store_load_heads(struct daemon *d)
 int store_catch_up(struct daemon *d)
 {
 	struct scan sc = {.replay = true};
-	uint64_t first, last, msgs;
+	uint64_t first, last, msgs, deleted;
 	int64_t t0 = now_ns();
 
-	if (stream_state(d, &first, &last, &msgs) != 0)
+	if (stream_state(d, &first, &last, &msgs, &deleted) != 0)
 		return -1;
+	pause_if_burned(d, first, last, deleted);
 	pthread_mutex_lock(&d->mu);
 	sc.cp_seq = d->seen_seq;
 	pthread_mutex_unlock(&d->mu);
@@ -1101,6 +1135,8 @@ int store_catch_up(struct daemon *d)
 struct settle_ent {
 	uint64_t seq, version;
 	unsigned idx, count;
+	unsigned gen;  /* its Nats-Msg-Id's generation */
+	bool own;      /* published by this process (Cim-Writer) */
 	cim_cid cid;
 	bool has_prev;
 	cim_cid prev;
@@ -1133,6 +1169,12 @@ static int settle_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	memset(x, 0, sizeof *x);
 	x->seq = seq;
 	batch_of(m, &x->idx, &x->count);
+	const char *h = NULL;
+	if (natsMsgHeader_Get(m, "Nats-Msg-Id", &h) == NATS_OK && h != NULL)
+		x->gen = msgid_gen(h);
+	h = NULL;
+	x->own = natsMsgHeader_Get(m, "Cim-Writer", &h) == NATS_OK && h != NULL &&
+		 strcmp(h, st->d->holder) == 0;
 	const uint8_t *data = (const uint8_t *)natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
 	if (cim_event_check(data, len, &ev, err, sizeof err) != 0)
@@ -1202,26 +1244,35 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 	}
 	pthread_mutex_unlock(&d->mu);
 
-	/* what is left: a torn batch at the tail is removed; anything else
-	 * is not ours to touch */
+	/* what is left: a torn batch at the tail is removed, and so is what
+	 * this process published and never committed (appends chained on one
+	 * that failed: nothing past its head was ever acknowledged by it);
+	 * anything else is not ours to touch */
 	bool torn = i < st.n && st.e[i].idx == 1 && st.e[i].count > st.n - i;
 	for (size_t k = i; torn && k < st.n; k++)
 		torn = st.e[k].ok && st.e[k].idx == k - i + 1;
-	if (torn && now_ns() < atomic_load(&d->unsure_until)) {
+	bool own = i < st.n;
+	for (size_t k = i; own && k < st.n; k++)
+		own = st.e[k].own;
+	if ((torn || own) && now_ns() < atomic_load(&d->unsure_until)) {
 		/* a publish this daemon gave up on may still be committed (a
 		 * cluster electing a leader): the rest of the batch may come */
 		cim_perr_set(err, CIM_ERR_UNAVAILABLE, NULL,
-			     "%zu event(s) of an unfinished batch are stored past version "
+			     "%zu event(s) of an unfinished append are stored past version "
 			     "%llu and the rest may still land; retry shortly", st.n - i,
 			     (unsigned long long)version);
 		goto out;
 	}
-	if (torn) {
-		for (size_t k = i; k < st.n; k++)
+	if (torn || own) {
+		for (size_t k = i; k < st.n; k++) {
+			/* the id stays in the duplicate window (resolve.c) */
+			burn_note(d, a, st.e[k].version, st.e[k].gen);
 			if (store_delete_msg(d, st.e[k].seq, err) != 0)
 				goto out;
-		log_warn("%s/%s: removed %zu event(s) of a torn batch", agg_type(a),
-			 agg_id(a), st.n - i);
+		}
+		log_warn("%s/%s: removed %zu event(s) %s", agg_type(a), agg_id(a), st.n - i,
+			 torn ? "of a torn batch" : "this daemon published past the head and "
+						    "never committed");
 	} else if (i < st.n) {
 		log_error("%s/%s: %zu stored event(s) past version %llu do not continue "
 			  "the chain; leaving them for validate to report",

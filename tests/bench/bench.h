@@ -11,6 +11,9 @@
  *   load.c   samples and percentiles, synchronous requests, the N-in-flight
  *            engine, the prebuilt request bodies
  *   floor.c  the floor: echo round trip, JetStream sync and async publish
+ *   floor_append.c  the append floors: the relay (relay/relay.c, a
+ *            program of its own) and the async publish of messages shaped
+ *            like the daemon's
  *   store.c  the daemon: append latency/throughput, reads, growth
  *
  * Everything talks to 127.0.0.1 only; every loop has a count bound and a
@@ -159,10 +162,12 @@ json_t *daemon_info(natsConnection *nc, const char *prefix, int timeout_ms);
 typedef struct config {
 	const char *url;        /* --url, or our own server's */
 	const char *daemon_bin;
+	const char *relay_bin;  /* --relay, or bench-relay beside this program */
 	const char *json_path;
 	bool quick, growth, own, growth_only;
 	const char *prefix;     /* cim.events.v1 */
 	char stream[64];        /* the daemon's stream, from info */
+	uint64_t hash_code;     /* the daemon's multihash, from info */
 	char tag[32];           /* names unique to this run */
 	procs *P;               /* our processes; NULL with --url */
 } config;
@@ -173,22 +178,51 @@ typedef struct floor_res {
 	lat rr;            /* echo round trip */
 	lat js_sync;       /* js_Publish */
 	rate js_async_asap, js_async_default;
+	/* js_PublishMsgAsync of messages shaped like the daemon's: one event
+	 * each, and in batches of 100 (floor_append.c) */
+	rate shaped1, shaped100;
 	double js_async_best;
 	const char *js_async_best_conn;
 } floor_res;
 
 void run_floor(floor_res *f, json_t *out);
 
+/* ---- the append floors (floor_append.c) ------------------------------------- */
+
+#define RELAY_PREFIX "relay.v1"
+
+typedef struct relay_proc {
+	pid_t pid;
+	char log[320];
+} relay_proc;
+
+/* Starts the relay program on url, publishing payload_bytes per message;
+ * waits until it serves. 0, or -1 (printed; nothing left running). */
+int relay_start(relay_proc *r, const char *bin, const char *url, int payload_bytes);
+void relay_stop(relay_proc *r);
+/* n messages shaped like the daemon's, published async: one event each
+ * (batch 0) or in batches (Cim-Batch i/batch). */
+void floor_shaped(rate *r, int batch, long n);
+/* One event block of the bench's data at version 2 (malloc'd), its CID
+ * and its prev as text. 0 or -1. */
+int bench_block(uint8_t **out, size_t *len, char *cid_text, char *prev_text);
+
 typedef struct store_res {
 	lat append1;           /* 1 in flight */
 	rate tp[8];            /* throughput runs, see store.c */
 	const char *tp_name[8];
+	int tp_batch[8];       /* events per request */
+	rate relay[8];         /* the relay at the same in-flight level
+				  (single events only; .ran false otherwise) */
+	const char *relay_name[8];
 	int n_tp;
 	lat get1k, head, val1k, val10k;
 	lat load_short, load_long; /* 10 events after a snapshot, after 90 / 9,990 */
 	long get1k_pages;
 	/* floors: the same messages pulled bare, nothing decoded */
 	lat bare1k, bare10k;
+	/* and the CIDs of the 10,000 computed alone, from memory */
+	lat hash10k;
 } store_res;
 
 /* Pulls every message on subject from the start through an ephemeral pull
@@ -196,6 +230,9 @@ typedef struct store_res {
  * headers is set). Returns the messages read and sets *ms; -1 on error. */
 long bare_pull(jsCtx *js, const char *stream, const char *subject, bool headers,
 	       double *ms);
+/* The same, calling each(m, ctx) on every message read (each may be NULL). */
+long bare_pull_each(jsCtx *js, const char *stream, const char *subject, bool headers,
+		    double *ms, void (*each)(natsMsg *m, void *ctx), void *ctx);
 
 void run_appends(store_res *r, json_t *out);
 void run_reads(store_res *r, json_t *out);

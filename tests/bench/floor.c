@@ -10,6 +10,8 @@
  *   js_async  js_PublishAsync of N messages of 300 bytes, MaxPending 4096,
  *             then js_PublishAsyncComplete; on a SendAsap connection and on
  *             a default one
+ *   shaped    the same with messages shaped like the daemon's
+ *             (floor_append.c)
  */
 #include "bench.h"
 
@@ -255,6 +257,18 @@ void run_floor(floor_res *f, json_t *out)
 	}
 	if (js_DeleteStream(js, FLOOR_STREAM, NULL, &je) != NATS_OK)
 		fprintf(stderr, "bench: cannot delete stream %s\n", FLOOR_STREAM);
+
+	printf("floor: js_PublishMsgAsync x %ld shaped like the daemon's: one event "
+	       "each, and in batches of 100...\n", an);
+	fflush(stdout);
+	floor_shaped(&f->shaped1, 0, an);
+	floor_shaped(&f->shaped100, 100, an);
+	printf("  shaped, one event each   %9.0f msg/s (cpu%%: nats %.0f bench %.0f)%s%s\n",
+	       f->shaped1.per_s, f->shaped1.cpu_nats, f->shaped1.cpu_bench,
+	       f->shaped1.valid ? "" : "  ", f->shaped1.note);
+	printf("  shaped, batches of 100   %9.0f msg/s (cpu%%: nats %.0f bench %.0f)%s%s\n",
+	       f->shaped100.per_s, f->shaped100.cpu_nats, f->shaped100.cpu_bench,
+	       f->shaped100.valid ? "" : "  ", f->shaped100.note);
 out:
 	{
 		json_t *o = json_object(), *a = json_object();
@@ -271,6 +285,8 @@ out:
 		json_object_set_new(a, "messages", json_integer(an));
 		json_object_set_new(a, "max_pending", json_integer(4096));
 		json_object_set_new(o, "js_publish_async", a);
+		json_object_set_new(o, "shaped_async_one_event", rate_json(&f->shaped1));
+		json_object_set_new(o, "shaped_async_batches_of_100", rate_json(&f->shaped100));
 		json_object_set_new(out, "floor", o);
 	}
 	jsCtx_Destroy(js);

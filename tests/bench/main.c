@@ -1,7 +1,7 @@
 /*
  * main.c: the same-run benchmark of cim-eventsd (issue 3).
  *
- *   bench --daemon PATH [--json FILE] [--quick] [--no-growth]
+ *   bench --daemon PATH [--relay PATH] [--json FILE] [--quick] [--no-growth]
  *   bench --url nats://127.0.0.1:PORT [--json FILE] [--quick] [--no-growth]
  *
  * Without --url it starts its own nats-server (free loopback port, store in
@@ -10,6 +10,7 @@
  */
 #include "bench.h"
 
+#include <libgen.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cid.h"
 
 config C;
 volatile sig_atomic_t g_stop;
@@ -31,9 +34,11 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: bench [--daemon PATH | --url URL] [--json FILE] "
+		"usage: bench [--daemon PATH | --url URL] [--relay PATH] [--json FILE] "
 		"[--quick] [--no-growth]\n"
 		"  --daemon PATH  cim-eventsd to start (with its own nats-server)\n"
+		"  --relay PATH   the relay floor program (default: bench-relay\n"
+		"                 beside this program)\n"
 		"  --url URL      use a running nats-server and daemon instead\n"
 		"                 (no memory or restart figures)\n"
 		"  --json FILE    also write the results as JSON\n"
@@ -116,13 +121,30 @@ static void final_table(const floor_res *f, const store_res *s,
 	row("floor: js_PublishAsync, default conn", f->js_async_default.per_s,
 	    "msg/s", NAN, NULL, f->js_async_default.valid);
 
+	row("floor: shaped async, one event each", f->shaped1.per_s, "msg/s",
+	    f->js_async_best, best, f->shaped1.valid);
+	row("floor: shaped async, batches of 100", f->shaped100.per_s, "msg/s",
+	    f->js_async_best, best, f->shaped100.valid);
+
 	row("append p50, 1 in flight", s->append1.p50, "us", rr_js50,
 	    "rr p50 + js_Publish p50", lat_ok(&s->append1));
 	row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
 	    "rr p99 + js_Publish p99", lat_ok(&s->append1));
 	for (int i = 0; i < s->n_tp; i++) {
-		row(s->tp_name[i], s->tp[i].per_s, "ev/s", f->js_async_best, best,
-		    s->tp[i].valid);
+		const rate *rl = &s->relay[i];
+
+		if (s->tp_batch[i] == 1) {
+			if (rl->ran)
+				row(s->relay_name[i], rl->per_s, "req/s", f->shaped1.per_s,
+				    "shaped async, one event", rl->valid);
+			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			    rl->ran && rl->valid ? rl->per_s : NAN,
+			    "relay, same in flight", s->tp[i].valid);
+		} else {
+			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			    f->shaped100.valid ? f->shaped100.per_s : NAN,
+			    "shaped async, batches", s->tp[i].valid);
+		}
 	}
 	row("floor: bare pull of those 1,000 p50", s->bare1k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare1k));
@@ -137,8 +159,11 @@ static void final_table(const floor_res *f, const store_res *s,
 	row("validate 1,000 events p50", s->val1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->val1k));
 	row("validate 1,000 events p99", s->val1k.p99, "us", NAN, NULL, lat_ok(&s->val1k));
-	row("validate 10,000 events p50", s->val10k.p50, "us", s->bare10k.p50,
-	    "bare pull of 10,000", lat_ok(&s->val10k));
+	row("floor: CIDs of those 10,000 alone p50", s->hash10k.p50, "us", NAN, NULL,
+	    lat_ok(&s->hash10k));
+	row("validate 10,000 events p50", s->val10k.p50, "us",
+	    lat_ok(&s->hash10k) ? s->bare10k.p50 + s->hash10k.p50 : NAN,
+	    "bare pull + CIDs of 10,000", lat_ok(&s->val10k));
 	row("validate 10,000 events p99", s->val10k.p99, "us", NAN, NULL, lat_ok(&s->val10k));
 	row("load, snapshot at 9,990 + 10 events, p50", s->load_long.p50, "us",
 	    s->load_short.p50, "same after a snapshot at 90",
@@ -215,6 +240,8 @@ int main(int argc, char **argv)
 			C.url = argv[++i];
 		else if (strcmp(a, "--daemon") == 0 && i + 1 < argc)
 			C.daemon_bin = argv[++i];
+		else if (strcmp(a, "--relay") == 0 && i + 1 < argc)
+			C.relay_bin = argv[++i];
 		else if (strcmp(a, "--json") == 0 && i + 1 < argc)
 			C.json_path = argv[++i];
 		else if (strcmp(a, "--quick") == 0)
@@ -237,6 +264,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	C.own = C.url == NULL;
+	if (C.relay_bin == NULL) {
+		static char relay[4096];
+		char self[4096];
+
+		snprintf(self, sizeof self, "%s", argv[0]);
+		snprintf(relay, sizeof relay, "%s/bench-relay", dirname(self));
+		C.relay_bin = relay;
+	}
 	snprintf(C.tag, sizeof C.tag, "%lx%x", (unsigned long)time(NULL),
 		 (unsigned)getpid() & 0xffff);
 
@@ -293,8 +328,13 @@ int main(int argc, char **argv)
 		json_t *st = json_object_get(json_object_get(info, "settings"),
 					     "stream");
 
+		json_t *h = json_object_get(json_object_get(info, "settings"), "hash");
+
 		snprintf(C.stream, sizeof C.stream, "%s",
 			 json_is_string(st) ? json_string_value(st) : "CIM-EVENTS");
+		C.hash_code = json_is_string(h) && strcmp(json_string_value(h), "sha2-256") == 0
+				      ? CIM_MH_SHA2_256
+				      : CIM_MH_BLAKE2B_256;
 		json_object_set(root, "daemon_info_at_start", info);
 	}
 	natsConnection_Destroy(nc);

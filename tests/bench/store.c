@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cid.h"
+
 #define REQ_MS 10000
 #define AGGS 1000
 
@@ -26,6 +28,7 @@ typedef struct subj_ctx {
 	const char *id;     /* printf format with one %ld, or a fixed id */
 	long mod;           /* k % mod into the format; 0: fixed id */
 	long base;
+	const char *prefix; /* NULL: the daemon's */
 } subj_ctx;
 
 static void subj_make(void *ctx, long k, char *buf, size_t n)
@@ -37,7 +40,7 @@ static void subj_make(void *ctx, long k, char *buf, size_t n)
 		snprintf(id, sizeof id, s->id, s->base + k % s->mod);
 	else
 		snprintf(id, sizeof id, "%s", s->id);
-	snprintf(buf, n, "%s.%s.bench.%s", C.prefix, s->op, id);
+	snprintf(buf, n, "%s.%s.bench.%s", s->prefix ? s->prefix : C.prefix, s->op, id);
 }
 
 /* ---- synchronous latency ------------------------------------------------------- */
@@ -104,11 +107,11 @@ static long fill_aggregate(natsConnection *nc, const char *id, int batches,
 	return bad;
 }
 
-/* The engine, with the CPU time the daemon, nats-server and this program
- * used meanwhile. */
-static void engine_cpu(const engine_run *er, rate *r)
+/* The engine, with the CPU time the daemon (or the relay, dp), nats-server
+ * and this program used meanwhile. */
+static void engine_cpu(const engine_run *er, rate *r, pid_t dp)
 {
-	pid_t dp = C.P ? C.P->daemon_pid : -1, np = C.P ? C.P->nats_pid : -1;
+	pid_t np = C.P ? C.P->nats_pid : -1;
 	double d0 = dp > 0 ? cpu_s(dp) : NAN, n0 = np > 0 ? cpu_s(np) : NAN;
 	double b0 = cpu_s(getpid()), t0 = now_s(), wall;
 
@@ -144,25 +147,32 @@ void run_appends(store_res *r, json_t *out)
 	natsConnection *nc = connect_nats(C.url, true);
 	char *b1 = append_body(1), *b10 = append_body(10),
 	     *b100 = append_body(100);
-	subj_ctx spread = {"append", "b-%ld", AGGS, 0};
+	subj_ctx spread = {"append", "b-%ld", AGGS, 0, NULL};
+	subj_ctx rspread = {"append", "b-%ld", AGGS, 0, RELAY_PREFIX};
+	relay_proc relay = {.pid = -1};
+	bool have_relay = false;
 	double secs = C.quick ? 1.0 : 5.0;
 	long cap = C.quick ? 200000 : 1000000;
 	json_t *o = json_object(), *tp = json_object();
 	static const struct {
-		const char *name, *label;
+		const char *name, *label, *relay_label;
 		int inflight, batch;
 		bool one;
 	} runs[] = {
-		{"1_in_flight", "append ev/s, 1 in flight", 1, 1, false},
-		{"16_in_flight", "append ev/s, 16 in flight", 16, 1, false},
-		{"64_in_flight", "append ev/s, 64 in flight", 64, 1, false},
-		{"256_in_flight", "append ev/s, 256 in flight", 256, 1, false},
-		{"64_in_flight_one_aggregate",
-		 "append ev/s, 64 in flight, ONE aggregate", 64, 1, true},
-		{"batch_10_x_16_in_flight", "append ev/s, batch 10 x 16 in flight",
-		 16, 10, false},
-		{"batch_100_x_16_in_flight",
-		 "append ev/s, batch 100 x 16 in flight", 16, 100, false},
+		{"1_in_flight", "append ev/s, 1 in flight", "relay req/s, 1 in flight", 1, 1,
+		 false},
+		{"16_in_flight", "append ev/s, 16 in flight", "relay req/s, 16 in flight", 16,
+		 1, false},
+		{"64_in_flight", "append ev/s, 64 in flight", "relay req/s, 64 in flight", 64,
+		 1, false},
+		{"256_in_flight", "append ev/s, 256 in flight", "relay req/s, 256 in flight",
+		 256, 1, false},
+		{"64_in_flight_one_aggregate", "append ev/s, 64 in flight, ONE aggregate",
+		 "relay req/s, 64 in flight, one id", 64, 1, true},
+		{"batch_10_x_16_in_flight", "append ev/s, batch 10 x 16 in flight", NULL, 16,
+		 10, false},
+		{"batch_100_x_16_in_flight", "append ev/s, batch 100 x 16 in flight", NULL,
+		 16, 100, false},
 	};
 
 	memset(r, 0, sizeof *r);
@@ -175,10 +185,24 @@ void run_appends(store_res *r, json_t *out)
 		C.quick ? 1000 : 5000, REQ_MS, 120, NULL, NULL);
 	print_lat("append, 1 in flight", &r->append1);
 
-	printf("append throughput (%.0f s per run)...\n", secs);
+	{
+		/* the relay publishes payloads of the daemon's block size */
+		uint8_t *blk = NULL;
+		size_t blen = 0;
+		char c1[CIM_CID_TEXT_MAX], c2[CIM_CID_TEXT_MAX];
+
+		if (bench_block(&blk, &blen, c1, c2) == 0)
+			have_relay = relay_start(&relay, C.relay_bin, C.url, (int)blen) == 0;
+		free(blk);
+		if (!have_relay)
+			printf("  no relay: the single-event runs have no relay floor\n");
+	}
+	printf("append throughput (%.0f s per run; each single-event run followed by "
+	       "the relay's at the same level)...\n", secs);
 	fflush(stdout);
 	for (size_t i = 0; i < sizeof runs / sizeof runs[0] && !g_stop; i++) {
-		subj_ctx one = {"append", "one", 0, 0};
+		subj_ctx one = {"append", "one", 0, 0, NULL};
+		subj_ctx rone = {"append", "one", 0, 0, RELAY_PREFIX};
 		const char *body = runs[i].batch == 1    ? b1
 				   : runs[i].batch == 10 ? b10
 							 : b100;
@@ -195,13 +219,25 @@ void run_appends(store_res *r, json_t *out)
 			.events_per_request = runs[i].batch,
 		};
 
-		engine_cpu(&er, &r->tp[r->n_tp]);
+		engine_cpu(&er, &r->tp[r->n_tp], C.P ? C.P->daemon_pid : -1);
 		r->tp_name[r->n_tp] = runs[i].label;
+		r->tp_batch[r->n_tp] = runs[i].batch;
 		print_rate(runs[i].name, &r->tp[r->n_tp]);
 		json_object_set_new(tp, runs[i].name, rate_json(&r->tp[r->n_tp]));
+		if (have_relay && runs[i].batch == 1 && !g_stop) {
+			char name[96];
+
+			er.subject_ctx = runs[i].one ? &rone : &rspread;
+			engine_cpu(&er, &r->relay[r->n_tp], relay.pid);
+			r->relay_name[r->n_tp] = runs[i].relay_label;
+			snprintf(name, sizeof name, "relay_%s", runs[i].name);
+			print_rate(name, &r->relay[r->n_tp]);
+			json_object_set_new(tp, name, rate_json(&r->relay[r->n_tp]));
+		}
 		r->n_tp++;
 	}
 out:
+	relay_stop(&relay);
 	json_object_set_new(o, "latency_1_in_flight", lat_json(&r->append1));
 	json_object_set_new(o, "method",
 			    json_string("raw natsConnection_Request / "
@@ -210,6 +246,7 @@ out:
 	json_object_set_new(o, "data_bytes", json_integer((json_int_t)strlen(event_data())));
 	json_object_set_new(o, "request_bytes_1_event", json_integer((json_int_t)strlen(b1)));
 	json_object_set_new(o, "throughput", tp);
+	json_object_set_new(o, "relay", json_boolean(have_relay));
 	json_object_set_new(out, "append", o);
 	free(b1);
 	free(b10);
@@ -313,6 +350,12 @@ static bool valid_true(natsMsg *m, void *ctx)
 long bare_pull(jsCtx *js, const char *stream, const char *subject, bool headers,
 	       double *ms)
 {
+	return bare_pull_each(js, stream, subject, headers, ms, NULL, NULL);
+}
+
+long bare_pull_each(jsCtx *js, const char *stream, const char *subject, bool headers,
+		    double *ms, void (*each)(natsMsg *m, void *ctx), void *ctx)
+{
 	natsSubscription *sub = NULL;
 	jsConsumerInfo *ci = NULL;
 	jsSubOptions so;
@@ -350,6 +393,8 @@ long bare_pull(jsCtx *js, const char *stream, const char *subject, bool headers,
 			const char *v = NULL;
 			natsMsgHeader_Get(l.Msgs[i], "Cim-Batch", &v);
 		}
+		for (int i = 0; each && i < l.Count; i++)
+			each(l.Msgs[i], ctx);
 		natsMsgList_Destroy(&l);
 	}
 	*ms = (now_s() - t0) * 1000;
@@ -377,6 +422,58 @@ static void bare_latency(lat *l, natsConnection *nc, const char *subject, long e
 		}
 	lat_from(l, &s, errors);
 	samples_free(&s);
+	jsCtx_Destroy(js);
+}
+
+/* The payloads of a pull, kept in memory. */
+typedef struct kept {
+	uint8_t **p;
+	size_t *len;
+	long n, cap;
+} kept;
+
+static void keep_payload(natsMsg *m, void *ctx)
+{
+	kept *k = ctx;
+	int len = natsMsg_GetDataLength(m);
+
+	if (k->n == k->cap || (k->p[k->n] = malloc((size_t)len + 1)) == NULL)
+		return;
+	memcpy(k->p[k->n], natsMsg_GetData(m), (size_t)len);
+	k->len[k->n++] = (size_t)len;
+}
+
+/* The CIDs of the messages on subject computed alone, from memory, as a
+ * validate computes them (each block hashed once): p50/p99 of runs. */
+static void hash_latency(lat *l, natsConnection *nc, const char *subject, long expect,
+			 int runs)
+{
+	jsCtx *js = NULL;
+	kept k = {calloc((size_t)expect, sizeof(uint8_t *)),
+		  calloc((size_t)expect, sizeof(size_t)), 0, expect};
+	samples s;
+	double ms;
+	long errors = 0;
+
+	samples_init(&s, (size_t)runs);
+	if (k.p == NULL || k.len == NULL || natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+	    bare_pull_each(js, C.stream, subject, false, &ms, keep_payload, &k) != expect ||
+	    k.n != expect)
+		errors++;
+	for (int i = 0; errors == 0 && i < runs && !g_stop; i++) {
+		int64_t t = now_ns();
+		for (long j = 0; j < k.n; j++) {
+			cim_cid cid;
+			cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, C.hash_code, k.p[j], k.len[j]);
+		}
+		samples_add(&s, (double)(now_ns() - t) / 1e3);
+	}
+	lat_from(l, &s, errors);
+	samples_free(&s);
+	for (long j = 0; j < k.n; j++)
+		free(k.p[j]);
+	free(k.p);
+	free(k.len);
 	jsCtx_Destroy(js);
 }
 
@@ -409,21 +506,21 @@ void run_reads(store_res *r, json_t *out)
 		print_lat("get 1,000 events (all pages)", &r->get1k);
 	}
 	{
-		subj_ctx sc = {"head", id1k, 0, 0};
+		subj_ctx sc = {"head", id1k, 0, 0, NULL};
 
 		latency(&r->head, nc, &sc, "{}", 100, C.quick ? 200 : 2000,
 			REQ_MS, 60, NULL, NULL);
 		print_lat("head", &r->head);
 	}
 	{
-		subj_ctx sc = {"validate", id1k, 0, 0};
+		subj_ctx sc = {"validate", id1k, 0, 0, NULL};
 
 		latency(&r->val1k, nc, &sc, "{}", 2, C.quick ? 10 : 100, 30000,
 			120, valid_true, &n1k);
 		print_lat("validate 1,000 events", &r->val1k);
 	}
 	{
-		subj_ctx sc = {"validate", id10k, 0, 0};
+		subj_ctx sc = {"validate", id10k, 0, 0, NULL};
 
 		latency(&r->val10k, nc, &sc, "{}", 1, C.quick ? 3 : 20, 60000,
 			180, valid_true, &n10k);
@@ -435,7 +532,7 @@ void run_reads(store_res *r, json_t *out)
 		char idshort[64], subj[256];
 		const char *snap = "{\"version\": %d, \"state\": {\"n\": 1}}";
 		char body[96];
-		subj_ctx sl = {"load", idshort, 0, 0}, ll = {"load", id10k, 0, 0};
+		subj_ctx sl = {"load", idshort, 0, 0, NULL}, ll = {"load", id10k, 0, 0, NULL};
 
 		snprintf(idshort, sizeof idshort, "rshort-%s", C.tag);
 		bad += fill_aggregate(nc, idshort, 1, b100);
@@ -461,6 +558,8 @@ void run_reads(store_res *r, json_t *out)
 		snprintf(subj, sizeof subj, "events.bench.%s.BenchEvent", id10k);
 		bare_latency(&r->bare10k, nc, subj, n10k, C.quick ? 3 : 20);
 		print_lat("floor: bare pull of the 10,000 events", &r->bare10k);
+		hash_latency(&r->hash10k, nc, subj, n10k, C.quick ? 3 : 20);
+		print_lat("floor: their CIDs computed alone", &r->hash10k);
 	}
 out:
 	json_object_set_new(o, "get_1000_all_pages", lat_json(&r->get1k));
@@ -472,6 +571,7 @@ out:
 	json_object_set_new(o, "load_10_after_snapshot_at_9990", lat_json(&r->load_long));
 	json_object_set_new(o, "floor_bare_pull_1000", lat_json(&r->bare1k));
 	json_object_set_new(o, "floor_bare_pull_10000", lat_json(&r->bare10k));
+	json_object_set_new(o, "floor_hash_10000", lat_json(&r->hash10k));
 	json_object_set_new(o, "build_failures", json_integer(bad));
 	json_object_set_new(out, "reads", o);
 	free(b100);
@@ -611,8 +711,8 @@ void run_growth(growth_res *g, procs *p, json_t *out)
 	for (int i = 0; i < n_targets && !g_stop; i++) {
 		growth_point *pt = &g->pt[g->n_pt++];
 		long have = stream_msgs(js), need;
-		subj_ctx fill = {"append", "m-%ld", 1L << 40, m_next};
-		subj_ctx spread = {"append", "b-%ld", AGGS, 0};
+		subj_ctx fill = {"append", "m-%ld", 1L << 40, m_next, NULL};
+		subj_ctx spread = {"append", "b-%ld", AGGS, 0, NULL};
 		char new_id[64];
 
 		memset(pt, 0, sizeof *pt);
@@ -643,7 +743,7 @@ void run_growth(growth_res *g, procs *p, json_t *out)
 			       "256 in flight, to %ld events...\n", need,
 			       targets[i]);
 			fflush(stdout);
-			engine_cpu(&er, &fr);
+			engine_cpu(&er, &fr, C.P ? C.P->daemon_pid : -1);
 			m_next += fr.requests + fr.timeouts;
 			fill_req += fr.requests;
 			fill_err += fr.errors;
@@ -673,14 +773,14 @@ void run_growth(growth_res *g, procs *p, json_t *out)
 		if (fill_aggregate(nc, new_id, 1, b100) != 0)
 			printf("  cannot build %s\n", new_id);
 		{
-			subj_ctx sc = {"get", new_id, 0, 0};
+			subj_ctx sc = {"get", new_id, 0, 0, NULL};
 
 			latency(&pt->get_new, nc, &sc, "{}", 5, C.quick ? 20 : 100,
 				REQ_MS, 60, get100, NULL);
 			print_lat("get 100 events (aggregate made now)", &pt->get_new);
 		}
 		{
-			subj_ctx sc = {"get", old_id, 0, 0};
+			subj_ctx sc = {"get", old_id, 0, 0, NULL};
 
 			latency(&pt->get_old, nc, &sc, "{}", 5, C.quick ? 20 : 100,
 				REQ_MS, 60, get100, NULL);

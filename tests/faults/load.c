@@ -373,18 +373,20 @@ static void *thread_main(void *arg)
 		uint64_t version = 0;
 
 		if (!p->on) {
-			int agg;
-			if (shared > 0 && rnd_in(&t->rng, 1, 100) <= l->o.shared_percent)
+			int agg, hot = l->naggs - 1;
+			if (rnd_in(&t->rng, 1, 100) <= l->o.hot_percent)
+				agg = hot;
+			else if (shared > 0 && rnd_in(&t->rng, 1, 100) <= l->o.shared_percent)
 				agg = l->o.threads * own + rnd_in(&t->rng, 0, shared - 1);
 			else
 				agg = t->idx * own + rnd_in(&t->rng, 0, own - 1);
-			if (t->belief[agg] < 0 && !read_head(t, agg)) {
+			if (agg != hot && t->belief[agg] < 0 && !read_head(t, agg)) {
 				sleep_ms(rnd_in(&t->rng, 20, 60));
 				continue;
 			}
 			if (!take_budget(l))
 				break;
-			new_append(t, agg, t->belief[agg]);
+			new_append(t, agg, agg == hot ? CIM_EXPECT_ANY : t->belief[agg]);
 		} else {
 			if (!take_budget(l))
 				break;
@@ -475,6 +477,8 @@ static void defaults(fl_options *o)
 	if (o->shared_aggs == 0) o->shared_aggs = 4;
 	if (o->shared_aggs < 0) o->shared_aggs = 0;
 	if (o->shared_percent <= 0) o->shared_percent = 30;
+	if (o->hot_percent == 0) o->hot_percent = 20;
+	if (o->hot_percent < 0) o->hot_percent = 0;
 	if (o->max_batch <= 0) o->max_batch = 5;
 	if (o->max_batch > FL_MAX_BATCH) o->max_batch = FL_MAX_BATCH;
 	if (o->retry_percent == 0) o->retry_percent = 50;
@@ -509,16 +513,19 @@ fl_load *fl_start(const fl_options *opts, char *why, size_t whylen)
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 
-	l->naggs = l->o.threads * l->o.own_aggs + l->o.shared_aggs;
+	/* the own ones, the shared ones, then the hot one */
+	l->naggs = l->o.threads * l->o.own_aggs + l->o.shared_aggs + 1;
 	l->aggs = xcalloc((size_t)l->naggs, sizeof(*l->aggs));
 	for (int i = 0; i < l->naggs; i++) {
 		struct agg *a = &l->aggs[i];
 		if (i < l->o.threads * l->o.own_aggs)
 			snprintf(a->id, sizeof(a->id), "%s-t%02d-a%d", l->tag,
 				 i / l->o.own_aggs, i % l->o.own_aggs);
-		else
+		else if (i < l->naggs - 1)
 			snprintf(a->id, sizeof(a->id), "%s-shared-%d", l->tag,
 				 i - l->o.threads * l->o.own_aggs);
+		else
+			snprintf(a->id, sizeof(a->id), "%s-hot", l->tag);
 		snprintf(a->name, sizeof(a->name), "%s/%s", l->agg_type, a->id);
 	}
 

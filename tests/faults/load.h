@@ -8,10 +8,13 @@
  * The load. fl_start() starts N threads (16 by default), each with its own
  * cim_client (its own NATS connection, a short timeout). Each thread
  * appends to a few aggregates of its own and to some aggregates shared by
- * all threads, so expected-version conflicts happen. Every append is a
+ * all threads, so expected-version conflicts happen, and now and then to
+ * one "hot" aggregate with expected version any, so that several appends
+ * are in flight on one aggregate at once and the daemon chains them
+ * (pipelined appends, docs/design.md). Every append is a
  * batch of 1..max_batch events with explicit event_ids (so a retry is
  * idempotent) and an explicit expected version: the version the thread
- * believes the aggregate is at. On wrong_expected_version, or after an
+ * believes the aggregate is at ("any" on the hot aggregate). On wrong_expected_version, or after an
  * append whose outcome is unknown, the thread reads the head before its
  * next append there. An append that got no answer is sometimes retried
  * with the same event_ids, the same content and the same expected
@@ -92,6 +95,8 @@ typedef struct fl_options {
 	int own_aggs;           /* aggregates of each thread's own; 0: 3 */
 	int shared_aggs;        /* aggregates all threads share; 0: 4, -1: none */
 	int shared_percent;     /* appends that go to a shared one; 0: 30 */
+	int hot_percent;        /* appends that go to the hot aggregate, with
+				   expected version any; 0: 20, -1: none */
 	int max_batch;          /* events per append, 1..max_batch; 0: 5 */
 	int retry_percent;      /* unanswered appends retried; 0: 50, -1: none */
 	int max_retries;        /* retries of one append at most; 0: 3 */

@@ -1,0 +1,119 @@
+/*
+ * append.h: the write path's own types, shared by append.c (requests,
+ * the pipeline, building, publishing, acks, commits, retries) and
+ * resolve.c (what happens when storage does not say "stored" at once).
+ * Nothing else uses them: to the rest of the daemon an aggregate with
+ * appends in flight is one whose `busy` is set (daemon.h).
+ *
+ * Every field below marked "mu" is read and written with daemon.mu held.
+ */
+#ifndef CIM_DAEMON_APPEND_H
+#define CIM_DAEMON_APPEND_H
+
+#include "daemon.h"
+
+enum jev_state {
+	JEV_PENDING = 0,
+	JEV_OK,
+	JEV_DUPLICATE,  /* JetStream already had this Nats-Msg-Id */
+	JEV_REFUSED,    /* JetStream said no (a limit, say): not stored */
+	JEV_NOT_STORED, /* never sent, or taken back */
+	JEV_UNKNOWN,    /* no answer: may or may not be stored */
+	JEV_FOREIGN,    /* resolving: the duplicate's message is not ours */
+	JEV_BURNED,     /* resolving: the duplicate's message was removed */
+};
+
+struct jev {
+	char event_id[CIM_EVENT_ID_MAX + 1];
+	cim_cid cid;
+	uint64_t seq;
+	uint8_t state;
+	natsMsg *msg; /* kept to publish again when not known to be stored */
+};
+
+/* Times a job is published again under a new id generation (burned ids,
+ * stored out of order) before it is answered "retry". */
+#define MSGID_GENS 8
+
+/* One append request. */
+struct job {
+	struct job *next;  /* mu: the aggregate's next job, in arrival order */
+	struct pipe *pipe; /* its aggregate's line of jobs */
+	struct daemon *d;
+	natsMsg *req;
+	struct agg *agg;
+	cim_append_req ar;
+	uint64_t base; /* version of the first event, once built */
+	size_t n;
+	size_t resolved; /* mu: acks in (or messages never sent) */
+	struct jev *ev;
+	size_t req_len; /* counted in d->job_bytes */
+	bool idem_checked;
+	bool launched;   /* mu: its messages are out: it is in flight */
+	bool completing; /* mu: its outcome has been taken in hand */
+	bool no_chain;   /* it waits to be the oldest: it will not be chained */
+	unsigned gen;    /* Nats-Msg-Id generation, 0 for the plain id */
+	unsigned regens; /* times published again under a new generation */
+	char fail_msg[256];
+	bool settle_only; /* no request: settles its aggregate (append_sweep) */
+	char type[CIM_TYPE_MAX + 1];
+	char id[CIM_ID_MAX + 1];
+};
+
+/* An aggregate's jobs while it has any (agg->busy points here). The
+ * oldest jobs are launched (published, waiting for acks), the rest wait
+ * in arrival order. Only the oldest job is ever answered or committed;
+ * the jobs launched behind it are "chained": built on the head it will
+ * make. Whoever holds `running` launches; the others only ask again. */
+struct pipe {
+	struct daemon *d;
+	struct agg *agg;
+	struct job *first, *last; /* mu */
+	struct job *next_run;     /* mu: the first job not launched; NULL: none */
+	int launched;             /* mu: jobs launched and not ended */
+	int incomplete;           /* mu: of those, the ones with acks missing */
+	int refs;                 /* mu: threads about to use it unlocked */
+	bool running;             /* mu: a thread launches (the token) */
+	bool again;               /* mu: asked to look again meanwhile */
+	bool stalled;  /* mu: a launched job went out in part or got an answer
+			  other than "stored": launch nothing more until
+			  its outcome is known */
+	bool resolving;       /* mu: the oldest job was not simply stored: the
+				 chain waits for its acks, then is resolved */
+	bool resolve_started; /* mu: a thread took the resolution in hand */
+	uint64_t tip_version; /* mu: the head after the last launched job */
+	cim_cid tip_cid;
+};
+
+/* ---- append.c, for resolve.c ----------------------------------------------- */
+
+/* Ends the oldest job of its pipe (answered, or never to be); frees it.
+ * The pipe goes on (pipe_advance) unless the caller holds `running`. */
+void job_done(struct job *job);
+/* Answers an error and ends the job. */
+void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
+	      const char *arg);
+/* Answers an error; the job goes on (the caller ends it). */
+void job_reply_fail(struct job *job, cim_err code, const char *msg);
+/* The oldest job, wholly stored in order: the head moves, the request is
+ * answered, the job ends. */
+void job_commit(struct job *job);
+/* Stored in version order, after the head? */
+bool job_in_order(const struct job *job);
+size_t job_count_state(const struct job *job, enum jev_state st);
+/* Puts a launched job back among the waiting ones, as if never sent. */
+void job_unlaunch(struct job *job);
+/* Completes committed jobs at the front, then launches what may be. */
+void pipe_advance(struct pipe *p);
+void pipe_unref(struct pipe *p);
+void sweep_add(struct daemon *d, struct agg *a);
+
+/* ---- resolve.c ------------------------------------------------------------------ */
+
+/* The oldest job has all its acks, and not all say "stored" in order:
+ * p->resolving is set and every launched job has all its acks. Finds out
+ * what became of the chain, answers and ends what must end, commits what
+ * may be committed, and puts the rest back to run again. */
+void resolve_start(struct pipe *p);
+
+#endif
