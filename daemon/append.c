@@ -46,26 +46,26 @@
 #include <unistd.h>
 
 #include "append.h"
+#include "crypt.h"
 #include "dagcbor.h"
 #include "event.h"
 #include "ids.h"
 #include "log.h"
-
-/* What running or launching a job came to. */
-enum run {
-	RUN_LAUNCHED, /* its messages are out */
-	RUN_ENDED,    /* answered and ended */
-	RUN_AWAY,     /* on a worker, which now holds the pipe's token */
-	RUN_WAIT,     /* not now: it waits to be the oldest, or for the chain */
-};
 
 static enum run job_run(struct job *job);
 static void pipe_go(struct pipe *p);
 static void run_on(struct job *job);
 static void job_complete(struct job *job);
 
+/* What a job answers as, in the counters. */
+static enum op job_op(const struct job *job)
+{
+	return job->forget ? OP_FORGET : OP_APPEND;
+}
+
 static void job_free(struct job *job)
 {
+	keys_unpin(job->d, job->dek);
 	if (job->req_len > 0)
 		atomic_fetch_sub(&job->d->job_bytes, (long)job->req_len);
 	cim_append_req_free(&job->ar);
@@ -135,7 +135,7 @@ void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
 {
 	cim_perr e;
 	cim_perr_set(&e, code, field, fmt, arg);
-	reply_error(job->d, job->req, OP_APPEND, &e);
+	reply_error(job->d, job->req, job_op(job), &e);
 	job_done(job);
 }
 
@@ -143,7 +143,7 @@ void job_reply_fail(struct job *job, cim_err code, const char *msg)
 {
 	cim_perr e;
 	cim_perr_set(&e, code, NULL, "%s", msg);
-	reply_error(job->d, job->req, OP_APPEND, &e);
+	reply_error(job->d, job->req, job_op(job), &e);
 }
 
 static json_t *success_reply(const struct job *job, uint64_t base)
@@ -199,7 +199,7 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 	else
 		json_object_set_new(inner, "expected", json_string(names[ar->expect]));
 	json_object_set_new(inner, "current", json_integer((json_int_t)cur));
-	reply_error_json(job->d, job->req, OP_APPEND, CIM_ERR_WRONG_EXPECTED_VERSION, o);
+	reply_error_json(job->d, job->req, job_op(job), CIM_ERR_WRONG_EXPECTED_VERSION, o);
 	job_done(job);
 }
 
@@ -246,7 +246,7 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 			  const cim_cid *head, struct build_err *e)
 {
 	struct daemon *d = job->d;
-	cbuf block = CBUF_INIT;
+	cbuf block = CBUF_INIT, enc = CBUF_INIT;
 	cim_cid prev = *head;
 	char prev_text[CIM_CID_TEXT_MAX], subj[512], err[200], ts[CIM_TIME_TEXT];
 	char msgid[256];
@@ -281,6 +281,20 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 			.has_prev = has_prev,
 			.prev = prev,
 		};
+		if (job->dek != NULL) {
+			/* an encrypted aggregate: data is stored as the enc of its
+			 * DAG-CBOR under the data key, bound to the event_id */
+			cim_ad ad = cim_ad_data(e_->event_id, strlen(e_->event_id));
+			cbuf_reset(&enc);
+			if (cim_value_encrypt(&enc, job->dek, &ad, r->data, NULL, err,
+					      sizeof err) != 0) {
+				e->code = CIM_ERR_INVALID_REQUEST;
+				snprintf(e->msg, sizeof e->msg, "event %zu: %.150s", i, err);
+				goto out;
+			}
+			b.enc_data = enc.p;
+			b.enc_data_len = enc.len;
+		}
 		cbuf_reset(&block);
 		if (cim_event_encode(&b, &block, err, sizeof err) != 0) {
 			e->code = CIM_ERR_INVALID_REQUEST;
@@ -319,6 +333,7 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 	rc = 0;
 out:
 	cbuf_free(&block);
+	cbuf_free(&enc);
 	json_decref(empty);
 	return rc;
 }
@@ -390,7 +405,21 @@ static enum run job_launch(struct job *job, bool chained)
 	if (g > job->gen)
 		job->gen = g;
 
-	if (msgs == NULL || build_messages(job, msgs, version, &head, &be) != 0)
+	if (job->enc && job->dek == NULL && !job->plain) {
+		/* chained: the oldest job got the key; from memory only */
+		int k = keys_pin(d, job->type, job->id, &job->dek);
+		if (k == KEY_NONE && version > 0) {
+			job->plain = true;
+		} else if (k != KEY_HELD) {
+			be.code = CIM_ERR_UNAVAILABLE;
+			snprintf(be.msg, sizeof be.msg, "the aggregate's data key is not at hand");
+			goto refused;
+		}
+	}
+	int built = msgs == NULL ? -1 : build_messages(job, msgs, version, &head, &be);
+	keys_unpin(d, job->dek); /* nothing more is encrypted until it is built again */
+	job->dek = NULL;
+	if (built != 0)
 		goto refused;
 	if (natsConnection_Status(d->nc) != NATS_CONN_STATUS_CONNECTED) {
 		be.code = CIM_ERR_UNAVAILABLE;
@@ -581,7 +610,12 @@ void job_commit(struct job *job)
 	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
 	atomic_fetch_add(&d->events_appended, job->n);
-	reply_json(d, job->req, success_reply(job, job->base));
+	if (job->forget) {
+		reply_json(d, job->req, forget_reply(job));
+		forget_committed(job);
+	} else {
+		reply_json(d, job->req, success_reply(job, job->base));
+	}
 	job_done(job);
 }
 
@@ -654,16 +688,21 @@ static void reply_duplicate(struct job *job, const char *eid, const char *how)
 	o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, msg);
 	if (o != NULL)
 		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
-	reply_error_json(job->d, job->req, OP_APPEND, CIM_ERR_DUPLICATE_EVENT, o);
+	reply_error_json(job->d, job->req, job_op(job), CIM_ERR_DUPLICATE_EVENT, o);
 	job_done(job);
 }
 
-/* Reads the block at seq; 0 on success. */
-static int load_block(struct daemon *d, uint64_t seq, cim_event_block *b,
-		      cim_cid *cid, cim_perr *e)
+/* Reads the block at seq, its data decrypted when it is encrypted (the
+ * data key of type/id, on a worker); 0 on success. */
+static int load_block(struct daemon *d, uint64_t seq, const char *type, const char *id,
+		      cim_event_block *b, cim_cid *cid, cim_perr *e)
 {
 	char err[160];
 	natsMsg *m = store_get_msg(d, seq, e);
+	cim_event_view v;
+	const uint8_t *enc;
+	size_t elen;
+
 	if (m == NULL)
 		return -1;
 	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
@@ -674,6 +713,31 @@ static int load_block(struct daemon *d, uint64_t seq, cim_event_block *b,
 	else
 		cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "stored event at seq %llu: %s",
 			     (unsigned long long)seq, err);
+	if (rc == 0 && cim_event_check(p, len, &v, err, sizeof err) == 0 &&
+	    cim_event_encrypted(&v, &enc, &elen)) {
+		/* nonces are random: a retry is compared by its plain data */
+		const cim_key *k = NULL;
+		json_t *plain = NULL;
+		cim_ad ad = cim_ad_data(v.event_id, v.event_id_len);
+		int got = keys_get(d, type, id, false, &k, e);
+		if (got != KEY_HELD) {
+			if (got == KEY_NONE)
+				cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "the data key of %s/%s "
+					     "is not stored", type, id);
+			rc = -1;
+		} else if (cim_value_decrypt_json(&plain, k, &ad, enc, elen, err,
+						  sizeof err) != 0) {
+			cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "stored event at seq %llu: %s",
+				     (unsigned long long)seq, err);
+			rc = -1;
+		} else {
+			json_decref(b->data);
+			b->data = plain;
+		}
+		keys_unpin(d, k);
+		if (rc != 0)
+			cim_event_block_free(b);
+	}
 	natsMsg_Destroy(m);
 	return rc;
 }
@@ -778,7 +842,7 @@ static void check_retry(struct daemon *d, void *arg)
 		const cim_append_event_req *r = &job->ar.events[i];
 		if (seqs[i] == 0 || r->event_id == NULL)
 			continue;
-		if (load_block(d, seqs[i], &b, &cid, &e) != 0) {
+		if (load_block(d, seqs[i], job->type, job->id, &b, &cid, &e) != 0) {
 			if (e.code == CIM_ERR_NOT_FOUND)
 				continue;
 			job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
@@ -873,6 +937,32 @@ static void run_on(struct job *job)
 		pipe_go(p);
 }
 
+void job_run_on(struct job *job) { run_on(job); }
+
+void pipe_continue(struct pipe *p) { pipe_go(p); }
+
+/* On a worker: the data key of the job's aggregate, read from the bucket,
+ * or made there on its first append; then the job runs on. */
+static void key_then_run(struct daemon *d, void *arg)
+{
+	struct job *job = arg;
+	cim_perr e;
+
+	pthread_mutex_lock(&d->mu);
+	uint64_t version = job->agg->version;
+	pthread_mutex_unlock(&d->mu);
+	int k = keys_get(d, job->type, job->id, version == 0, &job->dek, &e);
+	if (k < 0) {
+		struct pipe *p = job->pipe;
+		job_fail(job, e.code == CIM_ERR_UNAVAILABLE ? CIM_ERR_UNAVAILABLE : CIM_ERR_INTERNAL,
+			 NULL, "%s; nothing was stored", e.msg);
+		pipe_go(p);
+		return;
+	}
+	job->plain = k == KEY_NONE; /* stored before its type was encrypted */
+	run_on(job);
+}
+
 static void settle_then_run(struct daemon *d, void *arg)
 {
 	struct job *job = arg;
@@ -908,6 +998,7 @@ static enum run job_run(struct job *job)
 	pthread_mutex_lock(&d->mu);
 	bool unsettled = job->agg->state == AGG_UNSETTLED;
 	uint64_t version = job->agg->version;
+	int forgotten = job->agg->forgotten;
 	pthread_mutex_unlock(&d->mu);
 	if (unsettled || job->settle_only) {
 		if (work_submit(d, settle_then_run, job) == 0)
@@ -921,6 +1012,15 @@ static enum run job_run(struct job *job)
 		}
 		return RUN_ENDED;
 	}
+	if (job->forget && !job->forget_ready)
+		return forget_run(job);
+	if (forgotten && !job->forget) {
+		char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
+		snprintf(name, sizeof name, "%s/%s", job->type, job->id);
+		job_fail(job, CIM_ERR_GONE, NULL,
+			 "%s was forgotten: nothing more can be appended to it", name);
+		return RUN_ENDED;
+	}
 	if (!job->idem_checked && may_be_retry(job)) {
 		if (work_submit(d, check_retry, job) == 0)
 			return RUN_AWAY;
@@ -932,7 +1032,7 @@ static enum run job_run(struct job *job)
 		reply_wrong_version(job, version);
 		return RUN_ENDED;
 	}
-	if (d->cfg->max_events_per_aggregate > 0 &&
+	if (d->cfg->max_events_per_aggregate > 0 && !job->forget &&
 	    version + job->n > (uint64_t)d->cfg->max_events_per_aggregate) {
 		char what[200];
 		snprintf(what, sizeof what, "the aggregate is at version %llu; %zu more "
@@ -941,6 +1041,19 @@ static enum run job_run(struct job *job)
 			 (long long)d->cfg->max_events_per_aggregate);
 		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
 		return RUN_ENDED;
+	}
+	if (job->enc && job->dek == NULL && !job->plain) {
+		int k = keys_pin(d, job->type, job->id, &job->dek);
+		if (k == KEY_NONE && version > 0) {
+			job->plain = true;
+		} else if (k != KEY_HELD) {
+			/* not in memory: the bucket is asked on a worker */
+			if (work_submit(d, key_then_run, job) == 0)
+				return RUN_AWAY;
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+				 "the daemon is overloaded; nothing was stored");
+			return RUN_ENDED;
+		}
 	}
 	return job_launch(job, false);
 }
@@ -953,7 +1066,8 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 	struct daemon *d = p->d;
 	int64_t now = now_ns();
 
-	if (job->no_chain || job->settle_only || p->stalled ||
+	if (job->no_chain || job->settle_only || job->forget || p->agg->forgotten ||
+	    p->stalled ||
 	    p->launched >= d->cfg->append_pipeline || p->agg->state != AGG_SETTLED ||
 	    now < atomic_load(&d->unsure_until) || now < atomic_load(&d->chain_paused_until))
 		return false;
@@ -1072,51 +1186,49 @@ static struct pipe *pipe_join_locked(struct daemon *d, struct job *job)
 	return p;
 }
 
-void append_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+struct job *job_new(struct daemon *d, natsMsg *req, const char *type, const char *id,
+		    const void *body, size_t len)
 {
 	cim_limits lim = {(size_t)d->cfg->max_events_per_append, CIM_MAX_DEPTH};
 	struct job *job;
-	struct pipe *p;
 	cim_perr e = {0};
 
 	if (atomic_load(&d->draining)) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon is shutting down; nothing was stored");
 		refuse(d, req, OP_APPEND, &e);
-		return;
+		return NULL;
 	}
 	if (atomic_load(&d->jobs_in_flight) >= JOBS_MAX) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon has %d appends in flight; nothing was stored, "
 			     "retry later", JOBS_MAX);
 		refuse(d, req, OP_APPEND, &e);
-		return;
+		return NULL;
 	}
 	/* each job keeps its request and its parsed body until it is answered:
 	 * bound them by bytes too (one append is always let through) */
-	size_t len = (size_t)natsMsg_GetDataLength(req);
 	if (atomic_load(&d->jobs_in_flight) > 0 &&
 	    atomic_load(&d->job_bytes) + (long)len > JOB_BYTES_MAX) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon holds %ld MiB of appends in flight; nothing was "
 			     "stored, retry later", JOB_BYTES_MAX >> 20);
 		refuse(d, req, OP_APPEND, &e);
-		return;
+		return NULL;
 	}
 	job = calloc(1, sizeof *job);
 	if (job == NULL) {
 		refuse_oom(d, req, OP_APPEND);
-		return;
+		return NULL;
 	}
 	job->d = d;
 	job->req = req;
 	snprintf(job->type, sizeof job->type, "%s", type);
 	snprintf(job->id, sizeof job->id, "%s", id);
-	if (cim_append_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req),
-				 &lim, &job->ar, &e) != 0) {
+	if (cim_append_req_parse(body, len, &lim, &job->ar, &e) != 0) {
 		reply_error(d, req, OP_APPEND, &e);
 		job_free(job);
-		return;
+		return NULL;
 	}
 	job->n = job->ar.n;
 	job->ev = calloc(job->n, sizeof *job->ev);
@@ -1124,19 +1236,28 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
 		reply_error(d, req, OP_APPEND, &e);
 		job_free(job);
-		return;
+		return NULL;
 	}
+	job->enc = keys_encrypted_type(d, type);
 	atomic_fetch_add(&d->jobs_in_flight, 1);
 	job->req_len = len;
 	atomic_fetch_add(&d->job_bytes, (long)len);
+	return job;
+}
+
+void job_enter(struct job *job)
+{
+	struct daemon *d = job->d;
+	struct pipe *p;
+	cim_perr e = {0};
 
 	pthread_mutex_lock(&d->mu);
-	job->agg = heads_get_or_add(&d->heads, type, id);
+	job->agg = heads_get_or_add(&d->heads, job->type, job->id);
 	p = job->agg ? pipe_join_locked(d, job) : NULL;
 	if (p == NULL) {
 		pthread_mutex_unlock(&d->mu);
 		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, req, OP_APPEND, &e);
+		reply_error(d, job->req, OP_APPEND, &e);
 		atomic_fetch_sub(&d->jobs_in_flight, 1);
 		job_free(job);
 		return;
@@ -1144,6 +1265,28 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 	pthread_mutex_unlock(&d->mu);
 	pipe_kick(p);
 	pipe_unref(p);
+}
+
+void append_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	struct job *job = job_new(d, req, type, id, natsMsg_GetData(req),
+				  (size_t)natsMsg_GetDataLength(req));
+
+	if (job == NULL)
+		return;
+	for (size_t i = 0; i < job->n; i++)
+		if (strcmp(job->ar.events[i].event_type, CIM_FORGOTTEN_TYPE) == 0) {
+			/* only forget appends it, as an aggregate's last event */
+			atomic_fetch_sub(&d->jobs_in_flight, 1);
+			cim_perr e;
+			cim_perr_set(&e, CIM_ERR_INVALID_ARGUMENT, "event_type",
+				     "event type %s is reserved: only forget appends it",
+				     CIM_FORGOTTEN_TYPE);
+			reply_error(d, req, OP_APPEND, &e);
+			job_free(job);
+			return;
+		}
+	job_enter(job);
 }
 
 void append_sweep(struct daemon *d)

@@ -31,6 +31,14 @@ struct jev {
 	natsMsg *msg; /* kept to publish again when not known to be stored */
 };
 
+/* What running or launching a job came to. */
+enum run {
+	RUN_LAUNCHED, /* its messages are out */
+	RUN_ENDED,    /* answered and ended */
+	RUN_AWAY,     /* on a worker, which now holds the pipe's token */
+	RUN_WAIT,     /* not now: it waits to be the oldest, or for the chain */
+};
+
 /* Times a job is published again under a new id generation (burned ids,
  * stored out of order) before it is answered "retry". */
 #define MSGID_GENS 8
@@ -56,6 +64,12 @@ struct job {
 	unsigned regens; /* times published again under a new generation */
 	char fail_msg[256];
 	bool settle_only; /* no request: settles its aggregate (append_sweep) */
+	bool forget;      /* a forget (forget.c): its one event is CimForgotten */
+	bool forget_ready; /* its steps before the event are done */
+	bool enc;         /* its aggregate's type is encrypted (datakeys.c) */
+	bool plain;       /* ... but the aggregate has no data key: its events
+			     were stored plain before its type was listed */
+	const cim_key *dek; /* the data key, pinned while the job is built */
 	char type[CIM_TYPE_MAX + 1];
 	char id[CIM_ID_MAX + 1];
 };
@@ -107,6 +121,29 @@ void job_unlaunch(struct job *job);
 void pipe_advance(struct pipe *p);
 void pipe_unref(struct pipe *p);
 void sweep_add(struct daemon *d, struct agg *a);
+
+/* A job for type/id from request body (len bytes), counted in flight;
+ * NULL after answering req (and freeing it). */
+struct job *job_new(struct daemon *d, natsMsg *req, const char *type, const char *id,
+		    const void *body, size_t len);
+/* Puts a new job in its aggregate's pipe and runs what may run. */
+void job_enter(struct job *job);
+/* On a worker holding the pipe's token with job: runs job, then the pipe. */
+void job_run_on(struct job *job);
+/* On a worker holding the pipe's token after its job ended: the pipe goes
+ * on (and the token is given back). */
+void pipe_continue(struct pipe *p);
+
+/* ---- forget.c ------------------------------------------------------------------- */
+
+/* The oldest job is a forget whose steps are not done: they run on a
+ * worker, which holds the pipe's token (RUN_AWAY), or the job is answered
+ * (RUN_ENDED). */
+enum run forget_run(struct job *job);
+/* A forget's CimForgotten event is committed (d->mu not held): the reply,
+ * and the record of the forget removed on a worker. */
+json_t *forget_reply(struct job *job);
+void forget_committed(struct job *job);
 
 /* ---- resolve.c ------------------------------------------------------------------ */
 

@@ -16,6 +16,9 @@
 #include "cid.h"
 #include "cim/events.h"
 #include "config.h"
+#include "crypt.h"
+#include "ids.h"
+#include "keys.h"
 #include "log.h"
 #include "nkey.h"
 
@@ -80,6 +83,10 @@ static const struct setting settings[] = {
 	I("daemon", "shutdown_timeout", shutdown_timeout_s, "20", 1, 3600),
 	I("daemon", "nats_down_grace", nats_down_grace_s, "300", 0, 86400),
 	S("daemon", "log_format", log_format, "text"),
+	O("keys", "master_key", PATH, master_key),
+	O("keys", "encrypt_types", OPT, encrypt_types),
+	I("keys", "key_cache", key_cache, "16384", 128, 16777216),
+	S("store", "keys_bucket", keys_bucket, "CIM-KEYS"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 _Static_assert(NSETTINGS <= CONFIG_MAX_SETTINGS, "CONFIG_MAX_SETTINGS is too small");
@@ -347,6 +354,100 @@ static const char *origin_of(const struct config *c, const char *key)
 	return o ? o : "default";
 }
 
+/* Calls fn on each item of a comma-separated list (spaces around items
+ * allowed); stops at the first non-zero return and returns it. */
+static int each_item(const char *list, int (*fn)(const char *s, size_t n, void *ctx),
+		     void *ctx)
+{
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		const char *s = p, *e = p + len;
+		while (s < e && *s == ' ')
+			s++;
+		while (e > s && e[-1] == ' ')
+			e--;
+		int rc = fn(s, (size_t)(e - s), ctx);
+		if (rc != 0)
+			return rc;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+struct listed {
+	const char *type;
+	bool found;
+};
+
+static int match_item(const char *s, size_t n, void *ctx)
+{
+	struct listed *l = ctx;
+	if ((n == 1 && *s == '*') || (strlen(l->type) == n && memcmp(s, l->type, n) == 0)) {
+		l->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+bool config_type_listed(const char *list, const char *aggregate_type)
+{
+	struct listed l = {aggregate_type, false};
+	each_item(list, match_item, &l);
+	return l.found;
+}
+
+static int check_item(const char *s, size_t n, void *ctx)
+{
+	const struct config *c = ctx;
+	char type[CIM_TYPE_MAX + 1];
+
+	if (n == 1 && *s == '*')
+		return strchr(c->encrypt_types, ',') != NULL ? -1 : 0;
+	if (n == 0 || n > CIM_TYPE_MAX)
+		return -1;
+	memcpy(type, s, n);
+	type[n] = '\0';
+	return cim_token_type_ok(type) ? 0 : -1;
+}
+
+/* master_key (read, then wiped: main.c reads it for good) and
+ * encrypt_types. */
+static int check_encryption(const struct config *c)
+{
+	char why[400];
+	int bad = 0;
+
+	if (c->encrypt_types[0] != '\0' && each_item(c->encrypt_types, check_item, (void *)c) != 0) {
+		fprintf(stderr, "cim-eventsd: %s: encrypt_types must be '*' or aggregate types "
+			"([A-Za-z][A-Za-z0-9_-]{0,63}) separated by commas, not '%s'\n",
+			origin_of(c, "encrypt_types"), c->encrypt_types);
+		bad = 1;
+	}
+	if (c->encrypt_types[0] != '\0' && c->master_key[0] == '\0') {
+		fprintf(stderr, "cim-eventsd: %s: encrypt_types needs master_key: the data keys "
+			"of encrypted aggregates are kept wrapped by it (make one with "
+			"'cim-events keygen --master FILE', see cim-eventsd.conf(5))\n",
+			origin_of(c, "encrypt_types"));
+		bad = 1;
+	}
+	if (c->master_key[0] != '\0' && access(c->master_key, R_OK) == 0) {
+		cim_key *k = cim_key_alloc(1);
+		if (k == NULL) {
+			fprintf(stderr, "cim-eventsd: out of memory\n");
+			return -1;
+		}
+		if (cim_keyfile_read(c->master_key, k->b, why, sizeof why) != 0) {
+			fprintf(stderr, "cim-eventsd: %s: master_key: %s\n",
+				origin_of(c, "master_key"), why);
+			bad = 1;
+		}
+		cim_key_free(k, 1);
+	}
+	return bad ? -1 : 0;
+}
+
 /* What the settings must say together, and the files they name. */
 static int check(const struct config *c)
 {
@@ -428,6 +529,8 @@ static int check(const struct config *c)
 			origin_of(c, "nats_nkey_seed"), why);
 		bad = 1;
 	}
+	if (check_encryption(c) != 0)
+		bad = 1;
 	return bad ? -1 : 0;
 }
 

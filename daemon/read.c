@@ -38,6 +38,7 @@ struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
 		r->head_version = a->version;
 		r->head_seq = a->seq;
 		r->first_seq = a->first_seq;
+		r->forgotten = a->forgotten != 0;
 		r->ntypes = agg_types(&d->heads, a, r->types, AGG_TYPES_UNKNOWN);
 		agg_head_cid(a, &r->head_cid);
 	}
@@ -70,31 +71,32 @@ struct page {
 	cbuf text;
 	size_t count;
 	size_t budget;
+	struct shown sh; /* the data key of the last encrypted event shown */
 };
 
 static void page_init(struct daemon *d, struct page *pg)
 {
 	memset(pg, 0, sizeof *pg);
+	pg->sh.state = KEY_MISS;
 	pg->budget = d->max_payload > REPLY_SLACK ? d->max_payload - REPLY_SLACK
 						  : d->max_payload;
 }
 
-/* Adds the stored block p as an event of the reply. 0 when added, 1 when
+/* Adds the stored block p (checked as v) as an event of the reply, its
+ * data decrypted or shown as forgotten (decrypt.c). 0 when added, 1 when
  * it does not fit (not added), -1 on error (err set). */
 static int page_add(struct daemon *d, struct page *pg, const uint8_t *p, size_t len,
-		    uint64_t seq, cim_perr *err)
+		    const cim_event_view *v, uint64_t seq, bool forgotten, cim_perr *err)
 {
 	cim_cid cid;
-	char why[160];
 	size_t mark = pg->text.len;
 
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, p, len);
-	if ((pg->count > 0 && cbuf_putc(&pg->text, ',') != 0) ||
-	    cim_event_write_json(&pg->text, p, len, &cid, seq, why, sizeof why) != 0) {
+	if (pg->count > 0 && cbuf_putc(&pg->text, ',') != 0)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	if (show_event(d, &pg->sh, &pg->text, p, len, v, &cid, seq, forgotten, err) != 0) {
 		pg->text.len = mark;
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
-				    "the event at stream sequence %llu cannot be shown: %s",
-				    (unsigned long long)seq, why);
+		return -1;
 	}
 	if (pg->text.len > pg->budget) {
 		pg->text.len = mark; /* does not fit: take it back */
@@ -107,6 +109,12 @@ static int page_add(struct daemon *d, struct page *pg, const uint8_t *p, size_t 
 	}
 	pg->count++;
 	return 0;
+}
+
+static void page_free(struct daemon *d, struct page *pg)
+{
+	shown_release(d, &pg->sh);
+	cbuf_free(&pg->text);
 }
 
 /* Sends open + the events + close as the reply, with Cim-Status 200. */
@@ -129,7 +137,7 @@ static void page_send(struct daemon *d, natsMsg *req, const char *open,
 		natsMsg_Destroy(m);
 	}
 	cbuf_free(&out);
-	cbuf_free(&pg->text);
+	page_free(d, pg);
 }
 
 /* ---- get ------------------------------------------------------------------------ */
@@ -178,7 +186,7 @@ static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		}
 		g->link = NULL;
 	}
-	int rc = page_add(g->d, &g->pg, p, len, seq, &g->err);
+	int rc = page_add(g->d, &g->pg, p, len, &v, seq, g->r->forgotten, &g->err);
 	if (rc != 0) {
 		if (rc > 0)
 			g->cut_at = g->next;
@@ -282,7 +290,7 @@ static void get_work(struct daemon *d, void *arg)
 	 * before calling it a fault */
 	for (int again = 0; next < 0 && g.err.code == CIM_ERR_INTERNAL && again < 4; again++) {
 		usleep(250000);
-		cbuf_free(&g.pg.text);
+		page_free(d, &g.pg);
 		next = read_page(d, r, &g, 0);
 	}
 	if (next < 0) {
@@ -293,7 +301,7 @@ static void get_work(struct daemon *d, void *arg)
 		next_field(close, sizeof close, next);
 		page_send(d, r->req, open, &g.pg, close);
 	}
-	cbuf_free(&g.pg.text);
+	page_free(d, &g.pg);
 	read_req_free(r);
 }
 
@@ -400,7 +408,7 @@ static void load_work(struct daemon *d, void *arg)
 			 * bucket, say): read from the aggregate's first event */
 			log_warn("load %s/%s: reading again from its first event: %s",
 				 r->type, r->id, g.err.msg);
-			cbuf_free(&g.pg.text);
+			page_free(d, &g.pg);
 			r->no_hints = true;
 			g.link = &ecid;
 			next = read_page(d, r, &g, strlen(open));
@@ -418,7 +426,7 @@ oom:
 fail:
 	reply_error(d, r->req, OP_LOAD, &e);
 out:
-	cbuf_free(&g.pg.text);
+	page_free(d, &g.pg);
 	json_decref(snap);
 	free(stext);
 	free(open);
@@ -718,7 +726,7 @@ static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	char buf[256], err[160];
 	const char *type, *id;
 	cim_event_view b;
-	bool committed = false, in_flight = false;
+	bool committed = false, in_flight = false, forgotten = false;
 
 	if (c->pg.count >= c->limit) {
 		c->more = true; /* the page is full and there is more */
@@ -731,6 +739,7 @@ static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	if (a != NULL) {
 		committed = seq <= a->seq;
 		in_flight = a->busy != NULL;
+		forgotten = a->forgotten != 0;
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (!committed) {
@@ -750,7 +759,7 @@ static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 			 (unsigned long long)seq, err);
 		return 0;
 	}
-	int rc = page_add(d, &c->pg, p, len, seq, &c->err);
+	int rc = page_add(d, &c->pg, p, len, &b, seq, forgotten, &c->err);
 	if (rc != 0) {
 		c->more = rc > 0;
 		return rc;
@@ -775,7 +784,7 @@ static void by_type_work(struct daemon *d, void *arg)
 			snprintf(close, sizeof close, "],\"next_after_seq\":null}");
 		page_send(d, c->req, "{\"events\":[", &c->pg, close);
 	}
-	cbuf_free(&c->pg.text);
+	page_free(d, &c->pg);
 	natsMsg_Destroy(c->req);
 	free(c);
 }
@@ -961,12 +970,25 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 		"reads_off_leader", (json_int_t)atomic_load(&d->reads_off_leader));
 }
 
+/* info, with what encryption counts (datakeys.c, forget.c, decrypt.c). */
+static json_t *info_full(struct daemon *d, json_t *stream)
+{
+	json_t *o = info_object(d, stream);
+
+	if (o != NULL)
+		json_object_set_new(o, "encryption", json_pack(
+			"{sb so sI sI}", "master_key", d->keys.master != NULL, "data_keys",
+			keys_info(d), "forgotten", (json_int_t)atomic_load(&d->forgotten_count),
+			"decrypted", (json_int_t)atomic_load(&d->decrypted_count)));
+	return o;
+}
+
 /* On a worker: the stream's state may need a request to JetStream. */
 static void info_work(struct daemon *d, void *arg)
 {
 	natsMsg *req = arg;
 
-	reply_json(d, req, info_object(d, stream_state(d, true)));
+	reply_json(d, req, info_full(d, stream_state(d, true)));
 	natsMsg_Destroy(req);
 }
 
@@ -983,6 +1005,6 @@ void info_request(struct daemon *d, natsMsg *req)
 		return;
 	/* every worker busy and the queue full: answered now, with the
 	 * stream's state as last read (or null) */
-	reply_json(d, req, info_object(d, stream_state(d, false)));
+	reply_json(d, req, info_full(d, stream_state(d, false)));
 	natsMsg_Destroy(req);
 }

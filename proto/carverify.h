@@ -46,13 +46,12 @@
 #include <stdint.h>
 
 #include "car.h"
+#include "event.h" /* CIM_FORGOTTEN_TYPE */
 #include "keys.h"
 
 /* A key block's fixed sizes (the value kept in CIM-KEYS). */
 #define CIM_KEYBLOCK_NONCE 24
 #define CIM_KEYBLOCK_WRAPPED 48
-/* The reserved event type that ends a forgotten aggregate. */
-#define CIM_FORGOTTEN_TYPE "CimForgotten"
 
 typedef struct cim_car_verify_opts {
 	const uint8_t (*keys)[CIM_KEY_BYTES]; /* trusted public keys */

@@ -48,6 +48,8 @@ const char *cim_version(void);
 	XX(DUPLICATE_EVENT, "duplicate_event", 409,                            \
 	   "an event_id is already stored with other content")                 \
 	XX(NOT_FOUND, "not_found", 404, "not found")                           \
+	XX(GONE, "gone", 410,                                                  \
+	   "the aggregate was forgotten; nothing more can be appended to it")  \
 	XX(UNAVAILABLE, "unavailable", 503,                                    \
 	   "storage is unreachable; nothing was stored; safe to retry")        \
 	XX(INTERNAL, "internal", 500, "internal error")                        \
