@@ -69,7 +69,8 @@ usage(FILE *f)
 		"  stats [--json]\n"
 		"  verify-all [PATTERN] [--stream NAME] [--json]\n"
 		"  export [PATTERN | TYPE ID] [--stream NAME]\n"
-		"  keygen FILE                           (offline)\n"
+		"  forget TYPE ID [--yes]\n"
+		"  keygen [--master] FILE                (offline)\n"
 		"  verify-car FILE [--key K]... [--json] (offline)\n"
 		"\n"
 		"options:\n"
@@ -542,6 +543,7 @@ static const struct command commands[] = {
 	{"stats", cli_stats},
 	{"verify-all", cli_verify_all},
 	{"export", cli_export},
+	{"forget", cli_forget},
 	{"keygen", cli_keygen},
 	{"verify-car", cli_verify_car},
 };
