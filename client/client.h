@@ -84,6 +84,28 @@ cim_err cimc_js_fail(cim_error *err, natsStatus s, jsErrCode je,
 		     const char *what);
 uint64_t cimc_subscription_dropped(const cim_subscription *s);
 
+/* decrypt.c: one encrypted event's data for the daemon to decrypt. The
+ * caller fills the first five; cimc_decrypt sets done with data_json (the
+ * value as JSON text, malloc'd; "null" and forgotten when the aggregate is
+ * forgotten), or with refused (malloc'd: why the daemon could not decrypt
+ * it). */
+typedef struct cimc_enc {
+	const char *type, *id;
+	const char *event_id;
+	size_t event_id_len;
+	const uint8_t *enc;
+	size_t len;
+	bool done;
+	bool forgotten;
+	char *data_json;
+	char *refused;
+} cimc_enc;
+/* Asks the daemon for every item not done, in requests of one aggregate
+ * type each, as few as the payload limit allows. CIM_ERR_OK when every
+ * item is done, else the failure of the request that failed (the items
+ * it covered stay not done). */
+cim_err cimc_decrypt(cim_client *c, cimc_enc *items, size_t n, cim_error *err);
+
 /* stream.c: a projection's stop flag, looked at between the daemon's
  * confirmations and before each wait, so a stop is not kept waiting by a
  * long round of them (next then returns CIM_ERR_TIMEOUT early). */

@@ -83,6 +83,8 @@ struct item {
 	bool ask;            /* held until the daemon confirms it (held) */
 	int64_t recheck_ms;  /* held: when to see if it was deleted */
 	char *why;           /* the check it already failed, or NULL */
+	uint8_t *enc;        /* encrypted data waiting for the daemon, or NULL */
+	size_t enc_len;
 };
 
 /* What the daemon said is committed at versions from..from+n-1. */
@@ -118,6 +120,7 @@ struct cim_subscription {
 	char *pattern;
 	char *stream;
 	bool whole;       /* the pattern covers whole aggregates */
+	bool no_decrypt;  /* encrypted data is handed out as null */
 	bool stop_at_end;
 	bool no_check;
 	bool caught_up;   /* every message up to end_seq has been taken */
@@ -433,6 +436,7 @@ item_free(struct item *it)
 		return;
 	cimc_event_clear(&it->ev);
 	free(it->why);
+	free(it->enc);
 	free(it);
 }
 
@@ -661,11 +665,12 @@ hash_block(cim_subscription *s, struct item *it, natsMsg *m,
 }
 
 /* The block as the cim_event the caller sees, through the same JSON the
- * daemon's replies carry: 0, -1 when it is not an event (why says so), -2
- * when memory ran out (which says nothing about the block). */
+ * daemon's replies carry (encrypted data as null and "encrypted": true,
+ * until the daemon decrypts it): 0, -1 when it is not an event (why says
+ * so), -2 when memory ran out (which says nothing about the block). */
 static int
-make_event(struct item *it, const uint8_t *p, size_t len, char *why,
-	   size_t whysz)
+make_event(struct item *it, const uint8_t *p, size_t len, bool encrypted,
+	   char *why, size_t whysz)
 {
 	cbuf b = CBUF_INIT;
 	json_error_t jerr;
@@ -673,8 +678,10 @@ make_event(struct item *it, const uint8_t *p, size_t len, char *why,
 	json_t *j;
 	int rc = -1;
 
-	if (cim_event_write_json(&b, p, len, &it->cid, it->seq, why, whysz) ==
-	    -1) {
+	if (cim_event_write_json_as(&b, p, len, &it->cid, it->seq,
+				    encrypted ? CIM_SHOW_DECRYPTED
+					      : CIM_SHOW_STORED,
+				    "null", 4, why, whysz) == -1) {
 		/* cim_event_check passed already: only memory is left. */
 		cbuf_free(&b);
 		return strcmp(why, "out of memory") == 0 ? -2 : -1;
@@ -818,6 +825,9 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 	cim_event_view v;
 	struct item *it;
 	char why[400] = "";
+	const uint8_t *enc = NULL;
+	size_t enc_len = 0;
+	bool encrypted = false;
 	int rc;
 
 	if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
@@ -845,9 +855,19 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 	if (rc == 0 && hash_block(s, it, m, p, (size_t)len) != 0)
 		goto nomem; /* only set_why fails there */
 	if (rc == 0)
-		rc = make_event(it, p, (size_t)len, why, sizeof(why));
+		encrypted = cim_event_encrypted(&v, &enc, &enc_len);
+	if (rc == 0)
+		rc = make_event(it, p, (size_t)len, encrypted, why,
+				sizeof(why));
 	if (rc == -2)
 		goto nomem;
+	if (rc == 0 && encrypted && !s->no_decrypt && it->why == NULL) {
+		/* its data is asked of the daemon before it is handed out */
+		if ((it->enc = malloc(enc_len)) == NULL)
+			goto nomem;
+		memcpy(it->enc, enc, enc_len);
+		it->enc_len = enc_len;
+	}
 	if (rc == 0 && subject_matches(m, &v) != 0) {
 		/* Handed out alone like an undecodable block: which
 		 * aggregate it belongs to is in doubt. */
@@ -1131,12 +1151,94 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 	return CIM_ERR_OK;
 }
 
+/* ---- encrypted data ------------------------------------------------------------------ */
+
+#define TAKE_AHEAD 1000 /* messages taken in before asking the daemon */
+
+/* The data of every queued event that waits for the daemon, after taking
+ * in what the consumer has buffered, so that one request serves many
+ * (client/decrypt.c). An event whose data the daemon cannot decrypt is
+ * handed out as a failed check. */
+static cim_err
+decrypt_queued(cim_subscription *s, cim_error *err)
+{
+	cimc_enc *arr;
+	struct item **who;
+	size_t n = 0, k = 0;
+	cim_err rc;
+
+	for (int i = 0; i < TAKE_AHEAD && !s->caught_up; i++) {
+		natsMsg *m = NULL;
+		int msgs = 0;
+
+		if (natsSubscription_GetPending(s->sub, &msgs, NULL) !=
+			    NATS_OK ||
+		    msgs == 0 ||
+		    natsSubscription_NextMsg(&m, s->sub, 1) != NATS_OK)
+			break;
+		rc = take(s, m, err);
+		natsMsg_Destroy(m);
+		if (rc != CIM_ERR_OK)
+			return rc;
+	}
+	for (struct item *it = s->head; it != NULL; it = it->next)
+		n += it->enc != NULL;
+	arr = calloc(n, sizeof(*arr));
+	who = calloc(n, sizeof(*who));
+	if (arr == NULL || who == NULL) {
+		free(arr);
+		free(who);
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	}
+	for (struct item *it = s->head; it != NULL; it = it->next)
+		if (it->enc != NULL) {
+			arr[k] = (cimc_enc){.type = it->ev.aggregate_type,
+					    .id = it->ev.aggregate_id,
+					    .event_id = it->ev.event_id,
+					    .event_id_len =
+						    strlen(it->ev.event_id),
+					    .enc = it->enc,
+					    .len = it->enc_len};
+			who[k++] = it;
+		}
+	rc = cimc_decrypt(s->c, arr, n, err);
+	for (size_t i = 0; i < n; i++) {
+		struct item *it = who[i];
+
+		if (!arr[i].done)
+			continue;
+		free(it->enc);
+		it->enc = NULL;
+		if (arr[i].data_json != NULL) {
+			free(it->ev.data_json);
+			it->ev.data_json = arr[i].data_json;
+			it->ev.forgotten = arr[i].forgotten;
+			it->ev.encrypted = !arr[i].forgotten;
+		} else if (set_why(it, "undecryptable: the data of %s/%s "
+				       "version %llu (seq %llu) does not "
+				       "decrypt: %.300s",
+				   it->ev.aggregate_type, it->ev.aggregate_id,
+				   (unsigned long long)it->ev.version,
+				   (unsigned long long)it->seq,
+				   arr[i].refused) != 0) {
+			rc = cimc_fail(err, CIM_ERR_NOMEM, NULL,
+				       "out of memory");
+		}
+		free(arr[i].refused);
+	}
+	free(arr);
+	free(who);
+	return rc;
+}
+
 static cim_err
 hand_out(cim_subscription *s, struct item *it, const cim_event **ev,
 	 cim_error *err)
 {
 	cim_err rc;
 
+	if (it->enc != NULL && (rc = decrypt_queued(s, err)) != CIM_ERR_OK)
+		return rc; /* it stays first: the next call asks again */
 	unlink_item(s, it);
 	s->cur = it;
 	*ev = &it->ev;
@@ -1634,6 +1736,7 @@ cim_subscribe(cim_client *c, const cim_subscribe_options *o,
 	s->whole = pattern_whole(s->pattern);
 	s->stop_at_end = o->stop_at_end;
 	s->no_check = o->no_check;
+	s->no_decrypt = o->no_decrypt;
 	randombytes_buf(s->key, sizeof(s->key));
 	if ((rc = open_consumer(s, o, err)) != CIM_ERR_OK) {
 		cim_subscription_close(s);

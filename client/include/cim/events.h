@@ -175,6 +175,11 @@ typedef struct cim_event {
 	char *prev;          /* CID text, NULL at version 1 */
 	char *cid;
 	uint64_t seq;        /* stream sequence */
+	/* v1.1, an encrypted aggregate's event: its data was stored encrypted
+	 * and data_json is the daemon's decryption of it (encrypted), or the
+	 * aggregate was forgotten and data_json is "null" (forgotten). */
+	bool encrypted;
+	bool forgotten;
 } cim_event;
 
 typedef struct cim_event_page {
@@ -384,6 +389,9 @@ typedef struct cim_subscribe_options {
 	bool stop_at_end;      /* replay: end once caught up with what was
 				  stored when the subscription opened */
 	bool no_check;         /* skip the CID and prev checks */
+	bool no_decrypt;       /* hand encrypted events out as they are stored:
+				  data_json "null", encrypted true (no request
+				  to the daemon) */
 } cim_subscribe_options;
 
 typedef struct cim_subscription cim_subscription;
