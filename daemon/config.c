@@ -370,8 +370,8 @@ static int each_item(const char *list, int (*fn)(const char *s, size_t n, void *
 		if (rc != 0)
 			return rc;
 		p += len;
-		if (*p == ',')
-			p++;
+		if (*p == ',' && *++p == '\0')
+			return fn(p, 0, ctx); /* "a," ends with an empty item */
 	}
 	return 0;
 }

@@ -339,6 +339,7 @@ int keys_get(struct daemon *d, const char *type, const char *id, bool make,
 				return -1;
 			}
 			atomic_fetch_add(&kr->loaded, 1);
+			log_debug("%s/%s: data key read from %s", type, id, d->cfg->keys_bucket);
 			rc = publish(kr, i, type, id, SLOT_KEY, epoch, k);
 		} else if (s == NATS_NOT_FOUND && !make) {
 			rc = publish(kr, i, type, id, SLOT_NONE, epoch, k);
@@ -352,6 +353,8 @@ int keys_get(struct daemon *d, const char *type, const char *id, bool make,
 				release(kr, i);
 				continue; /* made by someone else meanwhile: read it */
 			}
+			log_debug("%s/%s: data key made and stored in %s", type, id,
+				  d->cfg->keys_bucket);
 			rc = publish(kr, i, type, id, SLOT_KEY, epoch, k);
 		} else {
 			release(kr, i);

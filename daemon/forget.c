@@ -181,10 +181,31 @@ static void forget_steps(struct daemon *d, void *arg)
 	pthread_mutex_lock(&d->mu);
 	uint64_t version = a->version;
 	int was = a->forgotten;
-	if (version > 0 && was == 0)
-		a->forgotten = AGG_FORGETTING; /* step 0 */
 	pthread_mutex_unlock(&d->mu);
 
+	if (version > 0 && was == 0) {
+		/* an aggregate made before its type was encrypted has no data
+		 * key: its events are plain, and erasing nothing forgets nothing */
+		const cim_key *k = NULL;
+		int got = keys_get(d, job->type, job->id, false, &k, &e);
+		keys_unpin(d, k);
+		if (got < 0) {
+			forget_fail(job, &e, false);
+			return;
+		}
+		if (got == KEY_NONE) {
+			char msg[420];
+			snprintf(msg, sizeof msg, "%s/%s has no data key: its events were "
+				 "stored plain, before its type was encrypted, and cannot be "
+				 "forgotten by erasing a key", job->type, job->id);
+			job_fail(job, CIM_ERR_INVALID_ARGUMENT, "aggregate_id", "%s", msg);
+			pipe_continue(p);
+			return;
+		}
+		pthread_mutex_lock(&d->mu);
+		a->forgotten = AGG_FORGETTING; /* step 0 */
+		pthread_mutex_unlock(&d->mu);
+	}
 	if (version == 0 && was == 0) {
 		char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
 		snprintf(name, sizeof name, "%s/%s", job->type, job->id);
