@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "jsontext.h"
+#include "keys.h"
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 
@@ -37,9 +38,13 @@ static const char usage_head[] =
 	"usage: " PROG " head TYPE ID\n"
 	"Prints the aggregate's version, head CID and stream sequence.\n";
 static const char usage_validate[] =
-	"usage: " PROG " validate TYPE ID\n"
+	"usage: " PROG " validate TYPE ID [--key K]...\n"
 	"Has the daemon recompute the aggregate's hash chain from the stored\n"
-	"bytes. Exits 0 when it is valid, 1 when it is broken.\n";
+	"bytes. With --key (a public key text, z6Mk...; repeat it for more\n"
+	"keys) also its seals: every seal must verify, and the head must be\n"
+	"covered by a seal from one of the keys (the reply's sealed_through\n"
+	"says how far they cover). Without --key the daemon's trusted_keys\n"
+	"apply. Exits 0 when it is valid, 1 when it is not.\n";
 static const char usage_info[] =
 	"usage: " PROG " info\n"
 	"Prints the daemon's name, version, settings and counters.\n";
@@ -58,17 +63,18 @@ usage(FILE *f)
 		" [--metadata JSON])...\n"
 		"  get TYPE ID [--from N] [--limit N] [--all]\n"
 		"  head TYPE ID\n"
-		"  validate TYPE ID\n"
+		"  validate TYPE ID [--key K]...\n"
 		"  snapshot save TYPE ID VERSION STATE_JSON\n"
 		"  snapshot get TYPE ID\n"
 		"  load TYPE ID\n"
 		"  by-type EVENT_TYPE [--after-seq N] [--limit N] [--all]\n"
 		"  tail PATTERN [--from-seq N | --since RFC3339_TIME]"
-		" [--count N] [--no-check]\n"
+		" [--count N] [--no-check] [--key K]...\n"
 		"  info\n"
 		"  stats [--json]\n"
-		"  verify-all [PATTERN] [--stream NAME] [--json]\n"
-		"  export [PATTERN | TYPE ID] [--stream NAME]\n"
+		"  verify-all [PATTERN] [--stream NAME] [--json] [--key K]...\n"
+		"  export [PATTERN | TYPE ID] [--stream NAME] [--car FILE]\n"
+		"  import FILE\n"
 		"  forget TYPE ID [--yes]\n"
 		"  keygen [--master] FILE                (offline)\n"
 		"  verify-car FILE [--key K]... [--json] (offline)\n"
@@ -105,6 +111,19 @@ cli_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry '" PROG " --help'.\n");
 	return EXIT_USAGE;
+}
+
+int
+cli_add_key(struct cli_keys *k, const char *text)
+{
+	if (k->n == CLI_KEYS_MAX)
+		return cli_usage_error("at most %d --key options", CLI_KEYS_MAX);
+	if (cim_pubkey_from_text(k->pk[k->n], text) != 0)
+		return cli_usage_error("--key needs an Ed25519 public key text "
+				       "(z6Mk..., as keygen prints it), not '%s'",
+				       text);
+	k->text[k->n++] = text;
+	return 0;
 }
 
 /* Prints a library or daemon error and returns the exit status for it. */
@@ -356,17 +375,7 @@ simple_command(struct ctx *cx, int argc, char **argv, const char *op,
 	if ((status = cli_request(cx, op, npos ? pos.v[0] : NULL,
 				  npos ? pos.v[1] : NULL, NULL, &reply)) != 0)
 		return status;
-	if (strcmp(op, "validate") == 0 &&
-	    !json_is_boolean(json_object_get(reply, "valid"))) {
-		json_decref(reply);
-		fprintf(stderr, PROG ": bad_reply: the reply has no \"valid\" "
-				     "boolean\n");
-		return EXIT_DAEMON;
-	}
 	status = cli_print_json(reply);
-	if (status == 0 && strcmp(op, "validate") == 0 &&
-	    json_is_false(json_object_get(reply, "valid")))
-		status = EXIT_BROKEN;
 	json_decref(reply);
 	return status;
 }
@@ -380,7 +389,60 @@ cmd_head(struct ctx *cx, int argc, char **argv)
 static int
 cmd_validate(struct ctx *cx, int argc, char **argv)
 {
-	return simple_command(cx, argc, argv, "validate", usage_validate, 2);
+	static const struct option longopts[] = {
+		{"key", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static struct cli_keys keys;
+	struct positionals pos = {.n = 0};
+	json_t *req = NULL, *reply = NULL;
+	int ch, status;
+
+	while ((ch = getopt_long(argc, argv, "-:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 1:
+			if (cli_add_positional(&pos, optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'k':
+			if (cli_add_key(&keys, optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'h':
+			fputs(usage_validate, stdout);
+			return 0;
+		default:
+			return cli_bad_option(ch, argv);
+		}
+	}
+	if (cli_rest_positionals(&pos, argc, argv) != 0 ||
+	    cli_want_positionals(&pos, 2, "validate") != 0)
+		return EXIT_USAGE;
+	if (keys.n > 0) {
+		json_t *arr = json_array();
+
+		req = json_pack("{so}", "keys", arr);
+		for (size_t i = 0; req != NULL && i < keys.n; i++)
+			json_array_append_new(arr, json_string(keys.text[i]));
+		if (req == NULL)
+			return cli_fail_nomem();
+	}
+	status = cli_request(cx, "validate", pos.v[0], pos.v[1], req, &reply);
+	json_decref(req);
+	if (status != 0)
+		return status;
+	if (!json_is_boolean(json_object_get(reply, "valid"))) {
+		json_decref(reply);
+		fprintf(stderr, PROG ": bad_reply: the reply has no \"valid\" "
+				     "boolean\n");
+		return EXIT_DAEMON;
+	}
+	status = cli_print_json(reply);
+	if (status == 0 && json_is_false(json_object_get(reply, "valid")))
+		status = EXIT_BROKEN;
+	json_decref(reply);
+	return status;
 }
 
 static int
@@ -546,6 +608,7 @@ static const struct command commands[] = {
 	{"forget", cli_forget},
 	{"keygen", cli_keygen},
 	{"verify-car", cli_verify_car},
+	{"import", cli_import},
 };
 
 static int

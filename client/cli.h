@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <nats/nats.h>
 
 #include "cim/events.h"
 
@@ -52,6 +53,17 @@ int cli_bad_option(int ch, char **argv);
 int cli_add_positional(struct positionals *p, char *arg);
 int cli_rest_positionals(struct positionals *p, int argc, char **argv);
 int cli_want_positionals(const struct positionals *p, int n, const char *cmd);
+/* Trusted public keys given with --key K (repeatable): the texts as given
+ * and their bytes. */
+#define CLI_KEYS_MAX 64
+struct cli_keys {
+	const char *text[CLI_KEYS_MAX];
+	uint8_t pk[CLI_KEYS_MAX][32];
+	size_t n;
+};
+/* Adds the --key value text: 0, or the usage error's exit status. */
+int cli_add_key(struct cli_keys *k, const char *text);
+
 /* Connects cx->client unless it already is (commands that call the
  * library themselves, not through cli_request). */
 int cli_connect(struct ctx *cx);
@@ -71,12 +83,48 @@ int cli_by_type(struct ctx *cx, int argc, char **argv);
 int cli_tail(struct ctx *cx, int argc, char **argv);
 
 /* cli_ops.c */
+/* An aggregate found in the stream's subjects, with the event types it
+ * has subjects for. */
+struct agg_ref {
+	char *type;
+	char *id;
+	char **event_types;
+	uint64_t *counts; /* messages on each event type's subject, as listed */
+	size_t ntypes;
+};
+struct agg_list {
+	struct agg_ref *v;
+	size_t n, cap;
+	char root[128]; /* the stream's subject root: events.<type>.<id>... */
+};
+void agg_list_free(struct agg_list *l);
+/* PATTERN (TYPE_GLOB[.ID_GLOB]) split into its globs. */
+struct pattern {
+	char type[80];
+	char id[160];
+};
+/* 0, or the usage error's exit status. */
+int pattern_parse(const char *text, struct pattern *p);
+/* A connection of its own to NATS and JetStream (for reads of the stream
+ * itself, which the contract leaves to JetStream). 0, or the exit status
+ * after saying why. */
+int cli_js_connect(struct ctx *cx, const char *stream, natsConnection **nc, jsCtx **js);
+/* Every aggregate with events in the stream that p matches, sorted by
+ * type then id. 0, or the exit status after saying why. */
+int find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
+		    struct agg_list *out);
 int cli_stats(struct ctx *cx, int argc, char **argv);
 int cli_verify_all(struct ctx *cx, int argc, char **argv);
 int cli_export(struct ctx *cx, int argc, char **argv);
 
 /* cli_forget.c */
 int cli_forget(struct ctx *cx, int argc, char **argv);
+
+/* cli_backup.c: export --car (the stored blocks as a CAR file) and
+ * import (a CAR file restored through the daemon) */
+int cli_export_car(struct ctx *cx, const char *file, const char *stream,
+		   const struct agg_list *aggs);
+int cli_import(struct ctx *cx, int argc, char **argv);
 
 /* cli_keys.c, cli_car.c: offline, no NATS */
 int cli_keygen(struct ctx *cx, int argc, char **argv);

@@ -21,7 +21,6 @@
 #include "cli.h"
 #include "jsontext.h"
 
-#define MAX_KEYS 64
 #define MAX_SHOWN 100
 #define PROGRESS_MIN (8u << 20) /* files smaller than this get no bar */
 
@@ -138,10 +137,10 @@ cli_verify_car(struct ctx *cx, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	static uint8_t keys[MAX_KEYS][CIM_KEY_BYTES];
+	static struct cli_keys keys;
 	struct positionals pos = {.n = 0};
 	struct run run = {.shown_pct = -1};
-	cim_car_verify_opts o = {.keys = (const uint8_t(*)[CIM_KEY_BYTES])keys,
+	cim_car_verify_opts o = {.keys = (const uint8_t(*)[CIM_KEY_BYTES])keys.pk,
 				 .on_failure = on_failure,
 				 .on_progress = on_progress,
 				 .ctx = &run};
@@ -158,15 +157,9 @@ cli_verify_car(struct ctx *cx, int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'k':
-			if (o.nkeys == MAX_KEYS)
-				return cli_usage_error("at most %d --key options",
-						       MAX_KEYS);
-			if (cim_pubkey_from_text(keys[o.nkeys], optarg) != 0)
-				return cli_usage_error(
-					"--key needs an Ed25519 public key text "
-					"(z6Mk..., as keygen prints it), not '%s'",
-					optarg);
-			o.nkeys++;
+			if (cli_add_key(&keys, optarg) != 0)
+				return EXIT_USAGE;
+			o.nkeys = keys.n;
 			break;
 		case 'j':
 			run.json = true;

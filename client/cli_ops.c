@@ -41,20 +41,29 @@ static const char usage_stats[] =
 	"heads in memory, the event stream's state and the writer lease.\n"
 	"--json prints the info object as it came.\n";
 static const char usage_verify_all[] =
-	"usage: " PROG " verify-all [PATTERN] [--stream NAME] [--json]\n"
+	"usage: " PROG " verify-all [PATTERN] [--stream NAME] [--json] "
+	"[--key K]...\n"
 	"Has the daemon validate every aggregate whose events are in the\n"
 	"stream (default " DEFAULT_STREAM "), or those matching PATTERN:\n"
 	"TYPE_GLOB[.ID_GLOB], '*' any run of characters, '?' one (order,\n"
 	"order.*, 'order.o-1*', '*.acc-?'). Prints each broken chain and each\n"
 	"aggregate that could not be checked, then a summary; a progress bar\n"
 	"on stderr when it is a terminal. --json prints the summary as JSON.\n"
+	"With --key (a public key text, z6Mk...; repeat it for more keys) the\n"
+	"seals are checked too (bad_seal, unsealed), as validate --key does.\n"
 	"Exits 1 when a chain is broken, 3 when one could not be checked.\n";
 static const char usage_export[] =
-	"usage: " PROG " export [PATTERN | TYPE ID] [--stream NAME]\n"
+	"usage: " PROG " export [PATTERN | TYPE ID] [--stream NAME] [--car FILE]\n"
 	"Prints the events of one aggregate (TYPE ID), or of every aggregate\n"
 	"matching PATTERN (as for verify-all; none: all of them), as JSON lines,\n"
 	"one event each, as get gives it (cid, prev, version, seq, ...), by\n"
-	"aggregate (sorted by type, then id) and version.\n";
+	"aggregate (sorted by type, then id) and version.\n"
+	"--car FILE writes a CAR file instead ('-': stdout): the heads (asked\n"
+	"of the daemon first) as its roots, then each aggregate's event blocks\n"
+	"exactly as stored, read from JetStream up to its head, each followed\n"
+	"by its seal block when it has a seal. A progress bar goes to stderr\n"
+	"on a terminal. cim-events verify-car checks the file offline;\n"
+	"cim-events import restores it.\n";
 
 /* ---- stats ---------------------------------------------------------------- */
 
@@ -230,30 +239,33 @@ cli_stats(struct ctx *cx, int argc, char **argv)
 
 /* ---- finding aggregates ------------------------------------------------------ */
 
-struct agg_ref {
-	char *type;
-	char *id;
-};
-
-struct agg_list {
-	struct agg_ref *v;
-	size_t n, cap;
-};
-
 static void
+agg_ref_free(struct agg_ref *r)
+{
+	free(r->type);
+	free(r->id);
+	for (size_t k = 0; k < r->ntypes; k++)
+		free(r->event_types[k]);
+	free(r->event_types);
+	free(r->counts);
+}
+
+void
 agg_list_free(struct agg_list *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].type);
-		free(l->v[i].id);
-	}
+	for (size_t i = 0; i < l->n; i++)
+		agg_ref_free(&l->v[i]);
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
 
+/* One subject's aggregate (and its event type) at the end of l. */
 static int
-agg_list_add(struct agg_list *l, const char *type, const char *id)
+agg_list_add(struct agg_list *l, const char *type, const char *id,
+	     const char *event_type, uint64_t count)
 {
+	struct agg_ref *r;
+
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		struct agg_ref *v = realloc(l->v, cap * sizeof(*v));
@@ -263,14 +275,42 @@ agg_list_add(struct agg_list *l, const char *type, const char *id)
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n].type = strdup(type);
-	l->v[l->n].id = strdup(id);
-	if (l->v[l->n].type == NULL || l->v[l->n].id == NULL) {
-		free(l->v[l->n].type);
-		free(l->v[l->n].id);
+	r = &l->v[l->n];
+	memset(r, 0, sizeof(*r));
+	r->type = strdup(type);
+	r->id = strdup(id);
+	r->event_types = malloc(sizeof(*r->event_types));
+	r->counts = malloc(sizeof(*r->counts));
+	if (r->type == NULL || r->id == NULL || r->event_types == NULL ||
+	    r->counts == NULL || (r->event_types[0] = strdup(event_type)) == NULL) {
+		agg_ref_free(r);
 		return -1;
 	}
+	r->counts[0] = count;
+	r->ntypes = 1;
 	l->n++;
+	return 0;
+}
+
+/* Moves b's event types to a (the same aggregate) and frees b. */
+static int
+agg_ref_merge(struct agg_ref *a, struct agg_ref *b)
+{
+	char **t = realloc(a->event_types, (a->ntypes + b->ntypes) * sizeof(*t));
+	uint64_t *c;
+
+	if (t == NULL)
+		return -1;
+	a->event_types = t;
+	if ((c = realloc(a->counts, (a->ntypes + b->ntypes) * sizeof(*c))) == NULL)
+		return -1;
+	a->counts = c;
+	for (size_t k = 0; k < b->ntypes; k++) {
+		a->counts[a->ntypes] = b->counts[k];
+		a->event_types[a->ntypes++] = b->event_types[k];
+	}
+	b->ntypes = 0;
+	agg_ref_free(b);
 	return 0;
 }
 
@@ -282,12 +322,6 @@ agg_cmp(const void *a, const void *b)
 
 	return c != 0 ? c : strcmp(x->id, y->id);
 }
-
-/* A pattern split into its globs. */
-struct pattern {
-	char type[80];
-	char id[160];
-};
 
 static bool
 is_glob(const char *s)
@@ -310,7 +344,7 @@ glob_ok(const char *s, bool is_type)
 	return is_type ? cim_token_type_ok(probe) : cim_token_id_ok(probe);
 }
 
-static int
+int
 pattern_parse(const char *text, struct pattern *p)
 {
 	const char *dot = strchr(text, '.');
@@ -362,28 +396,22 @@ js_fail(const char *what, const char *stream, natsStatus s, jsErrCode jerr)
 	return s == NATS_TIMEOUT || s == NATS_NO_SERVER ? EXIT_UNREACHABLE : EXIT_DAEMON;
 }
 
-/* Every aggregate with events in the stream that p matches, sorted. */
-static int
-find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
-		struct agg_list *out)
+int
+cli_js_connect(struct ctx *cx, const char *stream, natsConnection **nc, jsCtx **js)
 {
-	natsConnection *nc = NULL;
 	natsOptions *o = NULL;
-	jsCtx *js = NULL;
-	jsStreamInfo *si = NULL;
 	jsOptions jo;
-	jsErrCode jerr = 0;
 	natsStatus s;
-	char root[128], filter[512];
-	int status = 0;
 
+	*nc = NULL;
+	*js = NULL;
 	s = natsOptions_Create(&o);
 	if (s == NATS_OK)
 		s = natsOptions_SetURL(o, cx->url);
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(o, cx->timeout_ms > 0 ? cx->timeout_ms : 5000);
 	if (s == NATS_OK)
-		s = natsConnection_Connect(&nc, o);
+		s = natsConnection_Connect(nc, o);
 	natsOptions_Destroy(o);
 	if (s != NATS_OK) {
 		fprintf(stderr, PROG ": connection: cannot connect to %s: %s\n", cx->url,
@@ -392,10 +420,31 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 	}
 	jsOptions_Init(&jo);
 	jo.Wait = cx->timeout_ms > 0 ? cx->timeout_ms : 5000;
-	if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) {
-		status = js_fail("cannot use JetStream for", stream, s, 0);
-		goto out;
+	if ((s = natsConnection_JetStream(js, *nc, &jo)) != NATS_OK) {
+		natsConnection_Destroy(*nc);
+		*nc = NULL;
+		return js_fail("cannot use JetStream for", stream, s, 0);
 	}
+	return 0;
+}
+
+int
+find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
+		struct agg_list *out)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsStreamInfo *si = NULL;
+	jsOptions jo;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	char root[128], filter[512];
+	int status;
+
+	if ((status = cli_js_connect(cx, stream, &nc, &js)) != 0)
+		return status;
+	jsOptions_Init(&jo);
+	jo.Wait = cx->timeout_ms > 0 ? cx->timeout_ms : 5000;
 	s = js_GetStreamInfo(&si, js, stream, &jo, &jerr);
 	if (s != NATS_OK) {
 		status = js_fail("cannot read the stream", stream, s, jerr);
@@ -409,6 +458,7 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 	}
 	jsStreamInfo_Destroy(si);
 	si = NULL;
+	snprintf(out->root, sizeof(out->root), "%s", root);
 	snprintf(filter, sizeof(filter), "%s.%s.%s.*", root, is_glob(p->type) ? "*" : p->type,
 		 is_glob(p->id) ? "*" : p->id);
 	jo.Stream.Info.SubjectsFilter = filter;
@@ -429,7 +479,8 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 			tok[n++] = t;
 		if (n != 3 || fnmatch(p->type, tok[0], 0) != 0 || fnmatch(p->id, tok[1], 0) != 0)
 			continue;
-		if (agg_list_add(out, tok[0], tok[1]) != 0) {
+		if (agg_list_add(out, tok[0], tok[1], tok[2],
+				 si->State.Subjects->List[i].Msgs) != 0) {
 			status = cli_fail_nomem();
 			goto out;
 		}
@@ -439,8 +490,13 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 	size_t w = 0;
 	for (size_t r = 0; r < out->n; r++) {
 		if (w > 0 && agg_cmp(&out->v[w - 1], &out->v[r]) == 0) {
-			free(out->v[r].type);
-			free(out->v[r].id);
+			if (agg_ref_merge(&out->v[w - 1], &out->v[r]) != 0) {
+				for (size_t k = r; k < out->n; k++)
+					agg_ref_free(&out->v[k]);
+				out->n = w;
+				status = cli_fail_nomem();
+				goto out;
+			}
 			continue;
 		}
 		out->v[w++] = out->v[r];
@@ -455,10 +511,13 @@ out:
 	return status;
 }
 
-/* The options verify-all and export share. */
+/* The options verify-all and export share (--json and --key: verify-all;
+ * --car: export). */
 struct ops_args {
 	const char *stream;
 	bool json;
+	const char *car;
+	struct cli_keys keys;
 	struct positionals pos;
 };
 
@@ -469,6 +528,8 @@ ops_args_parse(int argc, char **argv, const char *help, bool json_flag,
 	static const struct option longopts[] = {
 		{"stream", required_argument, NULL, 's'},
 		{"json", no_argument, NULL, 'j'},
+		{"key", required_argument, NULL, 'k'},
+		{"car", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -490,6 +551,19 @@ ops_args_parse(int argc, char **argv, const char *help, bool json_flag,
 			if (!json_flag)
 				return cli_usage_error("unknown option '--json'");
 			a->json = true;
+			break;
+		case 'k':
+			if (!json_flag)
+				return cli_usage_error("unknown option '--key'");
+			if (cli_add_key(&a->keys, optarg) != 0)
+				return EXIT_USAGE;
+			break;
+		case 'c':
+			if (json_flag)
+				return cli_usage_error("unknown option '--car'");
+			if (*optarg == '\0')
+				return cli_usage_error("--car needs a FILE ('-': stdout)");
+			a->car = optarg;
 			break;
 		case 'h':
 			fputs(help, stdout);
@@ -523,7 +597,7 @@ progress(size_t done, size_t total, const struct agg_ref *a)
 int
 cli_verify_all(struct ctx *cx, int argc, char **argv)
 {
-	struct ops_args a = {0};
+	static struct ops_args a;
 	struct pattern p;
 	struct agg_list aggs = {0};
 	size_t valid = 0, broken = 0, errors = 0;
@@ -553,7 +627,8 @@ cli_verify_all(struct ctx *cx, int argc, char **argv)
 
 		if (bar)
 			progress(i, aggs.n, r);
-		rc = cim_validate(cx->client, r->type, r->id, &v, &err);
+		rc = cim_validate_keys(cx->client, r->type, r->id, a.keys.text, a.keys.n,
+				       &v, &err);
 		if (rc != CIM_ERR_OK) {
 			errors++;
 			if (a.json)
@@ -665,10 +740,36 @@ export_one(struct ctx *cx, const char *type, const char *id)
 	}
 }
 
+/* export --car: the aggregates, found as for JSON lines (TYPE ID: the one
+ * aggregate's subjects), written by cli_backup.c. */
+static int
+export_car(struct ctx *cx, const struct ops_args *a)
+{
+	struct agg_list aggs = {0};
+	struct pattern p;
+	int status;
+
+	if (a->pos.n == 2) {
+		if (!cim_token_type_ok(a->pos.v[0]) || !cim_token_id_ok(a->pos.v[1]))
+			return cli_usage_error("TYPE ID must be an aggregate type and id, "
+					       "not '%s' '%s'", a->pos.v[0], a->pos.v[1]);
+		snprintf(p.type, sizeof(p.type), "%s", a->pos.v[0]);
+		snprintf(p.id, sizeof(p.id), "%s", a->pos.v[1]);
+	} else if (pattern_parse(a->pos.n ? a->pos.v[0] : "*", &p) != 0) {
+		return EXIT_USAGE;
+	}
+	if ((status = cli_connect(cx)) != 0 ||
+	    (status = find_aggregates(cx, a->stream, &p, &aggs)) != 0)
+		return status;
+	status = cli_export_car(cx, a->car, a->stream, &aggs);
+	agg_list_free(&aggs);
+	return status;
+}
+
 int
 cli_export(struct ctx *cx, int argc, char **argv)
 {
-	struct ops_args a = {0};
+	static struct ops_args a;
 	struct pattern p;
 	struct agg_list aggs = {0};
 	int status;
@@ -677,6 +778,8 @@ cli_export(struct ctx *cx, int argc, char **argv)
 		return status < 0 ? 0 : status;
 	if (a.pos.n > 2)
 		return cli_usage_error("unexpected argument '%s'", a.pos.v[2]);
+	if (a.car != NULL)
+		return export_car(cx, &a);
 	if (a.pos.n == 2) {
 		if (!cim_token_type_ok(a.pos.v[0]))
 			return cli_usage_error("TYPE must match "

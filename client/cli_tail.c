@@ -26,7 +26,7 @@
 
 static const char usage_tail[] =
 	"usage: " PROG " tail PATTERN [--from-seq N | --since TIME] "
-	"[--count N] [--no-check]\n"
+	"[--count N] [--no-check] [--key K]...\n"
 	"Follows the events whose subjects match PATTERN (events.>,\n"
 	"events.order.>, events.*.*.OrderPlaced, ...) and prints each as one\n"
 	"JSON line as it arrives. By default only events stored from now on;\n"
@@ -34,7 +34,10 @@ static const char usage_tail[] =
 	"stored at or after TIME (RFC 3339, e.g. 2026-11-22T10:00:00Z).\n"
 	"Stops after --count events, or on SIGINT/SIGTERM. Each event's CID\n"
 	"and prev link are checked unless --no-check; a failed check is\n"
-	"reported on stderr, tail goes on, and it exits 1 at the end.\n";
+	"reported on stderr, tail goes on, and it exits 1 at the end.\n"
+	"With --key (a public key text, z6Mk...; repeat it for more keys)\n"
+	"every seal must verify and every append must end with a seal from\n"
+	"one of the keys (failures bad_seal, unsealed).\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -123,9 +126,15 @@ event_line(cbuf *b, const cim_event *ev)
 			       cbuf_puts(b, "true") != 0)) ||
 	    put_str(b, "prev", ev->prev) != 0 ||
 	    put_str(b, "cid", ev->cid) != 0 ||
-	    put_u64(b, "seq", ev->seq) != 0 || cbuf_puts(b, "}\n") != 0)
+	    put_u64(b, "seq", ev->seq) != 0)
 		return -1;
-	return 0;
+	if (ev->seal_key != NULL && ev->seal_sig != NULL &&
+	    (put_key(b, "seal", false) != 0 || cbuf_putc(b, '{') != 0 ||
+	     put_key(b, "key", true) != 0 ||
+	     cim_json_write_string(b, ev->seal_key, strlen(ev->seal_key)) != 0 ||
+	     put_str(b, "sig", ev->seal_sig) != 0 || cbuf_putc(b, '}') != 0))
+		return -1;
+	return cbuf_puts(b, "}\n");
 }
 
 /* ---- tail ---------------------------------------------------------------- */
@@ -133,6 +142,7 @@ event_line(cbuf *b, const cim_event *ev)
 struct tail_args {
 	cim_subscribe_options so;
 	uint64_t count; /* 0: no bound */
+	struct cli_keys keys;
 };
 
 static int
@@ -143,6 +153,7 @@ tail_options(int argc, char **argv, struct tail_args *a)
 		{"since", required_argument, NULL, 's'},
 		{"count", required_argument, NULL, 'c'},
 		{"no-check", no_argument, NULL, 'n'},
+		{"key", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -189,6 +200,12 @@ tail_options(int argc, char **argv, struct tail_args *a)
 		case 'n':
 			a->so.no_check = true;
 			break;
+		case 'k':
+			if (cli_add_key(&a->keys, optarg) != 0)
+				return EXIT_USAGE;
+			a->so.trusted_keys = a->keys.text;
+			a->so.n_trusted_keys = a->keys.n;
+			break;
 		case 'h':
 			fputs(usage_tail, stdout);
 			return -1;
@@ -201,6 +218,9 @@ tail_options(int argc, char **argv, struct tail_args *a)
 	if (from && since)
 		return cli_usage_error("--from-seq and --since cannot be "
 				       "given together");
+	if (a->so.no_check && a->keys.n > 0)
+		return cli_usage_error("--key checks seals, which --no-check "
+				       "turns off: give one or the other");
 	if (pos.n != 1)
 		return pos.n == 0
 			       ? cli_usage_error("tail needs a PATTERN, such "
@@ -269,7 +289,7 @@ follow(cim_subscription *s, uint64_t count)
 int
 cli_tail(struct ctx *cx, int argc, char **argv)
 {
-	struct tail_args a;
+	static struct tail_args a;
 	cim_subscription *s = NULL;
 	cim_error err;
 	cim_err rc;

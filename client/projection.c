@@ -332,6 +332,8 @@ cim_projection_open(cim_client *c, const cim_projection_options *o,
 	so.pattern = p->pattern;
 	so.stream = p->stream;
 	so.no_check = o->no_check;
+	so.trusted_keys = o->trusted_keys;
+	so.n_trusted_keys = o->n_trusted_keys;
 	if (found && p->pos > 0) {
 		so.start = CIM_START_SEQ;
 		so.start_seq = p->pos + 1;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "keys.h"
 
 struct cim_event_iter {
 	cim_client *c;
@@ -51,6 +52,8 @@ cimc_event_clear(cim_event *e)
 	free(e->data_json);
 	free(e->prev);
 	free(e->cid);
+	free(e->seal_key);
+	free(e->seal_sig);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -106,6 +109,11 @@ cimc_decode_event(const json_t *j, cim_event *e, cim_error *err)
 	/* v1.1: shown decrypted, or forgotten (absent: false) */
 	e->encrypted = json_is_true(json_object_get(j, "encrypted"));
 	e->forgotten = json_is_true(json_object_get(j, "forgotten"));
+	const json_t *seal = json_object_get(j, "seal");
+	if (seal != NULL &&
+	    ((rc = cimc_get_str(seal, "seal", "key", false, &e->seal_key, err)) ||
+	     (rc = cimc_get_str(seal, "seal", "sig", false, &e->seal_sig, err))))
+		return rc;
 	return CIM_ERR_OK;
 }
 
@@ -409,6 +417,12 @@ decode_validation(const json_t *j, cim_validation *v, cim_error *err)
 	if ((rc = cimc_get_strbuf(j, "reply", "head", true, v->head,
 				  sizeof(v->head), err)))
 		return rc;
+	if (json_object_get(j, "sealed_through") != NULL) {
+		v->sealed = true;
+		if ((rc = cimc_get_u64(j, "reply", "sealed_through",
+				       &v->sealed_through, err)))
+			return rc;
+	}
 	if (!v->valid)
 		return decode_failure(json_object_get(j, "failure"), v, err);
 	return CIM_ERR_OK;
@@ -426,4 +440,52 @@ cim_validate(cim_client *c, const char *aggregate_type,
 {
 	return ask(c, "validate", aggregate_type, aggregate_id,
 		   decode_validation_any, out, sizeof(*out), err);
+}
+
+cim_err
+cim_validate_keys(cim_client *c, const char *aggregate_type,
+		  const char *aggregate_id, const char *const *keys, size_t n,
+		  cim_validation *out, cim_error *err)
+{
+	json_t *req, *arr, *reply = NULL;
+	uint8_t pk[CIM_KEY_BYTES];
+	cim_err rc;
+
+	if (n == 0)
+		return cim_validate(c, aggregate_type, aggregate_id, out, err);
+	cimc_clear(err);
+	if (out == NULL)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "out",
+				 "out must not be NULL");
+	memset(out, 0, sizeof(*out));
+	if (keys == NULL)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "keys",
+				 "keys must not be NULL when n > 0");
+	for (size_t i = 0; i < n; i++)
+		if (keys[i] == NULL || cim_pubkey_from_text(pk, keys[i]) != 0)
+			return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "keys",
+					 "keys[%zu] is not a public-key text "
+					 "(z6Mk..., 48 characters)", i);
+	if ((rc = check_aggregate(c, aggregate_type, aggregate_id, err)))
+		return rc;
+	if ((req = json_object()) == NULL || (arr = json_array()) == NULL ||
+	    json_object_set_new(req, "keys", arr) != 0) {
+		json_decref(req);
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(arr, json_string(keys[i])) != 0) {
+			json_decref(req);
+			return cimc_fail(err, CIM_ERR_NOMEM, NULL,
+					 "out of memory");
+		}
+	rc = cimc_call(c, "validate", aggregate_type, aggregate_id, req, &reply,
+		       err);
+	json_decref(req);
+	if (rc == CIM_ERR_OK)
+		rc = decode_validation(reply, out, err);
+	json_decref(reply);
+	if (rc != CIM_ERR_OK)
+		memset(out, 0, sizeof(*out));
+	return rc;
 }

@@ -53,6 +53,8 @@
 
 #include "client.h"
 #include "event.h"
+#include "keys.h"
+#include "seal.h"
 
 #define DEFAULT_PATTERN "events.>"
 #define DEFAULT_STREAM "CIM-EVENTS"
@@ -81,6 +83,7 @@ struct item {
 	unsigned idx, count; /* Cim-Batch; 0/0 when it carries none */
 	bool held;           /* waits for the rest of its batch */
 	bool ask;            /* held until the daemon confirms it (held) */
+	bool seal_fail;      /* why is its seal's (bad_seal, unsealed) */
 	int64_t recheck_ms;  /* held: when to see if it was deleted */
 	char *why;           /* the check it already failed, or NULL */
 	uint8_t *enc;        /* encrypted data waiting for the daemon, or NULL */
@@ -123,6 +126,8 @@ struct cim_subscription {
 	bool no_decrypt;  /* encrypted data is handed out as null */
 	bool stop_at_end;
 	bool no_check;
+	uint8_t (*keys)[CIM_KEY_BYTES]; /* trusted seal keys; nkeys 0: none */
+	size_t nkeys;
 	bool caught_up;   /* every message up to end_seq has been taken */
 	bool final_asked; /* the daemon was asked once more at the end */
 	uint64_t last_seen; /* highest sequence taken from the consumer */
@@ -669,13 +674,14 @@ hash_block(cim_subscription *s, struct item *it, natsMsg *m,
  * until the daemon decrypts it): 0, -1 when it is not an event (why says
  * so), -2 when memory ran out (which says nothing about the block). */
 static int
-make_event(struct item *it, const uint8_t *p, size_t len, bool encrypted,
-	   char *why, size_t whysz)
+make_event(struct item *it, natsMsg *m, const uint8_t *p, size_t len,
+	   bool encrypted, char *why, size_t whysz)
 {
 	cbuf b = CBUF_INIT;
 	json_error_t jerr;
 	cim_error e;
 	json_t *j;
+	const char *key = NULL, *sig = NULL;
 	int rc = -1;
 
 	if (cim_event_write_json_as(&b, p, len, &it->cid, it->seq,
@@ -686,7 +692,10 @@ make_event(struct item *it, const uint8_t *p, size_t len, bool encrypted,
 		cbuf_free(&b);
 		return strcmp(why, "out of memory") == 0 ? -2 : -1;
 	}
-	if (cbuf_terminate(&b) == -1) {
+	natsMsgHeader_Get(m, "Cim-Seal-Key", &key);
+	natsMsgHeader_Get(m, "Cim-Seal", &sig);
+	if (cim_event_json_add_seal(&b, key, sig) == -1 ||
+	    cbuf_terminate(&b) == -1) {
 		cbuf_free(&b);
 		return -2;
 	}
@@ -750,6 +759,44 @@ subject_matches(natsMsg *m, const cim_event_view *v)
 		       : -1;
 }
 
+/* With trusted keys: the seal the event carries must verify under its key
+ * (bad_seal), and an event that ends an append (the last of a batch, or
+ * one without Cim-Batch) must carry one from a trusted key (unsealed).
+ * 0, or -1 when memory ran out. */
+static int
+check_seal(const cim_subscription *s, struct item *it, natsMsg *m)
+{
+	const char *key = NULL, *sig = NULL;
+	uint8_t pk[CIM_KEY_BYTES];
+	char why[200];
+	bool trusted = false;
+
+	natsMsgHeader_Get(m, "Cim-Seal-Key", &key);
+	natsMsgHeader_Get(m, "Cim-Seal", &sig);
+	if (key != NULL || sig != NULL) {
+		if (cim_seal_check_headers(key, key ? strlen(key) : 0, sig,
+					   sig ? strlen(sig) : 0, &it->cid, pk,
+					   why, sizeof(why)) != 0) {
+			it->seal_fail = true;
+			return set_why(it, "bad_seal: %s/%s version %llu (seq "
+					   "%llu): %s",
+				       it->ev.aggregate_type, it->ev.aggregate_id,
+				       (unsigned long long)it->ev.version,
+				       (unsigned long long)it->seq, why);
+		}
+		for (size_t i = 0; i < s->nkeys && !trusted; i++)
+			trusted = sodium_memcmp(pk, s->keys[i], CIM_KEY_BYTES) == 0;
+	}
+	if (trusted || (it->count != 0 && it->idx < it->count))
+		return 0;
+	it->seal_fail = true;
+	return set_why(it, "unsealed: %s/%s version %llu (seq %llu) ends an "
+			   "append but carries no seal from a trusted key",
+		       it->ev.aggregate_type, it->ev.aggregate_id,
+		       (unsigned long long)it->ev.version,
+		       (unsigned long long)it->seq);
+}
+
 /* Whole aggregates: a batch's events are held until its last index comes
  * after its first did; anything else of that aggregate in between means
  * the batch was torn. */
@@ -784,10 +831,21 @@ place_whole(cim_subscription *s, struct item *it)
 		a->gather_version = it->ev.version;
 		return;
 	}
-	/* The whole batch from index 1 is here: it was stored whole. */
+	/* The whole batch from index 1 is here: it was stored whole. Its
+	 * seal is on its last event: a batch whose seal fails fails whole. */
 	for (struct item *i = s->head; i != NULL; i = i->next)
-		if (i->agg == a && i->held && !i->ask)
+		if (i->agg == a && i->held && !i->ask) {
 			i->held = false;
+			if (it->seal_fail && i != it && i->why == NULL &&
+			    set_why(i, "unsealed: %s/%s version %llu (seq %llu) "
+				       "is in an append whose last event, "
+				       "version %llu, fails its seal check",
+				    a->type, a->id,
+				    (unsigned long long)i->ev.version,
+				    (unsigned long long)i->seq,
+				    (unsigned long long)it->ev.version) != 0)
+				i->seal_fail = true; /* no memory: still fails */
+		}
 	a->gather_count = 0;
 }
 
@@ -857,7 +915,7 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 	if (rc == 0)
 		encrypted = cim_event_encrypted(&v, &enc, &enc_len);
 	if (rc == 0)
-		rc = make_event(it, p, (size_t)len, encrypted, why,
+		rc = make_event(it, m, p, (size_t)len, encrypted, why,
 				sizeof(why));
 	if (rc == -2)
 		goto nomem;
@@ -895,6 +953,9 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 		goto queued;
 	}
 	batch_of(m, &it->idx, &it->count);
+	if (s->nkeys > 0 && !s->no_check && it->why == NULL &&
+	    check_seal(s, it, m) != 0)
+		goto nomem;
 	it->agg = agg_get(s, v.aggregate_type, v.aggregate_type_len,
 			  v.aggregate_id, v.aggregate_id_len);
 	if (it->agg == NULL)
@@ -1086,6 +1147,17 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 	struct agg *a = it->agg;
 	char last[CIM_CID_TEXT_MAX];
 
+	if (it->why != NULL && it->seal_fail) {
+		/* Its bytes are sound, its seal is not: the chain goes on
+		 * from it. */
+		if (e->version > a->last_version) {
+			a->last_version = e->version;
+			a->last_cid = it->cid;
+			a->cid_known = true;
+		}
+		return cimc_fail(err, CIM_ERR_CHECK_FAILED, NULL, "%s",
+				 it->why);
+	}
 	if (it->why != NULL) {
 		/* Its own bytes changed: its CID is unknown. An old version
 		 * does not move the aggregate back, or a second copy of a
@@ -1457,6 +1529,7 @@ cim_subscription_close(cim_subscription *s)
 		natsSubscription_Destroy(s->sub);
 	}
 	jsCtx_Destroy(s->js);
+	free(s->keys);
 	item_free(s->cur);
 	for (it = s->head; it != NULL; it = next) {
 		next = it->next;
@@ -1493,6 +1566,20 @@ check_options(const cim_subscribe_options *o, cim_error *err)
 	if (o->stream != NULL &&
 	    (rc = cimc_check_token(o->stream, "stream", err)) != CIM_ERR_OK)
 		return rc;
+	if (o->n_trusted_keys > 0 && o->trusted_keys == NULL)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "trusted_keys",
+				 "trusted_keys must not be NULL when "
+				 "n_trusted_keys > 0");
+	for (size_t i = 0; i < o->n_trusted_keys; i++) {
+		uint8_t pk[CIM_KEY_BYTES];
+
+		if (o->trusted_keys[i] == NULL ||
+		    cim_pubkey_from_text(pk, o->trusted_keys[i]) != 0)
+			return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT,
+					 "trusted_keys",
+					 "trusted_keys[%zu] is not a public-key "
+					 "text (z6Mk..., 48 characters)", i);
+	}
 	switch (o->start) {
 	case CIM_START_BEGIN:
 	case CIM_START_NOW:
@@ -1737,6 +1824,16 @@ cim_subscribe(cim_client *c, const cim_subscribe_options *o,
 	s->stop_at_end = o->stop_at_end;
 	s->no_check = o->no_check;
 	s->no_decrypt = o->no_decrypt;
+	if (o->n_trusted_keys > 0) {
+		if ((s->keys = calloc(o->n_trusted_keys, sizeof(*s->keys))) == NULL) {
+			cim_subscription_close(s);
+			return cimc_fail(err, CIM_ERR_NOMEM, NULL,
+					 "out of memory");
+		}
+		for (size_t i = 0; i < o->n_trusted_keys; i++)
+			cim_pubkey_from_text(s->keys[i], o->trusted_keys[i]);
+		s->nkeys = o->n_trusted_keys;
+	}
 	randombytes_buf(s->key, sizeof(s->key));
 	if ((rc = open_consumer(s, o, err)) != CIM_ERR_OK) {
 		cim_subscription_close(s);

@@ -51,24 +51,19 @@
 #include "event.h"
 #include "ids.h"
 #include "log.h"
+#include "seal.h"
 
 static enum run job_run(struct job *job);
-static void pipe_go(struct pipe *p);
 static void run_on(struct job *job);
 static void job_complete(struct job *job);
 
-/* What a job answers as, in the counters. */
-static enum op job_op(const struct job *job)
-{
-	return job->forget ? OP_FORGET : OP_APPEND;
-}
-
-static void job_free(struct job *job)
+void job_free(struct job *job)
 {
 	keys_unpin(job->d, job->dek);
 	if (job->req_len > 0)
 		atomic_fetch_sub(&job->d->job_bytes, (long)job->req_len);
 	cim_append_req_free(&job->ar);
+	cim_restore_req_free(&job->rs);
 	natsMsg_Destroy(job->req);
 	for (size_t i = 0; job->ev != NULL && i < job->n; i++)
 		natsMsg_Destroy(job->ev[i].msg);
@@ -135,7 +130,7 @@ void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
 {
 	cim_perr e;
 	cim_perr_set(&e, code, field, fmt, arg);
-	reply_error(job->d, job->req, job_op(job), &e);
+	reply_error(job->d, job->req, job->op, &e);
 	job_done(job);
 }
 
@@ -143,10 +138,10 @@ void job_reply_fail(struct job *job, cim_err code, const char *msg)
 {
 	cim_perr e;
 	cim_perr_set(&e, code, NULL, "%s", msg);
-	reply_error(job->d, job->req, job_op(job), &e);
+	reply_error(job->d, job->req, job->op, &e);
 }
 
-static json_t *success_reply(const struct job *job, uint64_t base)
+json_t *job_stored_reply(const struct job *job, uint64_t base)
 {
 	char text[CIM_CID_TEXT_MAX];
 	json_t *evs = json_array();
@@ -199,24 +194,27 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 	else
 		json_object_set_new(inner, "expected", json_string(names[ar->expect]));
 	json_object_set_new(inner, "current", json_integer((json_int_t)cur));
-	reply_error_json(job->d, job->req, job_op(job), CIM_ERR_WRONG_EXPECTED_VERSION, o);
+	reply_error_json(job->d, job->req, job->op, CIM_ERR_WRONG_EXPECTED_VERSION, o);
 	job_done(job);
 }
 
 /* ---- building and publishing ------------------------------------------------- */
 
-static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
-		       const cim_event_block *b, const char *prev_text, size_t i, size_t n)
+/* The headers every event message carries (docs/protocol.md, section 8);
+ * prev_text NULL at version 1; i of n in the batch. 0 or -1. */
+static int event_headers(natsMsg *m, const struct daemon *d, const cim_cid *cid, uint64_t version,
+		  const char *event_id, const char *correlation_id,
+		  const char *causation_id, const char *prev_text, size_t i, size_t n)
 {
-	char cid[CIM_CID_TEXT_MAX], num[48];
+	char text[CIM_CID_TEXT_MAX], num[48];
 
-	cim_cid_to_text(&e->cid, cid);
-	snprintf(num, sizeof num, "%llu", (unsigned long long)b->version);
-	if (natsMsgHeader_Set(m, "Cim-Cid", cid) != NATS_OK ||
+	cim_cid_to_text(cid, text);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)version);
+	if (natsMsgHeader_Set(m, "Cim-Cid", text) != NATS_OK ||
 	    natsMsgHeader_Set(m, "Cim-Version", num) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Event-Id", b->event_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Correlation-Id", b->correlation_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Causation-Id", b->causation_id) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Event-Id", event_id) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Correlation-Id", correlation_id) != NATS_OK ||
+	    natsMsgHeader_Set(m, "Cim-Causation-Id", causation_id) != NATS_OK ||
 	    natsMsgHeader_Set(m, "Cim-Writer", d->holder) != NATS_OK)
 		return -1;
 	if (prev_text && natsMsgHeader_Set(m, "Cim-Prev", prev_text) != NATS_OK)
@@ -229,6 +227,34 @@ static int set_headers(natsMsg *m, const struct daemon *d, const struct jev *e,
 	return 0;
 }
 
+/* Sets the seal headers on m: k's seal of cid, or (k NULL) the given seal
+ * block's. 0 or -1. */
+static int seal_set_headers(natsMsg *m, const cim_signing_key *k, const cim_cid *cid,
+			    const cim_seal_block *given)
+{
+	uint8_t sig[CIM_SEAL_SIG_BYTES];
+	char key[CIM_PUBKEY_TEXT_MAX], text[CIM_SEAL_TEXT_MAX];
+
+	if (k != NULL) {
+		if (cim_seal_sign(k, cid, sig) != 0)
+			return -1;
+		snprintf(key, sizeof key, "%s", k->text);
+	} else {
+		memcpy(sig, given->sig, sizeof sig);
+		cim_pubkey_to_text(given->pk, key);
+	}
+	cim_seal_sig_to_text(sig, text);
+	return natsMsgHeader_Set(m, "Cim-Seal-Key", key) == NATS_OK &&
+			       natsMsgHeader_Set(m, "Cim-Seal", text) == NATS_OK
+		       ? 0
+		       : -1;
+}
+
+const char *job_event_type(const struct job *job, size_t i)
+{
+	return job->op == OP_RESTORE ? job->rs.types[i] : job->ar.events[i].event_type;
+}
+
 /* Why a job's messages could not be built: the answer it gets once it is
  * the oldest. */
 struct build_err {
@@ -236,21 +262,93 @@ struct build_err {
 	char msg[200];
 };
 
+/* One event as it is published: its block and what its headers say. */
+struct built {
+	const uint8_t *p;
+	size_t len;
+	uint64_t version;
+	const char *event_type, *event_id, *correlation_id, *causation_id;
+};
+
+/* Event i of an append, encoded as a block chained on prev (NULL at
+ * version 1) into block; with the job's data key, its data encrypted
+ * (into enc, scratch space). 0, or -1 with *e set. */
+static int encode_event(struct job *job, size_t i, uint64_t version, const cim_cid *prev,
+			const json_t *empty, cbuf *block, cbuf *enc, struct built *out,
+			struct build_err *e)
+{
+	const cim_append_event_req *r = &job->ar.events[i];
+	struct jev *ev = &job->ev[i];
+	char err[200], ts[CIM_TIME_TEXT];
+
+	if (r->event_id)
+		snprintf(ev->event_id, sizeof ev->event_id, "%s", r->event_id);
+	else if (ev->event_id[0] == '\0')
+		cim_uuid7(ev->event_id); /* kept if the job is built again */
+	cim_time_now(ts);
+	cim_event_block b = {
+		.aggregate_type = job->type,
+		.aggregate_id = job->id,
+		.version = version,
+		.event_type = (char *)r->event_type,
+		.event_id = ev->event_id,
+		.correlation_id = (char *)(r->correlation_id ? r->correlation_id : ev->event_id),
+		.causation_id = (char *)(r->causation_id ? r->causation_id : ev->event_id),
+		.timestamp = ts,
+		.metadata = r->metadata ? r->metadata : (json_t *)empty,
+		.data = r->data,
+		.has_prev = prev != NULL,
+		.prev = prev ? *prev : (cim_cid){0},
+	};
+	if (job->dek != NULL) {
+		/* an encrypted aggregate: data is stored as the enc of its
+		 * DAG-CBOR under the data key, bound to the event_id */
+		cim_ad ad = cim_ad_data(ev->event_id, strlen(ev->event_id));
+		cbuf_reset(enc);
+		if (cim_value_encrypt(enc, job->dek, &ad, r->data, NULL, err, sizeof err) != 0) {
+			e->code = CIM_ERR_INVALID_REQUEST;
+			snprintf(e->msg, sizeof e->msg, "event %zu: %.150s", i, err);
+			return -1;
+		}
+		b.enc_data = enc->p;
+		b.enc_data_len = enc->len;
+	}
+	cbuf_reset(block);
+	if (cim_event_encode(&b, block, err, sizeof err) != 0) {
+		e->code = CIM_ERR_INVALID_REQUEST;
+		snprintf(e->msg, sizeof e->msg, "%s", err);
+		return -1;
+	}
+	if (block->len > (size_t)job->d->cfg->max_event_bytes) {
+		e->code = CIM_ERR_PAYLOAD_TOO_LARGE;
+		snprintf(e->msg, sizeof e->msg,
+			 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
+			 i, block->len, (long long)job->d->cfg->max_event_bytes);
+		return -1;
+	}
+	cim_cid_compute(&ev->cid, CIM_CODEC_DAG_CBOR, job->d->cfg->hash_code, block->p, block->len);
+	*out = (struct built){block->p, block->len, version, b.event_type, b.event_id,
+			      b.correlation_id, b.causation_id};
+	return 0;
+}
+
 /* Builds every message of the job, chained from the head `version` whose
  * CID is prev, with Nats-Msg-Id and Nats-Expected-Stream (so that a
  * message can be published again as it is, resolve.c); NULL entries are
- * not made. This is where each event becomes a block: a step that must
- * see or change an event before it is stored and hashed goes here. 0, or
- * -1 with *e set (nothing answered). */
+ * not made. This is where each event becomes a block (a restore's blocks
+ * are taken as given: restore.c checked that they continue this head): a
+ * step that must see or change an event before it is stored and hashed
+ * goes here. With a signing key, the last message carries the store's
+ * seal; a restore's events also carry the seals it was given. 0, or -1
+ * with *e set (nothing answered). */
 static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 			  const cim_cid *head, struct build_err *e)
 {
 	struct daemon *d = job->d;
 	cbuf block = CBUF_INIT, enc = CBUF_INIT;
 	cim_cid prev = *head;
-	char prev_text[CIM_CID_TEXT_MAX], subj[512], err[200], ts[CIM_TIME_TEXT];
-	char msgid[256];
-	json_t *empty = json_object();
+	char prev_text[CIM_CID_TEXT_MAX], subj[512], msgid[256];
+	json_t *empty = job->op != OP_RESTORE ? json_object() : NULL;
 	bool has_prev = version > 0;
 	int rc = -1;
 
@@ -258,75 +356,45 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 		cim_cid_to_text(&prev, prev_text);
 	job->base = version + 1;
 	for (size_t i = 0; i < job->n; i++) {
-		const cim_append_event_req *r = &job->ar.events[i];
-		struct jev *e_ = &job->ev[i];
-		cim_event_block b;
+		struct jev *ev = &job->ev[i];
+		struct built b;
+		int seal = -1;
 
-		if (r->event_id)
-			snprintf(e_->event_id, sizeof e_->event_id, "%s", r->event_id);
-		else if (e_->event_id[0] == '\0')
-			cim_uuid7(e_->event_id); /* kept if the job is built again */
-		cim_time_now(ts);
-		b = (cim_event_block){
-			.aggregate_type = job->type,
-			.aggregate_id = job->id,
-			.version = job->base + i,
-			.event_type = (char *)r->event_type,
-			.event_id = e_->event_id,
-			.correlation_id = (char *)(r->correlation_id ? r->correlation_id : e_->event_id),
-			.causation_id = (char *)(r->causation_id ? r->causation_id : e_->event_id),
-			.timestamp = ts,
-			.metadata = r->metadata ? r->metadata : empty,
-			.data = r->data,
-			.has_prev = has_prev,
-			.prev = prev,
-		};
-		if (job->dek != NULL) {
-			/* an encrypted aggregate: data is stored as the enc of its
-			 * DAG-CBOR under the data key, bound to the event_id */
-			cim_ad ad = cim_ad_data(e_->event_id, strlen(e_->event_id));
-			cbuf_reset(&enc);
-			if (cim_value_encrypt(&enc, job->dek, &ad, r->data, NULL, err,
-					      sizeof err) != 0) {
-				e->code = CIM_ERR_INVALID_REQUEST;
-				snprintf(e->msg, sizeof e->msg, "event %zu: %.150s", i, err);
-				goto out;
-			}
-			b.enc_data = enc.p;
-			b.enc_data_len = enc.len;
-		}
-		cbuf_reset(&block);
-		if (cim_event_encode(&b, &block, err, sizeof err) != 0) {
-			e->code = CIM_ERR_INVALID_REQUEST;
-			snprintf(e->msg, sizeof e->msg, "%s", err);
+		if (job->op == OP_RESTORE) {
+			const cim_restore_block *rb = &job->rs.blocks[i];
+			ev->cid = rb->cid;
+			snprintf(ev->event_id, sizeof ev->event_id, "%s", job->rs.ids[i][0]);
+			b = (struct built){rb->p, rb->len, rb->v.version, job->rs.types[i],
+					   job->rs.ids[i][0], job->rs.ids[i][1], job->rs.ids[i][2]};
+			seal = rb->seal;
+		} else if (encode_event(job, i, job->base + i, has_prev ? &prev : NULL, empty,
+					&block, &enc, &b, e) != 0) {
 			goto out;
 		}
-		if (block.len > (size_t)d->cfg->max_event_bytes) {
-			e->code = CIM_ERR_PAYLOAD_TOO_LARGE;
-			snprintf(e->msg, sizeof e->msg,
-				 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
-				 i, block.len, (long long)d->cfg->max_event_bytes);
-			goto out;
-		}
-		cim_cid_compute(&e_->cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, block.p, block.len);
-		atomic_fetch_add(&d->bytes_appended, block.len);
+		atomic_fetch_add(&d->bytes_appended, b.len);
 		snprintf(subj, sizeof subj, "%s%s.%s.%s", d->events_prefix, job->type,
-			 job->id, r->event_type);
+			 job->id, b.event_type);
 		if (job->gen == 0)
 			snprintf(msgid, sizeof msgid, "%s.%s.%llu", job->type, job->id,
 				 (unsigned long long)(job->base + i));
 		else
 			snprintf(msgid, sizeof msgid, "%s.%s.%llu.%u", job->type, job->id,
 				 (unsigned long long)(job->base + i), job->gen);
-		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)block.p, (int)block.len) != NATS_OK ||
-		    set_headers(msgs[i], d, e_, &b, has_prev ? prev_text : NULL, i, job->n) != 0 ||
+		bool last = i + 1 == job->n;
+		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)b.p, (int)b.len) != NATS_OK ||
+		    event_headers(msgs[i], d, &ev->cid, b.version, b.event_id, b.correlation_id,
+				  b.causation_id, has_prev ? prev_text : NULL, i, job->n) != 0 ||
+		    (last && d->seal_key != NULL &&
+		     seal_set_headers(msgs[i], d->seal_key, &ev->cid, NULL) != 0) ||
+		    ((!last || d->seal_key == NULL) && seal >= 0 &&
+		     seal_set_headers(msgs[i], NULL, NULL, &job->rs.seals[seal]) != 0) ||
 		    natsMsgHeader_Set(msgs[i], "Nats-Msg-Id", msgid) != NATS_OK ||
 		    natsMsgHeader_Set(msgs[i], "Nats-Expected-Stream", d->cfg->stream) != NATS_OK) {
 			e->code = CIM_ERR_INTERNAL;
 			snprintf(e->msg, sizeof e->msg, "cannot build the message");
 			goto out;
 		}
-		prev = e_->cid;
+		prev = ev->cid;
 		has_prev = true;
 		cim_cid_to_text(&prev, prev_text);
 	}
@@ -601,7 +669,7 @@ void job_commit(struct job *job)
 	if (last->seq > d->seen_seq)
 		d->seen_seq = last->seq;
 	for (size_t i = 0; i < job->n; i++) {
-		const char *et = job->ar.events[i].event_type;
+		const char *et = job_event_type(job, i);
 		agg_add_type(&d->heads, job->agg, et, strlen(et));
 	}
 	for (size_t i = 0; i < job->n; i++)
@@ -610,11 +678,11 @@ void job_commit(struct job *job)
 	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
 	atomic_fetch_add(&d->events_appended, job->n);
-	if (job->forget) {
+	if (job->op == OP_FORGET) {
 		reply_json(d, job->req, forget_reply(job));
 		forget_committed(job);
 	} else {
-		reply_json(d, job->req, success_reply(job, job->base));
+		reply_json(d, job->req, job_stored_reply(job, job->base));
 	}
 	job_done(job);
 }
@@ -688,7 +756,7 @@ static void reply_duplicate(struct job *job, const char *eid, const char *how)
 	o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, msg);
 	if (o != NULL)
 		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
-	reply_error_json(job->d, job->req, job_op(job), CIM_ERR_DUPLICATE_EVENT, o);
+	reply_error_json(job->d, job->req, job->op, CIM_ERR_DUPLICATE_EVENT, o);
 	job_done(job);
 }
 
@@ -868,7 +936,7 @@ static void check_retry(struct daemon *d, void *arg)
 			break;
 	}
 	if (dup == NULL && matched == job->n) {
-		reply_json(d, job->req, success_reply(job, first));
+		reply_json(d, job->req, job_stored_reply(job, first));
 		job_done(job);
 	} else if (dup != NULL || matched > 0) {
 		const char *eid = dup;
@@ -939,8 +1007,6 @@ static void run_on(struct job *job)
 
 void job_run_on(struct job *job) { run_on(job); }
 
-void pipe_continue(struct pipe *p) { pipe_go(p); }
-
 /* On a worker: the data key of the job's aggregate, read from the bucket,
  * or made there on its first append; then the job runs on. */
 static void key_then_run(struct daemon *d, void *arg)
@@ -989,16 +1055,39 @@ static void settle_then_run(struct daemon *d, void *arg)
 	run_on(job);
 }
 
+/* On a worker: a restore's body decoded and checked (restore.c), then run. */
+static void decode_then_run(struct daemon *d, void *arg)
+{
+	struct job *job = arg;
+	struct pipe *p = job->pipe;
+
+	if (restore_decode(job) != 0) {
+		pipe_go(p); /* it was answered and ended */
+		return;
+	}
+	run_on(job);
+}
+
 /* Runs the oldest job, nothing launched before it, on the thread that
  * holds the pipe's token. */
 static enum run job_run(struct job *job)
 {
 	struct daemon *d = job->d;
 
+	if (job->op == OP_RESTORE && job->rs.n == 0) {
+		/* base64, CBOR, CIDs and seals take time: on a worker */
+		if (work_submit(d, decode_then_run, job) == 0)
+			return RUN_AWAY;
+		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+			 "the daemon is overloaded; nothing was stored");
+		return RUN_ENDED;
+	}
+	cim_cid head;
 	pthread_mutex_lock(&d->mu);
 	bool unsettled = job->agg->state == AGG_UNSETTLED;
 	uint64_t version = job->agg->version;
 	int forgotten = job->agg->forgotten;
+	agg_head_cid(job->agg, &head);
 	pthread_mutex_unlock(&d->mu);
 	if (unsettled || job->settle_only) {
 		if (work_submit(d, settle_then_run, job) == 0)
@@ -1012,27 +1101,40 @@ static enum run job_run(struct job *job)
 		}
 		return RUN_ENDED;
 	}
-	if (job->forget && !job->forget_ready)
+	if (job->op == OP_FORGET && !job->forget_ready)
 		return forget_run(job);
-	if (forgotten && !job->forget) {
+	if (forgotten && job->op != OP_FORGET) {
 		char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
 		snprintf(name, sizeof name, "%s/%s", job->type, job->id);
 		job_fail(job, CIM_ERR_GONE, NULL,
-			 "%s was forgotten: nothing more can be appended to it", name);
+			 "%s was forgotten: nothing more can be appended or restored to it",
+			 name);
 		return RUN_ENDED;
 	}
-	if (!job->idem_checked && may_be_retry(job)) {
+	if (job->op == OP_RESTORE) {
+		/* at or past its first version: stored already, or moved on */
+		if (version >= job->rs.blocks[0].v.version) {
+			if (work_submit(d, restore_check_retry, job) == 0)
+				return RUN_AWAY;
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+				 "the daemon is overloaded; nothing was stored");
+			return RUN_ENDED;
+		}
+		if (!restore_continues(job, version, &head)) {
+			restore_refuse(job, version, &head);
+			return RUN_ENDED;
+		}
+	} else if (!job->idem_checked && may_be_retry(job)) {
 		if (work_submit(d, check_retry, job) == 0)
 			return RUN_AWAY;
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
 			 "the daemon is overloaded; nothing was stored");
 		return RUN_ENDED;
-	}
-	if (!expectation_met(&job->ar, version)) {
+	} else if (!expectation_met(&job->ar, version)) {
 		reply_wrong_version(job, version);
 		return RUN_ENDED;
 	}
-	if (d->cfg->max_events_per_aggregate > 0 && !job->forget &&
+	if (d->cfg->max_events_per_aggregate > 0 && job->op != OP_FORGET &&
 	    version + job->n > (uint64_t)d->cfg->max_events_per_aggregate) {
 		char what[200];
 		snprintf(what, sizeof what, "the aggregate is at version %llu; %zu more "
@@ -1066,11 +1168,16 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 	struct daemon *d = p->d;
 	int64_t now = now_ns();
 
-	if (job->no_chain || job->settle_only || job->forget || p->agg->forgotten ||
+	if (job->no_chain || job->settle_only || job->op == OP_FORGET || p->agg->forgotten ||
 	    p->stalled ||
 	    p->launched >= d->cfg->append_pipeline || p->agg->state != AGG_SETTLED ||
 	    now < atomic_load(&d->unsure_until) || now < atomic_load(&d->chain_paused_until))
 		return false;
+	if (job->op == OP_RESTORE) {
+		if (job->rs.n == 0 || !restore_continues(job, p->tip_version, &p->tip_cid))
+			return false;
+		goto limit;
+	}
 	if (!job->idem_checked && may_be_retry_locked(job))
 		return false;
 	/* a retry of an append still in flight waits for its outcome */
@@ -1083,6 +1190,7 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 	}
 	if (!expectation_met(&job->ar, p->tip_version))
 		return false;
+limit:
 	return d->cfg->max_events_per_aggregate == 0 ||
 	       p->tip_version + job->n <= (uint64_t)d->cfg->max_events_per_aggregate;
 }
@@ -1090,7 +1198,7 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 /* With the pipe's token: runs the oldest job when nothing is launched,
  * and launches the jobs behind while they may be chained; then gives the
  * token back (or hands it to a worker with a job). */
-static void pipe_go(struct pipe *p)
+void pipe_go(struct pipe *p)
 {
 	struct daemon *d = p->d;
 
@@ -1186,99 +1294,89 @@ static struct pipe *pipe_join_locked(struct daemon *d, struct job *job)
 	return p;
 }
 
-struct job *job_new(struct daemon *d, natsMsg *req, const char *type, const char *id,
-		    const void *body, size_t len)
+struct job *job_new(struct daemon *d, natsMsg *req, enum op op, const char *type,
+		    const char *id)
 {
-	cim_limits lim = {(size_t)d->cfg->max_events_per_append, CIM_MAX_DEPTH};
 	struct job *job;
 	cim_perr e = {0};
 
 	if (atomic_load(&d->draining)) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon is shutting down; nothing was stored");
-		refuse(d, req, OP_APPEND, &e);
+		refuse(d, req, op, &e);
 		return NULL;
 	}
 	if (atomic_load(&d->jobs_in_flight) >= JOBS_MAX) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon has %d appends in flight; nothing was stored, "
 			     "retry later", JOBS_MAX);
-		refuse(d, req, OP_APPEND, &e);
+		refuse(d, req, op, &e);
 		return NULL;
 	}
 	/* each job keeps its request and its parsed body until it is answered:
 	 * bound them by bytes too (one append is always let through) */
+	size_t len = (size_t)natsMsg_GetDataLength(req);
 	if (atomic_load(&d->jobs_in_flight) > 0 &&
 	    atomic_load(&d->job_bytes) + (long)len > JOB_BYTES_MAX) {
 		cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
 			     "the daemon holds %ld MiB of appends in flight; nothing was "
 			     "stored, retry later", JOB_BYTES_MAX >> 20);
-		refuse(d, req, OP_APPEND, &e);
+		refuse(d, req, op, &e);
 		return NULL;
 	}
 	job = calloc(1, sizeof *job);
 	if (job == NULL) {
-		refuse_oom(d, req, OP_APPEND);
+		refuse_oom(d, req, op);
 		return NULL;
 	}
 	job->d = d;
 	job->req = req;
+	job->op = op;
 	snprintf(job->type, sizeof job->type, "%s", type);
 	snprintf(job->id, sizeof job->id, "%s", id);
-	if (cim_append_req_parse(body, len, &lim, &job->ar, &e) != 0) {
-		reply_error(d, req, OP_APPEND, &e);
-		job_free(job);
-		return NULL;
-	}
-	job->n = job->ar.n;
-	job->ev = calloc(job->n, sizeof *job->ev);
-	if (job->ev == NULL) {
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, req, OP_APPEND, &e);
-		job_free(job);
-		return NULL;
-	}
-	job->enc = keys_encrypted_type(d, type);
-	atomic_fetch_add(&d->jobs_in_flight, 1);
 	job->req_len = len;
 	atomic_fetch_add(&d->job_bytes, (long)len);
 	return job;
 }
 
-void job_enter(struct job *job)
+void job_enqueue(struct job *job)
 {
 	struct daemon *d = job->d;
 	struct pipe *p;
-	cim_perr e = {0};
 
+	atomic_fetch_add(&d->jobs_in_flight, 1);
 	pthread_mutex_lock(&d->mu);
 	job->agg = heads_get_or_add(&d->heads, job->type, job->id);
 	p = job->agg ? pipe_join_locked(d, job) : NULL;
+	pthread_mutex_unlock(&d->mu);
 	if (p == NULL) {
-		pthread_mutex_unlock(&d->mu);
-		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
-		reply_error(d, job->req, OP_APPEND, &e);
+		refuse_oom(d, job->req, job->op);
+		job->req = NULL;
 		atomic_fetch_sub(&d->jobs_in_flight, 1);
 		job_free(job);
 		return;
 	}
-	pthread_mutex_unlock(&d->mu);
 	pipe_kick(p);
 	pipe_unref(p);
 }
 
 void append_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
 {
-	struct job *job = job_new(d, req, type, id, natsMsg_GetData(req),
-				  (size_t)natsMsg_GetDataLength(req));
+	cim_limits lim = {(size_t)d->cfg->max_events_per_append, CIM_MAX_DEPTH};
+	struct job *job = job_new(d, req, OP_APPEND, type, id);
+	cim_perr e = {0};
 
 	if (job == NULL)
 		return;
-	for (size_t i = 0; i < job->n; i++)
+	if (cim_append_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req),
+				 &lim, &job->ar, &e) != 0) {
+		reply_error(d, req, OP_APPEND, &e);
+		job_free(job);
+		return;
+	}
+	for (size_t i = 0; i < job->ar.n; i++)
 		if (strcmp(job->ar.events[i].event_type, CIM_FORGOTTEN_TYPE) == 0) {
 			/* only forget appends it, as an aggregate's last event */
-			atomic_fetch_sub(&d->jobs_in_flight, 1);
-			cim_perr e;
 			cim_perr_set(&e, CIM_ERR_INVALID_ARGUMENT, "event_type",
 				     "event type %s is reserved: only forget appends it",
 				     CIM_FORGOTTEN_TYPE);
@@ -1286,7 +1384,16 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 			job_free(job);
 			return;
 		}
-	job_enter(job);
+	job->n = job->ar.n;
+	job->ev = calloc(job->n, sizeof *job->ev);
+	if (job->ev == NULL) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_APPEND, &e);
+		job_free(job);
+		return;
+	}
+	job->enc = keys_encrypted_type(d, type);
+	job_enqueue(job);
 }
 
 void append_sweep(struct daemon *d)

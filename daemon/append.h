@@ -11,6 +11,7 @@
 #define CIM_DAEMON_APPEND_H
 
 #include "daemon.h"
+#include "restore.h"
 
 enum jev_state {
 	JEV_PENDING = 0,
@@ -43,7 +44,8 @@ enum run {
  * stored out of order) before it is answered "retry". */
 #define MSGID_GENS 8
 
-/* One append request. */
+/* One append request, or one restore request (restore.c): the same job,
+ * whose messages are built from the blocks given instead of from events. */
 struct job {
 	struct job *next;  /* mu: the aggregate's next job, in arrival order */
 	struct pipe *pipe; /* its aggregate's line of jobs */
@@ -64,12 +66,14 @@ struct job {
 	unsigned regens; /* times published again under a new generation */
 	char fail_msg[256];
 	bool settle_only; /* no request: settles its aggregate (append_sweep) */
-	bool forget;      /* a forget (forget.c): its one event is CimForgotten */
-	bool forget_ready; /* its steps before the event are done */
+	enum op op;       /* OP_APPEND, OP_RESTORE, or OP_FORGET (forget.c: its
+			     one event is CimForgotten) */
+	bool forget_ready; /* a forget's steps before its event are done */
 	bool enc;         /* its aggregate's type is encrypted (datakeys.c) */
 	bool plain;       /* ... but the aggregate has no data key: its events
 			     were stored plain before its type was listed */
 	const cim_key *dek; /* the data key, pinned while the job is built */
+	cim_restore_req rs; /* a restore's blocks, once decoded (rs.n > 0) */
 	char type[CIM_TYPE_MAX + 1];
 	char id[CIM_ID_MAX + 1];
 };
@@ -121,18 +125,25 @@ void job_unlaunch(struct job *job);
 void pipe_advance(struct pipe *p);
 void pipe_unref(struct pipe *p);
 void sweep_add(struct daemon *d, struct agg *a);
+/* A new job for req (append or restore), or NULL after answering: the
+ * daemon is draining, or holds too much in flight, or memory ran out. */
+struct job *job_new(struct daemon *d, natsMsg *req, enum op op, const char *type,
+		    const char *id);
+/* Frees a job that never joined a pipe (answered or not). */
+void job_free(struct job *job);
+/* Puts a new job (its n and ev set, or a restore not yet decoded) in
+ * its aggregate's pipe and runs the pipe. */
+void job_enqueue(struct job *job);
+/* The reply of a job whose events are stored from version base (their
+ * CIDs, event_ids and sequences in job->ev). */
+json_t *job_stored_reply(const struct job *job, uint64_t base);
+/* With the pipe's token: runs what can run, then gives the token back. */
+void pipe_go(struct pipe *p);
+/* The event type of the job's event i (NUL-terminated). */
+const char *job_event_type(const struct job *job, size_t i);
 
-/* A job for type/id from request body (len bytes), counted in flight;
- * NULL after answering req (and freeing it). */
-struct job *job_new(struct daemon *d, natsMsg *req, const char *type, const char *id,
-		    const void *body, size_t len);
-/* Puts a new job in its aggregate's pipe and runs what may run. */
-void job_enter(struct job *job);
 /* On a worker holding the pipe's token with job: runs job, then the pipe. */
 void job_run_on(struct job *job);
-/* On a worker holding the pipe's token after its job ended: the pipe goes
- * on (and the token is given back). */
-void pipe_continue(struct pipe *p);
 
 /* ---- forget.c ------------------------------------------------------------------- */
 
@@ -152,5 +163,21 @@ void forget_committed(struct job *job);
  * what became of the chain, answers and ends what must end, commits what
  * may be committed, and puts the rest back to run again. */
 void resolve_start(struct pipe *p);
+
+/* ---- restore.c, for append.c -------------------------------------------------- */
+
+/* On a worker, with the pipe's token: decodes and checks the oldest job's
+ * restore request (restore.h); 0 with job->rs, n and ev set, or -1 after
+ * answering. */
+int restore_decode(struct job *job);
+/* Does the restore continue a head at version whose CID is head? */
+bool restore_continues(const struct job *job, uint64_t version, const cim_cid *head);
+/* Answers a restore that does not continue the head (version, head). */
+void restore_refuse(struct job *job, uint64_t version, const cim_cid *head);
+/* On a worker with the pipe's token: the aggregate is at or past the
+ * restore's first version; answers the job as its first time when its
+ * blocks are what is stored at their versions, else
+ * wrong_expected_version. Gives the token back. */
+void restore_check_retry(struct daemon *d, void *arg);
 
 #endif

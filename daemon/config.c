@@ -68,6 +68,7 @@ static const struct setting settings[] = {
 	S("store", "snapshots_bucket", snapshots_bucket, "CIM-SNAPSHOTS"),
 	S("store", "checkpoints_bucket", checkpoints_bucket, "CIM-CHECKPOINTS"),
 	S("store", "lease_bucket", lease_bucket, "CIM-LEASE"),
+	S("store", "keys_bucket", keys_bucket, "CIM-KEYS"),
 	I("store", "lease_ttl", lease_ttl_s, "5", 2, 300),
 	I("store", "heads_checkpoint_interval", heads_checkpoint_interval_s, "60", 1, 86400),
 	I("store", "heads_checkpoint_events", heads_checkpoint_events, "100000", 1, 1000000000),
@@ -83,10 +84,11 @@ static const struct setting settings[] = {
 	I("daemon", "shutdown_timeout", shutdown_timeout_s, "20", 1, 3600),
 	I("daemon", "nats_down_grace", nats_down_grace_s, "300", 0, 86400),
 	S("daemon", "log_format", log_format, "text"),
+	O("keys", "signing_key", PATH, signing_key),
+	O("keys", "trusted_keys", OPT, trusted_keys),
 	O("keys", "master_key", PATH, master_key),
 	O("keys", "encrypt_types", OPT, encrypt_types),
 	I("keys", "key_cache", key_cache, "16384", 128, 16777216),
-	S("store", "keys_bucket", keys_bucket, "CIM-KEYS"),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 _Static_assert(NSETTINGS <= CONFIG_MAX_SETTINGS, "CONFIG_MAX_SETTINGS is too small");
@@ -529,9 +531,67 @@ static int check(const struct config *c)
 			origin_of(c, "nats_nkey_seed"), why);
 		bad = 1;
 	}
+	/* the seed is read here only to be checked (and wiped at once):
+	 * main.c loads it for good */
+	if (c->signing_key[0] && access(c->signing_key, R_OK) == 0) {
+		cim_signing_key *k = cim_signing_key_load(c->signing_key, why, sizeof why);
+		if (k == NULL) {
+			fprintf(stderr, "cim-eventsd: %s: signing_key: %s\n",
+				origin_of(c, "signing_key"), why);
+			bad = 1;
+		}
+		cim_signing_key_free(k);
+	}
+	uint8_t keys[CONFIG_TRUSTED_MAX][32];
+	size_t nkeys;
+	if (config_trusted_keys(c->trusted_keys, keys, CONFIG_TRUSTED_MAX, &nkeys, why,
+				sizeof why) != 0) {
+		fprintf(stderr, "cim-eventsd: %s: trusted_keys: %s\n",
+			origin_of(c, "trusted_keys"), why);
+		bad = 1;
+	}
 	if (check_encryption(c) != 0)
 		bad = 1;
 	return bad ? -1 : 0;
+}
+
+int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
+			char *err, size_t errsz)
+{
+	*n = 0;
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		const char *s = p, *e = p + len;
+		while (s < e && *s == ' ')
+			s++;
+		while (e > s && e[-1] == ' ')
+			e--;
+		if (s == e) {
+			snprintf(err, errsz, "an empty item in the list (keys are separated "
+				 "by single commas)");
+			return -1;
+		}
+		if (*n == max) {
+			snprintf(err, errsz, "more than %zu keys", max);
+			return -1;
+		}
+		if (cim_pubkey_from_textn(keys[*n], s, (size_t)(e - s)) != 0) {
+			snprintf(err, errsz, "'%.*s' is not a public key text (z6Mk..., "
+				 "48 characters, as cim-events keygen prints)",
+				 (int)((size_t)(e - s) > 60 ? 60 : (size_t)(e - s)), s);
+			return -1;
+		}
+		(*n)++;
+		p += len;
+		if (*p == ',') {
+			p++;
+			if (*p == '\0') {
+				snprintf(err, errsz, "the list ends with a comma");
+				return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 int config_load(struct config *c, int argc, char **argv)

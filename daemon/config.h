@@ -64,6 +64,9 @@ struct config {
 					 list, or "" (none) */
 	char *keys_bucket;            /* wrapped data keys */
 	int64_t key_cache;            /* data keys kept in memory */
+	char *signing_key;            /* seed file: seal every append (keys.h); "" none */
+	char *trusted_keys;           /* z6Mk... public keys, comma-separated: validate's
+					 default keys; "" none */
 	bool check_config;            /* --check-config */
 	/* where each setting got its value ("default", FILE:LINE, $VAR,
 	 * "command line"), by its index in config.c's table */
@@ -88,6 +91,14 @@ struct json_t *config_json(const struct config *c);
 /* Whether aggregate_type is named by an encrypt_types value (checked by
  * config_load: "*", or valid aggregate types separated by commas). */
 bool config_type_listed(const char *list, const char *aggregate_type);
+
+/* Parses a comma-separated list of public-key texts (trusted_keys; spaces
+ * around the commas are allowed, empty items are not): *n keys into
+ * keys[max][32]. 0, or -1 with err naming the item that is not a key
+ * (also when there are more than max). */
+#define CONFIG_TRUSTED_MAX 64
+int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
+			char *err, size_t errsz);
 
 /* Logs (info) each setting whose value differs between a and b, secrets
  * masked; returns how many differ. */

@@ -28,6 +28,7 @@
 #include "errors.h"
 #include "event.h"
 #include "ids.h"
+#include "keys.h"
 #include "request.h"
 
 #define AGG_CID_MAX 38 /* blake2b-256 CIDv1: 1 + 1 + 3 + 1 + 32 */
@@ -134,6 +135,7 @@ enum op {
 	OP_SNAPSHOT_SAVE,
 	OP_SNAPSHOT_GET,
 	OP_LOAD,
+	OP_RESTORE,
 	OP_FORGET,
 	OP_DECRYPT,
 	OP_OTHER,
@@ -229,6 +231,13 @@ struct daemon {
 	} burns[256];
 	int nburns;
 	int64_t stream_created;  /* the stream's creation time (ns), from its info */
+
+	/* seals (v1.1), set at start and then only read: the signing key
+	 * (sodium_malloc memory; NULL: appends are not sealed) and the keys
+	 * validate trusts when a request names none (trusted_keys) */
+	cim_signing_key *seal_key;
+	uint8_t trusted[CONFIG_TRUSTED_MAX][CIM_KEY_BYTES];
+	size_t ntrusted;
 
 	pthread_mutex_t mu;
 	uint64_t seen_seq;       /* under mu: every event up to here is in the
@@ -481,11 +490,15 @@ unsigned msgid_gen(const char *msgid);
 /* Settles, on a worker, the aggregates an abandoned append left
  * unsettled, once nothing abandoned can still land; from the main loop. */
 void append_sweep(struct daemon *d);
+/* restore.c: a restore request becomes an append job of its own kind. */
+void restore_request(struct daemon *d, natsMsg *req, const char *type,
+		     const char *id);
 void append_ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa,
 			jsPubAckErr *pae, void *closure);
 
 /* read.c */
 /* A read of one aggregate, with what memory knew of it when it came. */
+#define VALIDATE_KEYS_MAX CONFIG_TRUSTED_MAX
 struct read_req {
 	natsMsg *req;
 	const struct agg *agg; /* NULL: no events */
@@ -498,6 +511,10 @@ struct read_req {
 	bool no_hints; /* read from first_seq, whatever the cursors say */
 	bool forgotten; /* its data is shown as forgotten (forget.c) */
 	const char *types[AGG_TYPES_UNKNOWN];
+	/* validate: the keys whose seals count (malloc'd; none: seals are
+	 * not checked) */
+	size_t nkeys;
+	uint8_t (*keys)[CIM_KEY_BYTES];
 };
 struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
 			      const char *id);

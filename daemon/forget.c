@@ -3,7 +3,7 @@
  * aggregate (docs/protocol.md section 12; the order of the steps and why
  * it is safe: docs/design.md section 9).
  *
- * A forget is an append job of its own (append.h: job->forget) whose one
+ * A forget is an append job of its own (append.h: op OP_FORGET) whose one
  * event is CimForgotten with data {}, so it takes its place in the
  * aggregate's line of appends: everything before it is committed first,
  * everything after it answers gone. When it is the oldest job, a worker
@@ -37,6 +37,7 @@
 
 #include "append.h"
 #include "log.h"
+#include "dagcbor.h" /* CIM_MAX_DEPTH */
 #include "snapshot.h" /* cim_kv_key */
 
 #define FORGET_BODY "{\"events\":[{\"event_type\":\"" CIM_FORGOTTEN_TYPE "\",\"data\":{}}]}"
@@ -162,7 +163,7 @@ static void forget_fail(struct job *job, const cim_perr *e, bool begun)
 		snprintf(msg, sizeof msg, "%.200s; nothing was done", e->msg);
 	job_fail(job, e->code == CIM_ERR_UNAVAILABLE ? CIM_ERR_UNAVAILABLE : CIM_ERR_INTERNAL,
 		 NULL, "%s", msg);
-	pipe_continue(p);
+	pipe_go(p);
 }
 
 static json_t *done_reply(uint64_t version)
@@ -199,7 +200,7 @@ static void forget_steps(struct daemon *d, void *arg)
 				 "stored plain, before its type was encrypted, and cannot be "
 				 "forgotten by erasing a key", job->type, job->id);
 			job_fail(job, CIM_ERR_INVALID_ARGUMENT, "aggregate_id", "%s", msg);
-			pipe_continue(p);
+			pipe_go(p);
 			return;
 		}
 		pthread_mutex_lock(&d->mu);
@@ -210,7 +211,7 @@ static void forget_steps(struct daemon *d, void *arg)
 		char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
 		snprintf(name, sizeof name, "%s/%s", job->type, job->id);
 		job_fail(job, CIM_ERR_NOT_FOUND, NULL, "%s has no events", name);
-		pipe_continue(p);
+		pipe_go(p);
 		return;
 	}
 	if (was == AGG_FORGOTTEN) {
@@ -224,7 +225,7 @@ static void forget_steps(struct daemon *d, void *arg)
 		pending_drop(d, a);
 		reply_json(d, job->req, done_reply(version));
 		job_done(job);
-		pipe_continue(p);
+		pipe_go(p);
 		return;
 	}
 	if (record_put(d, job->type, job->id, &e) != 0) {
@@ -301,6 +302,27 @@ void forget_committed(struct job *job)
 
 /* ---- requests, start-up, the sweep ------------------------------------------- */
 
+/* A forget job for type/id in its aggregate's pipe (req NULL: no one is
+ * answered). Its one event, CimForgotten with data {}, is stored plain. */
+static void forget_enqueue(struct daemon *d, natsMsg *req, const char *type, const char *id)
+{
+	static const cim_limits lim = {1, CIM_MAX_DEPTH};
+	struct job *job = job_new(d, req, OP_FORGET, type, id);
+	cim_perr e = {0};
+
+	if (job == NULL)
+		return;
+	if (cim_append_req_parse(FORGET_BODY, sizeof FORGET_BODY - 1, &lim, &job->ar, &e) != 0 ||
+	    (job->ev = calloc(1, sizeof *job->ev)) == NULL) {
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(d, req, OP_FORGET, &e);
+		job_free(job);
+		return;
+	}
+	job->n = 1;
+	job_enqueue(job);
+}
+
 void forget_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
 {
 	cim_perr e;
@@ -320,12 +342,7 @@ void forget_request(struct daemon *d, natsMsg *req, const char *type, const char
 		refuse(d, req, OP_FORGET, &e);
 		return;
 	}
-	struct job *job = job_new(d, req, type, id, FORGET_BODY, sizeof FORGET_BODY - 1);
-	if (job == NULL)
-		return;
-	job->forget = true;
-	job->enc = false; /* CimForgotten's data, {}, is stored plain */
-	job_enter(job);
+	forget_enqueue(d, req, type, id);
 }
 
 int forget_recover(struct daemon *d)
@@ -396,12 +413,6 @@ void forget_sweep(struct daemon *d)
 	d->forget_retry_at = now + RETRY_NS;
 	for (int i = 0; i < n; i++) {
 		/* a job with no one to answer, like a settling sweep */
-		struct job *job = job_new(d, NULL, agg_type(run[i]), agg_id(run[i]), FORGET_BODY,
-					  sizeof FORGET_BODY - 1);
-		if (job == NULL)
-			continue;
-		job->forget = true;
-		job->enc = false;
-		job_enter(job);
+		forget_enqueue(d, NULL, agg_type(run[i]), agg_id(run[i]));
 	}
 }

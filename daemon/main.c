@@ -119,6 +119,29 @@ static void *shutdown_guard(void *arg)
 	return NULL;
 }
 
+/* The signing key (kept in guarded memory until exit) and the trusted
+ * keys. config_load checked both already; a key file changed since then
+ * still stops the start here, with the same kind of message. */
+static int load_keys(struct daemon *d)
+{
+	char err[400];
+
+	if (config_trusted_keys(d->cfg->trusted_keys, d->trusted, CONFIG_TRUSTED_MAX,
+				&d->ntrusted, err, sizeof err) != 0) {
+		fprintf(stderr, "cim-eventsd: trusted_keys: %s\n", err);
+		return -1;
+	}
+	if (d->cfg->signing_key[0] == '\0')
+		return 0;
+	d->seal_key = cim_signing_key_load(d->cfg->signing_key, err, sizeof err);
+	if (d->seal_key == NULL) {
+		fprintf(stderr, "cim-eventsd: signing_key: %s\n", err);
+		log_error("signing_key: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static void step_down(struct daemon *d)
 {
 	server_pause(d);
@@ -177,13 +200,16 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.mu, NULL);
 	if (heads_init(&d.heads, 0) != 0 || recent_init(&d.recent) != 0)
 		fatalx("out of memory");
-	if (keys_open(&d) != 0) {
+	if (load_keys(&d) != 0 || keys_open(&d) != 0) {
 		keys_close(&d);
+		cim_signing_key_free(d.seal_key);
 		config_free(&cfg);
 		return 2;
 	}
 	log_info("cim-eventsd %s starting (stream %s, prefix %s, hash %s)",
 		 CIM_EVENTS_VERSION, cfg.stream, cfg.prefix, cfg.hash);
+	if (d.seal_key != NULL)
+		log_info("sealing every append with key %s", d.seal_key->text);
 
 	sd_notify(0, "STATUS=connecting to NATS");
 	if (store_connect(&d) != 0)
@@ -263,6 +289,7 @@ int main(int argc, char **argv)
 	heads_free(&d.heads);
 	recent_free(&d.recent);
 	keys_close(&d);
+	cim_signing_key_free(d.seal_key);
 	pthread_mutex_destroy(&d.mu);
 	log_info("stopped");
 	config_free(&cfg);

@@ -50,6 +50,7 @@ static const struct {
 	{"snapshot_get", OP_SNAPSHOT_GET, "snapshot.get.*.*"},
 	{"by_type", OP_BY_TYPE, "by_type.*"},
 	{"info", OP_INFO, "info"},
+	{"restore", OP_RESTORE, "restore.*.*"},
 };
 #define NENDPOINTS (sizeof endpoints / sizeof endpoints[0])
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "buf.h"
 #include "daemon.h"
@@ -19,6 +20,7 @@
 #include "ids.h"
 #include "jsontext.h"
 #include "log.h"
+#include "seal.h"
 
 #define REPLY_SLACK 512 /* room for the reply's envelope and headers */
 
@@ -48,6 +50,7 @@ struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
 
 void read_req_free(struct read_req *r)
 {
+	free(r->keys);
 	natsMsg_Destroy(r->req);
 	free(r);
 }
@@ -82,14 +85,27 @@ static void page_init(struct daemon *d, struct page *pg)
 						  : d->max_payload;
 }
 
-/* Adds the stored block p (checked as v) as an event of the reply, its
- * data decrypted or shown as forgotten (decrypt.c). 0 when added, 1 when
- * it does not fit (not added), -1 on error (err set). */
-static int page_add(struct daemon *d, struct page *pg, const uint8_t *p, size_t len,
-		    const cim_event_view *v, uint64_t seq, bool forgotten, cim_perr *err)
+/* The seal m carries (its two headers), added to the event just written
+ * to t when they are well-formed (validate says whether it verifies). */
+static int put_seal(cbuf *t, natsMsg *m)
+{
+	const char *key = NULL, *sig = NULL;
+
+	natsMsgHeader_Get(m, "Cim-Seal-Key", &key);
+	natsMsgHeader_Get(m, "Cim-Seal", &sig);
+	return cim_event_json_add_seal(t, key, sig);
+}
+
+/* Adds the stored block of m (checked as v) as an event of the reply, its
+ * data decrypted or shown as forgotten (decrypt.c), with its seal. 0 when
+ * added, 1 when it does not fit (not added), -1 on error (err set). */
+static int page_add(struct daemon *d, struct page *pg, natsMsg *m, const cim_event_view *v,
+		    uint64_t seq, bool forgotten, cim_perr *err)
 {
 	cim_cid cid;
 	size_t mark = pg->text.len;
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
 
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, p, len);
 	if (pg->count > 0 && cbuf_putc(&pg->text, ',') != 0)
@@ -97,6 +113,10 @@ static int page_add(struct daemon *d, struct page *pg, const uint8_t *p, size_t 
 	if (show_event(d, &pg->sh, &pg->text, p, len, v, &cid, seq, forgotten, err) != 0) {
 		pg->text.len = mark;
 		return -1;
+	}
+	if (put_seal(&pg->text, m) != 0) {
+		pg->text.len = mark;
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
 	}
 	if (pg->text.len > pg->budget) {
 		pg->text.len = mark; /* does not fit: take it back */
@@ -186,7 +206,7 @@ static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		}
 		g->link = NULL;
 	}
-	int rc = page_add(g->d, &g->pg, p, len, &v, seq, g->r->forgotten, &g->err);
+	int rc = page_add(g->d, &g->pg, m, &v, seq, g->r->forgotten, &g->err);
 	if (rc != 0) {
 		if (rc > 0)
 			g->cut_at = g->next;
@@ -523,6 +543,10 @@ struct val_ctx {
 	uint64_t fail_version;
 	const char *reason;
 	char detail[400];
+	/* seals: checked when keys are given (or trusted_keys set) */
+	const uint8_t (*keys)[CIM_KEY_BYTES];
+	size_t nkeys;
+	uint64_t sealed_through; /* the last version a trusted seal covers */
 };
 
 static bool same_text(const char *p, size_t n, const char *s)
@@ -560,6 +584,35 @@ static bool stored_as_other(struct daemon *d, uint64_t seq, const cim_cid *compu
 	}
 	natsMsg_Destroy(m);
 	return other;
+}
+
+/* The seal of the event at version (CID cid), if its message carries
+ * one: it must verify under its key (else bad_seal); under a trusted key
+ * it covers everything up to here. 0, or 1 with the failure set. */
+static int check_seal(struct val_ctx *v, natsMsg *m, uint64_t version, const cim_cid *cid,
+		      uint64_t seq)
+{
+	const char *key = NULL, *sig = NULL;
+	uint8_t pk[CIM_KEY_BYTES];
+	char why[160], detail[400];
+
+	natsMsgHeader_Get(m, "Cim-Seal-Key", &key);
+	natsMsgHeader_Get(m, "Cim-Seal", &sig);
+	if (key == NULL && sig == NULL)
+		return 0;
+	if (cim_seal_check_headers(key, key ? strlen(key) : 0, sig, sig ? strlen(sig) : 0, cid,
+				   pk, why, sizeof why) != 0) {
+		snprintf(detail, sizeof detail, "the seal of version %llu (stream sequence "
+			 "%llu) does not hold: %s", (unsigned long long)version,
+			 (unsigned long long)seq, why);
+		return val_fail(v, version, "bad_seal", detail);
+	}
+	for (size_t i = 0; i < v->nkeys; i++)
+		if (sodium_memcmp(pk, v->keys[i], CIM_KEY_BYTES) == 0) {
+			v->sealed_through = version;
+			break;
+		}
+	return 0;
 }
 
 static int val_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
@@ -618,6 +671,8 @@ static int val_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 			 "previous event's bytes hash to %s", (unsigned long long)b.version,
 			 t1, t2);
 		rc = val_fail(v, b.version, "broken_link", detail);
+	} else if (v->nkeys > 0 && check_seal(v, m, b.version, &cid, seq) != 0) {
+		rc = 1;
 	} else {
 		v->checked++;
 		v->next++;
@@ -631,7 +686,7 @@ static int val_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 static void validate_work(struct daemon *d, void *arg)
 {
 	struct read_req *r = arg;
-	struct val_ctx v = {.d = d, .r = r, .next = 1};
+	struct val_ctx v;
 	cim_perr e = {0};
 	char text[CIM_CID_TEXT_MAX], detail[400];
 	char **types = NULL;
@@ -641,7 +696,8 @@ static void validate_work(struct daemon *d, void *arg)
 	 * read may have been served by a consumer on a cluster node still
 	 * catching up (see get_work) */
 	for (int attempt = 0;; attempt++) {
-		v = (struct val_ctx){.d = d, .r = r, .next = 1};
+		v = (struct val_ctx){.d = d, .r = r, .next = 1, .keys = (const uint8_t (*)[CIM_KEY_BYTES])r->keys,
+				     .nkeys = r->nkeys};
 		types = NULL;
 		ntypes = 0;
 		/* the subjects the stream holds for it, whatever memory says: from
@@ -670,6 +726,17 @@ static void validate_work(struct daemon *d, void *arg)
 		snprintf(detail, sizeof detail, "the head event's stored bytes hash to %s, "
 			 "not to the head CID it was appended as", text);
 		val_fail(&v, v.checked, "hash_mismatch", detail);
+	} else if (v.reason == NULL && v.nkeys > 0 && v.sealed_through < v.checked) {
+		if (v.sealed_through == 0)
+			snprintf(detail, sizeof detail, "no seal from a trusted key covers "
+				 "versions 1 to %llu", (unsigned long long)v.checked);
+		else
+			snprintf(detail, sizeof detail, "no seal from a trusted key covers "
+				 "versions %llu to %llu (the last one seals version %llu)",
+				 (unsigned long long)v.sealed_through + 1,
+				 (unsigned long long)v.checked,
+				 (unsigned long long)v.sealed_through);
+		val_fail(&v, v.sealed_through + 1, "unsealed", detail);
 	}
 	uint64_t version = r->head_version > v.checked ? r->head_version : v.checked;
 	json_t *o;
@@ -686,6 +753,8 @@ static void validate_work(struct daemon *d, void *arg)
 			      "version", (json_int_t)v.fail_version, "reason", v.reason,
 			      "detail", v.detail);
 	}
+	if (o != NULL && v.nkeys > 0)
+		json_object_set_new(o, "sealed_through", json_integer((json_int_t)v.sealed_through));
 	reply_json(d, r->req, o);
 	read_req_free(r);
 }
@@ -693,8 +762,11 @@ static void validate_work(struct daemon *d, void *arg)
 void validate_request(struct daemon *d, natsMsg *req, const char *type, const char *id)
 {
 	cim_perr e;
+	uint8_t keys[VALIDATE_KEYS_MAX][CIM_KEY_BYTES];
+	size_t nkeys = 0;
 
-	if (cim_empty_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), &e) != 0) {
+	if (cim_validate_req_parse(natsMsg_GetData(req), (size_t)natsMsg_GetDataLength(req), keys,
+				   VALIDATE_KEYS_MAX, &nkeys, &e) != 0) {
 		refuse(d, req, OP_VALIDATE, &e);
 		return;
 	}
@@ -702,6 +774,18 @@ void validate_request(struct daemon *d, natsMsg *req, const char *type, const ch
 	if (r == NULL) {
 		refuse_oom(d, req, OP_VALIDATE);
 		return;
+	}
+	/* the request's keys, else the ones the daemon is told to trust */
+	const uint8_t (*use)[CIM_KEY_BYTES] = nkeys > 0 ? (const uint8_t (*)[CIM_KEY_BYTES])keys
+						       : (const uint8_t (*)[CIM_KEY_BYTES])d->trusted;
+	r->nkeys = nkeys > 0 ? nkeys : d->ntrusted;
+	if (r->nkeys > 0) {
+		if ((r->keys = malloc(r->nkeys * CIM_KEY_BYTES)) == NULL) {
+			read_req_free(r);
+			refuse_oom(d, req, OP_VALIDATE);
+			return;
+		}
+		memcpy(r->keys, use, r->nkeys * CIM_KEY_BYTES);
 	}
 	submit_read(d, OP_VALIDATE, validate_work, r);
 }
@@ -759,7 +843,7 @@ static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 			 (unsigned long long)seq, err);
 		return 0;
 	}
-	int rc = page_add(d, &c->pg, p, len, &b, seq, forgotten, &c->err);
+	int rc = page_add(d, &c->pg, m, &b, seq, forgotten, &c->err);
 	if (rc != 0) {
 		c->more = rc > 0;
 		return rc;
@@ -970,11 +1054,14 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 		"reads_off_leader", (json_int_t)atomic_load(&d->reads_off_leader));
 }
 
-/* info, with what encryption counts (datakeys.c, forget.c, decrypt.c). */
-static json_t *info_full(struct daemon *d, json_t *stream)
+/* info_object and what v1.1 adds: the key the daemon seals with, and
+ * what encryption counts (datakeys.c, forget.c, decrypt.c). */
+static json_t *info_reply(struct daemon *d, json_t *stream)
 {
 	json_t *o = info_object(d, stream);
 
+	if (o != NULL && d->seal_key != NULL)
+		json_object_set_new(o, "seal_key", json_string(d->seal_key->text));
 	if (o != NULL)
 		json_object_set_new(o, "encryption", json_pack(
 			"{sb so sI sI}", "master_key", d->keys.master != NULL, "data_keys",
@@ -984,11 +1071,12 @@ static json_t *info_full(struct daemon *d, json_t *stream)
 }
 
 /* On a worker: the stream's state may need a request to JetStream. */
+
 static void info_work(struct daemon *d, void *arg)
 {
 	natsMsg *req = arg;
 
-	reply_json(d, req, info_full(d, stream_state(d, true)));
+	reply_json(d, req, info_reply(d, stream_state(d, true)));
 	natsMsg_Destroy(req);
 }
 
@@ -1005,6 +1093,6 @@ void info_request(struct daemon *d, natsMsg *req)
 		return;
 	/* every worker busy and the queue full: answered now, with the
 	 * stream's state as last read (or null) */
-	reply_json(d, req, info_full(d, stream_state(d, false)));
+	reply_json(d, req, info_reply(d, stream_state(d, false)));
 	natsMsg_Destroy(req);
 }

@@ -29,7 +29,7 @@ struct work {
 
 static const char *const op_names[OP__COUNT] = {
 	"append", "get", "head", "validate", "info", "by_type",
-	"snapshot.save", "snapshot.get", "load", "forget", "decrypt", "other"};
+	"snapshot.save", "snapshot.get", "load", "restore", "forget", "decrypt", "other"};
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -284,7 +284,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		else
 			snprintf(m, sizeof m, "unknown operation '%s' in subject %s; "
 				 "operations: append, get, head, validate, load, "
-				 "snapshot.save, snapshot.get, by_type, forget, decrypt, info",
+				 "snapshot.save, snapshot.get, by_type, info, restore, forget, "
+				 "decrypt",
 				 ntok > 0 ? tok[0] : "", subj);
 		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
 		natsMsg_Destroy(msg);
@@ -342,6 +343,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	switch (op) {
 	case OP_APPEND:
 		append_request(d, msg, type, id); /* takes msg */
+		return;
+	case OP_RESTORE:
+		restore_request(d, msg, type, id); /* takes msg */
 		return;
 	case OP_GET:
 		get_request(d, msg, type, id);

@@ -21,6 +21,8 @@
 #include "errors.h"
 #include "event.h"
 #include "jsontext.h"
+#include "keys.h"
+#include "seal.h"
 
 #define NKEYS 11
 
@@ -514,6 +516,27 @@ cim_event_write_json_as(cbuf *out, const uint8_t *p, size_t len,
 nomem:
 	out->len = start;
 	return cim_errf(err, errsz, "out of memory");
+}
+
+int
+cim_event_json_add_seal(cbuf *out, const char *key, const char *sig)
+{
+	uint8_t pk[CIM_KEY_BYTES], raw[CIM_SEAL_SIG_BYTES];
+	size_t start = out->len;
+
+	if (key == NULL || sig == NULL || out->len == 0 ||
+	    out->p[out->len - 1] != '}' || cim_pubkey_from_text(pk, key) != 0 ||
+	    cim_seal_sig_from_text(raw, sig, strlen(sig)) != 0)
+		return 0;
+	/* base58 and base64 characters: nothing to escape */
+	out->len--;
+	if (cbuf_puts(out, ",\"seal\":{\"key\":\"") == -1 ||
+	    cbuf_puts(out, key) == -1 || cbuf_puts(out, "\",\"sig\":\"") == -1 ||
+	    cbuf_puts(out, sig) == -1 || cbuf_puts(out, "\"}}") == -1) {
+		out->len = start;
+		return -1;
+	}
+	return 0;
 }
 
 int

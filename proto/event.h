@@ -97,6 +97,15 @@ int cim_event_write_json(cbuf *out, const uint8_t *p, size_t len,
 			 const cim_cid *cid, uint64_t seq, char *err,
 			 size_t errsz);
 
+/* Adds "seal": {"key": key, "sig": sig} to the event that ends out (as
+ * cim_event_write_json wrote it: its closing brace gives way) when key and
+ * sig, the Cim-Seal-Key and Cim-Seal header texts of its message (NULL
+ * when absent), are a well-formed seal: a public-key text and 88
+ * characters of base64 (not verified: validate and the subscriptions
+ * verify). Nothing is added otherwise. Returns 0, or -1 (no memory; out
+ * left as it was). */
+int cim_event_json_add_seal(cbuf *out, const char *key, const char *sig);
+
 /* How a reply shows an event's data. */
 typedef enum cim_show {
 	CIM_SHOW_STORED,    /* the data as stored */

@@ -20,6 +20,7 @@
 
 #include "dagcbor.h"
 #include "ids.h"
+#include "keys.h"
 #include "request.h"
 
 /* ---- where a number overflowed ------------------------------------------- */
@@ -243,6 +244,62 @@ cim_empty_req_parse(const void *body, size_t len, cim_perr *e)
 	if (root == NULL)
 		return -1;
 	rc = cim_json_only_keys(root, none, e);
+	json_decref(root);
+	return rc;
+}
+
+int
+cim_validate_req_parse(const void *body, size_t len, uint8_t (*keys)[32],
+		       size_t max, size_t *n, cim_perr *e)
+{
+	static const char *const allowed[] = {"keys", NULL};
+	json_t *root = cim_json_parse_request(body, len, e), *arr, *v;
+	size_t i;
+	int rc = -1;
+
+	*n = 0;
+	if (root == NULL)
+		return -1;
+	if (cim_json_only_keys(root, allowed, e) != 0)
+		goto out;
+	arr = json_object_get(root, "keys");
+	if (arr == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (!json_is_array(arr)) {
+		cim_perr_set(e, CIM_ERR_INVALID_REQUEST, "keys",
+			     "keys must be an array of public-key texts");
+		goto out;
+	}
+	if (json_array_size(arr) > max) {
+		cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "keys",
+			     "keys holds %zu keys; at most %zu are taken",
+			     json_array_size(arr), max);
+		goto out;
+	}
+	json_array_foreach(arr, i, v) {
+		char field[32];
+
+		snprintf(field, sizeof(field), "keys[%zu]", i);
+		if (!json_is_string(v)) {
+			cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
+				     "%s must be a string", field);
+			goto out;
+		}
+		if (cim_pubkey_from_textn(keys[i], json_string_value(v),
+					  json_string_length(v)) != 0) {
+			cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
+				     "%s is not an Ed25519 public-key text "
+				     "(z6Mk..., 48 characters)", field);
+			goto out;
+		}
+	}
+	*n = json_array_size(arr);
+	rc = 0;
+out:
+	if (rc != 0)
+		*n = 0;
 	json_decref(root);
 	return rc;
 }

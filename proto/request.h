@@ -78,6 +78,12 @@ int cim_get_req_parse(const void *body, size_t len, uint64_t default_limit,
 /* A request that takes no fields ({} or an empty body). */
 int cim_empty_req_parse(const void *body, size_t len, cim_perr *e);
 
+/* validate: {"keys": ["z6Mk...", ...]} (optional). Each item a public-key
+ * text (keys.h), at most max of them, into keys; *n is how many (0 when
+ * the field is absent or empty: then the daemon's trusted_keys apply). */
+int cim_validate_req_parse(const void *body, size_t len, uint8_t (*keys)[32],
+			   size_t max, size_t *n, cim_perr *e);
+
 /* snapshot.save: {"version": N >= 1, "state": <any JSON, at most
  * CIM_MAX_DEPTH deep>}. On success *state is a new reference. */
 int cim_snapshot_req_parse(const void *body, size_t len, uint64_t *version,

@@ -134,7 +134,8 @@ Test(discovery, info_lists_the_operations_as_endpoints)
 {
 	json_t *j = srv_request("$SRV.INFO.cim-events"), *e;
 	static const char *names[] = {"append", "get", "head", "validate", "load",
-				      "snapshot_save", "snapshot_get", "by_type", "info"};
+				      "snapshot_save", "snapshot_get", "by_type", "info",
+				      "restore"};
 	size_t i;
 
 	check_identity(j, "io.nats.micro.v1.info_response");

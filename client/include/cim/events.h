@@ -175,6 +175,13 @@ typedef struct cim_event {
 	char *prev;          /* CID text, NULL at version 1 */
 	char *cid;
 	uint64_t seq;        /* stream sequence */
+	/* v1.1: the seal the event's message carries (the last event of each
+	 * append in a store that signs): the store's public key ("z6Mk...")
+	 * and the signature (base64); both NULL when it carries none. Shown
+	 * as stored: cim_validate_keys and subscriptions with trusted keys
+	 * check them. */
+	char *seal_key;
+	char *seal_sig;
 	/* v1.1, an encrypted aggregate's event: its data was stored encrypted
 	 * and data_json is the daemon's decryption of it (encrypted), or the
 	 * aggregate was forgotten and data_json is "null" (forgotten). */
@@ -223,13 +230,31 @@ typedef struct cim_validation {
 	/* when !valid: */
 	uint64_t failure_version;
 	char failure_reason[32]; /* hash_mismatch, broken_link, version_gap,
-				    missing, undecodable */
+				    missing, undecodable; with keys also
+				    bad_seal, unsealed */
 	char failure_detail[512];
+	/* v1.1, when seals were checked (keys given, or the daemon's
+	 * trusted_keys): sealed is true and sealed_through the last version
+	 * a seal from a trusted key covers (0: none) */
+	bool sealed;
+	uint64_t sealed_through;
 } cim_validation;
 
+/* Has the daemon recompute the aggregate's chain from the stored bytes;
+ * with the daemon's trusted_keys set it checks seals too. */
 cim_err cim_validate(cim_client *c, const char *aggregate_type,
 		     const char *aggregate_id, cim_validation *out,
 		     cim_error *err);
+
+/* cim_validate with trusted keys: keys[0..n) are public-key texts
+ * ("z6Mk...", as cim-events keygen prints). Every seal stored must verify
+ * (else failure bad_seal), and the head must be covered by a seal from
+ * one of the keys (else unsealed); out->sealed_through says how far they
+ * cover. n == 0: as cim_validate. A key that is not a public-key text is
+ * CIM_ERR_INVALID_ARGUMENT (field "keys"), nothing sent. */
+cim_err cim_validate_keys(cim_client *c, const char *aggregate_type,
+			  const char *aggregate_id, const char *const *keys,
+			  size_t n, cim_validation *out, cim_error *err);
 
 /* ---- snapshots and load ---------------------------------------------------- */
 
@@ -388,7 +413,19 @@ typedef struct cim_subscribe_options {
 	int64_t start_time_ns; /* CIM_START_TIME: ns since the Unix epoch */
 	bool stop_at_end;      /* replay: end once caught up with what was
 				  stored when the subscription opened */
-	bool no_check;         /* skip the CID and prev checks */
+	bool no_check;         /* skip the CID and prev checks (and seals) */
+	/* v1.1: the public-key texts ("z6Mk...") of the stores whose seals
+	 * are trusted, n_trusted_keys of them (the array and its strings are
+	 * only read during cim_subscribe). With keys, every seal an event
+	 * carries must verify (reason bad_seal), and every append must end
+	 * with a seal from one of the keys: the last event of a batch, or an
+	 * event without Cim-Batch (reason unsealed; the other events of a
+	 * batch whose end fails fail with it, when the pattern covers whole
+	 * aggregates). History written before the store signed fails that
+	 * check: start after it. A key that is not a public-key text is
+	 * CIM_ERR_INVALID_ARGUMENT (field "trusted_keys"). */
+	const char *const *trusted_keys;
+	size_t n_trusted_keys;
 	bool no_decrypt;       /* hand encrypted events out as they are stored:
 				  data_json "null", encrypted true (no request
 				  to the daemon) */
@@ -454,6 +491,9 @@ typedef struct cim_projection_options {
 	 * stop the run with CIM_ERR_CHECK_FAILED. NULL: stop. */
 	int (*on_check_failure)(void *ctx, const cim_event *ev,
 				const cim_error *why);
+	/* v1.1: trusted seal keys, as in cim_subscribe_options */
+	const char *const *trusted_keys;
+	size_t n_trusted_keys;
 } cim_projection_options;
 
 typedef struct cim_projection cim_projection;
