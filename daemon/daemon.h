@@ -586,6 +586,12 @@ void keys_unpin(struct daemon *d, const cim_key *k);
  * is stored (make: one is made and stored, KEY_HELD), or -1 with e set. */
 int keys_get(struct daemon *d, const char *type, const char *id, bool make,
 	     const cim_key **k, cim_perr *e);
+/* A restore's key block (restore.c): it must unwrap under the master key
+ * (for its own aggregate); stored with kvStore_Create, or, when the bucket
+ * holds one for that aggregate already, it must be the same key. 0, or -1
+ * with e set (invalid_argument, field key, for a key that does not fit). */
+struct cim_wrapped_key;
+int keys_restore(struct daemon *d, const struct cim_wrapped_key *w, cim_perr *e);
 /* Drops type/id's key from memory (wiped) and removes it from the bucket's
  * stream, leaving no revision. 0, or -1 with e set. */
 int keys_erase(struct daemon *d, const char *type, const char *id, cim_perr *e);

@@ -197,6 +197,14 @@ static int publish(struct keyring *kr, int32_t i, const char *type, const char *
 	}
 	pthread_mutex_lock(&kr->mu);
 	int32_t old = find_locked(kr, h, type, id);
+	if (old >= 0 && st == SLOT_KEY && kr->slots[old].state == SLOT_NONE &&
+	    name != NULL && atomic_load(&kr->epoch) == epoch) {
+		/* "no key" was true when it was read: a key was made or
+		 * restored since (slots saying none are never pinned) */
+		unlink_locked(kr, old);
+		clear_locked(kr, old);
+		old = -1;
+	}
 	if (name == NULL || old >= 0 || atomic_load(&kr->epoch) != epoch) {
 		clear_locked(kr, i);
 		free(name);
@@ -396,6 +404,77 @@ static int purge_subject(struct daemon *d, const char *stream, const char *subj,
 	s = js_PurgeStream(d->js, stream, &o, &je);
 	if (s != NATS_OK)
 		return kv_fail(e, s, "purge");
+	return 0;
+}
+
+int keys_restore(struct daemon *d, const cim_wrapped_key *w, cim_perr *e)
+{
+	struct keyring *kr = &d->keys;
+	char kvkey[CIM_KV_KEY_MAX], why[200];
+	const char *type = w->aggregate_type, *id = w->aggregate_id;
+	cbuf block = CBUF_INIT;
+	uint64_t rev = 0;
+
+	if (kr->master == NULL || cim_kv_key(kvkey, type, id) != 0)
+		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key", "bad key block");
+	uint64_t epoch = atomic_load(&kr->epoch);
+	pthread_mutex_lock(&kr->mu);
+	int32_t i = reserve_locked(kr);
+	pthread_mutex_unlock(&kr->mu);
+	if (i < 0)
+		return cim_perr_set(e, CIM_ERR_UNAVAILABLE, NULL,
+				    "every data key slot is in use (key_cache %lld); retry",
+				    (long long)d->cfg->key_cache);
+	/* it must be a key this store's master key wrapped, for this aggregate */
+	if (cim_key_unwrap(&kr->keys[i], kr->master, w, why, sizeof why) != 0) {
+		release(kr, i);
+		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key",
+				    "key: the key block of %s/%s does not unwrap under this "
+				    "store's master_key (%s); an encrypted aggregate is restored "
+				    "into a store with the master key it was exported from; "
+				    "nothing was stored", type, id, why);
+	}
+	if (cim_keyblock_encode(&block, w, why, sizeof why) != 0) {
+		release(kr, i);
+		return cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "%s", why);
+	}
+	if (!lease_valid(d)) {
+		release(kr, i);
+		cbuf_free(&block);
+		return cim_perr_set(e, CIM_ERR_UNAVAILABLE, NULL,
+				    "this daemon's writer lease could not be renewed in time; "
+				    "nothing was stored");
+	}
+	natsStatus s = kvStore_Create(&rev, kr->kv, kvkey, block.p, (int)block.len);
+	cbuf_free(&block);
+	if (s != NATS_OK) {
+		/* one is stored already (a restore done before, or resumed): it
+		 * must be the same data key */
+		kvEntry *ent = NULL;
+		cim_key *had = cim_key_alloc(1);
+		bool same = false;
+		natsStatus g = kvStore_Get(&ent, kr->kv, kvkey);
+		if (g == NATS_OK && had != NULL &&
+		    unwrap_stored(kr, kvEntry_Value(ent), kvEntry_ValueLen(ent), type, id, had,
+				  e) == 0)
+			same = sodium_memcmp(had->b, kr->keys[i].b, CIM_KEY_BYTES) == 0;
+		kvEntry_Destroy(ent);
+		cim_key_free(had, 1);
+		release(kr, i);
+		if (g != NATS_OK && g != NATS_NOT_FOUND)
+			return kv_fail(e, g, "read a data key");
+		if (g == NATS_NOT_FOUND)
+			return kv_fail(e, s, "store a restored data key");
+		if (!same)
+			return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key",
+					    "key: this store holds another data key for %s/%s; "
+					    "nothing was stored", type, id);
+		return 0;
+	}
+	log_info("%s/%s: data key restored into %s", type, id, d->cfg->keys_bucket);
+	const cim_key *k;
+	if (publish(kr, i, type, id, SLOT_KEY, epoch, &k) == KEY_HELD)
+		keys_unpin(d, k);
 	return 0;
 }
 
