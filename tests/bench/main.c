@@ -52,8 +52,8 @@ static void usage(FILE *f)
 
 static json_t *summary;
 
-static void row(const char *figure, double ours, const char *unit,
-		double floor, const char *floor_what, bool valid)
+void bench_row(const char *figure, double ours, const char *unit,
+	       double floor, const char *floor_what, bool valid)
 {
 	char o[32], f[32], r[32];
 	double ratio = NAN;
@@ -92,7 +92,7 @@ static void row(const char *figure, double ours, const char *unit,
 static bool lat_ok(const lat *l) { return l->ran && l->errors == 0 && l->n > 0; }
 
 static void final_table(const floor_res *f, const store_res *s,
-			const growth_res *g, json_t *machine)
+			const growth_res *g, const crypt_res *k, json_t *machine)
 {
 	double rr_js50 = f->rr.p50 + f->js_sync.p50;
 	double rr_js99 = f->rr.p99 + f->js_sync.p99;
@@ -112,99 +112,100 @@ static void final_table(const floor_res *f, const store_res *s,
 	printf("%-46s %12s %-6s %12s %8s  %s\n", "figure", "ours", "unit",
 	       "floor", "ratio", "floor is");
 
-	row("floor: echo round trip p50", f->rr.p50, "us", NAN, NULL, lat_ok(&f->rr));
-	row("floor: echo round trip p99", f->rr.p99, "us", NAN, NULL, lat_ok(&f->rr));
-	row("floor: js_Publish p50", f->js_sync.p50, "us", NAN, NULL, lat_ok(&f->js_sync));
-	row("floor: js_Publish p99", f->js_sync.p99, "us", NAN, NULL, lat_ok(&f->js_sync));
-	row("floor: js_PublishAsync, SendAsap", f->js_async_asap.per_s, "msg/s",
+	bench_row("floor: echo round trip p50", f->rr.p50, "us", NAN, NULL, lat_ok(&f->rr));
+	bench_row("floor: echo round trip p99", f->rr.p99, "us", NAN, NULL, lat_ok(&f->rr));
+	bench_row("floor: js_Publish p50", f->js_sync.p50, "us", NAN, NULL, lat_ok(&f->js_sync));
+	bench_row("floor: js_Publish p99", f->js_sync.p99, "us", NAN, NULL, lat_ok(&f->js_sync));
+	bench_row("floor: js_PublishAsync, SendAsap", f->js_async_asap.per_s, "msg/s",
 	    NAN, NULL, f->js_async_asap.valid);
-	row("floor: js_PublishAsync, default conn", f->js_async_default.per_s,
+	bench_row("floor: js_PublishAsync, default conn", f->js_async_default.per_s,
 	    "msg/s", NAN, NULL, f->js_async_default.valid);
 
-	row("floor: shaped async, one event each", f->shaped1.per_s, "msg/s",
+	bench_row("floor: shaped async, one event each", f->shaped1.per_s, "msg/s",
 	    f->js_async_best, best, f->shaped1.valid);
-	row("floor: shaped async, batches of 100", f->shaped100.per_s, "msg/s",
+	bench_row("floor: shaped async, batches of 100", f->shaped100.per_s, "msg/s",
 	    f->js_async_best, best, f->shaped100.valid);
 
-	row("append p50, 1 in flight", s->append1.p50, "us", rr_js50,
+	bench_row("append p50, 1 in flight", s->append1.p50, "us", rr_js50,
 	    "rr p50 + js_Publish p50", lat_ok(&s->append1));
-	row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
+	bench_row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
 	    "rr p99 + js_Publish p99", lat_ok(&s->append1));
 	for (int i = 0; i < s->n_tp; i++) {
 		const rate *rl = &s->relay[i];
 
 		if (s->tp_batch[i] == 1) {
 			if (rl->ran)
-				row(s->relay_name[i], rl->per_s, "req/s", f->shaped1.per_s,
+				bench_row(s->relay_name[i], rl->per_s, "req/s", f->shaped1.per_s,
 				    "shaped async, one event", rl->valid);
-			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			bench_row(s->tp_name[i], s->tp[i].per_s, "ev/s",
 			    rl->ran && rl->valid ? rl->per_s : NAN,
 			    "relay, same in flight", s->tp[i].valid);
 		} else {
-			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			bench_row(s->tp_name[i], s->tp[i].per_s, "ev/s",
 			    f->shaped100.valid ? f->shaped100.per_s : NAN,
 			    "shaped async, batches", s->tp[i].valid);
 		}
 	}
-	row("floor: bare pull of those 1,000 p50", s->bare1k.p50, "us", NAN, NULL,
+	bench_row("floor: bare pull of those 1,000 p50", s->bare1k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare1k));
-	row("floor: bare pull of those 10,000 p50", s->bare10k.p50, "us", NAN, NULL,
+	bench_row("floor: bare pull of those 10,000 p50", s->bare10k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare10k));
-	row("get 1,000 events, all pages, p50", s->get1k.p50, "us", s->bare1k.p50,
+	bench_row("get 1,000 events, all pages, p50", s->get1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->get1k));
-	row("get 1,000 events, all pages, p99", s->get1k.p99, "us", NAN, NULL,
+	bench_row("get 1,000 events, all pages, p99", s->get1k.p99, "us", NAN, NULL,
 	    lat_ok(&s->get1k));
-	row("head p50", s->head.p50, "us", f->rr.p50, "rr p50", lat_ok(&s->head));
-	row("head p99", s->head.p99, "us", f->rr.p99, "rr p99", lat_ok(&s->head));
-	row("validate 1,000 events p50", s->val1k.p50, "us", s->bare1k.p50,
+	bench_row("head p50", s->head.p50, "us", f->rr.p50, "rr p50", lat_ok(&s->head));
+	bench_row("head p99", s->head.p99, "us", f->rr.p99, "rr p99", lat_ok(&s->head));
+	bench_row("validate 1,000 events p50", s->val1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->val1k));
-	row("validate 1,000 events p99", s->val1k.p99, "us", NAN, NULL, lat_ok(&s->val1k));
-	row("floor: CIDs of those 10,000 alone p50", s->hash10k.p50, "us", NAN, NULL,
+	bench_row("validate 1,000 events p99", s->val1k.p99, "us", NAN, NULL, lat_ok(&s->val1k));
+	bench_row("floor: CIDs of those 10,000 alone p50", s->hash10k.p50, "us", NAN, NULL,
 	    lat_ok(&s->hash10k));
-	row("validate 10,000 events p50", s->val10k.p50, "us",
+	bench_row("validate 10,000 events p50", s->val10k.p50, "us",
 	    lat_ok(&s->hash10k) ? s->bare10k.p50 + s->hash10k.p50 : NAN,
 	    "bare pull + CIDs of 10,000", lat_ok(&s->val10k));
-	row("validate 10,000 events p99", s->val10k.p99, "us", NAN, NULL, lat_ok(&s->val10k));
-	row("load, snapshot at 9,990 + 10 events, p50", s->load_long.p50, "us",
+	bench_row("validate 10,000 events p99", s->val10k.p99, "us", NAN, NULL, lat_ok(&s->val10k));
+	bench_row("load, snapshot at 9,990 + 10 events, p50", s->load_long.p50, "us",
 	    s->load_short.p50, "same after a snapshot at 90",
 	    lat_ok(&s->load_long) && lat_ok(&s->load_short));
 
+	crypt_rows(k);
 	if (g->ran) {
 		for (int i = 0; i < g->n_pt; i++) {
 			const growth_point *p = &g->pt[i];
 
 			snprintf(name, sizeof name, "append p50 @ %ld stored%s",
 				 p->stored, p->reached ? "" : " (short)");
-			row(name, p->append1.p50, "us", rr_js50,
+			bench_row(name, p->append1.p50, "us", rr_js50,
 			    "rr p50 + js_Publish p50", lat_ok(&p->append1));
 			snprintf(name, sizeof name, "get 100 (new agg) p50 @ %ld",
 				 p->stored);
-			row(name, p->get_new.p50, "us", NAN, NULL, lat_ok(&p->get_new));
+			bench_row(name, p->get_new.p50, "us", NAN, NULL, lat_ok(&p->get_new));
 			snprintf(name, sizeof name, "get 100 (first agg) p50 @ %ld",
 				 p->stored);
-			row(name, p->get_old.p50, "us", NAN, NULL, lat_ok(&p->get_old));
+			bench_row(name, p->get_old.p50, "us", NAN, NULL, lat_ok(&p->get_old));
 		}
 		if (g->fill.ran)
-			row("fill: 1-event appends, 256 in flight", g->fill.per_s,
+			bench_row("fill: 1-event appends, 256 in flight", g->fill.per_s,
 			    "ev/s", f->js_async_best, best, g->fill.valid);
 		if (g->mem_ran) {
 			snprintf(name, sizeof name, "RSS per aggregate (%ld aggs)",
 				 g->aggregates);
-			row(name, g->bytes_per_agg, "B", NAN, NULL,
+			bench_row(name, g->bytes_per_agg, "B", NAN, NULL,
 			    isfinite(g->bytes_per_agg));
 			bool all = g->restart_ok && g->restart_heads == g->aggregates &&
 				   g->restart_head_ok == g->restart_head_checks;
 
-			row("floor: bare pull of the whole stream", g->scan_bare_ms, "ms",
+			bench_row("floor: bare pull of the whole stream", g->scan_bare_ms, "ms",
 			    NAN, NULL, g->scan_msgs > 0);
-			row("floor: the same, headers parsed", g->scan_headers_ms, "ms",
+			bench_row("floor: the same, headers parsed", g->scan_headers_ms, "ms",
 			    NAN, NULL, g->scan_msgs > 0);
-			row("restart to first answered info", g->restart_ms, "ms",
+			bench_row("restart to first answered info", g->restart_ms, "ms",
 			    g->scan_headers_ms, "pull with headers", all);
-			row("restarted daemon: aggregates it knows",
+			bench_row("restarted daemon: aggregates it knows",
 			    (double)g->restart_heads, "aggs", (double)g->aggregates,
 			    "aggregates before restart", g->restart_ok);
-			row("restarted daemon: RSS per aggregate",
+			bench_row("restarted daemon: RSS per aggregate",
 			    g->bytes_per_agg_restart, "B", NAN, NULL, all);
 		}
 	}
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
 	floor_res F;
 	store_res S;
 	growth_res G;
+	crypt_res K;
 	json_t *root = json_object(), *machine, *info = NULL, *logs = json_object();
 	natsConnection *nc = NULL;
 	struct sigaction sa;
@@ -231,6 +233,7 @@ int main(int argc, char **argv)
 	memset(&F, 0, sizeof F);
 	memset(&S, 0, sizeof S);
 	memset(&G, 0, sizeof G);
+	memset(&K, 0, sizeof K);
 	C.growth = true;
 	C.prefix = "cim.events.v1";
 	for (int i = 1; i < argc; i++) {
@@ -308,7 +311,8 @@ int main(int argc, char **argv)
 		}
 		printf("starting nats-server and the daemon...\n");
 		fflush(stdout);
-		if (nats_start(&P, "js") != 0 || daemon_start(&P, 30000, NULL) != 0) {
+		if (crypt_setup(P.dir) != 0 || nats_start(&P, "js") != 0 ||
+		    daemon_start(&P, 30000, NULL) != 0) {
 			rc = 1;
 			goto end;
 		}
@@ -356,6 +360,8 @@ int main(int argc, char **argv)
 			run_appends(&S, root);
 		if (!g_stop)
 			run_reads(&S, root);
+		if (!g_stop)
+			run_crypt(&K, root);
 	} else {
 		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
 		F.js_async_best = NAN;
@@ -392,7 +398,7 @@ end:
 	}
 	json_object_set_new(root, "logs", logs);
 	if (rc == 0) {
-		final_table(&F, &S, &G, machine);
+		final_table(&F, &S, &G, &K, machine);
 		json_object_set_new(root, "summary", summary);
 	} else {
 		json_decref(summary);

@@ -24,7 +24,8 @@
  *   - get's from_version and limit are in range and follow the body;
  *   - an accepted snapshot.save has version >= 1 and state within the
  *     depth limit, and its snapshot block encodes and decodes back;
- *   - an accepted decrypt request (proto/decrypt.h) has 1..max items, each
+ *   - an accepted decrypt request (proto/decrypt.h) is what the full
+ *     (jansson) reader gives too, and has 1..max items, each
  *     with a valid aggregate_id, an event_id of at most 128 bytes and data
  *     that is strict base64 of 40..max_enc bytes (encoding them again
  *     gives the same text); tight limits accept only what the default ones
@@ -480,6 +481,24 @@ fuzz_decrypt_with(const uint8_t *data, size_t size, const json_t *root,
 	}
 	*accepted = true;
 	CHECK(root != NULL);
+	{
+		/* the fast reader gives exactly what the full one gives */
+		cim_decrypt_req f;
+		cim_perr fe;
+		memset(&fe, 0, sizeof(fe));
+		CHECK(cim_decrypt_req_parse_full(data, size, max_items, max_enc, &f,
+						 &fe) == 0);
+		CHECK(f.n == r.n);
+		for (size_t i = 0; i < r.n; i++) {
+			CHECK(strcmp(f.items[i].aggregate_id, r.items[i].aggregate_id) == 0);
+			CHECK(f.items[i].event_id_len == r.items[i].event_id_len);
+			CHECK(memcmp(f.items[i].event_id, r.items[i].event_id,
+				     r.items[i].event_id_len) == 0);
+			CHECK(f.items[i].enc_len == r.items[i].enc_len);
+			CHECK(memcmp(f.items[i].enc, r.items[i].enc, r.items[i].enc_len) == 0);
+		}
+		cim_decrypt_req_free(&f);
+	}
 	const json_t *items = json_object_get(root, "items");
 	CHECK(json_is_array(items) && r.n == json_array_size(items));
 	CHECK(r.n >= 1 && r.n <= max_items);
