@@ -33,9 +33,17 @@
  * subscription has seen, for as long as it is open, so a long-lived
  * subscription over many aggregates grows with them.
  *
- * The end of a replay (stop_at_end) is found from the consumer: its
- * pending count at open, then the count each message carries, with the
- * stream's last sequence at open as the bound.
+ * The end of a replay (stop_at_end) is found from facts, never from the
+ * consumer's pending counts, which nats-server 2.9.10 gets wrong for
+ * wildcard filters after deletes (one too many: the replay never ended;
+ * one too few: it ended early; issue 12). The bound is the stream's last
+ * sequence at open (end_seq). A message at or past it ends the replay.
+ * Otherwise, when nothing is buffered and either a message said nothing
+ * was pending (a hint, checked at once) or nothing came for END_QUIET_MS,
+ * the stream itself is asked for the first message matching the pattern
+ * after the last one taken (a message get with next_by_subj, answered by
+ * the stream's leader): none up to end_seq is the end; one that is there
+ * is waited for.
  *
  * A failure inside the subscription itself (memory, a message without
  * stream metadata, messages the client library dropped) cannot be passed
@@ -62,6 +70,8 @@
 #define ASK_MAX 1000       /* versions asked for at once */
 #define CONF_KEEP 256      /* aggregates whose answers are remembered */
 #define WAIT_SLICE_MS 250  /* longest single wait */
+#define END_QUIET_MS 50    /* replay: nothing came for this long, look at
+			      the end */
 #define STALE_MS 2000      /* a held event is looked up after this long */
 #define MIN_SLOTS 64
 #define REPLAY_PROGRESS 1000
@@ -131,6 +141,13 @@ struct cim_subscription {
 	bool caught_up;   /* every message up to end_seq has been taken */
 	bool final_asked; /* the daemon was asked once more at the end */
 	uint64_t last_seen; /* highest sequence taken from the consumer */
+	/* stop_at_end: how the end is looked for (see the top) */
+	uint64_t from_seq;  /* where the replay starts */
+	bool end_hint;      /* a message said nothing more was pending */
+	bool quiet;         /* nothing came for END_QUIET_MS */
+	uint64_t end_next;  /* a match the stream has at or before end_seq,
+			       not taken yet (0: none known) */
+	int64_t end_asked_ms;
 	struct item *head, *tail;
 	struct item *cur; /* handed out, freed by the next call */
 	struct agg **slots;
@@ -901,8 +918,10 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 		s->caught_up = true; /* stored after the open: not ours */
 		return CIM_ERR_OK;
 	}
-	if (s->stop_at_end && (seq == s->prog.end_seq || pending == 0))
+	if (s->stop_at_end && seq == s->prog.end_seq)
 		s->caught_up = true;
+	else if (s->stop_at_end && pending == 0)
+		s->end_hint = true; /* only a hint: see the top */
 	if ((it = calloc(1, sizeof(*it))) == NULL)
 		goto nomem;
 	it->seq = seq;
@@ -1325,27 +1344,53 @@ hand_out(cim_subscription *s, struct item *it, const cim_event **ev,
 
 /* ---- the end of a replay ------------------------------------------------------------- */
 
-/* Whether the consumer has nothing more to give: nothing pending on the
- * server, nothing buffered here, nothing delivered that was not taken.
- * This finds the end when the last messages before it were deleted (a
- * torn batch removed), so no message says "0 pending". */
-static bool
-drained(cim_subscription *s)
-{
-	jsConsumerInfo *ci = NULL;
-	int msgs = 0;
-	bool done;
+static cim_err next_stored(cim_subscription *s, uint64_t seq, const char *filter,
+			   bool *found, uint64_t *got, int64_t *ts, cim_error *err);
 
-	if (natsSubscription_GetConsumerInfo(&ci, s->sub, NULL, NULL) !=
-	    NATS_OK)
+/* Whether to look for the end now: nothing buffered, and a hint, or a
+ * quiet spell (again only once what was found last has come, or a while
+ * later). */
+static bool
+end_due(cim_subscription *s)
+{
+	int msgs = 0;
+
+	if (!s->end_hint && !s->quiet)
 		return false;
-	done = ci->NumPending == 0 &&
-	       (ci->Delivered.Consumer == 0 ||
-		ci->Delivered.Stream <= s->last_seen) &&
-	       natsSubscription_GetPending(s->sub, &msgs, NULL) == NATS_OK &&
-	       msgs == 0;
-	jsConsumerInfo_Destroy(ci);
-	return done;
+	if (natsSubscription_GetPending(s->sub, &msgs, NULL) != NATS_OK ||
+	    msgs > 0)
+		return false;
+	return s->end_hint || s->end_next == 0 ||
+	       s->last_seen >= s->end_next ||
+	       cimc_now_ms() - s->end_asked_ms >= WAIT_SLICE_MS;
+}
+
+/* Sets caught_up when the stream holds no match after the last message
+ * taken up to end_seq; else remembers the next one it holds. */
+static cim_err
+check_end(cim_subscription *s, cim_error *err)
+{
+	uint64_t from = s->last_seen + 1, got = 0;
+	int64_t ts;
+	bool found;
+	cim_err rc;
+
+	s->end_hint = s->quiet = false;
+	if (from < s->from_seq)
+		from = s->from_seq;
+	if (from > s->prog.end_seq) {
+		s->caught_up = true;
+		return CIM_ERR_OK;
+	}
+	s->end_asked_ms = cimc_now_ms();
+	if ((rc = next_stored(s, from, s->pattern, &found, &got, &ts, err)) !=
+	    CIM_ERR_OK)
+		return rc;
+	if (!found || got > s->prog.end_seq)
+		s->caught_up = true;
+	else
+		s->end_next = got;
+	return CIM_ERR_OK;
 }
 
 /* ---- the public calls ------------------------------------------------------------------ */
@@ -1428,11 +1473,19 @@ cim_subscription_next(cim_subscription *s, int64_t timeout_ms,
 			return rc;
 		if ((it = pick(s)) != NULL)
 			return hand_out(s, it, ev, err);
+		if (s->stop_at_end && end_due(s)) {
+			if ((rc = check_end(s, err)) != CIM_ERR_OK)
+				return rc;
+			if (s->caught_up)
+				continue;
+		}
 
 		wait = deadline == INT64_MAX ? WAIT_SLICE_MS
 					     : deadline - cimc_now_ms();
 		if (wait > WAIT_SLICE_MS)
 			wait = WAIT_SLICE_MS;
+		if (s->stop_at_end && wait > END_QUIET_MS)
+			wait = END_QUIET_MS;
 		if ((ask_in = next_ask_in(s)) >= 0 && ask_in < wait)
 			wait = ask_in;
 		if (wait <= 0) {
@@ -1446,6 +1499,7 @@ cim_subscription_next(cim_subscription *s, int64_t timeout_ms,
 		}
 		st = natsSubscription_NextMsg(&m, s->sub, wait);
 		if (st == NATS_OK) {
+			s->quiet = false;
 			rc = take(s, m, err);
 			natsMsg_Destroy(m);
 			if (rc != CIM_ERR_OK)
@@ -1454,8 +1508,7 @@ cim_subscription_next(cim_subscription *s, int64_t timeout_ms,
 		}
 		switch (st) {
 		case NATS_TIMEOUT:
-			if (s->stop_at_end && drained(s))
-				s->caught_up = true;
+			s->quiet = true;
 			break;
 		case NATS_SLOW_CONSUMER:
 			/* nats.c dropped messages its buffer had no room
@@ -1713,12 +1766,10 @@ open_consumer(cim_subscription *s, const cim_subscribe_options *o,
 	      cim_error *err)
 {
 	jsStreamInfo *si = NULL;
-	uint64_t first, start = 0, got;
+	uint64_t first, start = 0;
 	jsSubOptions so;
 	jsErrCode je = 0;
 	natsStatus st;
-	int64_t ts;
-	bool found;
 	cim_err rc;
 
 	if ((st = natsConnection_JetStream(&s->js, s->c->nc, NULL)) != NATS_OK)
@@ -1780,12 +1831,8 @@ open_consumer(cim_subscription *s, const cim_subscribe_options *o,
 	}
 	/* No match stored from the start to the end: the replay ends at
 	 * once, as no message will come to say so. */
-	if ((rc = next_stored(s, start > first ? start : first, s->pattern,
-			      &found, &got, &ts, err)) != CIM_ERR_OK)
-		return rc;
-	if (!found || got > s->prog.end_seq)
-		s->caught_up = true;
-	return CIM_ERR_OK;
+	s->from_seq = start > first ? start : first;
+	return check_end(s, err);
 }
 
 cim_err

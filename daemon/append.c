@@ -671,6 +671,7 @@ void job_commit(struct job *job)
 	for (size_t i = 0; i < job->n; i++) {
 		const char *et = job_event_type(job, i);
 		agg_add_type(&d->heads, job->agg, et, strlen(et));
+		tix_note_type(d, job->ev[i].seq, et, strlen(et));
 	}
 	for (size_t i = 0; i < job->n; i++)
 		recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,

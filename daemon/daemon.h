@@ -4,8 +4,8 @@
  * Threads and the one rule for shared state. nats.c runs three kinds of
  * threads into this code: the request subscription's callback (one at a
  * time), the JetStream publish-ack handler, and our read workers. Every
- * field of struct agg, the head table and the idempotency window is read
- * and written only with daemon.mu held, and mu is never held across a call
+ * field of struct agg, the head table, the idempotency window and the type
+ * index is read and written only with daemon.mu held, and mu is never held across a call
  * that waits on the network. An aggregate whose `busy` is set belongs to
  * its append jobs (append.h): only the oldest of them (on whichever thread
  * runs it) moves the aggregate's head, so one aggregate's appends are
@@ -190,6 +190,16 @@ struct keyring {
 	atomic_uint_fast64_t made, loaded, evicted;
 };
 
+/* The event type of each stream sequence, for by_type (typeindex.c). */
+struct tix_page;
+struct typeindex {
+	struct tix_page **pages; /* by sequence >> 15; NULL: nothing noted */
+	size_t npages;
+	uint64_t first;          /* no message is stored below this sequence */
+	uint64_t high;           /* the highest sequence of a message noted */
+	size_t bytes;            /* of the pages */
+};
+
 /* What start-up found in CIM-HEADS (checkpoint.c). */
 struct cp_loaded {
 	uint64_t seq;           /* the heads are as of this stream sequence */
@@ -231,6 +241,9 @@ struct daemon {
 	} burns[256];
 	int nburns;
 	int64_t stream_created;  /* the stream's creation time (ns), from its info */
+	int64_t stream_replicas; /* and its replicas */
+	bool stream_events_only; /* its only subject is events.> (streamread.c) */
+	bool stream_direct;      /* it answers direct gets */
 
 	/* seals (v1.1), set at start and then only read: the signing key
 	 * (sodium_malloc memory; NULL: appends are not sealed) and the keys
@@ -244,6 +257,7 @@ struct daemon {
 				    heads, or its aggregate is unsettled or has
 				    an append in flight (see checkpoint.c) */
 	struct heads heads;
+	struct typeindex tix;    /* under mu */
 	struct recent recent;
 	struct cursor cursors[CURSORS];
 	struct cursor snappos[SNAPPOS];
@@ -317,6 +331,10 @@ struct agg *heads_get_or_add(struct heads *h, const char *type, const char *id);
 void heads_reserve(struct heads *h, size_t n);
 /* Unlinks and frees a (which nothing may point to any more). */
 void heads_remove(struct heads *h, struct agg *a);
+/* The id of an event type name in the table (interned: a name's id stays
+ * while the daemon runs), added when new and add is set; -1 when it is
+ * not there, the table is full (65535 names) or memory runs out. */
+int heads_type_id(struct heads *h, const char *name, size_t len, bool add);
 /* Remembers that a has events of event_type (len bytes). */
 void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t len);
 /* The event type names of a, as pointers into the table (valid while the
@@ -344,6 +362,9 @@ int recent_find(struct recent *r, const char *event_id, struct agg **a,
 
 /* store.c */
 int store_connect(struct daemon *d);
+/* err set from a failed JetStream call (code unavailable when it may pass,
+ * else internal) as "storage: <what>: <why>"; returns -1. */
+int store_js_fail(cim_perr *err, natsStatus s, jsErrCode je, const char *what);
 int store_setup(struct daemon *d);
 /* Start-up: the heads from the checkpoint and the stream after it, or
  * from the whole stream; torn batches removed; marked aggregates settled. */
@@ -354,6 +375,7 @@ int store_catch_up(struct daemon *d);
 /* SIGTERM or SIGINT when one is waiting to be taken (they are blocked in
  * every thread), else 0: long reads give up when asked to stop. */
 int stop_pending(void);
+/* streamread.c */
 /* Calls visit for each stored message of one aggregate (its exact
  * subjects for the ntypes event types given; ntypes < 0: all of them, by a
  * wildcard, slow on a large stream) with seq in [from_seq, to_seq]
@@ -374,6 +396,19 @@ void store_free_subjects(char **event_types, int n);
 /* The same for any subject filter of the stream. */
 int store_read_filter(struct daemon *d, const char *filter, uint64_t from_seq,
 		      uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err);
+/* A message read by sequence: msg NULL when none is stored there. */
+struct stored_msg {
+	natsMsg *msg;        /* data and headers as stored */
+	const char *subject; /* as stored (in msg) */
+	uint64_t seq;
+};
+/* The messages stored at seqs[0..n-1], asked for all at once, into
+ * out[i] (free with store_free_seqs). 0, or -1 with err set. */
+int store_get_seqs(struct daemon *d, const uint64_t *seqs, size_t n, struct stored_msg *out,
+		   cim_perr *err);
+void store_free_seqs(struct stored_msg *out, size_t n);
+
+/* store.c */
 /* One stored message by sequence; NULL with err set on failure. */
 natsMsg *store_get_msg(struct daemon *d, uint64_t seq, cim_perr *err);
 int store_delete_msg(struct daemon *d, uint64_t seq, cim_perr *err);
@@ -397,6 +432,9 @@ struct leader_msg {
  * store_get_msg, which the leader answers too. */
 int leader_get(struct daemon *d, uint64_t seq, const char *subject, struct leader_msg *out,
 	       cim_perr *err);
+/* The answer of a $JS.API.STREAM.MSG.GET request into *out: 1, 0 when
+ * there is no such message, -1 with err set. */
+int leader_reply(natsMsg *reply, struct leader_msg *out, cim_perr *err);
 /* store_read_agg through the leader, from from_seq to the end, for the
  * ntypes exact subjects of the given event types. */
 int store_read_agg_leader(struct daemon *d, const char *type, const char *id,
@@ -411,6 +449,30 @@ int checkpoint_load(struct daemon *d, uint64_t last_seq, struct cp_loaded *out,
 		    char *why, size_t whyn);
 int checkpoint_start(struct daemon *d);
 void checkpoint_stop(struct daemon *d);
+
+/* typeindex.c: all but tix_collect, tix_stats, tix_write and tix_load
+ * with d->mu held */
+void tix_free(struct typeindex *x);
+/* seq holds a message of event_type (len bytes); NULL: no event there (no
+ * message, or one not on an event subject). */
+void tix_note_type(struct daemon *d, uint64_t seq, const char *event_type, size_t len);
+/* The same from the message's subject (NULL: no message). */
+void tix_note_subject(struct daemon *d, uint64_t seq, const char *subject);
+/* No message is stored at from..to. */
+void tix_note_gap(struct daemon *d, uint64_t from, uint64_t to);
+/* Up to max sequences from *pos on (to the highest noted) that may hold a
+ * message of event type id (-1: a name not in the table): those noted as
+ * of that type, and those not noted at all, in order; *pos moves past the
+ * last one walked. 0: none up to the highest noted. */
+size_t tix_collect(struct daemon *d, int id, uint64_t *pos, uint64_t *out, size_t max);
+void tix_stats(struct daemon *d, uint64_t *bytes, uint64_t *high);
+/* Writes the pages changed since they were last written to the heads
+ * bucket: how many, or -1 when one could not be written. */
+int tix_write(struct daemon *d);
+/* Start-up, after a checkpoint at upto was loaded: reads the pages of
+ * [first, upto] back; returns the first sequence they do not cover (the
+ * stream is to be read again from there; upto + 1 when they all do). */
+uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto);
 
 /* lease.c */
 int lease_open(struct daemon *d);

@@ -195,9 +195,7 @@ void heads_remove(struct heads *h, struct agg *a)
 
 /* ---- event types ---------------------------------------------------------------- */
 
-/* The id of an event type name, added when new; -1 when the table is full
- * or memory runs out. */
-static int type_id(struct heads *h, const char *name, size_t len)
+int heads_type_id(struct heads *h, const char *name, size_t len, bool add)
 {
 	uint64_t hv = sip(name, len);
 
@@ -207,7 +205,7 @@ static int type_id(struct heads *h, const char *name, size_t len)
 		if (strlen(t) == len && memcmp(t, name, len) == 0)
 			return (int)h->type_index[s] - 1;
 	}
-	if (h->ntype_names >= UINT16_MAX)
+	if (!add || h->ntype_names >= UINT16_MAX)
 		return -1;
 	if ((h->ntype_names + 1) * 2 > h->type_mask + 1 || h->type_index == NULL) {
 		size_t slots = h->type_index ? (h->type_mask + 1) * 2 : 64;
@@ -263,7 +261,7 @@ void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t
 		if (strncmp(name, event_type, len) == 0 && name[len] == '\0')
 			return;
 	}
-	int id = type_id(h, event_type, len);
+	int id = heads_type_id(h, event_type, len, true);
 	if (id < 0 || a->ntypes + 1 >= AGG_TYPES_UNKNOWN)
 		goto unknown;
 	if (a->ntypes < AGG_TYPES_INLINE) {

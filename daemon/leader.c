@@ -95,29 +95,13 @@ static int64_t parse_time(const char *s)
 	return (int64_t)timegm(&tm) * 1000000000LL + ns;
 }
 
-int leader_get(struct daemon *d, uint64_t seq, const char *subject, struct leader_msg *out,
-	       cim_perr *err)
+int leader_reply(natsMsg *reply, struct leader_msg *out, cim_perr *err)
 {
-	char subj[300], *body = NULL;
-	natsMsg *reply = NULL;
-	json_t *req, *root = NULL;
 	json_error_t je;
 	int rc = -1;
 
 	memset(out, 0, sizeof *out);
-	req = json_pack("{sI ss}", "seq", (json_int_t)seq, "next_by_subj", subject);
-	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (body == NULL)
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
-	snprintf(subj, sizeof subj, "%s.STREAM.MSG.GET.%s", d->js_api, d->cfg->stream);
-	natsStatus s = natsConnection_RequestString(&reply, d->nc, subj, body, LEADER_WAIT_MS);
-	free(body);
-	if (s != NATS_OK)
-		return cim_perr_set(err, CIM_ERR_UNAVAILABLE, NULL,
-				    "storage: reading through the stream's leader: %s",
-				    natsStatus_GetText(s));
-	root = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &je);
+	json_t *root = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &je);
 	json_t *e = json_object_get(root, "error"), *m = json_object_get(root, "message");
 	if (e != NULL) {
 		json_int_t code = json_integer_value(json_object_get(e, "code"));
@@ -154,6 +138,30 @@ int leader_get(struct daemon *d, uint64_t seq, const char *subject, struct leade
 	rc = 1;
 out:
 	json_decref(root);
+	return rc;
+}
+
+int leader_get(struct daemon *d, uint64_t seq, const char *subject, struct leader_msg *out,
+	       cim_perr *err)
+{
+	char subj[300], *body = NULL;
+	natsMsg *reply = NULL;
+	json_t *req;
+
+	memset(out, 0, sizeof *out);
+	req = json_pack("{sI ss}", "seq", (json_int_t)seq, "next_by_subj", subject);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (body == NULL)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	snprintf(subj, sizeof subj, "%s.STREAM.MSG.GET.%s", d->js_api, d->cfg->stream);
+	natsStatus s = natsConnection_RequestString(&reply, d->nc, subj, body, LEADER_WAIT_MS);
+	free(body);
+	if (s != NATS_OK)
+		return cim_perr_set(err, CIM_ERR_UNAVAILABLE, NULL,
+				    "storage: reading through the stream's leader: %s",
+				    natsStatus_GetText(s));
+	int rc = leader_reply(reply, out, err);
 	natsMsg_Destroy(reply);
 	return rc;
 }

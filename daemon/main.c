@@ -103,18 +103,19 @@ static void reload(const struct config *cur, int argc, char **argv)
 }
 
 /* The drain's bound: past shutdown_timeout after the stop began, the
- * process ends with status 1, whatever is still in flight. */
+ * process ends with status 1, whatever is still in flight. The deadline is
+ * taken when the stop begins, not when the thread first runs: the
+ * configuration is freed at the end of main, which a thread scheduled late
+ * would read. */
+static struct timespec guard_deadline;
+static int64_t guard_timeout_s;
+
 static void *shutdown_guard(void *arg)
 {
-	const struct config *cfg = arg;
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += cfg->shutdown_timeout_s;
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) != 0)
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &guard_deadline, NULL) != 0)
 		;
 	log_error("the drain did not end within shutdown_timeout (%lld s); exiting now",
-		  (long long)cfg->shutdown_timeout_s);
+		  (long long)guard_timeout_s);
 	_exit(1);
 	return NULL;
 }
@@ -266,7 +267,10 @@ int main(int argc, char **argv)
 		log_error("cannot go on; stopping");
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	pthread_t guard;
-	if (pthread_create(&guard, NULL, shutdown_guard, &cfg) == 0)
+	clock_gettime(CLOCK_MONOTONIC, &guard_deadline);
+	guard_deadline.tv_sec += cfg.shutdown_timeout_s;
+	guard_timeout_s = cfg.shutdown_timeout_s;
+	if (pthread_create(&guard, NULL, shutdown_guard, NULL) == 0)
 		pthread_detach(guard);
 	server_drain(&d);
 	checkpoint_stop(&d);
@@ -287,6 +291,7 @@ int main(int argc, char **argv)
 	natsConnection_Destroy(d.nc);
 	natsConnection_Destroy(d.lease_nc);
 	heads_free(&d.heads);
+	tix_free(&d.tix);
 	recent_free(&d.recent);
 	keys_close(&d);
 	cim_signing_key_free(d.seal_key);

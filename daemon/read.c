@@ -792,10 +792,27 @@ void validate_request(struct daemon *d, natsMsg *req, const char *type, const ch
 
 /* ---- by_type ---------------------------------------------------------------------- */
 
+/*
+ * The type index (typeindex.c) gives the sequences that may hold a message
+ * of the type, in order: those noted as of the type, and those not noted
+ * at all (a message the daemon has not seen: an append's whose ack is not
+ * in, or one stored by someone else), up to the highest sequence noted.
+ * They are read by sequence, a chunk at a time, and each message decides:
+ * not stored, or of another type: skipped; an event at or before its
+ * aggregate's committed head: shown; past it while an append of that
+ * aggregate is in flight: the page stops before it; past it otherwise:
+ * not an event of this store, skipped. So the end is the index's end, a
+ * fact, and nothing waits for a fetch to run out. A page that is full
+ * still looks for the next event it would show, to tell whether there is
+ * more (next_after_seq) or not (null).
+ */
+
+#define BT_CHUNK 1024 /* sequences read at once */
+
 struct bt_ctx {
 	struct daemon *d;
 	natsMsg *req;
-	char filter[256];
+	char event_type[CIM_TYPE_MAX + 1];
 	uint64_t after_seq, limit;
 	struct page pg;
 	uint64_t last_seq;  /* of the last event put on the page */
@@ -803,29 +820,31 @@ struct bt_ctx {
 	cim_perr err;
 };
 
-static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
+/* One message that may be of the type: 0 to go on, 1 to stop, -1 on
+ * error (c->err set). */
+static int bt_visit(struct bt_ctx *c, const struct stored_msg *sm)
 {
-	struct bt_ctx *c = ctx;
 	struct daemon *d = c->d;
 	char buf[256], err[160];
-	const char *type, *id;
+	const char *type, *id, *et;
 	cim_event_view b;
 	bool committed = false, in_flight = false, forgotten = false;
 
-	if (c->pg.count >= c->limit) {
-		c->more = true; /* the page is full and there is more */
-		return 1;
-	}
-	if (store_split_subject(d, natsMsg_GetSubject(m), buf, sizeof buf, &type, &id) != 0)
-		return 0;
+	bool ours = sm->msg != NULL && (et = strrchr(sm->subject, '.')) != NULL &&
+		    strcmp(et + 1, c->event_type) == 0 &&
+		    store_split_subject(d, sm->subject, buf, sizeof buf, &type, &id) == 0;
 	pthread_mutex_lock(&d->mu);
-	struct agg *a = heads_find(&d->heads, type, id);
+	/* what was read is noted: the next read need not look again */
+	tix_note_subject(d, sm->seq, sm->msg ? sm->subject : NULL);
+	struct agg *a = ours ? heads_find(&d->heads, type, id) : NULL;
 	if (a != NULL) {
-		committed = seq <= a->seq;
+		committed = sm->seq <= a->seq;
 		in_flight = a->busy != NULL;
 		forgotten = a->forgotten != 0;
 	}
 	pthread_mutex_unlock(&d->mu);
+	if (!ours)
+		return 0; /* not stored, or of another type */
 	if (!committed) {
 		/* part of an append still in flight: stop before it, so no reader
 		 * sees part of a batch; anything else past a head is not an event
@@ -836,20 +855,50 @@ static int bt_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		}
 		return 0;
 	}
-	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
-	size_t len = (size_t)natsMsg_GetDataLength(m);
+	if (c->pg.count >= c->limit) {
+		c->more = true; /* the page is full and there is more */
+		return 1;
+	}
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(sm->msg);
+	size_t len = (size_t)natsMsg_GetDataLength(sm->msg);
 	if (cim_event_check(p, len, &b, err, sizeof err) != 0) {
 		log_warn("by_type: skipping undecodable message at seq %llu: %s",
-			 (unsigned long long)seq, err);
+			 (unsigned long long)sm->seq, err);
 		return 0;
 	}
-	int rc = page_add(d, &c->pg, m, &b, seq, forgotten, &c->err);
+	int rc = page_add(d, &c->pg, sm->msg, &b, sm->seq, forgotten, &c->err);
 	if (rc != 0) {
 		c->more = rc > 0;
 		return rc;
 	}
-	c->last_seq = seq;
+	c->last_seq = sm->seq;
 	return 0;
+}
+
+/* The page: 0, or -1 with c->err set. */
+static int by_type_read(struct daemon *d, struct bt_ctx *c)
+{
+	uint64_t seqs[BT_CHUNK], pos = c->after_seq + 1;
+	struct stored_msg got[BT_CHUNK];
+
+	pthread_mutex_lock(&d->mu);
+	int id = heads_type_id(&d->heads, c->event_type, strlen(c->event_type), false);
+	pthread_mutex_unlock(&d->mu);
+	for (;;) {
+		/* no more than the page can still take, and one to tell if there is more */
+		uint64_t room = c->limit - c->pg.count + 1;
+		size_t n = tix_collect(d, id, &pos, seqs, room < BT_CHUNK ? (size_t)room : BT_CHUNK);
+		if (n == 0)
+			return 0; /* the end of what the daemon knows is stored */
+		if (store_get_seqs(d, seqs, n, got, &c->err) != 0)
+			return -1;
+		int rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = bt_visit(c, &got[i]);
+		store_free_seqs(got, n);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
 }
 
 static void by_type_work(struct daemon *d, void *arg)
@@ -857,8 +906,7 @@ static void by_type_work(struct daemon *d, void *arg)
 	struct bt_ctx *c = arg;
 	char close[96];
 
-	if (store_read_filter(d, c->filter, c->after_seq + 1, STORE_TO_END, bt_visit, c,
-			      &c->err) != 0) {
+	if (by_type_read(d, c) != 0) {
 		reply_error(d, c->req, OP_BY_TYPE, &c->err);
 	} else {
 		if (c->more)
@@ -901,7 +949,7 @@ void by_type_request(struct daemon *d, natsMsg *req, const char *event_type)
 	c->req = req;
 	c->after_seq = after;
 	c->limit = limit;
-	snprintf(c->filter, sizeof c->filter, "%s*.*.%s", d->events_prefix, event_type);
+	snprintf(c->event_type, sizeof c->event_type, "%s", event_type);
 	page_init(d, &c->pg);
 	if (work_submit(d, by_type_work, c) != 0) {
 		free(c);
@@ -1033,8 +1081,12 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 				   (json_int_t)atomic_load(&d->takeovers));
 	json_t *cp = json_pack("{sI sI}", "seq", (json_int_t)atomic_load(&d->cp_last_seq),
 			       "written", (json_int_t)atomic_load(&d->cp_written));
+	uint64_t tix_bytes, tix_high;
+	tix_stats(d, &tix_bytes, &tix_high);
+	json_t *tix = json_pack("{sI sI}", "bytes", (json_int_t)tix_bytes, "high_seq",
+				(json_int_t)tix_high);
 	return json_pack(
-		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so si sI sI sI so sI}}", "name",
+		"{ss ss so so s{sI sI so so sI sI sI sI ss sI so so si sI sI sI so sI}}", "name",
 		"cim-eventsd", "version", CIM_EVENTS_VERSION, "settings", config_json(d->cfg), "writer", writer,
 		"counters",
 		"uptime_s", (json_int_t)((now_ns() - d->started_ns) / 1000000000),
@@ -1046,6 +1098,7 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 		"startup_heads_from", d->startup_how,
 		"stream_seq", (json_int_t)seen,
 		"heads_checkpoint", cp,
+		"type_index", tix,
 		"appends_in_flight", atomic_load(&d->jobs_in_flight),
 		"appends_chained", (json_int_t)atomic_load(&d->appends_chained),
 		"appends_rerun", (json_int_t)atomic_load(&d->appends_rerun),

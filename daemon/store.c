@@ -1,12 +1,10 @@
 /*
- * store.c: everything that talks to JetStream except the append path.
+ * store.c: connecting, the stream and the buckets, start-up, settling.
  *
- * The stream holds one message per event on events.<type>.<id>.<event_type>;
- * reading one aggregate is an ordered consumer filtered on
- * events.<type>.<id>.*, which the server serves from its per-subject index
- * instead of scanning the stream. Start-up reads the whole stream once
- * to rebuild every head, and removes the tail of a batch that a crash cut
- * short, so no reader and no restart ever sees part of a batch.
+ * The stream holds one message per event on events.<type>.<id>.<event_type>
+ * (reading ranges of it is streamread.c). Start-up reads the whole stream
+ * once to rebuild every head, and removes the tail of a batch that a crash
+ * cut short, so no reader and no restart ever sees part of a batch.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -21,10 +19,6 @@
 #include "log.h"
 #include "natsopts.h"
 #include "sdnotify.h"
-
-#define READ_WAIT_MS 5000          /* longest wait for a batch of a read */
-#define READ_BATCH 1024            /* messages per fetch */
-#define READ_BATCH_BYTES (8 << 20) /* and bytes */
 
 int64_t now_ns(void)
 {
@@ -193,6 +187,9 @@ static int ensure_stream(struct daemon *d)
 		     si->Config->MaxAge > 0))
 			log_warn("stream %s discards old events at its limits", d->cfg->stream);
 		d->stream_created = si->Created;
+		d->stream_replicas = si->Config->Replicas;
+		d->stream_events_only = covered && si->Config->SubjectsLen == 1;
+		d->stream_direct = si->Config->AllowDirect;
 		log_info("stream %s found: %llu events, last sequence %llu",
 			 d->cfg->stream, (unsigned long long)si->State.Msgs,
 			 (unsigned long long)si->State.LastSeq);
@@ -224,6 +221,9 @@ static int ensure_stream(struct daemon *d)
 		return -1;
 	}
 	d->stream_created = si->Created;
+	d->stream_replicas = si->Config->Replicas;
+	d->stream_events_only = true;
+	d->stream_direct = true;
 	jsStreamInfo_Destroy(si);
 	log_info("stream %s created (subjects %s, file storage, %lld replica(s))",
 		 d->cfg->stream, subj, (long long)d->cfg->replicas);
@@ -308,13 +308,7 @@ int store_split_subject(const struct daemon *d, const char *subj, char *buf,
 	return 0;
 }
 
-static void agg_filter(const struct daemon *d, const char *type, const char *id,
-		       char *out, size_t n)
-{
-	snprintf(out, n, "%s%s.%s.*", d->events_prefix, type, id);
-}
-
-static int js_fail(cim_perr *err, natsStatus s, jsErrCode je, const char *what)
+int store_js_fail(cim_perr *err, natsStatus s, jsErrCode je, const char *what)
 {
 	cim_err code = (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ||
 			s == NATS_CONNECTION_CLOSED || s == NATS_CONNECTION_DISCONNECTED ||
@@ -336,7 +330,7 @@ natsMsg *store_get_msg(struct daemon *d, uint64_t seq, cim_perr *err)
 			cim_perr_set(err, CIM_ERR_NOT_FOUND, NULL,
 				     "no message at sequence %llu", (unsigned long long)seq);
 		else
-			js_fail(err, s, je, "get message");
+			store_js_fail(err, s, je, "get message");
 		return NULL;
 	}
 	return m;
@@ -347,312 +341,11 @@ int store_delete_msg(struct daemon *d, uint64_t seq, cim_perr *err)
 	jsErrCode je = 0;
 	natsStatus s = js_DeleteMsg(d->js, d->cfg->stream, seq, NULL, &je);
 	if (s != NATS_OK && !(s == NATS_NOT_FOUND || je == JSSequenceNotFoundErr))
-		return js_fail(err, s, je, "delete message");
-	return 0;
-}
-
-/* ---- reading a range through an ordered consumer ---------------------------- */
-
-/* One subject's messages, fetched a batch at a time. */
-struct source {
-	natsSubscription *sub;
-	uint64_t pending;   /* not yet fetched */
-	natsMsgList list;
-	int pos;            /* next message of list */
-	uint64_t seq;       /* of list.Msgs[pos] */
-	int64_t ts;
-	uint64_t after;     /* pending after list.Msgs[pos] */
-};
-
-static void source_close(struct source *src)
-{
-	natsMsgList_Destroy(&src->list);
-	if (src->sub) {
-		natsSubscription_Unsubscribe(src->sub);
-		natsSubscription_Destroy(src->sub);
-	}
-	memset(src, 0, sizeof *src);
-}
-
-/* Is server the stream's leader? The leader's name is remembered, and
- * asked again on a mismatch at most once a second (a mismatch mostly
- * means a consumer on a replica, not a new leader). */
-static bool on_stream_leader(struct daemon *d, const char *server)
-{
-	bool same, stale;
-
+		return store_js_fail(err, s, je, "delete message");
 	pthread_mutex_lock(&d->mu);
-	same = strcmp(d->stream_leader, server) == 0;
-	stale = now_ns() - d->stream_leader_at > 1000000000LL;
-	if (!same && stale)
-		d->stream_leader_at = now_ns();
+	tix_note_type(d, seq, NULL, 0);
 	pthread_mutex_unlock(&d->mu);
-	if (same || !stale)
-		return same;
-	jsStreamInfo *si = NULL;
-	jsErrCode je = 0;
-	if (js_GetStreamInfo(&si, d->js, d->cfg->stream, NULL, &je) != NATS_OK)
-		return false;
-	pthread_mutex_lock(&d->mu);
-	if (si->Cluster && si->Cluster->Leader)
-		snprintf(d->stream_leader, sizeof d->stream_leader, "%s", si->Cluster->Leader);
-	same = strcmp(d->stream_leader, server) == 0;
-	pthread_mutex_unlock(&d->mu);
-	jsStreamInfo_Destroy(si);
-	return same;
-}
-
-/* A consumer on a replica hands out that replica's copy of the stream,
- * which may lag behind the leader (a node just back, a leader just
- * elected). nats-server 2.9.10 places an ephemeral consumer on any
- * replica, with no way to ask for the leader: so on a replicated stream
- * the consumer is made again until it lands there (each try lands on a
- * leader with a chance of one in the number of replicas). */
-#define LEADER_TRIES 24
-
-static int source_open(struct daemon *d, struct source *src, const char *filter,
-		       uint64_t from, cim_perr *err)
-{
-	jsConsumerInfo *ci = NULL;
-	jsSubOptions so;
-	jsErrCode je = 0;
-	natsStatus s;
-
-	memset(src, 0, sizeof *src);
-	jsSubOptions_Init(&so);
-	so.Stream = d->cfg->stream;
-	so.Config.DeliverPolicy = js_DeliverByStartSequence;
-	so.Config.OptStartSeq = from;
-	so.Config.AckPolicy = js_AckNone;
-	so.Config.MemoryStorage = true;
-	so.Config.InactiveThreshold = 30 * 1000000000LL; /* if we die reading */
-	for (int t = 0;; t++) {
-		s = js_PullSubscribe(&src->sub, d->js, filter, NULL, NULL, &so, &je);
-		if (s == NATS_OK)
-			s = natsSubscription_GetConsumerInfo(&ci, src->sub, NULL, &je);
-		if (s != NATS_OK)
-			return js_fail(err, s, je, "read");
-		const char *where = ci->Cluster ? ci->Cluster->Leader : NULL;
-		if (where == NULL || on_stream_leader(d, where))
-			break;
-		if (t + 1 >= LEADER_TRIES) {
-			atomic_fetch_add(&d->reads_off_leader, 1);
-			break;
-		}
-		jsConsumerInfo_Destroy(ci);
-		ci = NULL;
-		natsSubscription_Unsubscribe(src->sub);
-		natsSubscription_Destroy(src->sub);
-		src->sub = NULL;
-	}
-	src->pending = ci->NumPending;
-	jsConsumerInfo_Destroy(ci);
 	return 0;
-}
-
-/* Reads stream sequence, timestamp and pending count from a message's
- * reply subject, $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
- * (or the 12-token form with domain and account hash, then a random token),
- * without the allocations of natsMsg_GetMetaData. 0, or -1 when it is not
- * such a subject. */
-static int ack_position(natsMsg *m, uint64_t *seq, int64_t *ts, uint64_t *pending)
-{
-	const char *r = natsMsg_GetReply(m), *tok[13];
-	int n = 0;
-
-	if (r == NULL || strncmp(r, "$JS.ACK.", 8) != 0)
-		return -1;
-	tok[n++] = r;
-	for (const char *p = r; *p && n < 13; p++)
-		if (*p == '.')
-			tok[n++] = p + 1;
-	int base = n == 9 ? 4 : n == 12 ? 6 : -1; /* index of <delivered> */
-	if (base < 0)
-		return -1;
-	*seq = strtoull(tok[base + 1], NULL, 10);
-	*ts = strtoll(tok[base + 3], NULL, 10);
-	*pending = strtoull(tok[base + 4], NULL, 10);
-	return 0;
-}
-
-/* Makes list.Msgs[pos] the source's next message. 1 when there is one,
- * 0 at its end, -1 on error. */
-static int source_peek(struct source *src, cim_perr *err)
-{
-	if (src->pos >= src->list.Count) {
-		natsMsgList_Destroy(&src->list);
-		src->pos = 0;
-		if (src->pending == 0)
-			return 0;
-		jsFetchRequest fr;
-		jsFetchRequest_Init(&fr);
-		fr.Batch = src->pending < READ_BATCH ? (int)src->pending : READ_BATCH;
-		fr.MaxBytes = READ_BATCH_BYTES;
-		fr.Expires = (int64_t)READ_WAIT_MS * 1000000;
-		natsStatus s = natsSubscription_FetchRequest(&src->list, src->sub, &fr);
-		if (s == NATS_TIMEOUT || (s == NATS_OK && src->list.Count == 0)) {
-			src->pending = 0; /* what was pending went away (deleted) */
-			return 0;
-		}
-		if (s != NATS_OK)
-			return js_fail(err, s, 0, "read");
-	}
-	natsMsg *m = src->list.Msgs[src->pos];
-	jsMsgMetaData *meta = NULL;
-	src->seq = 0;
-	if (ack_position(m, &src->seq, &src->ts, &src->after) == 0)
-		return 1;
-	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-		src->seq = meta->Sequence.Stream;
-		src->ts = meta->Timestamp;
-		src->after = meta->NumPending;
-		jsMsgMetaData_Destroy(meta);
-	}
-	return 1;
-}
-
-/* Visits, in stream order, every message on any of the k filters with seq
- * in [from, to] (to may be STORE_TO_END): one ephemeral pull consumer per
- * filter (no acks, state in memory), fetched up to READ_BATCH messages at
- * a time, merged by sequence.
- *
- * Three things about nats-server 2.9.10 shape this. A filter with a
- * wildcard makes the server walk every message stored after the start,
- * while an exact subject is found from its per-block index: so one
- * aggregate is read as its exact subjects, one per event type. A fetch
- * that asks for more than is pending waits out its expiry: so each asks
- * for no more than the consumer's pending count (from its info, then from
- * each message). And last-by-subject answers "no message" for a subject
- * whose last message was deleted: so the end is never found that way. */
-static int read_merged(struct daemon *d, const char *const *filters, int k,
-		       uint64_t from, uint64_t to, store_visit_fn visit, void *ctx,
-		       cim_perr *err)
-{
-	struct source *src;
-	int rc = 0, live = 0;
-
-	if (from == 0)
-		from = 1;
-	if (to < from || k <= 0)
-		return 0;
-	src = calloc((size_t)k, sizeof *src);
-	if (src == NULL)
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
-	for (int i = 0; i < k && rc == 0; i++) {
-		rc = source_open(d, &src[i], filters[i], from, err);
-		if (rc == 0 && (rc = source_peek(&src[i], err)) > 0) {
-			live++;
-			rc = 0;
-		}
-	}
-	while (rc == 0 && live > 0) {
-		int best = -1;
-		for (int i = 0; i < k; i++)
-			if (src[i].pos < src[i].list.Count &&
-			    (best < 0 || src[i].seq < src[best].seq))
-				best = i;
-		if (best < 0)
-			break;
-		struct source *b = &src[best];
-		if (b->seq > to)
-			break;
-		int v = visit(b->list.Msgs[b->pos], b->seq, b->ts, ctx);
-		if (v < 0)
-			rc = -1;
-		if (v != 0 || b->seq >= to)
-			break;
-		b->pending = b->after;
-		b->pos++;
-		int more = source_peek(b, err);
-		if (more < 0)
-			rc = -1;
-		else if (more == 0)
-			live--;
-	}
-	for (int i = 0; i < k; i++)
-		source_close(&src[i]);
-	free(src);
-	return rc < 0 ? -1 : 0;
-}
-
-int store_read_filter(struct daemon *d, const char *filter, uint64_t from_seq,
-		      uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err)
-{
-	return read_merged(d, &filter, 1, from_seq, to_seq, visit, ctx, err);
-}
-
-int store_read_agg(struct daemon *d, const char *type, const char *id,
-		   const char *const *event_types, int ntypes, uint64_t from_seq,
-		   uint64_t to_seq, store_visit_fn visit, void *ctx, cim_perr *err)
-{
-	char wild[256];
-	char (*exact)[256] = NULL;
-	const char **filters = NULL;
-	int rc;
-
-	if (ntypes < 0) {
-		/* event types not known: one wildcard, slower on a large stream */
-		agg_filter(d, type, id, wild, sizeof wild);
-		return store_read_filter(d, wild, from_seq, to_seq, visit, ctx, err);
-	}
-	if (ntypes == 0)
-		return 0;
-	exact = calloc((size_t)ntypes, sizeof *exact);
-	filters = calloc((size_t)ntypes, sizeof *filters);
-	if (exact == NULL || filters == NULL) {
-		free(exact);
-		free(filters);
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
-	}
-	for (int i = 0; i < ntypes; i++) {
-		snprintf(exact[i], sizeof exact[i], "%s%s.%s.%s", d->events_prefix, type,
-			 id, event_types[i]);
-		filters[i] = exact[i];
-	}
-	rc = read_merged(d, filters, ntypes, from_seq, to_seq, visit, ctx, err);
-	free(exact);
-	free(filters);
-	return rc;
-}
-
-int store_agg_subjects(struct daemon *d, const char *type, const char *id,
-		       char ***event_types, int *n, cim_perr *err)
-{
-	char filter[256];
-	jsStreamInfo *si = NULL;
-	jsOptions jo;
-	jsErrCode je = 0;
-	natsStatus s;
-	size_t plen;
-
-	*event_types = NULL;
-	*n = 0;
-	agg_filter(d, type, id, filter, sizeof filter);
-	plen = strlen(filter) - 1; /* the subjects are filter without '*' + type */
-	jsOptions_Init(&jo);
-	jo.Stream.Info.SubjectsFilter = filter;
-	s = js_GetStreamInfo(&si, d->js, d->cfg->stream, &jo, &je);
-	if (s != NATS_OK)
-		return js_fail(err, s, je, "subjects");
-	int count = si->State.Subjects ? si->State.Subjects->Count : 0;
-	char **out = calloc((size_t)count + 1, sizeof *out);
-	for (int i = 0; out != NULL && i < count; i++) {
-		const char *subj = si->State.Subjects->List[i].Subject;
-		if (strlen(subj) > plen && (out[*n] = strdup(subj + plen)) != NULL)
-			(*n)++;
-	}
-	jsStreamInfo_Destroy(si);
-	if (out == NULL)
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
-	*event_types = out;
-	return 0;
-}
-
-void store_free_subjects(char **event_types, int n)
-{
-	for (int i = 0; i < n; i++)
-		free(event_types[i]);
-	free(event_types);
 }
 
 /* ---- batch headers --------------------------------------------------------- */
@@ -701,6 +394,7 @@ struct scan {
 	uint64_t skipped;        /* already in a head, or left for settling */
 	uint64_t cp_seq;         /* replay: the heads hold everything up to here */
 	uint64_t max_seq;        /* the last sequence read */
+	uint64_t noted;          /* the type index knows up to here */
 	bool replay;
 	bool stop_on_term;       /* give up when SIGTERM is pending */
 	int64_t window_ns, since_ns;
@@ -856,11 +550,16 @@ static int scan_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 			 (unsigned long long)seq);
 		return -1;
 	}
-	if (store_split_subject(sc->d, natsMsg_GetSubject(m), buf, sizeof buf, &type, &id) != 0)
-		return 0;
 	/* workers may read the heads while a catch-up runs */
 	pthread_mutex_lock(&sc->d->mu);
-	int rc = scan_one(sc, m, seq, ts, type, id);
+	/* what the scan does not see between two messages is not stored */
+	if (seq > sc->noted + 1)
+		tix_note_gap(sc->d, sc->noted + 1, seq - 1);
+	tix_note_subject(sc->d, seq, natsMsg_GetSubject(m));
+	sc->noted = seq;
+	int rc = 0;
+	if (store_split_subject(sc->d, natsMsg_GetSubject(m), buf, sizeof buf, &type, &id) == 0)
+		rc = scan_one(sc, m, seq, ts, type, id);
 	pthread_mutex_unlock(&sc->d->mu);
 	return rc;
 }
@@ -903,6 +602,7 @@ static int scan_range(struct daemon *d, struct scan *sc, uint64_t from, uint64_t
 	int tries = 0;
 
 	sc->d = d;
+	sc->noted = from - 1;
 	sc->window_ns = d->cfg->idempotency_window_s * 1000000000LL;
 	sc->since_ns = now_ns() - sc->window_ns;
 	snprintf(filter, sizeof filter, "%s>", d->events_prefix);
@@ -947,6 +647,8 @@ static int scan_range(struct daemon *d, struct scan *sc, uint64_t from, uint64_t
 	pthread_mutex_lock(&d->mu);
 	if (to > d->seen_seq && to != STORE_TO_END)
 		d->seen_seq = to;
+	if (to != STORE_TO_END && to > sc->noted)
+		tix_note_gap(d, sc->noted + 1, to);
 	pthread_mutex_unlock(&d->mu);
 	if (sc->broken)
 		log_warn("%llu event(s) do not follow their aggregate's version; "
@@ -1061,6 +763,8 @@ int store_load_heads(struct daemon *d)
 	if (stream_state(d, &first, &last, &msgs, &deleted) != 0)
 		return -1;
 	pause_if_burned(d, first, last, deleted);
+	if (d->tix.npages == 0) /* its pages are numbered from there on */
+		d->tix.first = first > 0 ? first : 1;
 	int rc = msgs > 0 ? checkpoint_load(d, last, &cp, why, sizeof why) : 1;
 	if (msgs == 0)
 		snprintf(why, sizeof why, "the stream is empty");
@@ -1069,6 +773,12 @@ int store_load_heads(struct daemon *d)
 		/* the idempotency window may reach back before the checkpoint */
 		uint64_t from = first_seq_since(d, first, cp.seq + 1,
 						now_ns() - d->cfg->idempotency_window_s * 1000000000LL);
+		/* and the type index, written beside the checkpoint, may end
+		 * before it (a page not written, the first start after an
+		 * upgrade): the stream is read again from where it ends */
+		uint64_t tix_from = tix_load(d, first, cp.seq);
+		if (tix_from < from)
+			from = tix_from;
 		sc.replay = true;
 		sc.cp_seq = cp.seq;
 		if (scan_range(d, &sc, from, last) != 0) {
@@ -1230,6 +940,8 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 				   st.e[i + k].seq, now_ns(),
 				   d->cfg->idempotency_window_s * 1000000000LL);
 			agg_add_type(&d->heads, a, st.e[i + k].etype, strlen(st.e[i + k].etype));
+			tix_note_type(d, st.e[i + k].seq, st.e[i + k].etype,
+				      strlen(st.e[i + k].etype));
 		}
 		agg_set_head(a, l->version, &l->cid, l->seq, l->eid);
 		if (a->first_seq == 0)

@@ -236,6 +236,8 @@ long bare_pull_each(jsCtx *js, const char *stream, const char *subject, bool hea
 
 void run_appends(store_res *r, json_t *out);
 void run_reads(store_res *r, json_t *out);
+/* bytype.c: by_type pages on a large stream, beside their floors */
+void run_bytype(json_t *out);
 
 typedef struct growth_point {
 	long target, stored, aggregates;

@@ -362,6 +362,8 @@ int main(int argc, char **argv)
 			run_reads(&S, root);
 		if (!g_stop)
 			run_crypt(&K, root);
+		if (!g_stop)
+			run_bytype(root);
 	} else {
 		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
 		F.js_async_best = NAN;

@@ -983,7 +983,7 @@ static void prepare_pre(struct flood *f)
 			snprintf(f->pre_cid[p][v], CIM_CID_TEXT_MAX, "%s", r->head);
 			cim_append_result_destroy(r);
 		}
-		snprintf(f->pre_head[p], CIM_CID_TEXT_MAX, "%s", f->pre_cid[p][2]);
+		memcpy(f->pre_head[p], f->pre_cid[p][2], CIM_CID_TEXT_MAX);
 	}
 }
 

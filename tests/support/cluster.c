@@ -159,8 +159,13 @@ int hc_start(hc_cluster *c, int n, const char *extra_js)
 			return -1;
 		}
 		snprintf(nd->url, sizeof(nd->url), "nats://127.0.0.1:%d", nd->port);
-		snprintf(nd->conf, sizeof(nd->conf), "%s/%s.conf", c->dir, nd->name);
-		snprintf(nd->log, sizeof(nd->log), "%s/%s.log", c->dir, nd->name);
+		/* through a buffer of its own: gcc -O1 cannot tell nd->name
+		 * from the field written (-Wrestrict) */
+		char path[sizeof(nd->conf) > sizeof(nd->log) ? sizeof(nd->conf) : sizeof(nd->log)];
+		snprintf(path, sizeof(path), "%s/%s.conf", c->dir, nd->name);
+		snprintf(nd->conf, sizeof(nd->conf), "%s", path);
+		snprintf(path, sizeof(path), "%s/%s.log", c->dir, nd->name);
+		snprintf(nd->log, sizeof(nd->log), "%s", path);
 		size_t k = strlen(c->urls);
 		snprintf(c->urls + k, sizeof(c->urls) - k, "%s%s", i ? "," : "", nd->url);
 	}

@@ -396,6 +396,12 @@ cim_err cim_repository_append(cim_repository *r, cim_aggregate *agg, void *state
  * is missing), subject_mismatch (the block's aggregate is not the one its
  * subject names) and undecodable.
  *
+ * A replay (stop_at_end) ends once every matching event stored when it
+ * opened has been handed out. Its end is found from the stream itself (its
+ * last sequence at the open, and the first message matching the pattern
+ * after the last one taken), not from a consumer's pending count, which
+ * nats-server 2.9.10 gets wrong after deletes.
+ *
  * The table of aggregates a subscription keeps grows with every aggregate
  * it sees, for as long as it is open. */
 typedef enum cim_start {
