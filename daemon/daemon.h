@@ -10,7 +10,10 @@
  * its append jobs (append.h): only the oldest of them (on whichever thread
  * runs it) moves the aggregate's head, so one aggregate's appends are
  * strictly ordered while different aggregates' appends proceed in
- * parallel.
+ * parallel. The cache of data keys (datakeys.c) has a lock of its own,
+ * never held across a network call nor together with daemon.mu; the calls
+ * that read the keys bucket (keys_get, keys_erase, keys_restore) run on
+ * read workers only, never on the request callback or the ack handler.
  */
 #ifndef CIM_DAEMON_H
 #define CIM_DAEMON_H
@@ -172,7 +175,7 @@ static inline const char *role_name(int role)
 }
 
 /* The master key and the cache of data keys (datakeys.c). Its own lock,
- * never held across a network call; taken after daemon.mu when both are. */
+ * never held across a network call, nor with daemon.mu. */
 struct dk_slot;
 typedef struct cim_key cim_key;
 struct keyring {

@@ -1,7 +1,7 @@
 /*
  * forget.c: <prefix>.forget.<type>.<id>, crypto-shredding an encrypted
  * aggregate (docs/protocol.md section 12; the order of the steps and why
- * it is safe: docs/design.md section 9).
+ * it is safe: docs/design.md section 12).
  *
  * A forget is an append job of its own (append.h: op OP_FORGET) whose one
  * event is CimForgotten with data {}, so it takes its place in the

@@ -402,6 +402,19 @@ cim_err cim_repository_append(cim_repository *r, cim_aggregate *agg, void *state
  * after the last one taken), not from a consumer's pending count, which
  * nats-server 2.9.10 gets wrong after deletes.
  *
+ * Encrypted aggregates (v1.1): the stream holds their data encrypted, and
+ * data keys never leave the daemon. Before an encrypted event is handed
+ * out, its data is asked of the daemon (<prefix>.decrypt.<type>), for
+ * every such event waiting in the subscription at once, after taking in
+ * what the consumer has buffered (one request per aggregate type, within
+ * the payload limit): data_json is the value and encrypted is set, or
+ * data_json is "null" and forgotten is set when the aggregate was
+ * forgotten. A failed request (no daemon, no permission for decrypt)
+ * returns its error from cim_subscription_next, and the next call asks
+ * again; data the daemon cannot decrypt (changed bytes) fails its check
+ * (reason undecryptable). no_decrypt hands such events out with
+ * data_json "null" and encrypted set, asking nothing.
+ *
  * The table of aggregates a subscription keeps grows with every aggregate
  * it sees, for as long as it is open. */
 typedef enum cim_start {
