@@ -555,43 +555,44 @@ static int check(const struct config *c)
 	return bad ? -1 : 0;
 }
 
+struct trusted {
+	uint8_t (*keys)[32];
+	size_t max, n;
+	char *err;
+	size_t errsz;
+};
+
+static int trusted_item(const char *s, size_t n, void *ctx)
+{
+	struct trusted *t = ctx;
+
+	if (n == 0) {
+		snprintf(t->err, t->errsz, "an empty item in the list (keys are separated "
+			 "by single commas)");
+		return -1;
+	}
+	if (t->n == t->max) {
+		snprintf(t->err, t->errsz, "more than %zu keys", t->max);
+		return -1;
+	}
+	if (cim_pubkey_from_textn(t->keys[t->n], s, n) != 0) {
+		snprintf(t->err, t->errsz, "'%.*s' is not a public key text (z6Mk..., "
+			 "48 characters, as cim-events keygen prints)",
+			 (int)(n > 60 ? 60 : n), s);
+		return -1;
+	}
+	t->n++;
+	return 0;
+}
+
 int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
 			char *err, size_t errsz)
 {
-	*n = 0;
-	for (const char *p = list; *p != '\0';) {
-		size_t len = strcspn(p, ",");
-		const char *s = p, *e = p + len;
-		while (s < e && *s == ' ')
-			s++;
-		while (e > s && e[-1] == ' ')
-			e--;
-		if (s == e) {
-			snprintf(err, errsz, "an empty item in the list (keys are separated "
-				 "by single commas)");
-			return -1;
-		}
-		if (*n == max) {
-			snprintf(err, errsz, "more than %zu keys", max);
-			return -1;
-		}
-		if (cim_pubkey_from_textn(keys[*n], s, (size_t)(e - s)) != 0) {
-			snprintf(err, errsz, "'%.*s' is not a public key text (z6Mk..., "
-				 "48 characters, as cim-events keygen prints)",
-				 (int)((size_t)(e - s) > 60 ? 60 : (size_t)(e - s)), s);
-			return -1;
-		}
-		(*n)++;
-		p += len;
-		if (*p == ',') {
-			p++;
-			if (*p == '\0') {
-				snprintf(err, errsz, "the list ends with a comma");
-				return -1;
-			}
-		}
-	}
-	return 0;
+	struct trusted t = {keys, max, 0, err, errsz};
+	int rc = each_item(list, trusted_item, &t);
+
+	*n = t.n;
+	return rc != 0 ? -1 : 0;
 }
 
 int config_load(struct config *c, int argc, char **argv)

@@ -609,6 +609,9 @@ void forget_request(struct daemon *d, natsMsg *req, const char *type, const char
 int forget_recover(struct daemon *d);
 /* From the main loop: runs those forgets again (at most once a second). */
 void forget_sweep(struct daemon *d);
+/* Whether type/id is forgotten or being forgotten (its data is shown as
+ * forgotten), as memory knows; takes daemon.mu. */
+bool forget_shown(struct daemon *d, const char *type, const char *id);
 
 /* decrypt.c */
 /* Takes req: <prefix>.decrypt.<type>, on a worker. */

@@ -244,17 +244,6 @@ static void release(struct keyring *kr, int32_t i)
 	pthread_mutex_unlock(&kr->mu);
 }
 
-static int kv_fail(cim_perr *e, natsStatus s, const char *what)
-{
-	cim_err code = (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ||
-			s == NATS_CONNECTION_CLOSED || s == NATS_CONNECTION_DISCONNECTED ||
-			s == NATS_NOT_YET_CONNECTED)
-			       ? CIM_ERR_UNAVAILABLE
-			       : CIM_ERR_INTERNAL;
-	return cim_perr_set(e, code, NULL, "the data keys bucket: cannot %s: %s", what,
-			    natsStatus_GetText(s));
-}
-
 /* Unwraps a stored key block of type/id into key. 0, or -1 with e set. */
 static int unwrap_stored(struct keyring *kr, const void *p, int len, const char *type,
 			 const char *id, cim_key *key, cim_perr *e)
@@ -310,7 +299,7 @@ static int make_key(struct daemon *d, int32_t i, const char *type, const char *i
 	 * is what the caller reads again */
 	if (s == NATS_ERR)
 		return 1;
-	return kv_fail(e, s, "store a new data key");
+	return store_js_fail(e, s, 0, "the data keys bucket: store a new data key");
 }
 
 int keys_get(struct daemon *d, const char *type, const char *id, bool make,
@@ -366,7 +355,7 @@ int keys_get(struct daemon *d, const char *type, const char *id, bool make,
 			rc = publish(kr, i, type, id, SLOT_KEY, epoch, k);
 		} else {
 			release(kr, i);
-			return kv_fail(e, s, "read a data key");
+			return store_js_fail(e, s, 0, "the data keys bucket: read a data key");
 		}
 		if (rc != KEY_MISS)
 			return rc;
@@ -383,6 +372,8 @@ static int purge_subject(struct daemon *d, const char *stream, const char *subj,
 	jsErrCode je = 0;
 	natsStatus s;
 
+	/* (what failed is named by the stream's name in the caller's error:
+	 * store_js_fail says "storage: purge: ...") */
 	if (erase) {
 		natsMsg *m = NULL;
 		s = js_GetLastMsg(&m, d->js, stream, subj, NULL, &je);
@@ -394,7 +385,7 @@ static int purge_subject(struct daemon *d, const char *stream, const char *subj,
 				log_warn("%s: cannot erase message %llu (%s); purging it",
 					 stream, (unsigned long long)seq, natsStatus_GetText(s));
 		} else if (s != NATS_NOT_FOUND && je != JSNoMessageFoundErr) {
-			return kv_fail(e, s, "find a message to erase");
+			return store_js_fail(e, s, je, "find a message to erase");
 		}
 	}
 	jsOptions o;
@@ -403,7 +394,7 @@ static int purge_subject(struct daemon *d, const char *stream, const char *subj,
 	je = 0;
 	s = js_PurgeStream(d->js, stream, &o, &je);
 	if (s != NATS_OK)
-		return kv_fail(e, s, "purge");
+		return store_js_fail(e, s, je, "purge");
 	return 0;
 }
 
@@ -462,9 +453,9 @@ int keys_restore(struct daemon *d, const cim_wrapped_key *w, cim_perr *e)
 		cim_key_free(had, 1);
 		release(kr, i);
 		if (g != NATS_OK && g != NATS_NOT_FOUND)
-			return kv_fail(e, g, "read a data key");
+			return store_js_fail(e, g, 0, "the data keys bucket: read a data key");
 		if (g == NATS_NOT_FOUND)
-			return kv_fail(e, s, "store a restored data key");
+			return store_js_fail(e, s, 0, "the data keys bucket: store a restored data key");
 		if (!same)
 			return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key",
 					    "key: this store holds another data key for %s/%s; "

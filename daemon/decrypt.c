@@ -109,16 +109,6 @@ struct dreq {
 	char type[CIM_TYPE_MAX + 1];
 };
 
-/* Whether type/id is forgotten, or being forgotten, as memory knows. */
-static bool is_forgotten(struct daemon *d, const char *type, const char *id)
-{
-	pthread_mutex_lock(&d->mu);
-	struct agg *a = heads_find(&d->heads, type, id);
-	bool f = a != NULL && a->forgotten != 0;
-	pthread_mutex_unlock(&d->mu);
-	return f;
-}
-
 static void decrypt_work(struct daemon *d, void *arg)
 {
 	struct dreq *r = arg;
@@ -139,7 +129,7 @@ static void decrypt_work(struct daemon *d, void *arg)
 	for (; done < dr.n; done++) {
 		const cim_decrypt_item *it = &dr.items[done];
 		size_t mark = out.len;
-		bool forgotten = d->keys.master == NULL || is_forgotten(d, r->type, it->aggregate_id);
+		bool forgotten = d->keys.master == NULL || forget_shown(d, r->type, it->aggregate_id);
 		if (!forgotten) {
 			if (shown_key(d, &sh, r->type, strlen(r->type), it->aggregate_id,
 				      strlen(it->aggregate_id), &e) != 0)

@@ -302,6 +302,15 @@ void forget_committed(struct job *job)
 
 /* ---- requests, start-up, the sweep ------------------------------------------- */
 
+bool forget_shown(struct daemon *d, const char *type, const char *id)
+{
+	pthread_mutex_lock(&d->mu);
+	struct agg *a = heads_find(&d->heads, type, id);
+	bool f = a != NULL && a->forgotten != 0;
+	pthread_mutex_unlock(&d->mu);
+	return f;
+}
+
 /* A forget job for type/id in its aggregate's pipe (req NULL: no one is
  * answered). Its one event, CimForgotten with data {}, is stored plain. */
 static void forget_enqueue(struct daemon *d, natsMsg *req, const char *type, const char *id)

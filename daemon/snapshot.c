@@ -198,15 +198,6 @@ static int decrypt_state(struct daemon *d, const char *type, const char *id,
 	return 0;
 }
 
-static bool forgotten(struct daemon *d, const char *type, const char *id)
-{
-	pthread_mutex_lock(&d->mu);
-	struct agg *a = heads_find(&d->heads, type, id);
-	bool f = a != NULL && a->forgotten != 0;
-	pthread_mutex_unlock(&d->mu);
-	return f;
-}
-
 int snapshot_fetch(struct daemon *d, const char *type, const char *id, json_t **out,
 		   uint64_t *version, cim_cid *event_cid, uint64_t *event_seq,
 		   cim_perr *err)
@@ -221,7 +212,7 @@ int snapshot_fetch(struct daemon *d, const char *type, const char *id, json_t **
 	*event_seq = 0;
 	if (cim_kv_key(key, type, id) != 0)
 		return cim_perr_set(err, CIM_ERR_INVALID_ARGUMENT, NULL, "bad aggregate");
-	if (forgotten(d, type, id))
+	if (forget_shown(d, type, id))
 		return 0; /* forget removes it; one left behind is not shown */
 	if (kv_read(d, key, type, id, &st, err) != 0)
 		return -1;
