@@ -286,6 +286,8 @@ int main(int argc, char **argv)
 	natsConnection_Close(d.lease_nc);
 	kvStore_Destroy(d.heads_kv);
 	kvStore_Destroy(d.lease_kv);
+	kvStore_Destroy(d.keys.kv);
+	d.keys.kv = NULL;
 	jsCtx_Destroy(d.js);
 	jsCtx_Destroy(d.lease_js);
 	natsConnection_Destroy(d.nc);
@@ -295,6 +297,7 @@ int main(int argc, char **argv)
 	recent_free(&d.recent);
 	keys_close(&d);
 	cim_signing_key_free(d.seal_key);
+	free(d.forgets);
 	pthread_mutex_destroy(&d.mu);
 	log_info("stopped");
 	config_free(&cfg);
