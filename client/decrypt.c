@@ -19,28 +19,6 @@
 #define MAX_ITEMS 1000   /* per request */
 #define ITEM_SLACK 400   /* JSON around one item's base64, ids included */
 
-/* Items [from, end) of type, up to what one request may carry. */
-static size_t
-batch_end(const cimc_enc *items, size_t n, size_t from, const char *type,
-	  size_t budget, size_t *bytes)
-{
-	size_t k = 0, i;
-
-	*bytes = 32;
-	for (i = from; i < n && k < MAX_ITEMS; i++) {
-		if (items[i].done || strcmp(items[i].type, type) != 0)
-			continue;
-		size_t need = sodium_base64_ENCODED_LEN(items[i].len,
-							sodium_base64_VARIANT_ORIGINAL) +
-			      ITEM_SLACK;
-		if (k > 0 && *bytes + need > budget)
-			break;
-		*bytes += need;
-		k++;
-	}
-	return i;
-}
-
 /* The request for sent[0..n), as compact JSON text (NUL-terminated):
  * written by hand, not through jansson, since it is mostly base64. */
 static int
@@ -110,6 +88,8 @@ value_end(const char *p, const char *end, int depth)
 static long
 slice_reply(const char *t, size_t len, cimc_enc **sent, size_t n)
 {
+	/* (an entry of sent may be NULL: its item went away; its value is
+	 * cut and dropped) */
 	static const char head[] = "{\"items\":[", data[] = "{\"data\":",
 			  gone[] = "{\"forgotten\":true}";
 	const char *p = t, *end = t + len;
@@ -121,24 +101,30 @@ slice_reply(const char *t, size_t len, cimc_enc **sent, size_t n)
 	while (p < end && *p != ']') {
 		if (k == n || (k > 0 && *p++ != ','))
 			goto bad;
+		cimc_enc *it = sent[k];
 		if ((size_t)(end - p) >= sizeof gone - 1 &&
 		    memcmp(p, gone, sizeof gone - 1) == 0) {
-			sent[k]->data_json = cimc_strdup("null");
-			sent[k]->forgotten = true;
+			if (it != NULL) {
+				it->data_json = cimc_strdup("null");
+				it->forgotten = true;
+			}
 			p += sizeof gone - 1;
 		} else if ((size_t)(end - p) >= sizeof data - 1 &&
 			   memcmp(p, data, sizeof data - 1) == 0) {
 			const char *v = p + sizeof data - 1, *ve = value_end(v, end, 0);
-			if (ve == NULL || ve >= end || *ve != '}' ||
-			    (sent[k]->data_json = malloc((size_t)(ve - v) + 1)) == NULL)
+			if (ve == NULL || ve >= end || *ve != '}')
 				goto bad;
-			memcpy(sent[k]->data_json, v, (size_t)(ve - v));
-			sent[k]->data_json[ve - v] = '\0';
+			if (it != NULL) {
+				if ((it->data_json = malloc((size_t)(ve - v) + 1)) == NULL)
+					goto bad;
+				memcpy(it->data_json, v, (size_t)(ve - v));
+				it->data_json[ve - v] = '\0';
+			}
 			p = ve + 1;
 		} else {
 			goto bad;
 		}
-		if (sent[k]->data_json == NULL)
+		if (it != NULL && it->data_json == NULL)
 			goto bad;
 		k++;
 	}
@@ -146,6 +132,8 @@ slice_reply(const char *t, size_t len, cimc_enc **sent, size_t n)
 		return (long)k;
 bad:
 	for (size_t i = 0; i < k + 1 && i < n; i++) {
+		if (sent[i] == NULL)
+			continue;
 		free(sent[i]->data_json);
 		sent[i]->data_json = NULL;
 		sent[i]->forgotten = false;
@@ -167,108 +155,161 @@ refused_item(const cim_error *e)
 	return (long)k;
 }
 
-/* One request for the items in sent[0..n); fills what it answers. */
+/* The reply of Cim-Status 200 to sent[0..n): the items it answers are
+ * done. */
 static cim_err
-ask(cim_client *c, const char *type, cimc_enc **sent, size_t n,
-    cim_error *err)
+take_reply(cimc_enc **sent, size_t n, const char *t, size_t len, cim_error *err)
 {
-	cbuf req = CBUF_INIT;
-	char *raw = NULL;
+	long got = slice_reply(t, len, sent, n);
 	json_t *reply = NULL;
-	const json_t *got;
-	cim_err rc;
+	const json_t *items;
 
-	if (request_text(&req, sent, n) != 0) {
-		cbuf_free(&req);
-		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
-	}
-	rc = cim_request(c, "decrypt", type, NULL, (const char *)req.p, &raw, err);
-	cbuf_free(&req);
-	if (rc != CIM_ERR_OK) {
-		long k = refused_item(err);
-		cim_free(raw);
-		if (k < 0 || (size_t)k >= n)
-			return rc;
-		/* data the daemon cannot decrypt under its key: that event
-		 * fails, the others are asked again */
-		sent[k]->done = true;
-		sent[k]->refused = cimc_strdup(err->message);
-		if (sent[k]->refused == NULL)
-			return cimc_fail(err, CIM_ERR_NOMEM, NULL,
-					 "out of memory");
-		cimc_clear(err);
-		return CIM_ERR_OK;
-	}
-	long got_n = slice_reply(raw, strlen(raw), sent, n);
-	if (got_n > 0) {
-		for (long i = 0; i < got_n; i++)
-			sent[i]->done = true;
-		cim_free(raw);
-		return CIM_ERR_OK;
-	}
-	/* not in the daemon's usual form: read as any JSON */
-	reply = json_loads(raw, JSON_ALLOW_NUL, NULL);
-	cim_free(raw);
-	got = json_object_get(reply, "items");
-	if (!json_is_array(got) || json_array_size(got) == 0 ||
-	    json_array_size(got) > n) {
-		json_decref(reply);
-		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
-				 "the daemon's decrypt reply has no items, or "
-				 "more than were sent");
-	}
-	for (size_t i = 0; i < json_array_size(got); i++) {
-		const json_t *o = json_array_get(got, i);
-		const json_t *data = json_object_get(o, "data");
-		cimc_enc *it = sent[i];
-
-		if (json_is_true(json_object_get(o, "forgotten"))) {
-			it->forgotten = true;
-			it->data_json = cimc_strdup("null");
-		} else if (data != NULL) {
-			it->data_json = cim_json_text(data);
-		} else {
+	if (got <= 0) {
+		/* not in the daemon's usual form: read as any JSON */
+		reply = json_loadb(t, len, JSON_ALLOW_NUL, NULL);
+		items = json_object_get(reply, "items");
+		if (!json_is_array(items) || json_array_size(items) == 0 ||
+		    json_array_size(items) > n) {
 			json_decref(reply);
 			return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
-					 "item %zu of the daemon's decrypt reply "
-					 "has neither data nor forgotten",
-					 i);
+					 "the daemon's decrypt reply has no items, "
+					 "or more than were sent");
 		}
-		if (it->data_json == NULL) {
-			json_decref(reply);
-			return cimc_fail(err, CIM_ERR_NOMEM, NULL,
-					 "out of memory");
+		for (size_t i = 0; i < json_array_size(items); i++) {
+			const json_t *o = json_array_get(items, i);
+			const json_t *data = json_object_get(o, "data");
+			bool gone = json_is_true(json_object_get(o, "forgotten"));
+			cimc_enc *it = sent[i];
+
+			if (!gone && data == NULL) {
+				json_decref(reply);
+				return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
+						 "item %zu of the daemon's decrypt "
+						 "reply has neither data nor "
+						 "forgotten", i);
+			}
+			if (it == NULL)
+				continue;
+			it->forgotten = gone;
+			it->data_json = gone ? cimc_strdup("null") : cim_json_text(data);
+			if (it->data_json == NULL) {
+				json_decref(reply);
+				return cimc_fail(err, CIM_ERR_NOMEM, NULL,
+						 "out of memory");
+			}
 		}
-		it->done = true;
+		got = (long)json_array_size(items);
+		json_decref(reply);
 	}
-	json_decref(reply);
+	for (long i = 0; i < got; i++)
+		if (sent[i] != NULL)
+			sent[i]->done = true;
+	return CIM_ERR_OK;
+}
+
+void
+cimc_decrypt_drop(cimc_ask *a)
+{
+	cimc_pending_drop(&a->p);
+	for (size_t i = 0; i < a->n; i++)
+		if (a->sent[i] != NULL) {
+			a->sent[i]->asked = false;
+			a->sent[i]->slot = NULL;
+		}
+	free(a->sent);
+	memset(a, 0, sizeof(*a));
+}
+
+cim_err
+cimc_decrypt_send(cim_client *c, cimc_enc **items, size_t n, cimc_ask *a,
+		  cim_error *err)
+{
+	size_t max = (size_t)natsConnection_GetMaxPayload(c->nc);
+	size_t budget = max > 4096 ? max - 1024 : max, bytes = 32, first = n;
+	cbuf req = CBUF_INIT;
+	cim_err rc;
+
+	memset(a, 0, sizeof(*a));
+	for (size_t i = 0; i < n && first == n; i++)
+		if (!items[i]->done && !items[i]->asked)
+			first = i;
+	if (first == n)
+		return CIM_ERR_OK; /* nothing to ask */
+	if ((a->sent = calloc(MAX_ITEMS, sizeof(*a->sent))) == NULL)
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	const char *type = items[first]->type;
+	for (size_t i = first; i < n && a->n < MAX_ITEMS; i++) {
+		cimc_enc *it = items[i];
+		if (it->done || it->asked || strcmp(it->type, type) != 0)
+			continue;
+		size_t need = CIM_BASE64_LEN(it->len) + ITEM_SLACK;
+		if (a->n > 0 && bytes + need > budget)
+			break;
+		bytes += need;
+		a->sent[a->n++] = it;
+	}
+	if (request_text(&req, a->sent, a->n) != 0) {
+		cbuf_free(&req);
+		free(a->sent);
+		memset(a, 0, sizeof(*a));
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	}
+	rc = cimc_send(c, "decrypt", type, (const char *)req.p, req.len, &a->p, err);
+	cbuf_free(&req);
+	if (rc != CIM_ERR_OK) {
+		free(a->sent);
+		memset(a, 0, sizeof(*a));
+		return rc;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		a->sent[i]->asked = true;
+		a->sent[i]->slot = &a->sent[i];
+	}
 	return CIM_ERR_OK;
 }
 
 cim_err
-cimc_decrypt(cim_client *c, cimc_enc *items, size_t n, cim_error *err)
+cimc_decrypt_wait(cim_client *c, cimc_ask *a, cim_error *err)
 {
-	size_t max = (size_t)natsConnection_GetMaxPayload(c->nc);
-	size_t budget = max > 4096 ? max - 1024 : max;
-	cimc_enc **sent = calloc(MAX_ITEMS, sizeof(*sent));
-	cim_err rc = CIM_ERR_OK;
+	natsMsg *msg = NULL;
+	cim_err rc = cimc_receive(c, &a->p, &msg, err);
 
-	if (sent == NULL)
-		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
-	for (size_t first = 0; first < n && rc == CIM_ERR_OK;) {
-		size_t bytes, k = 0;
-		if (items[first].done) {
-			first++;
-			continue;
+	if (rc == CIM_ERR_OK) {
+		rc = take_reply(a->sent, a->n, natsMsg_GetData(msg),
+				(size_t)natsMsg_GetDataLength(msg), err);
+	} else {
+		long k = refused_item(err);
+		if (k >= 0 && (size_t)k < a->n) {
+			/* data the daemon cannot decrypt under its key: that
+			 * event fails, the others are asked again */
+			cimc_enc *it = a->sent[k];
+			rc = CIM_ERR_OK;
+			if (it != NULL) {
+				it->done = true;
+				if ((it->refused = cimc_strdup(err->message)) == NULL)
+					rc = cimc_fail(err, CIM_ERR_NOMEM, NULL,
+						       "out of memory");
+			}
+			if (rc == CIM_ERR_OK)
+				cimc_clear(err);
 		}
-		const char *type = items[first].type;
-		size_t end = batch_end(items, n, first, type, budget, &bytes);
-		for (size_t i = first; i < end; i++)
-			if (!items[i].done && strcmp(items[i].type, type) == 0)
-				sent[k++] = &items[i];
-		rc = ask(c, type, sent, k, err);
-		/* what was not answered is asked again from first */
 	}
-	free(sent);
+	natsMsg_Destroy(msg);
+	cimc_decrypt_drop(a);
 	return rc;
+}
+
+cim_err
+cimc_decrypt(cim_client *c, cimc_enc **items, size_t n, cim_error *err)
+{
+	for (;;) {
+		cimc_ask a;
+		cim_err rc = cimc_decrypt_send(c, items, n, &a, err);
+		if (rc != CIM_ERR_OK)
+			return rc;
+		if (a.n == 0)
+			return CIM_ERR_OK; /* everything is done */
+		if ((rc = cimc_decrypt_wait(c, &a, err)) != CIM_ERR_OK)
+			return rc;
+	}
 }

@@ -96,8 +96,8 @@ struct item {
 	bool seal_fail;      /* why is its seal's (bad_seal, unsealed) */
 	int64_t recheck_ms;  /* held: when to see if it was deleted */
 	char *why;           /* the check it already failed, or NULL */
-	uint8_t *enc;        /* encrypted data waiting for the daemon, or NULL */
-	size_t enc_len;
+	cimc_enc e;          /* e.enc (malloc'd): encrypted data waiting for the
+				daemon (client/decrypt.c); NULL: none */
 };
 
 /* What the daemon said is committed at versions from..from+n-1. */
@@ -134,6 +134,8 @@ struct cim_subscription {
 	char *stream;
 	bool whole;       /* the pattern covers whole aggregates */
 	bool no_decrypt;  /* encrypted data is handed out as null */
+	bool asking;      /* ask: a decrypt request is out */
+	cimc_ask ask;
 	bool stop_at_end;
 	bool no_check;
 	uint8_t (*keys)[CIM_KEY_BYTES]; /* trusted seal keys; nkeys 0: none */
@@ -458,7 +460,11 @@ item_free(struct item *it)
 		return;
 	cimc_event_clear(&it->ev);
 	free(it->why);
-	free(it->enc);
+	if (it->e.slot != NULL)
+		*it->e.slot = NULL; /* a request out for it no longer fills it */
+	free((void *)it->e.enc);
+	free(it->e.data_json);
+	free(it->e.refused);
 	free(it);
 }
 
@@ -940,10 +946,16 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 		goto nomem;
 	if (rc == 0 && encrypted && !s->no_decrypt && it->why == NULL) {
 		/* its data is asked of the daemon before it is handed out */
-		if ((it->enc = malloc(enc_len)) == NULL)
+		uint8_t *copy = malloc(enc_len);
+		if (copy == NULL)
 			goto nomem;
-		memcpy(it->enc, enc, enc_len);
-		it->enc_len = enc_len;
+		memcpy(copy, enc, enc_len);
+		it->e = (cimc_enc){.type = it->ev.aggregate_type,
+				   .id = it->ev.aggregate_id,
+				   .event_id = it->ev.event_id,
+				   .event_id_len = strlen(it->ev.event_id),
+				   .enc = copy,
+				   .len = enc_len};
 	}
 	if (rc == 0 && subject_matches(m, &v) != 0) {
 		/* Handed out alone like an undecodable block: which
@@ -1246,80 +1258,121 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 
 #define TAKE_AHEAD 1000 /* messages taken in before asking the daemon */
 
-/* The data of every queued event that waits for the daemon, after taking
- * in what the consumer has buffered, so that one request serves many
- * (client/decrypt.c). An event whose data the daemon cannot decrypt is
- * handed out as a failed check. */
+/* Takes in what the consumer has buffered (up to TAKE_AHEAD), so that one
+ * request serves many events. */
 static cim_err
-decrypt_queued(cim_subscription *s, cim_error *err)
+take_ahead(cim_subscription *s, cim_error *err)
 {
-	cimc_enc *arr;
-	struct item **who;
-	size_t n = 0, k = 0;
-	cim_err rc;
-
 	for (int i = 0; i < TAKE_AHEAD && !s->caught_up; i++) {
 		natsMsg *m = NULL;
 		int msgs = 0;
+		cim_err rc;
 
-		if (natsSubscription_GetPending(s->sub, &msgs, NULL) !=
-			    NATS_OK ||
-		    msgs == 0 ||
-		    natsSubscription_NextMsg(&m, s->sub, 1) != NATS_OK)
+		if (natsSubscription_GetPending(s->sub, &msgs, NULL) != NATS_OK ||
+		    msgs == 0 || natsSubscription_NextMsg(&m, s->sub, 1) != NATS_OK)
 			break;
 		rc = take(s, m, err);
 		natsMsg_Destroy(m);
 		if (rc != CIM_ERR_OK)
 			return rc;
 	}
-	for (struct item *it = s->head; it != NULL; it = it->next)
-		n += it->enc != NULL;
-	arr = calloc(n, sizeof(*arr));
-	who = calloc(n, sizeof(*who));
-	if (arr == NULL || who == NULL) {
-		free(arr);
-		free(who);
-		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
-	}
-	for (struct item *it = s->head; it != NULL; it = it->next)
-		if (it->enc != NULL) {
-			arr[k] = (cimc_enc){.type = it->ev.aggregate_type,
-					    .id = it->ev.aggregate_id,
-					    .event_id = it->ev.event_id,
-					    .event_id_len =
-						    strlen(it->ev.event_id),
-					    .enc = it->enc,
-					    .len = it->enc_len};
-			who[k++] = it;
-		}
-	rc = cimc_decrypt(s->c, arr, n, err);
-	for (size_t i = 0; i < n; i++) {
-		struct item *it = who[i];
+	return CIM_ERR_OK;
+}
 
-		if (!arr[i].done)
+/* The queued items whose data waits for the daemon, in queue order, in a
+ * new array (*n of them); NULL when memory runs out. */
+static cimc_enc **
+waiting(cim_subscription *s, size_t *n)
+{
+	size_t k = 0;
+	cimc_enc **arr;
+
+	for (struct item *it = s->head; it != NULL; it = it->next)
+		k += it->e.enc != NULL;
+	if ((arr = calloc(k ? k : 1, sizeof(*arr))) == NULL)
+		return NULL;
+	*n = 0;
+	for (struct item *it = s->head; it != NULL; it = it->next)
+		if (it->e.enc != NULL)
+			arr[(*n)++] = &it->e;
+	return arr;
+}
+
+/* Items the daemon answered get their data (or fail their check). */
+static cim_err
+take_answers(cim_subscription *s, cim_error *err)
+{
+	cim_err rc = CIM_ERR_OK;
+
+	for (struct item *it = s->head; it != NULL; it = it->next) {
+		cimc_enc *e = &it->e;
+
+		if (e->enc == NULL || !e->done)
 			continue;
-		free(it->enc);
-		it->enc = NULL;
-		if (arr[i].data_json != NULL) {
+		free((void *)e->enc);
+		e->enc = NULL;
+		if (e->data_json != NULL) {
 			free(it->ev.data_json);
-			it->ev.data_json = arr[i].data_json;
-			it->ev.forgotten = arr[i].forgotten;
-			it->ev.encrypted = !arr[i].forgotten;
-		} else if (set_why(it, "undecryptable: the data of %s/%s "
-				       "version %llu (seq %llu) does not "
-				       "decrypt: %.300s",
+			it->ev.data_json = e->data_json;
+			e->data_json = NULL;
+			it->ev.forgotten = e->forgotten;
+			it->ev.encrypted = !e->forgotten;
+		} else if (set_why(it, "undecryptable: the data of %s/%s version %llu (seq "
+				       "%llu) does not decrypt: %.300s",
 				   it->ev.aggregate_type, it->ev.aggregate_id,
 				   (unsigned long long)it->ev.version,
 				   (unsigned long long)it->seq,
-				   arr[i].refused) != 0) {
-			rc = cimc_fail(err, CIM_ERR_NOMEM, NULL,
-				       "out of memory");
+				   e->refused ? e->refused : "") != 0) {
+			rc = cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
 		}
-		free(arr[i].refused);
+		free(e->refused);
+		e->refused = NULL;
 	}
-	free(arr);
-	free(who);
 	return rc;
+}
+
+/* The data of it, an encrypted event about to be handed out (through the
+ * daemon, client/decrypt.c): the reply of the request out, if any; then,
+ * when it is still missing, what the consumer has buffered is taken in
+ * and every waiting item asked for. Before returning, the next batch is
+ * asked without waiting, so that the daemon decrypts it while the caller
+ * handles this one. */
+static cim_err
+plain_data(cim_subscription *s, struct item *it, cim_error *err)
+{
+	cimc_enc **arr;
+	size_t n;
+	cim_err rc = CIM_ERR_OK;
+
+	if (s->asking) {
+		s->asking = false;
+		rc = cimc_decrypt_wait(s->c, &s->ask, err);
+		if (rc == CIM_ERR_OK)
+			rc = take_answers(s, err);
+		if (rc != CIM_ERR_OK)
+			return rc;
+	}
+	if (it->e.enc != NULL) {
+		if ((rc = take_ahead(s, err)) != CIM_ERR_OK)
+			return rc;
+		if ((arr = waiting(s, &n)) == NULL)
+			return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+		rc = cimc_decrypt(s->c, arr, n, err);
+		free(arr);
+		cim_err rc2 = take_answers(s, err);
+		if (rc == CIM_ERR_OK)
+			rc = rc2;
+		if (rc != CIM_ERR_OK)
+			return rc;
+	}
+	/* the read-ahead: a failure here is met again when it counts */
+	cim_error ignored;
+	if (take_ahead(s, &ignored) == CIM_ERR_OK && (arr = waiting(s, &n)) != NULL) {
+		if (n > 0 && cimc_decrypt_send(s->c, arr, n, &s->ask, &ignored) == CIM_ERR_OK)
+			s->asking = s->ask.n > 0;
+		free(arr);
+	}
+	return CIM_ERR_OK;
 }
 
 static cim_err
@@ -1328,7 +1381,7 @@ hand_out(cim_subscription *s, struct item *it, const cim_event **ev,
 {
 	cim_err rc;
 
-	if (it->enc != NULL && (rc = decrypt_queued(s, err)) != CIM_ERR_OK)
+	if (it->e.enc != NULL && (rc = plain_data(s, it, err)) != CIM_ERR_OK)
 		return rc; /* it stays first: the next call asks again */
 	unlink_item(s, it);
 	s->cur = it;
@@ -1577,6 +1630,8 @@ cim_subscription_close(cim_subscription *s)
 
 	if (s == NULL)
 		return;
+	if (s->asking)
+		cimc_decrypt_drop(&s->ask);
 	if (s->sub != NULL) {
 		natsSubscription_Unsubscribe(s->sub);
 		natsSubscription_Destroy(s->sub);

@@ -164,7 +164,7 @@ typedef struct config {
 	const char *daemon_bin;
 	const char *relay_bin;  /* --relay, or bench-relay beside this program */
 	const char *json_path;
-	bool quick, growth, own, growth_only;
+	bool quick, growth, own, growth_only, crypt_only;
 	const char *prefix;     /* cim.events.v1 */
 	char stream[64];        /* the daemon's stream, from info */
 	uint64_t hash_code;     /* the daemon's multihash, from info */

@@ -45,7 +45,9 @@ static void usage(FILE *f)
 		"  --quick        small counts: a smoke test of a few seconds\n"
 		"  --no-growth    skip the growth, memory and restart part\n"
 		"  --growth-only  only that part (a development aid: no floor,\n"
-		"                 so no ratios)\n");
+		"                 so no ratios)\n"
+		"  --crypt-only   only the encrypted-against-plain part (its own\n"
+		"                 floors: the plain figures of the same run)\n");
 }
 
 /* ---- the summary table ------------------------------------------------------------- */
@@ -253,6 +255,8 @@ int main(int argc, char **argv)
 			C.growth = false;
 		else if (strcmp(a, "--growth-only") == 0)
 			C.growth_only = true;
+		else if (strcmp(a, "--crypt-only") == 0)
+			C.crypt_only = C.growth_only = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -367,8 +371,10 @@ int main(int argc, char **argv)
 	} else {
 		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
 		F.js_async_best = NAN;
+		if (C.crypt_only)
+			run_crypt(&K, root);
 	}
-	if (C.growth && !g_stop)
+	if (C.growth && !C.crypt_only && !g_stop)
 		run_growth(&G, have_procs ? &P : NULL, root);
 	else
 		json_object_set_new(root, "growth", json_pack("{s:b}", "skipped", 1));
