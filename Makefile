@@ -11,7 +11,12 @@
 #
 # Sources are found by directory: proto/*.c go into both the daemon and
 # the client library, daemon/*.c make cim-eventsd, client/*.c other than
-# cli*.c make libcimevents, client/cli*.c make the cim-events tool.
+# cli*.c make libcimevents, client/cli*.c make the cim-events tool, and
+# conn/*.c (how to reach NATS: the settings table and its file,
+# environment and flags, NATS options, NKey seeds) go into both programs,
+# cim-eventsd and cim-events. conn/ is not in proto/ because it needs
+# libnats and libinih, and proto/ is also built into the library and the
+# libFuzzer targets, which link neither.
 
 VERSION   := 0.1.0
 SOMAJOR   := 0
@@ -22,10 +27,12 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 MANDIR    ?= $(PREFIX)/share/man
 BUILD     ?= build
 
-# Debian packages the build, the tests and `make run` need.
+# Debian packages the build, the tests and `make run` need (Go and nats.go:
+# the Go example of docs/protocol.md, built by tests/integration/test_languages.c).
 DEB_PKGS  := nats-server libnats-dev libcbor-dev libjansson-dev libsodium-dev \
              libcriterion-dev libinih-dev libsystemd-dev pkg-config gcc make \
-             clang libclang-rt-14-dev valgrind openssl systemd
+             clang libclang-rt-14-dev valgrind openssl systemd libjemalloc-dev \
+             golang-go golang-github-nats-io-go-nats-dev
 
 CC        ?= cc
 SAN       ?=
@@ -33,15 +40,24 @@ OPT       ?= -O2
 CFLAGS    ?= $(OPT) -g
 WARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
              -Wmissing-prototypes -Wno-unused-parameter
-CPPFLAGS  := -D_GNU_SOURCE -Iproto -Iclient/include -Idaemon -Itests/support
+CPPFLAGS  := -D_GNU_SOURCE -Iproto -Iclient/include -Idaemon -Iconn -Itests/support
 PKGS      := libnats libcbor jansson libsodium
 DEPFLAGS  = -MMD -MP
 ALLCFLAGS = $(WARN) $(CFLAGS) $(SAN) -fPIC $(CPPFLAGS) $(DEPFLAGS)
 LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lnats -lcbor -ljansson -lsodium) -lpthread
-DLIBS     := $(LIBS) $(shell pkg-config --libs inih libsystemd 2>/dev/null || echo -linih -lsystemd)
+INIH_LIBS := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+DLIBS     := $(LIBS) $(INIH_LIBS) $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+# The daemon's allocator (docs/benchmarks.md says why): jemalloc serves
+# every malloc of the process, nats.c's and jansson's too. ALLOC= links
+# the system allocator. The sanitizer build keeps the system allocator
+# (ASan brings its own); valgrind follows jemalloc by --soname-synonyms
+# (tests/support/harness.c).
+ALLOC     ?= -ljemalloc
+DALLOC     = $(if $(SAN),,$(ALLOC))
 TLIBS     := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 
 PROTO_SRC  := $(wildcard proto/*.c)
+CONN_SRC   := $(wildcard conn/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c)
 CLIENT_SRC := $(filter-out client/cli%.c,$(wildcard client/*.c))
 CLI_SRC    := $(wildcard client/cli*.c)
@@ -81,8 +97,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
-$(DAEMON): $(call obj,$(DAEMON_SRC) $(PROTO_SRC))
-	$(CC) $(SAN) -o $@ $^ $(DLIBS)
+$(DAEMON): $(call obj,$(DAEMON_SRC) $(CONN_SRC) $(PROTO_SRC))
+	$(CC) $(SAN) -o $@ $^ $(DALLOC) $(DLIBS)
 
 $(SOLIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
 	$(CC) $(SAN) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LIBS)
@@ -93,8 +109,8 @@ $(ALIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
 	rm -f $@
 	ar rcs $@ $^
 
-$(CLI): $(call obj,$(CLI_SRC)) $(ALIB)
-	$(CC) $(SAN) -o $@ $(call obj,$(CLI_SRC)) $(ALIB) $(LIBS)
+$(CLI): $(call obj,$(CLI_SRC) $(CONN_SRC)) $(ALIB)
+	$(CC) $(SAN) -o $@ $(call obj,$(CLI_SRC) $(CONN_SRC)) $(ALIB) $(LIBS) $(INIH_LIBS)
 
 # The pkg-config file names PREFIX, so it is written again whenever PREFIX
 # differs from the one it was made with.
@@ -129,10 +145,10 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(ALIB)
 
 examples: $(EXAMPLES)
 
-# (daemon/nkey.c too: the security tests make NKeys with it)
-$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) daemon/nkey.c) $(ALIB) $(DAEMON) $(CLI) $(PROGS) $(EXAMPLES)
+# (conn/nkey.c too: the security tests make NKeys with it)
+$(INTEG): $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) conn/nkey.c) $(ALIB) $(DAEMON) $(CLI) $(PROGS) $(EXAMPLES)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) daemon/nkey.c) $(ALIB) $(LIBS) $(TLIBS)
+	$(CC) $(SAN) -o $@ $(call obj,$(INTEG_SRC) $(SUPPORT_SRC) conn/nkey.c) $(ALIB) $(LIBS) $(TLIBS)
 
 $(BENCH): $(call obj,$(BENCH_SRC) tests/support/proc.c) $(ALIB) $(DAEMON)
 	@mkdir -p $(dir $@)
@@ -152,7 +168,8 @@ bench: deps
 TEST_ENV = CIM_TEST_DAEMON=$(abspath $(DAEMON)) CIM_TEST_CLI=$(abspath $(CLI)) \
            CIM_TEST_VECTORS=$(abspath tests/vectors) \
            CIM_TEST_PROGS=$(abspath $(BUILD)/tests/progs) \
-           CIM_TEST_EXAMPLES=$(abspath $(BUILD)/examples)
+           CIM_TEST_EXAMPLES=$(abspath $(BUILD)/examples) \
+           CIM_TEST_DOCS=$(abspath docs) CIM_TEST_GOCACHE=$(abspath $(BUILD)/gocache)
 
 check-unit: $(UNIT)
 	$(TEST_ENV) $(UNIT) --jobs=2

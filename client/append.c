@@ -4,13 +4,13 @@
  * Event data travels as JSON parsed here from the caller's text, so a
  * number keeps its kind (2 an integer, 2.0 a float) and text that is not
  * JSON is refused before anything is sent. The daemon judges the rest.
+ * Every string is taken, \u0000 included (cim_json_read).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
-
-#define PARSE_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+#include "jsonread.h"
 
 /* Parses caller text into *out; field names the member in the error. */
 static cim_err
@@ -19,7 +19,8 @@ parse_json(const char *text, const char *field, int index, json_t **out,
 {
 	json_error_t jerr;
 
-	if ((*out = json_loads(text, PARSE_FLAGS, &jerr)) == NULL)
+	if ((*out = cim_json_read(text, strlen(text), JSON_DECODE_ANY,
+				  &jerr)) == NULL)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, field,
 				 "event %d: %s is not valid JSON: %s", index,
 				 field, jerr.text);
@@ -34,11 +35,13 @@ set_new(json_t *obj, const char *key, json_t *v, cim_error *err)
 	return CIM_ERR_OK;
 }
 
-/* json_string fails on text that is not UTF-8 (or out of memory). */
+/* json_stringn fails on text that is not UTF-8 (or out of memory); len
+ * 0 is up to the first NUL. */
 static cim_err
-set_str(json_t *obj, const char *key, const char *s, int index, cim_error *err)
+set_str(json_t *obj, const char *key, const char *s, size_t len, int index,
+	cim_error *err)
 {
-	json_t *v = json_string(s);
+	json_t *v = json_stringn(s, len ? len : strlen(s));
 
 	if (v == NULL)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, key,
@@ -47,10 +50,10 @@ set_str(json_t *obj, const char *key, const char *s, int index, cim_error *err)
 }
 
 static cim_err
-set_opt_str(json_t *obj, const char *key, const char *s, int index,
+set_opt_str(json_t *obj, const char *key, const char *s, size_t len, int index,
 	    cim_error *err)
 {
-	return s == NULL ? CIM_ERR_OK : set_str(obj, key, s, index, err);
+	return s == NULL ? CIM_ERR_OK : set_str(obj, key, s, len, index, err);
 }
 
 static cim_err
@@ -65,15 +68,17 @@ event_members(json_t *o, const cim_new_event *ev, int i, cim_error *err)
 	if (ev->data_json == NULL)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "data",
 				 "event %d: data_json must not be NULL", i);
-	if ((rc = set_str(o, "event_type", ev->event_type, i, err)))
+	if ((rc = set_str(o, "event_type", ev->event_type, 0, i, err)))
 		return rc;
 	if ((rc = parse_json(ev->data_json, "data", i, &v, err)) ||
 	    (rc = set_new(o, "data", v, err)))
 		return rc;
-	if ((rc = set_opt_str(o, "event_id", ev->event_id, i, err)) ||
-	    (rc = set_opt_str(o, "correlation_id", ev->correlation_id, i,
+	if ((rc = set_opt_str(o, "event_id", ev->event_id, ev->event_id_len, i,
 			      err)) ||
-	    (rc = set_opt_str(o, "causation_id", ev->causation_id, i, err)))
+	    (rc = set_opt_str(o, "correlation_id", ev->correlation_id,
+			      ev->correlation_id_len, i, err)) ||
+	    (rc = set_opt_str(o, "causation_id", ev->causation_id,
+			      ev->causation_id_len, i, err)))
 		return rc;
 	if (ev->metadata_json != NULL &&
 	    ((rc = parse_json(ev->metadata_json, "metadata", i, &v, err)) ||
@@ -160,8 +165,8 @@ decode_appended(const json_t *j, cim_appended_event *e, cim_error *err)
 	if ((rc = cimc_get_u64(j, "event", "version", &e->version, err)) ||
 	    (rc = cimc_get_u64(j, "event", "seq", &e->seq, err)) ||
 	    (rc = cimc_get_str(j, "event", "cid", false, &e->cid, err)) ||
-	    (rc = cimc_get_str(j, "event", "event_id", false, &e->event_id,
-			       err)))
+	    (rc = cimc_get_strn(j, "event", "event_id", false, &e->event_id,
+				&e->event_id_len, err)))
 		return rc;
 	return CIM_ERR_OK;
 }

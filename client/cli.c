@@ -79,13 +79,25 @@ usage(FILE *f)
 		"  keygen [--master] FILE                (offline)\n"
 		"  verify-car FILE [--key K]... [--json] (offline)\n"
 		"\n"
-		"options:\n"
-		"  --url URL      NATS server (default: $CIM_EVENTS_URL, "
-		"else " DEFAULT_URL ")\n"
-		"  --prefix P     API subject prefix (default: cim.events.v1)\n"
-		"  --timeout MS   per request (default: 5000)\n"
-		"  -h, --help     this text; COMMAND --help for one command\n"
-		"  -V, --version  the version\n"
+		"options (before the command):\n"
+		"  --nats-url URL       NATS server(s), comma-separated (default "
+		DEFAULT_URL ";\n"
+		"                       --url is another name of it)\n"
+		"  --nats-user U --nats-password P | --nats-token T |\n"
+		"  --nats-nkey-seed FILE | --nats-creds FILE    how to log in\n"
+		"  --tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-required]\n"
+		"  --js-domain D | --js-api-prefix P    the JetStream tail, verify-all\n"
+		"                       and export read (default $JS.API)\n"
+		"  --prefix P           API subject prefix (default: cim.events.v1)\n"
+		"  --config FILE        read these settings from an INI file, such as\n"
+		"                       the daemon's (its other settings are passed over)\n"
+		"  --check-config       print the settings in force (secrets masked)\n"
+		"  --timeout MS         per request (default: 5000)\n"
+		"  -h, --help           this text; COMMAND --help for one command\n"
+		"  -V, --version        the version\n"
+		"Every setting can also come from $CIM_EVENTS_<KEY> (e.g.\n"
+		"$CIM_EVENTS_NATS_USER) and $CIM_EVENTS_CONFIG names the file; flags\n"
+		"win over the environment, which wins over the file.\n"
 		"\n"
 		"Replies are printed as JSON on stdout (tail: one line per "
 		"event).\n"
@@ -223,7 +235,7 @@ static json_t *
 parse_reply(const char *raw, int *status)
 {
 	json_error_t jerr;
-	json_t *j = json_loads(raw, JSON_ALLOW_NUL, &jerr);
+	json_t *j = cim_json_read(raw, strlen(raw), 0, &jerr);
 
 	if (j == NULL) {
 		fprintf(stderr, PROG ": bad_reply: %s\n", jerr.text);
@@ -297,20 +309,6 @@ cli_want_positionals(const struct positionals *p, int n, const char *cmd)
 
 /* ---- talking to the daemon ----------------------------------------------- */
 
-int
-cli_connect(struct ctx *cx)
-{
-	cim_client_options opts = {.prefix = cx->prefix,
-				   .timeout_ms = cx->timeout_ms};
-	cim_error err;
-	cim_err rc;
-
-	if (cx->client != NULL)
-		return 0;
-	rc = cim_client_connect(&cx->client, cx->url, &opts, &err);
-	return rc == CIM_ERR_OK ? 0 : cli_fail(rc, &err);
-}
-
 /* Sends one request; on success *reply is the reply object. */
 int
 cli_request(struct ctx *cx, const char *op, const char *type, const char *id,
@@ -333,6 +331,8 @@ cli_request(struct ctx *cx, const char *op, const char *type, const char *id,
 	free(body);
 	if (rc != CIM_ERR_OK) {
 		cim_free(raw);
+		if (rc == CIM_ERR_TIMEOUT && cli_refused_by_nats(cx))
+			return EXIT_UNREACHABLE;
 		return cli_fail(rc, &err);
 	}
 	*reply = parse_reply(raw, &status);
@@ -611,74 +611,33 @@ static const struct command commands[] = {
 	{"import", cli_import},
 };
 
-static int
-global_options(struct ctx *cx, int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{"url", required_argument, NULL, 'u'},
-		{"prefix", required_argument, NULL, 'p'},
-		{"timeout", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	uint64_t ms;
-	int ch;
-
-	while ((ch = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'u':
-			cx->url = optarg;
-			break;
-		case 'p':
-			cx->prefix = optarg;
-			break;
-		case 't':
-			if (cli_parse_u64(optarg, INT32_MAX, &ms) != 0 ||
-			    ms == 0)
-				return cli_usage_error(
-					"--timeout needs a positive "
-					"number of milliseconds, "
-					"not '%s'",
-					optarg);
-			cx->timeout_ms = (int64_t)ms;
-			break;
-		case 'h':
-			usage(stdout);
-			return -1;
-		case 'V':
-			printf(PROG " %s\n", CIM_EVENTS_VERSION);
-			return -1;
-		default:
-			return cli_bad_option(ch, argv);
-		}
-	}
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
-	struct ctx cx = {.url = getenv("CIM_EVENTS_URL")};
+	struct ctx cx = {.timeout_ms = 0};
 	const struct command *cmd = NULL;
 	int status;
 
-	if (cx.url == NULL || *cx.url == '\0')
-		cx.url = DEFAULT_URL;
-	opterr = 0;
-	if ((status = global_options(&cx, argc, argv)) != 0)
+	if ((status = cli_settings_load(&cx, argc, argv, usage)) != 0) {
+		cli_settings_free(&cx);
 		return status < 0 ? 0 : status;
-	if (optind >= argc)
+	}
+	if (optind >= argc) {
+		cli_settings_free(&cx);
 		return cli_usage_error("no command given");
+	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			cmd = &commands[i];
-	if (cmd == NULL)
+	if (cmd == NULL) {
+		cli_settings_free(&cx);
 		return cli_usage_error("unknown command '%s'", argv[optind]);
+	}
 	argc -= optind;
 	argv += optind;
 	optind = 0; /* glibc: start a fresh scan of the command's arguments */
 	status = cmd->run(&cx, argc, argv);
-	cim_client_destroy(cx.client);
+	cli_disconnect(&cx);
+	cli_settings_free(&cx);
 	return status;
 }

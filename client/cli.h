@@ -8,12 +8,16 @@
 #ifndef CIM_CLI_H
 #define CIM_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <nats/nats.h>
 
 #include "cim/events.h"
+#include "jsonread.h"
+#include "natsopts.h"
 
 #define PROG "cim-events"
 
@@ -27,11 +31,20 @@ enum {
 	EXIT_UNREACHABLE = 4, /* NATS or the daemon cannot be reached in time */
 };
 
+/* Where to connect: the daemon's connection settings and the prefix
+ * (cli_conn.c). */
+#define CLI_SETTINGS_MAX 16
+struct cli_settings {
+	struct nats_settings nats;
+	char *prefix;
+	char *origin[CLI_SETTINGS_MAX];
+};
+
 struct ctx {
-	const char *url;
-	const char *prefix;
-	int64_t timeout_ms;
-	cim_client *client; /* connected at the first request */
+	struct cli_settings set;
+	int64_t timeout_ms;     /* 0: 5000 */
+	natsConnection *nc;     /* connected at the first request */
+	cim_client *client;     /* on nc */
 };
 
 /* Positional arguments of a command: those getopt hands back in order
@@ -64,9 +77,19 @@ struct cli_keys {
 /* Adds the --key value text: 0, or the usage error's exit status. */
 int cli_add_key(struct cli_keys *k, const char *text);
 
-/* Connects cx->client unless it already is (commands that call the
+/* cli_conn.c. The settings from defaults, the file, the environment and
+ * the options before the command (argv[optind] is the command after it).
+ * 0 to go on, -1 when it printed what was asked (--help, --version,
+ * --check-config: exit 0), or the exit status. */
+int cli_settings_load(struct ctx *cx, int argc, char **argv, void (*usage)(FILE *));
+void cli_settings_free(struct ctx *cx);
+/* Connects cx->nc and cx->client unless they are (commands that call the
  * library themselves, not through cli_request). */
 int cli_connect(struct ctx *cx);
+/* When the NATS server refused the last request for the user's
+ * permissions: says so on stderr and returns true. */
+bool cli_refused_by_nats(const struct ctx *cx);
+void cli_disconnect(struct ctx *cx);
 /* Sends req (NULL: {}); on success *reply is the reply object. */
 int cli_request(struct ctx *cx, const char *op, const char *type,
 		const char *id, const json_t *req, json_t **reply);
@@ -105,10 +128,10 @@ struct pattern {
 };
 /* 0, or the usage error's exit status. */
 int pattern_parse(const char *text, struct pattern *p);
-/* A connection of its own to NATS and JetStream (for reads of the stream
- * itself, which the contract leaves to JetStream). 0, or the exit status
- * after saying why. */
-int cli_js_connect(struct ctx *cx, const char *stream, natsConnection **nc, jsCtx **js);
+/* JetStream on the tool's connection (for reads of the stream itself,
+ * which the contract leaves to JetStream), with the daemon's domain or
+ * API prefix. 0, or the exit status after saying why. */
+int cli_js(struct ctx *cx, const char *stream, jsCtx **js);
 /* Every aggregate with events in the stream that p matches, sorted by
  * type then id. 0, or the exit status after saying why. */
 int find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,

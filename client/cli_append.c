@@ -8,8 +8,6 @@
 
 #include "cli.h"
 
-#define JSON_IN_FLAGS                                                          \
-	(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
 static const char usage_append[] =
 	"usage: " PROG " append TYPE ID [--expected N|any|no_stream|exists]\n"
@@ -43,7 +41,7 @@ static int
 set_parsed(json_t *ev, const char *key, const char *text, const char *what)
 {
 	json_error_t jerr;
-	json_t *v = json_loads(text, JSON_IN_FLAGS, &jerr);
+	json_t *v = cim_json_read(text, strlen(text), JSON_DECODE_ANY, &jerr);
 
 	if (v == NULL)
 		return cli_usage_error("%s is not valid JSON: %s", what,

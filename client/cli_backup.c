@@ -432,7 +432,6 @@ cli_export_car(struct ctx *cx, const char *file, const char *stream,
 	       const struct agg_list *aggs)
 {
 	struct export x = {.stream = stream, .aggs = aggs};
-	natsConnection *nc = NULL;
 	char *partial = NULL;
 	FILE *f = NULL;
 	int status = 0;
@@ -468,7 +467,7 @@ cli_export_car(struct ctx *cx, const char *file, const char *stream,
 		x.nroots += x.heads[i].version > 0;
 		x.bar.total += x.heads[i].version;
 	}
-	if ((status = cli_js_connect(cx, stream, &nc, &x.js)) != 0)
+	if ((status = cli_js(cx, stream, &x.js)) != 0)
 		goto out;
 	if (strcmp(file, "-") == 0) {
 		f = stdout;
@@ -525,7 +524,6 @@ out:
 	free(partial);
 	free(x.heads);
 	jsCtx_Destroy(x.js);
-	natsConnection_Destroy(nc);
 	return status;
 }
 
@@ -948,8 +946,6 @@ static int
 import_limits(struct import *im)
 {
 	json_t *info = NULL;
-	natsConnection *nc = NULL;
-	jsCtx *js = NULL;
 	int status;
 
 	if ((status = cli_request(im->cx, "info", NULL, NULL, NULL, &info)) != 0)
@@ -958,11 +954,7 @@ import_limits(struct import *im)
 		json_object_get(json_object_get(info, "settings"), "max_events_per_append"));
 	json_decref(info);
 	im->max_events = me > 0 ? (size_t)me : 1000;
-	if ((status = cli_js_connect(im->cx, "the daemon's stream", &nc, &js)) != 0)
-		return status;
-	int64_t mp = natsConnection_GetMaxPayload(nc);
-	jsCtx_Destroy(js);
-	natsConnection_Destroy(nc);
+	int64_t mp = natsConnection_GetMaxPayload(im->cx->nc);
 	/* room for the JSON around the blocks and the request's headers */
 	im->budget = mp > 8192 ? (size_t)mp - 4096 : 4096;
 	return 0;

@@ -396,35 +396,30 @@ js_fail(const char *what, const char *stream, natsStatus s, jsErrCode jerr)
 	return s == NATS_TIMEOUT || s == NATS_NO_SERVER ? EXIT_UNREACHABLE : EXIT_DAEMON;
 }
 
-int
-cli_js_connect(struct ctx *cx, const char *stream, natsConnection **nc, jsCtx **js)
+/* The options of JetStream calls: the tool's timeout, and the daemon's
+ * domain or API prefix (cli_conn.c). */
+static void
+js_options(const struct ctx *cx, jsOptions *jo)
 {
-	natsOptions *o = NULL;
+	jsOptions_Init(jo);
+	jo->Wait = cx->timeout_ms > 0 ? cx->timeout_ms : 5000;
+	natsopts_js(jo, &cx->set.nats);
+}
+
+int
+cli_js(struct ctx *cx, const char *stream, jsCtx **js)
+{
 	jsOptions jo;
 	natsStatus s;
+	int status;
 
-	*nc = NULL;
 	*js = NULL;
-	s = natsOptions_Create(&o);
-	if (s == NATS_OK)
-		s = natsOptions_SetURL(o, cx->url);
-	if (s == NATS_OK)
-		s = natsOptions_SetTimeout(o, cx->timeout_ms > 0 ? cx->timeout_ms : 5000);
-	if (s == NATS_OK)
-		s = natsConnection_Connect(nc, o);
-	natsOptions_Destroy(o);
-	if (s != NATS_OK) {
-		fprintf(stderr, PROG ": connection: cannot connect to %s: %s\n", cx->url,
-			natsStatus_GetText(s));
-		return EXIT_UNREACHABLE;
-	}
-	jsOptions_Init(&jo);
-	jo.Wait = cx->timeout_ms > 0 ? cx->timeout_ms : 5000;
-	if ((s = natsConnection_JetStream(js, *nc, &jo)) != NATS_OK) {
-		natsConnection_Destroy(*nc);
-		*nc = NULL;
+	/* the tool's one connection (cli_conn.c), with its log-in and TLS */
+	if ((status = cli_connect(cx)) != 0)
+		return status;
+	js_options(cx, &jo);
+	if ((s = natsConnection_JetStream(js, cx->nc, &jo)) != NATS_OK)
 		return js_fail("cannot use JetStream for", stream, s, 0);
-	}
 	return 0;
 }
 
@@ -432,7 +427,6 @@ int
 find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 		struct agg_list *out)
 {
-	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	jsStreamInfo *si = NULL;
 	jsOptions jo;
@@ -441,10 +435,9 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 	char root[128], filter[512];
 	int status;
 
-	if ((status = cli_js_connect(cx, stream, &nc, &js)) != 0)
+	if ((status = cli_js(cx, stream, &js)) != 0)
 		return status;
-	jsOptions_Init(&jo);
-	jo.Wait = cx->timeout_ms > 0 ? cx->timeout_ms : 5000;
+	js_options(cx, &jo);
 	s = js_GetStreamInfo(&si, js, stream, &jo, &jerr);
 	if (s != NATS_OK) {
 		status = js_fail("cannot read the stream", stream, s, jerr);
@@ -505,7 +498,6 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 out:
 	jsStreamInfo_Destroy(si);
 	jsCtx_Destroy(js);
-	natsConnection_Destroy(nc);
 	if (status != 0)
 		agg_list_free(out);
 	return status;

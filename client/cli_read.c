@@ -16,8 +16,6 @@
 
 #include "cli.h"
 
-#define JSON_IN_FLAGS                                                          \
-	(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
 static const char usage_snapshot[] =
 	"usage: " PROG " snapshot save TYPE ID VERSION STATE_JSON\n"
@@ -93,7 +91,8 @@ snapshot_save(struct ctx *cx, const struct positionals *pos)
 		return cli_usage_error("VERSION must be a stored version (1 or "
 				       "more), not '%s'",
 				       pos->v[2]);
-	if ((state = json_loads(pos->v[3], JSON_IN_FLAGS, &jerr)) == NULL)
+	if ((state = cim_json_read(pos->v[3], strlen(pos->v[3]),
+				   JSON_DECODE_ANY, &jerr)) == NULL)
 		return cli_usage_error("STATE_JSON is not valid JSON: %s",
 				       jerr.text);
 	if ((req = json_pack("{s:I,s:o}", "version", (json_int_t)version,

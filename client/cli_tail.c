@@ -83,6 +83,15 @@ put_str(cbuf *b, const char *key, const char *v)
 			 : cim_json_write_string(b, v, strlen(v));
 }
 
+/* An id, which may hold U+0000: len bytes. */
+static int
+put_id(cbuf *b, const char *key, const char *v, size_t len)
+{
+	if (put_key(b, key, false) != 0)
+		return -1;
+	return cim_json_write_string(b, v, len);
+}
+
 static int
 put_u64(cbuf *b, const char *key, uint64_t v)
 {
@@ -114,9 +123,11 @@ event_line(cbuf *b, const cim_event *ev)
 	    put_str(b, "aggregate_id", ev->aggregate_id) != 0 ||
 	    put_u64(b, "version", ev->version) != 0 ||
 	    put_str(b, "event_type", ev->event_type) != 0 ||
-	    put_str(b, "event_id", ev->event_id) != 0 ||
-	    put_str(b, "correlation_id", ev->correlation_id) != 0 ||
-	    put_str(b, "causation_id", ev->causation_id) != 0 ||
+	    put_id(b, "event_id", ev->event_id, ev->event_id_len) != 0 ||
+	    put_id(b, "correlation_id", ev->correlation_id,
+		   ev->correlation_id_len) != 0 ||
+	    put_id(b, "causation_id", ev->causation_id,
+		   ev->causation_id_len) != 0 ||
 	    put_str(b, "timestamp", ev->timestamp) != 0 ||
 	    put_raw(b, "metadata", ev->metadata_json, "{}") != 0 ||
 	    put_raw(b, "data", ev->data_json, "null") != 0 ||

@@ -25,6 +25,8 @@ struct cim_client {
 	bool owned; /* cim_client_connect made nc: destroy closes it */
 	char *prefix;
 	int64_t timeout_ms;
+	char *js_domain;    /* NULL, or the JetStream domain */
+	char js_api[200];   /* the JetStream API subject prefix ($JS.API) */
 };
 
 /* ---- events.c ------------------------------------------------------------ */
@@ -67,6 +69,9 @@ void cimc_pending_drop(cimc_pending *p);
 /* A malloc'd copy of s; NULL when memory runs out. */
 char *cimc_strdup(const char *s);
 
+/* A JetStream context of c's connection, for c's domain or API prefix. */
+natsStatus cimc_jetstream(const cim_client *c, jsCtx **js);
+
 /* reply.c: reading reply members. Each returns CIM_ERR_OK, or fills
  * err and returns CIM_ERR_BAD_REPLY (member missing, of the wrong type,
  * negative or too long) or CIM_ERR_NOMEM; on failure *out/buf is
@@ -80,6 +85,10 @@ cim_err cimc_get_u64(const json_t *obj, const char *what, const char *key,
 /* A string member as a malloc'd copy; json null gives NULL when null_ok. */
 cim_err cimc_get_str(const json_t *obj, const char *what, const char *key,
 		     bool null_ok, char **out, cim_error *err);
+/* The same, all of it (a string may hold U+0000: *len says how long it
+ * is; NUL-terminated all the same). len may be NULL. */
+cim_err cimc_get_strn(const json_t *obj, const char *what, const char *key,
+		      bool null_ok, char **out, size_t *len, cim_error *err);
 /* A string member copied into a fixed buffer; null gives "" when null_ok. */
 cim_err cimc_get_strbuf(const json_t *obj, const char *what, const char *key,
 			bool null_ok, char *buf, size_t size, cim_error *err);

@@ -1,7 +1,7 @@
 /*
  * decrypt.c: the data of encrypted events a subscription read from the
  * stream, turned into values by the daemon (the decrypt operation,
- * docs/protocol.md section 12): data keys never leave it. One request
+ * docs/protocol.md section 15): data keys never leave it. One request
  * carries many events, of one aggregate type (its subject names the type,
  * so permissions can grant it per type as get is granted), bounded by the
  * NATS payload limit; the daemon answers item for item, possibly fewer

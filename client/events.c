@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "client.h"
+#include "ids.h"
+#include "jsonread.h"
 
 #define DEFAULT_URL "nats://127.0.0.1:4222"
 #define DEFAULT_PREFIX "cim.events.v1"
@@ -129,6 +131,7 @@ client_new(const cim_client_options *opts, cim_client **out, cim_error *err)
 		free(c);
 		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
 	}
+	cim_js_api_prefix(NULL, NULL, c->js_api, sizeof(c->js_api));
 	c->timeout_ms = timeout;
 	*out = c;
 	return CIM_ERR_OK;
@@ -292,7 +295,48 @@ cim_client_destroy(cim_client *c)
 	if (c->owned && c->nc != NULL)
 		natsConnection_Destroy(c->nc);
 	free(c->prefix);
+	free(c->js_domain);
 	free(c);
+}
+
+cim_err
+cim_client_set_jetstream(cim_client *c, const char *js_domain,
+			 const char *js_api_prefix, cim_error *err)
+{
+	bool domain = js_domain != NULL && js_domain[0] != '\0';
+	char *d = NULL;
+
+	cimc_clear(err);
+	if (c == NULL)
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "client",
+				 "client must not be NULL");
+	if (domain && js_api_prefix != NULL && js_api_prefix[0] != '\0')
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "js_domain",
+				 "give js_domain or js_api_prefix, not both");
+	if ((js_api_prefix != NULL && strlen(js_api_prefix) >= sizeof(c->js_api)) ||
+	    (domain && strlen(js_domain) + 9 > sizeof(c->js_api)))
+		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT,
+				 domain ? "js_domain" : "js_api_prefix",
+				 "the JetStream API prefix is too long");
+	if (domain && (d = cimc_strdup(js_domain)) == NULL)
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	free(c->js_domain);
+	c->js_domain = d;
+	cim_js_api_prefix(js_domain, js_api_prefix, c->js_api, sizeof(c->js_api));
+	return CIM_ERR_OK;
+}
+
+natsStatus
+cimc_jetstream(const cim_client *c, jsCtx **js)
+{
+	jsOptions jo;
+
+	jsOptions_Init(&jo);
+	if (c->js_domain != NULL)
+		jo.Domain = c->js_domain;
+	else if (strcmp(c->js_api, "$JS.API") != 0)
+		jo.Prefix = c->js_api;
+	return natsConnection_JetStream(js, c->nc, &jo);
 }
 
 /* ---- one request --------------------------------------------------------- */
@@ -366,9 +410,13 @@ daemon_error(const json_t *e, cim_error *err)
 		  "%s", msg);
 	if (err == NULL)
 		return code;
-	if ((v = json_object_get(e, "event_id")) != NULL && json_is_string(v))
-		snprintf(err->event_id, sizeof(err->event_id), "%s",
-			 json_string_value(v));
+	if ((v = json_object_get(e, "event_id")) != NULL && json_is_string(v) &&
+	    json_string_length(v) < sizeof(err->event_id)) {
+		/* all of it: an event_id may hold U+0000 */
+		memcpy(err->event_id, json_string_value(v),
+		       json_string_length(v) + 1);
+		err->event_id_len = json_string_length(v);
+	}
 	v = json_object_get(e, "expected");
 	if (json_is_string(v))
 		snprintf(err->expected, sizeof(err->expected), "%s",
@@ -394,8 +442,8 @@ decode_reply(natsMsg *msg, json_t **out, cim_error *err)
 	const json_t *e;
 	json_t *j;
 
-	j = json_loadb(data ? data : "", len > 0 ? (size_t)len : 0,
-		       JSON_ALLOW_NUL, &jerr);
+	j = cim_json_read(data ? data : "", len > 0 ? (size_t)len : 0, 0,
+			  &jerr);
 	if (j == NULL || !json_is_object(j)) {
 		json_decref(j);
 		return cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,

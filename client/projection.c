@@ -103,7 +103,7 @@ open_bucket(cim_client *c, const char *bucket, jsCtx **js, kvStore **kv,
 
 	*js = NULL;
 	*kv = NULL;
-	if ((s = natsConnection_JetStream(js, c->nc, NULL)) != NATS_OK)
+	if ((s = cimc_jetstream(c, js)) != NATS_OK)
 		return cimc_js_fail(err, s, 0, "opening JetStream");
 	s = js_KeyValue(kv, *js, bucket);
 	if (s == NATS_OK)

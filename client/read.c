@@ -92,11 +92,14 @@ cimc_decode_event(const json_t *j, cim_event *e, cim_error *err)
 	    (rc = cimc_get_u64(j, ev, "version", &e->version, err)) ||
 	    (rc = cimc_get_str(j, ev, "event_type", false, &e->event_type,
 			       err)) ||
-	    (rc = cimc_get_str(j, ev, "event_id", false, &e->event_id, err)) ||
-	    (rc = cimc_get_str(j, ev, "correlation_id", false,
-			       &e->correlation_id, err)) ||
-	    (rc = cimc_get_str(j, ev, "causation_id", false, &e->causation_id,
-			       err)) ||
+	    (rc = cimc_get_strn(j, ev, "event_id", false, &e->event_id,
+				&e->event_id_len, err)) ||
+	    (rc = cimc_get_strn(j, ev, "correlation_id", false,
+				&e->correlation_id, &e->correlation_id_len,
+				err)) ||
+	    (rc = cimc_get_strn(j, ev, "causation_id", false,
+				&e->causation_id, &e->causation_id_len,
+				err)) ||
 	    (rc = cimc_get_str(j, ev, "timestamp", false, &e->timestamp,
 			       err)) ||
 	    (rc = get_value_text(j, "metadata", "{}", &e->metadata_json,

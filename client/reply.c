@@ -47,13 +47,16 @@ cimc_get_u64(const json_t *obj, const char *what, const char *key,
 
 static const char *
 str_member(const json_t *obj, const char *what, const char *key, bool null_ok,
-	   bool *is_null, cim_error *err)
+	   bool *is_null, size_t *len, cim_error *err)
 {
 	const json_t *v = json_object_get(obj, key);
 
 	*is_null = false;
-	if (json_is_string(v))
+	*len = 0;
+	if (json_is_string(v)) {
+		*len = json_string_length(v);
 		return json_string_value(v);
+	}
 	if (null_ok && (v == NULL || json_is_null(v))) {
 		*is_null = true;
 		return NULL;
@@ -64,23 +67,36 @@ str_member(const json_t *obj, const char *what, const char *key, bool null_ok,
 }
 
 cim_err
-cimc_get_str(const json_t *obj, const char *what, const char *key, bool null_ok,
-	     char **out, cim_error *err)
+cimc_get_strn(const json_t *obj, const char *what, const char *key,
+	      bool null_ok, char **out, size_t *len, cim_error *err)
 {
 	bool is_null;
-	const char *s = str_member(obj, what, key, null_ok, &is_null, err);
+	size_t n;
+	const char *s = str_member(obj, what, key, null_ok, &is_null, &n, err);
 	char *d;
 
 	if (is_null) {
 		*out = NULL;
+		if (len != NULL)
+			*len = 0;
 		return CIM_ERR_OK;
 	}
 	if (s == NULL)
 		return CIM_ERR_BAD_REPLY;
-	if ((d = cimc_strdup(s)) == NULL)
+	if ((d = malloc(n + 1)) == NULL)
 		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	memcpy(d, s, n + 1);
 	*out = d;
+	if (len != NULL)
+		*len = n;
 	return CIM_ERR_OK;
+}
+
+cim_err
+cimc_get_str(const json_t *obj, const char *what, const char *key, bool null_ok,
+	     char **out, cim_error *err)
+{
+	return cimc_get_strn(obj, what, key, null_ok, out, NULL, err);
 }
 
 cim_err
@@ -88,7 +104,8 @@ cimc_get_strbuf(const json_t *obj, const char *what, const char *key,
 		bool null_ok, char *buf, size_t size, cim_error *err)
 {
 	bool is_null;
-	const char *s = str_member(obj, what, key, null_ok, &is_null, err);
+	size_t n;
+	const char *s = str_member(obj, what, key, null_ok, &is_null, &n, err);
 
 	if (is_null) {
 		buf[0] = '\0';

@@ -108,6 +108,14 @@ apply(cim_repository *r, void *state, cim_aggregate *agg, const cim_event *ev,
 	return CIM_ERR_OK;
 }
 
+/* The length of an id of a cim_new_event (len 0: up to its NUL), or dflt
+ * when it is not given (the daemon used the event_id). */
+static size_t
+id_len(const char *s, size_t len, size_t dflt)
+{
+	return s == NULL ? dflt : len != 0 ? len : strlen(s);
+}
+
 /* Without snapshots: every event, page by page. */
 static cim_err
 load_all(cim_repository *r, void *state, cim_aggregate *agg, cim_error *err)
@@ -217,6 +225,13 @@ cim_repository_append(cim_repository *r, cim_aggregate *agg, void *state,
 			.data_json = (char *)ne->data_json,
 			.cid = a->cid,
 			.seq = a->seq,
+			.event_id_len = a->event_id_len,
+			.correlation_id_len = id_len(ne->correlation_id,
+						     ne->correlation_id_len,
+						     a->event_id_len),
+			.causation_id_len = id_len(ne->causation_id,
+						   ne->causation_id_len,
+						   a->event_id_len),
 		};
 		char prev[sizeof(agg->head)];
 

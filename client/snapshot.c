@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "jsonread.h"
 
 static cim_err
 check_aggregate(const cim_client *c, const char *type, const char *id,
@@ -92,8 +93,8 @@ cim_snapshot_save(cim_client *c, const char *aggregate_type,
 	if (version == 0 || version > INT64_MAX)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "version",
 				 "version must be 1 or more");
-	state = json_loads(state_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-			   &je);
+	state = cim_json_read(state_json, strlen(state_json), JSON_DECODE_ANY,
+			      &je);
 	if (state == NULL)
 		return cimc_fail(err, CIM_ERR_INVALID_ARGUMENT, "state",
 				 "state_json is not JSON: %s", je.text);

@@ -61,6 +61,7 @@
 
 #include "client.h"
 #include "event.h"
+#include "jsonread.h"
 #include "keys.h"
 #include "seal.h"
 
@@ -722,7 +723,7 @@ make_event(struct item *it, natsMsg *m, const uint8_t *p, size_t len,
 		cbuf_free(&b);
 		return -2;
 	}
-	j = json_loadb((const char *)b.p, b.len, JSON_ALLOW_NUL, &jerr);
+	j = cim_json_read((const char *)b.p, b.len, 0, &jerr);
 	cbuf_free(&b);
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)
@@ -859,15 +860,17 @@ place_whole(cim_subscription *s, struct item *it)
 	for (struct item *i = s->head; i != NULL; i = i->next)
 		if (i->agg == a && i->held && !i->ask) {
 			i->held = false;
-			if (it->seal_fail && i != it && i->why == NULL &&
-			    set_why(i, "unsealed: %s/%s version %llu (seq %llu) "
-				       "is in an append whose last event, "
-				       "version %llu, fails its seal check",
-				    a->type, a->id,
-				    (unsigned long long)i->ev.version,
-				    (unsigned long long)i->seq,
-				    (unsigned long long)it->ev.version) != 0)
-				i->seal_fail = true; /* no memory: still fails */
+			if (!it->seal_fail || i == it || i->why != NULL)
+				continue;
+			/* (without memory for the sentence it fails all the
+			 * same: check_out says it shorter) */
+			i->seal_fail = true;
+			set_why(i, "unsealed: %s/%s version %llu (seq %llu) is in "
+				   "an append whose last event, version %llu, "
+				   "fails its seal check",
+				a->type, a->id, (unsigned long long)i->ev.version,
+				(unsigned long long)i->seq,
+				(unsigned long long)it->ev.version);
 		}
 	a->gather_count = 0;
 }
@@ -953,7 +956,7 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 		it->e = (cimc_enc){.type = it->ev.aggregate_type,
 				   .id = it->ev.aggregate_id,
 				   .event_id = it->ev.event_id,
-				   .event_id_len = strlen(it->ev.event_id),
+				   .event_id_len = it->ev.event_id_len,
 				   .enc = copy,
 				   .len = enc_len};
 	}
@@ -1178,7 +1181,7 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 	struct agg *a = it->agg;
 	char last[CIM_CID_TEXT_MAX];
 
-	if (it->why != NULL && it->seal_fail) {
+	if (it->seal_fail) {
 		/* Its bytes are sound, its seal is not: the chain goes on
 		 * from it. */
 		if (e->version > a->last_version) {
@@ -1187,7 +1190,8 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 			a->cid_known = true;
 		}
 		return cimc_fail(err, CIM_ERR_CHECK_FAILED, NULL, "%s",
-				 it->why);
+				 it->why ? it->why
+					 : "unsealed: its append's seal fails");
 	}
 	if (it->why != NULL) {
 		/* Its own bytes changed: its CID is unknown. An old version
@@ -1741,7 +1745,7 @@ static cim_err
 next_stored(cim_subscription *s, uint64_t seq, const char *filter,
 	    bool *found, uint64_t *got, int64_t *ts, cim_error *err)
 {
-	char subject[256], *body;
+	char subject[512], *body;
 	const json_t *msg, *e;
 	natsMsg *reply = NULL;
 	json_t *j = NULL;
@@ -1749,8 +1753,8 @@ next_stored(cim_subscription *s, uint64_t seq, const char *filter,
 	cim_err rc = CIM_ERR_OK;
 
 	*found = false;
-	snprintf(subject, sizeof(subject), "$JS.API.STREAM.MSG.GET.%s",
-		 s->stream);
+	snprintf(subject, sizeof(subject), "%s.STREAM.MSG.GET.%s",
+		 s->c->js_api, s->stream);
 	j = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "next_by_subj",
 		      filter);
 	body = j != NULL ? cim_json_text(j) : NULL;
@@ -1827,7 +1831,7 @@ open_consumer(cim_subscription *s, const cim_subscribe_options *o,
 	natsStatus st;
 	cim_err rc;
 
-	if ((st = natsConnection_JetStream(&s->js, s->c->nc, NULL)) != NATS_OK)
+	if ((st = cimc_jetstream(s->c, &s->js)) != NATS_OK)
 		return cimc_js_fail(err, st, 0, "opening JetStream");
 	st = js_GetStreamInfo(&si, s->js, s->stream, NULL, &je);
 	if (st == NATS_NOT_FOUND || je == JSStreamNotFoundErr)

@@ -50,6 +50,7 @@
 #include "dagcbor.h"
 #include "event.h"
 #include "ids.h"
+#include "jsontext.h"
 #include "log.h"
 #include "seal.h"
 
@@ -141,22 +142,48 @@ void job_reply_fail(struct job *job, cim_err code, const char *msg)
 	reply_error(job->d, job->req, job->op, &e);
 }
 
-json_t *job_stored_reply(const struct job *job, uint64_t base)
+/* Answers success: the reply written straight as text, byte for byte what
+ * cim_json_text would make of the object {aggregate_type, aggregate_id,
+ * version, head, events: [{version, cid, event_id, seq}]}, without a
+ * jansson tree on the hot path. */
+void reply_success(const struct job *job, uint64_t base)
 {
 	char text[CIM_CID_TEXT_MAX];
-	json_t *evs = json_array();
+	cbuf b = CBUF_INIT;
+	int rc = 0;
 
-	for (size_t i = 0; i < job->n; i++) {
-		cim_cid_to_text(&job->ev[i].cid, text);
-		json_array_append_new(evs, json_pack("{sI ss ss sI}", "version",
-						     (json_int_t)(base + i), "cid", text,
-						     "event_id", job->ev[i].event_id, "seq",
-						     (json_int_t)job->ev[i].seq));
-	}
+	rc |= cbuf_put(&b, "{\"aggregate_type\":", 18);
+	rc |= cim_json_write_string(&b, job->type, strlen(job->type));
+	rc |= cbuf_put(&b, ",\"aggregate_id\":", 16);
+	rc |= cim_json_write_string(&b, job->id, strlen(job->id));
+	rc |= cbuf_put(&b, ",\"version\":", 11);
+	rc |= cim_json_write_int(&b, (int64_t)(base + job->n - 1));
 	cim_cid_to_text(&job->ev[job->n - 1].cid, text);
-	return json_pack("{ss ss sI ss so}", "aggregate_type", job->type,
-			 "aggregate_id", job->id, "version",
-			 (json_int_t)(base + job->n - 1), "head", text, "events", evs);
+	rc |= cbuf_put(&b, ",\"head\":", 8);
+	rc |= cim_json_write_string(&b, text, strlen(text));
+	rc |= cbuf_put(&b, ",\"events\":[", 11);
+	for (size_t i = 0; i < job->n && rc == 0; i++) {
+		const struct jev *e = &job->ev[i];
+		cim_cid_to_text(&e->cid, text);
+		rc |= cbuf_put(&b, i ? ",{\"version\":" : "{\"version\":", i ? 12 : 11);
+		rc |= cim_json_write_int(&b, (int64_t)(base + i));
+		rc |= cbuf_put(&b, ",\"cid\":", 7);
+		rc |= cim_json_write_string(&b, text, strlen(text));
+		rc |= cbuf_put(&b, ",\"event_id\":", 12);
+		rc |= cim_json_write_string(&b, e->event_id, e->event_id_len);
+		rc |= cbuf_put(&b, ",\"seq\":", 7);
+		rc |= cim_json_write_int(&b, (int64_t)e->seq);
+		rc |= cbuf_putc(&b, '}');
+	}
+	rc |= cbuf_put(&b, "]}", 2);
+	if (rc != 0) {
+		cim_perr e;
+		cim_perr_set(&e, CIM_ERR_INTERNAL, NULL, "out of memory");
+		reply_error(job->d, job->req, job->op, &e);
+	} else {
+		reply_text(job->d, job->req, (const char *)b.p, b.len);
+	}
+	cbuf_free(&b);
 }
 
 /* ---- the expected version -------------------------------------------------- */
@@ -181,11 +208,11 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 
 	if (ar->expect == CIM_EXPECT_KIND_EXACT)
 		snprintf(msg, sizeof msg,
-			 "expected version %llu but the aggregate is at version %llu",
+			 "expected_version is %llu but the aggregate is at version %llu",
 			 (unsigned long long)ar->expected_version, (unsigned long long)cur);
 	else
 		snprintf(msg, sizeof msg,
-			 "expected %s but the aggregate is at version %llu",
+			 "expected_version is \"%s\" but the aggregate is at version %llu",
 			 names[ar->expect], (unsigned long long)cur);
 	o = cim_error_json(CIM_ERR_WRONG_EXPECTED_VERSION, NULL, msg);
 	inner = json_object_get(o, "error");
@@ -200,21 +227,45 @@ static void reply_wrong_version(struct job *job, uint64_t cur)
 
 /* ---- building and publishing ------------------------------------------------- */
 
+/* An id header, when the id reads back from a header exactly: not empty,
+ * no control character (a NUL, CR or LF cannot be in a header line), no
+ * space at either end (header values are trimmed). An id that cannot is
+ * left out: the block holds it, and nothing trusts headers. */
+static int set_id_header(natsMsg *m, const char *name, const char *s, size_t len)
+{
+	if (len == 0 || s[0] == ' ' || s[len - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return natsMsgHeader_Set(m, name, s) == NATS_OK ? 0 : -1;
+}
+
+/* One event as it is published: its block and what its headers say (the
+ * ids NUL-terminated, with their lengths: an id may hold U+0000). */
+struct built {
+	const uint8_t *p;
+	size_t len;
+	uint64_t version;
+	const char *event_type, *event_id, *correlation_id, *causation_id;
+	size_t event_id_len, correlation_id_len, causation_id_len;
+};
+
 /* The headers every event message carries (docs/protocol.md, section 8);
  * prev_text NULL at version 1; i of n in the batch. 0 or -1. */
-static int event_headers(natsMsg *m, const struct daemon *d, const cim_cid *cid, uint64_t version,
-		  const char *event_id, const char *correlation_id,
-		  const char *causation_id, const char *prev_text, size_t i, size_t n)
+static int event_headers(natsMsg *m, const struct daemon *d, const cim_cid *cid,
+			 const struct built *b, const char *prev_text, size_t i, size_t n)
 {
 	char text[CIM_CID_TEXT_MAX], num[48];
 
 	cim_cid_to_text(cid, text);
-	snprintf(num, sizeof num, "%llu", (unsigned long long)version);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)b->version);
 	if (natsMsgHeader_Set(m, "Cim-Cid", text) != NATS_OK ||
 	    natsMsgHeader_Set(m, "Cim-Version", num) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Event-Id", event_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Correlation-Id", correlation_id) != NATS_OK ||
-	    natsMsgHeader_Set(m, "Cim-Causation-Id", causation_id) != NATS_OK ||
+	    set_id_header(m, "Cim-Event-Id", b->event_id, b->event_id_len) != 0 ||
+	    set_id_header(m, "Cim-Correlation-Id", b->correlation_id,
+			  b->correlation_id_len) != 0 ||
+	    set_id_header(m, "Cim-Causation-Id", b->causation_id, b->causation_id_len) != 0 ||
 	    natsMsgHeader_Set(m, "Cim-Writer", d->holder) != NATS_OK)
 		return -1;
 	if (prev_text && natsMsgHeader_Set(m, "Cim-Prev", prev_text) != NATS_OK)
@@ -259,15 +310,8 @@ const char *job_event_type(const struct job *job, size_t i)
  * the oldest. */
 struct build_err {
 	cim_err code;
+	char field[32]; /* "" when the answer names none */
 	char msg[200];
-};
-
-/* One event as it is published: its block and what its headers say. */
-struct built {
-	const uint8_t *p;
-	size_t len;
-	uint64_t version;
-	const char *event_type, *event_id, *correlation_id, *causation_id;
 };
 
 /* Event i of an append, encoded as a block chained on prev (NULL at
@@ -281,10 +325,14 @@ static int encode_event(struct job *job, size_t i, uint64_t version, const cim_c
 	struct jev *ev = &job->ev[i];
 	char err[200], ts[CIM_TIME_TEXT];
 
-	if (r->event_id)
-		snprintf(ev->event_id, sizeof ev->event_id, "%s", r->event_id);
-	else if (ev->event_id[0] == '\0')
+	if (r->event_id) {
+		memcpy(ev->event_id, r->event_id, r->event_id_len);
+		ev->event_id[r->event_id_len] = '\0';
+		ev->event_id_len = r->event_id_len;
+	} else if (ev->event_id_len == 0) {
 		cim_uuid7(ev->event_id); /* kept if the job is built again */
+		ev->event_id_len = strlen(ev->event_id);
+	}
 	cim_time_now(ts);
 	cim_event_block b = {
 		.aggregate_type = job->type,
@@ -294,6 +342,9 @@ static int encode_event(struct job *job, size_t i, uint64_t version, const cim_c
 		.event_id = ev->event_id,
 		.correlation_id = (char *)(r->correlation_id ? r->correlation_id : ev->event_id),
 		.causation_id = (char *)(r->causation_id ? r->causation_id : ev->event_id),
+		.event_id_len = ev->event_id_len,
+		.correlation_id_len = r->correlation_id ? r->correlation_id_len : ev->event_id_len,
+		.causation_id_len = r->causation_id ? r->causation_id_len : ev->event_id_len,
 		.timestamp = ts,
 		.metadata = r->metadata ? r->metadata : (json_t *)empty,
 		.data = r->data,
@@ -303,7 +354,7 @@ static int encode_event(struct job *job, size_t i, uint64_t version, const cim_c
 	if (job->dek != NULL) {
 		/* an encrypted aggregate: data is stored as the enc of its
 		 * DAG-CBOR under the data key, bound to the event_id */
-		cim_ad ad = cim_ad_data(ev->event_id, strlen(ev->event_id));
+		cim_ad ad = cim_ad_data(ev->event_id, ev->event_id_len);
 		cbuf_reset(enc);
 		if (cim_value_encrypt(enc, job->dek, &ad, r->data, NULL, err, sizeof err) != 0) {
 			e->code = CIM_ERR_INVALID_REQUEST;
@@ -321,14 +372,23 @@ static int encode_event(struct job *job, size_t i, uint64_t version, const cim_c
 	}
 	if (block->len > (size_t)job->d->cfg->max_event_bytes) {
 		e->code = CIM_ERR_PAYLOAD_TOO_LARGE;
+		snprintf(e->field, sizeof e->field, "events[%zu]", i);
 		snprintf(e->msg, sizeof e->msg,
-			 "event %zu is %zu bytes encoded, over max_event_bytes (%lld)",
-			 i, block->len, (long long)job->d->cfg->max_event_bytes);
+			 "%s is %zu bytes as a stored block, over max_event_bytes (%lld)",
+			 e->field, block->len, (long long)job->d->cfg->max_event_bytes);
 		return -1;
 	}
 	cim_cid_compute(&ev->cid, CIM_CODEC_DAG_CBOR, job->d->cfg->hash_code, block->p, block->len);
-	*out = (struct built){block->p, block->len, version, b.event_type, b.event_id,
-			      b.correlation_id, b.causation_id};
+	*out = (struct built){block->p,
+			      block->len,
+			      version,
+			      b.event_type,
+			      b.event_id,
+			      b.correlation_id,
+			      b.causation_id,
+			      b.event_id_len,
+			      b.correlation_id_len,
+			      b.causation_id_len};
 	return 0;
 }
 
@@ -363,9 +423,18 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 		if (job->op == OP_RESTORE) {
 			const cim_restore_block *rb = &job->rs.blocks[i];
 			ev->cid = rb->cid;
-			snprintf(ev->event_id, sizeof ev->event_id, "%s", job->rs.ids[i][0]);
-			b = (struct built){rb->p, rb->len, rb->v.version, job->rs.types[i],
-					   job->rs.ids[i][0], job->rs.ids[i][1], job->rs.ids[i][2]};
+			memcpy(ev->event_id, job->rs.ids[i][0], rb->v.event_id_len + 1);
+			ev->event_id_len = rb->v.event_id_len;
+			b = (struct built){rb->p,
+					   rb->len,
+					   rb->v.version,
+					   job->rs.types[i],
+					   job->rs.ids[i][0],
+					   job->rs.ids[i][1],
+					   job->rs.ids[i][2],
+					   rb->v.event_id_len,
+					   rb->v.correlation_id_len,
+					   rb->v.causation_id_len};
 			seal = rb->seal;
 		} else if (encode_event(job, i, job->base + i, has_prev ? &prev : NULL, empty,
 					&block, &enc, &b, e) != 0) {
@@ -382,8 +451,8 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 				 (unsigned long long)(job->base + i), job->gen);
 		bool last = i + 1 == job->n;
 		if (natsMsg_Create(&msgs[i], subj, NULL, (const char *)b.p, (int)b.len) != NATS_OK ||
-		    event_headers(msgs[i], d, &ev->cid, b.version, b.event_id, b.correlation_id,
-				  b.causation_id, has_prev ? prev_text : NULL, i, job->n) != 0 ||
+		    event_headers(msgs[i], d, &ev->cid, &b, has_prev ? prev_text : NULL, i,
+				  job->n) != 0 ||
 		    (last && d->seal_key != NULL &&
 		     seal_set_headers(msgs[i], d->seal_key, &ev->cid, NULL) != 0) ||
 		    ((!last || d->seal_key == NULL) && seal >= 0 &&
@@ -452,7 +521,7 @@ static enum run job_launch(struct job *job, bool chained)
 	struct pipe *p = job->pipe;
 	const size_t n = job->n; /* the job may be gone once its last ack is in */
 	natsMsg **msgs = calloc(n, sizeof *msgs);
-	struct build_err be = {CIM_ERR_INTERNAL, "out of memory"};
+	struct build_err be = {CIM_ERR_INTERNAL, "", "out of memory"};
 	uint64_t version;
 	cim_cid head;
 	natsStatus s = NATS_OK;
@@ -504,10 +573,11 @@ static enum run job_launch(struct job *job, bool chained)
 	}
 
 	pthread_mutex_lock(&d->mu);
-	if (chained && (p->resolving || p->stalled || p->launched == 0 ||
+	if (chained && (p->resolving || p->stalled || p->next_run != job ||
 			p->tip_version != version || !cim_cid_equal(&p->tip_cid, &head))) {
 		/* the chain failed (or was resolved) meanwhile: this job runs
-		 * later, built anew */
+		 * later, built anew (the jobs before it committed meanwhile
+		 * leave the tip as it was: then it goes as it is) */
 		pthread_mutex_unlock(&d->mu);
 		goto out;
 	}
@@ -558,7 +628,7 @@ refused:
 		/* decided when it is the oldest, as if it had waited */
 		job->no_chain = true;
 	} else {
-		job_fail(job, be.code, NULL, "%s", be.msg);
+		job_fail(job, be.code, be.field[0] ? be.field : NULL, "%s", be.msg);
 		r = RUN_ENDED;
 	}
 out:
@@ -663,7 +733,8 @@ void job_commit(struct job *job)
 	const struct jev *last = &job->ev[job->n - 1];
 
 	pthread_mutex_lock(&d->mu);
-	agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq, last->event_id);
+	agg_set_head(job->agg, job->base + job->n - 1, &last->cid, last->seq, last->event_id,
+		     last->event_id_len);
 	if (job->agg->first_seq == 0)
 		job->agg->first_seq = job->ev[0].seq;
 	if (last->seq > d->seen_seq)
@@ -674,7 +745,8 @@ void job_commit(struct job *job)
 		tix_note_type(d, job->ev[i].seq, et, strlen(et));
 	}
 	for (size_t i = 0; i < job->n; i++)
-		recent_add(&d->recent, job->ev[i].event_id, job->agg, job->base + i,
+		recent_add(&d->recent, job->ev[i].event_id, job->ev[i].event_id_len, job->agg,
+			   job->base + i,
 			   job->ev[i].seq, now, d->cfg->idempotency_window_s * 1000000000LL);
 	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
@@ -683,7 +755,7 @@ void job_commit(struct job *job)
 		reply_json(d, job->req, forget_reply(job));
 		forget_committed(job);
 	} else {
-		reply_json(d, job->req, job_stored_reply(job, job->base));
+		reply_success(job, job->base);
 	}
 	job_done(job);
 }
@@ -731,32 +803,59 @@ void job_unlaunch(struct job *job)
 
 /* ---- idempotent retries ------------------------------------------------------- */
 
+static bool same_text(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Whether two JSON values are the same value: the same canonical bytes
+ * (json_equal would cut keys at a NUL). */
+static bool same_value(const json_t *a, const json_t *b)
+{
+	cbuf x = CBUF_INIT, y = CBUF_INIT;
+	bool same = cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    same_text((const char *)x.p, x.len, (const char *)y.p, y.len);
+
+	cbuf_free(&x);
+	cbuf_free(&y);
+	return same;
+}
+
 static bool same_event(const cim_event_block *s, const cim_append_event_req *r,
 		       const char *type, const char *id)
 {
-	const char *eid = s->event_id;
+	const char *eid = r->event_id;
+	size_t eidlen = r->event_id_len;
 	bool md;
 
 	if (strcmp(s->aggregate_type, type) != 0 || strcmp(s->aggregate_id, id) != 0 ||
-	    strcmp(s->event_type, r->event_type) != 0 || strcmp(eid, r->event_id) != 0 ||
-	    strcmp(s->correlation_id, r->correlation_id ? r->correlation_id : eid) != 0 ||
-	    strcmp(s->causation_id, r->causation_id ? r->causation_id : eid) != 0)
+	    strcmp(s->event_type, r->event_type) != 0 ||
+	    !same_text(s->event_id, s->event_id_len, eid, eidlen) ||
+	    !same_text(s->correlation_id, s->correlation_id_len,
+		       r->correlation_id ? r->correlation_id : eid,
+		       r->correlation_id ? r->correlation_id_len : eidlen) ||
+	    !same_text(s->causation_id, s->causation_id_len,
+		       r->causation_id ? r->causation_id : eid,
+		       r->causation_id ? r->causation_id_len : eidlen))
 		return false;
-	md = r->metadata ? json_equal(s->metadata, r->metadata)
+	md = r->metadata ? same_value(s->metadata, r->metadata)
 			 : json_object_size(s->metadata) == 0;
-	return md && json_equal(s->data, r->data);
+	return md && same_value(s->data, r->data);
 }
 
-/* Answers duplicate_event naming event_id, and ends the job. */
-static void reply_duplicate(struct job *job, const char *eid, const char *how)
+/* Answers duplicate_event naming the event_id (len bytes), and ends the job. */
+static void reply_duplicate(struct job *job, const char *eid, size_t len, const char *how)
 {
-	char msg[300];
+	char msg[300], q[64];
 	json_t *o;
 
-	snprintf(msg, sizeof msg, "event_id %s is already stored %s", eid, how);
+	cim_json_quote(q, sizeof q, eid, len);
+	snprintf(msg, sizeof msg, "event_id %s is already stored %s", q, how);
 	o = cim_error_json(CIM_ERR_DUPLICATE_EVENT, NULL, msg);
 	if (o != NULL)
-		json_object_set_new(json_object_get(o, "error"), "event_id", json_string(eid));
+		json_object_set_new(json_object_get(o, "error"), "event_id",
+				    json_stringn(eid, len));
 	reply_error_json(job->d, job->req, job->op, CIM_ERR_DUPLICATE_EVENT, o);
 	job_done(job);
 }
@@ -839,13 +938,14 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	for (size_t i = 0; i < job->n; i++) {
 		struct agg *wa;
 		uint64_t v, seq;
-		const char *eid = job->ar.events[i].event_id;
+		const cim_append_event_req *r = &job->ar.events[i];
 		seqs[i] = 0;
-		if (eid == NULL || recent_find(&d->recent, eid, &wa, &v, &seq) != 0)
+		if (r->event_id == NULL ||
+		    recent_find(&d->recent, r->event_id, r->event_id_len, &wa, &v, &seq) != 0)
 			continue;
 		if (wa != a) {
 			pthread_mutex_unlock(&d->mu);
-			reply_duplicate(job, eid, "in another aggregate");
+			reply_duplicate(job, r->event_id, r->event_id_len, "in another aggregate");
 			return -1;
 		}
 		if (hits == 0)
@@ -859,7 +959,8 @@ static int find_stored(struct job *job, uint64_t *seqs, uint64_t *first_version)
 	size_t k = job->n; /* the event whose id is the head's, if any */
 	for (size_t i = 0; a->version > 0 && i < job->n; i++)
 		if (job->ar.events[i].event_id &&
-		    a->eid_hash == event_id_digest(job->ar.events[i].event_id))
+		    a->eid_hash == event_id_digest(job->ar.events[i].event_id,
+						   job->ar.events[i].event_id_len))
 			k = i;
 	pthread_mutex_unlock(&d->mu);
 
@@ -894,7 +995,7 @@ static void check_retry(struct daemon *d, void *arg)
 	struct pipe *p = job->pipe;
 	uint64_t *seqs = calloc(job->n, sizeof *seqs), first = 0;
 	size_t matched = 0;
-	const char *dup = NULL;
+	const cim_append_event_req *dup = NULL;
 	cim_perr e;
 
 	if (seqs == NULL) {
@@ -918,33 +1019,35 @@ static void check_retry(struct daemon *d, void *arg)
 				 "cannot read a stored event to check a retry: %s", e.msg);
 			goto out;
 		}
-		if (strcmp(b.event_id, r->event_id) != 0) {
+		if (!same_text(b.event_id, b.event_id_len, r->event_id, r->event_id_len)) {
 			cim_event_block_free(&b); /* a hash collision: not this event */
 			continue;
 		}
 		if (!same_event(&b, r, job->type, job->id)) {
-			dup = r->event_id;
+			dup = r;
 		} else if (b.version == first + i) {
-			snprintf(job->ev[i].event_id, sizeof job->ev[i].event_id, "%s", b.event_id);
+			memcpy(job->ev[i].event_id, b.event_id, b.event_id_len);
+			job->ev[i].event_id_len = b.event_id_len;
 			job->ev[i].cid = cid;
 			job->ev[i].seq = seqs[i];
 			matched++;
 		} else if (dup == NULL) {
-			dup = r->event_id;
+			dup = r;
 		}
 		cim_event_block_free(&b);
 		if (dup)
 			break;
 	}
 	if (dup == NULL && matched == job->n) {
-		reply_json(d, job->req, job_stored_reply(job, first));
+		reply_success(job, first);
 		job_done(job);
 	} else if (dup != NULL || matched > 0) {
-		const char *eid = dup;
-		for (size_t i = 0; eid == NULL && i < job->n; i++)
+		const cim_append_event_req *r = dup;
+		for (size_t i = 0; r == NULL && i < job->n; i++)
 			if (seqs[i])
-				eid = job->ar.events[i].event_id;
-		reply_duplicate(job, eid, dup ? "with other content" : "as part of another append");
+				r = &job->ar.events[i];
+		reply_duplicate(job, r->event_id, r->event_id_len,
+				dup ? "with other content" : "as part of another append");
 	} else {
 		/* nothing of it is stored: a new append after all */
 		job->idem_checked = true;
@@ -965,12 +1068,13 @@ static bool may_be_retry_locked(struct job *job)
 
 	for (size_t i = 0; i < job->n && !hit; i++) {
 		const char *eid = job->ar.events[i].event_id;
+		size_t len = job->ar.events[i].event_id_len;
 		struct agg *wa;
 		uint64_t v, seq;
 		if (eid == NULL)
 			continue;
-		hit = recent_find(&d->recent, eid, &wa, &v, &seq) == 0 ||
-		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid));
+		hit = recent_find(&d->recent, eid, len, &wa, &v, &seq) == 0 ||
+		      (job->agg->version > 0 && job->agg->eid_hash == event_id_digest(eid, len));
 	}
 	return hit;
 }
@@ -1142,7 +1246,7 @@ static enum run job_run(struct job *job)
 			 "event(s) would pass max_events_per_aggregate (%lld); nothing was stored",
 			 (unsigned long long)version, job->n,
 			 (long long)d->cfg->max_events_per_aggregate);
-		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, NULL, "%s", what);
+		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, "events", "%s", what);
 		return RUN_ENDED;
 	}
 	if (job->enc && job->dek == NULL && !job->plain) {
@@ -1184,9 +1288,11 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 	/* a retry of an append still in flight waits for its outcome */
 	for (size_t i = 0; i < job->n; i++) {
 		const char *eid = job->ar.events[i].event_id;
+		size_t len = job->ar.events[i].event_id_len;
 		for (struct job *j = p->first; eid != NULL && j != job && j->launched; j = j->next)
 			for (size_t k = 0; k < j->n; k++)
-				if (strcmp(j->ev[k].event_id, eid) == 0)
+				if (j->ev[k].event_id_len == len &&
+				    memcmp(j->ev[k].event_id, eid, len) == 0)
 					return false;
 	}
 	if (!expectation_met(&job->ar, p->tip_version))

@@ -26,6 +26,7 @@ enum jev_state {
 
 struct jev {
 	char event_id[CIM_EVENT_ID_MAX + 1];
+	size_t event_id_len; /* it may hold U+0000 */
 	cim_cid cid;
 	uint64_t seq;
 	uint8_t state;
@@ -134,9 +135,9 @@ void job_free(struct job *job);
 /* Puts a new job (its n and ev set, or a restore not yet decoded) in
  * its aggregate's pipe and runs the pipe. */
 void job_enqueue(struct job *job);
-/* The reply of a job whose events are stored from version base (their
- * CIDs, event_ids and sequences in job->ev). */
-json_t *job_stored_reply(const struct job *job, uint64_t base);
+/* Answers a job whose events are stored from version base (their CIDs,
+ * event_ids and sequences in job->ev). */
+void reply_success(const struct job *job, uint64_t base);
 /* With the pipe's token: runs what can run, then gives the token back. */
 void pipe_go(struct pipe *p);
 /* The event type of the job's event i (NUL-terminated). */

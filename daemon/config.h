@@ -3,8 +3,10 @@
  *
  * Each setting has a default, and can be set, in rising order of weight, in
  * the INI file (--config FILE or $CIM_EVENTS_CONFIG), in the environment
- * ($CIM_EVENTS_<KEY>, the key in upper case) and by a flag. One table in
- * config.c names them all; docs/operations.md lists them.
+ * ($CIM_EVENTS_<KEY>, the key in upper case) and by a flag (settings.h).
+ * One table in config.c names them all; docs/operations.md lists them.
+ * The NATS connection's settings are those cim-events takes too
+ * (natsopts.h).
  */
 #ifndef CIM_DAEMON_CONFIG_H
 #define CIM_DAEMON_CONFIG_H
@@ -13,22 +15,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "natsopts.h"
+
 #define CONFIG_MAX_SETTINGS 64
 
 struct config {
-	char *nats_url;
-	/* NATS authentication and TLS (natsopts.c); "" when unset */
-	char *nats_user;
-	char *nats_password;
-	char *nats_token;
-	char *nats_nkey_seed;    /* path of a user NKey seed file */
-	char *nats_creds;        /* path of a credentials (JWT + seed) file */
-	char *tls_ca;
-	char *tls_cert;
-	char *tls_key;
-	bool tls_required;
-	char *js_domain;         /* JetStream domain, or "" */
-	char *js_api_prefix;     /* JetStream API prefix, or "" ($JS.API) */
+	struct nats_settings nats; /* servers, log-in, TLS, JetStream domain */
 	char *prefix;            /* API subject prefix */
 	char *stream;            /* event stream */
 	char *events_subject;    /* first token of event subjects */

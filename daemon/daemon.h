@@ -344,23 +344,24 @@ void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t
  * daemon runs), into out[max]. Returns the count, or -1 when they are not
  * known (read with a wildcard then). */
 int agg_types(const struct heads *h, const struct agg *a, const char **out, int max);
+/* event_ids are len bytes that may hold U+0000 (any string: request.h) */
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
-		  uint64_t seq, const char *event_id);
+		  uint64_t seq, const char *event_id, size_t eid_len);
 void agg_head_cid(const struct agg *a, cim_cid *out);
 /* Keyed by a secret of this process: for hash tables. */
-uint64_t event_id_hash(const char *event_id);
+uint64_t event_id_hash(const char *event_id, size_t len);
 /* Unkeyed, the same in every process: what struct agg keeps of its head
  * event's id, so that a checkpoint can carry it. */
-uint64_t event_id_digest(const char *event_id);
+uint64_t event_id_digest(const char *event_id, size_t len);
 
 int recent_init(struct recent *r);
 void recent_free(struct recent *r);
 /* Remembers that event_id was stored as version/seq of a; forgets entries
  * past the window. */
-void recent_add(struct recent *r, const char *event_id, struct agg *a,
+void recent_add(struct recent *r, const char *event_id, size_t eid_len, struct agg *a,
 		uint64_t version, uint64_t seq, int64_t now, int64_t window_ns);
 /* 0 and the entry's fields when event_id is in the window; -1 if not. */
-int recent_find(struct recent *r, const char *event_id, struct agg **a,
+int recent_find(struct recent *r, const char *event_id, size_t eid_len, struct agg **a,
 		uint64_t *version, uint64_t *seq);
 
 /* store.c */
@@ -494,6 +495,8 @@ void server_pause(struct daemon *d);
 int server_resume(struct daemon *d);
 void server_drain(struct daemon *d);
 void reply_json(struct daemon *d, natsMsg *req, json_t *body);
+/* A success reply already written as JSON text. */
+void reply_text(struct daemon *d, natsMsg *req, const char *text, size_t len);
 void reply_error(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);
 /* Answers e (or "out of memory") and frees req. */
 void refuse(struct daemon *d, natsMsg *req, enum op op, const cim_perr *e);

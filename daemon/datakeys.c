@@ -1,6 +1,6 @@
 /*
  * datakeys.c: the master key and the data keys of encrypted aggregates
- * (docs/protocol.md sections 12 and 13, docs/design.md section 12).
+ * (docs/protocol.md sections 12 and 15, docs/design.md section 12).
  *
  * Each encrypted aggregate has a data key: 32 random bytes, stored in the
  * bucket keys_bucket (CIM-KEYS, history 1) under the aggregate's KV key as

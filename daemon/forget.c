@@ -1,6 +1,6 @@
 /*
  * forget.c: <prefix>.forget.<type>.<id>, crypto-shredding an encrypted
- * aggregate (docs/protocol.md section 12; the order of the steps and why
+ * aggregate (docs/protocol.md section 15; the order of the steps and why
  * it is safe: docs/design.md section 12).
  *
  * A forget is an append job of its own (append.h: op OP_FORGET) whose one

@@ -48,19 +48,19 @@ static uint64_t sip(const void *p, size_t n)
 	return v;
 }
 
-uint64_t event_id_hash(const char *event_id)
+uint64_t event_id_hash(const char *event_id, size_t len)
 {
-	uint64_t h = sip(event_id, strlen(event_id));
+	uint64_t h = sip(event_id, len);
 	return h ? h : 1; /* 0 means "no event" in struct agg */
 }
 
-uint64_t event_id_digest(const char *event_id)
+uint64_t event_id_digest(const char *event_id, size_t len)
 {
 	unsigned char out[8];
 	uint64_t v;
 
 	crypto_generichash(out, sizeof out, (const unsigned char *)event_id,
-			   strlen(event_id), NULL, 0);
+			   len, NULL, 0);
 	memcpy(&v, out, sizeof v);
 	return v ? v : 1; /* 0 means "no event" in struct agg */
 }
@@ -298,11 +298,11 @@ int agg_types(const struct heads *h, const struct agg *a, const char **out, int 
 }
 
 void agg_set_head(struct agg *a, uint64_t version, const cim_cid *cid,
-		  uint64_t seq, const char *event_id)
+		  uint64_t seq, const char *event_id, size_t eid_len)
 {
 	a->version = version;
 	a->seq = seq;
-	a->eid_hash = event_id ? event_id_digest(event_id) : 0;
+	a->eid_hash = event_id ? event_id_digest(event_id, eid_len) : 0;
 	a->cid_len = 0;
 	if (cid != NULL && cid->len <= AGG_CID_MAX) {
 		memcpy(a->cid, cid->b, cid->len);
@@ -383,7 +383,7 @@ static int ring_grow(struct recent *r)
 	return reindex(r, 2 * ncap);
 }
 
-void recent_add(struct recent *r, const char *event_id, struct agg *a,
+void recent_add(struct recent *r, const char *event_id, size_t eid_len, struct agg *a,
 		uint64_t version, uint64_t seq, int64_t now, int64_t window_ns)
 {
 	size_t expired = 0;
@@ -398,7 +398,7 @@ void recent_add(struct recent *r, const char *event_id, struct agg *a,
 		r->len--;
 	}
 	size_t pos = ring_pos(r, r->len);
-	r->ents[pos] = (struct recent_ent){event_id_hash(event_id), a, version, seq,
+	r->ents[pos] = (struct recent_ent){event_id_hash(event_id, eid_len), a, version, seq,
 					   now + window_ns};
 	r->len++;
 	if (r->index_used + 1 >= r->index_mask + 1)
@@ -411,10 +411,10 @@ void recent_add(struct recent *r, const char *event_id, struct agg *a,
 		reindex(r, r->index_mask + 1); /* on failure, the old index stays */
 }
 
-int recent_find(struct recent *r, const char *event_id, struct agg **a,
+int recent_find(struct recent *r, const char *event_id, size_t eid_len, struct agg **a,
 		uint64_t *version, uint64_t *seq)
 {
-	uint64_t h = event_id_hash(event_id);
+	uint64_t h = event_id_hash(event_id, eid_len);
 	int64_t now = now_ns();
 
 	for (size_t s = h & r->index_mask; r->index[s]; s = (s + 1) & r->index_mask) {

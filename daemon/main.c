@@ -197,7 +197,7 @@ int main(int argc, char **argv)
 	d.started_ns = now_ns();
 	d.kill_at = getenv("CIM_EVENTSD_KILL_AT"); /* a test hook (forget.c) */
 	snprintf(d.events_prefix, sizeof d.events_prefix, "%s.", cfg.events_subject);
-	natsopts_js_api(&cfg, d.js_api, sizeof d.js_api);
+	natsopts_js_api(&cfg.nats, d.js_api, sizeof d.js_api);
 	pthread_mutex_init(&d.mu, NULL);
 	if (heads_init(&d.heads, 0) != 0 || recent_init(&d.recent) != 0)
 		fatalx("out of memory");

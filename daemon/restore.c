@@ -153,7 +153,8 @@ static int stored_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	}
 	job->ev[i].cid = cid;
 	job->ev[i].seq = seq;
-	snprintf(job->ev[i].event_id, sizeof job->ev[i].event_id, "%s", job->rs.ids[i][0]);
+	memcpy(job->ev[i].event_id, job->rs.ids[i][0], job->rs.blocks[i].v.event_id_len + 1);
+	job->ev[i].event_id_len = job->rs.blocks[i].v.event_id_len;
 	st->matched++;
 	return 0;
 }
@@ -181,7 +182,7 @@ void restore_check_retry(struct daemon *d, void *arg)
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
 			 "cannot read the aggregate to check a retry: %s", e.msg);
 	} else if (!st.differs && st.matched == job->n) {
-		reply_json(d, job->req, job_stored_reply(job, st.first));
+		reply_success(job, st.first);
 		job_done(job);
 	} else {
 		refuse_version(job, version);

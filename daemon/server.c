@@ -55,6 +55,11 @@ static void send_reply(struct daemon *d, natsMsg *req, const char *body,
 	natsMsg_Destroy(m);
 }
 
+void reply_text(struct daemon *d, natsMsg *req, const char *text, size_t len)
+{
+	send_reply(d, req, text, len, 200);
+}
+
 /* Takes the reference to body. */
 void reply_json(struct daemon *d, natsMsg *req, json_t *body)
 {
@@ -292,9 +297,12 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		return;
 	}
 	if (op == OP_BY_TYPE) {
-		if (ntok != 2)
-			reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL,
-				  "by_type needs the subject <prefix>.by_type.<event_type>");
+		if (ntok != 2) {
+			char m[300];
+			snprintf(m, sizeof m, "by_type needs the subject %s.by_type.<event_type>",
+				 d->cfg->prefix);
+			reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
+		}
 		else if (!cim_token_type_ok(tok[1]))
 			reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "event_type",
 				  "event_type must match [A-Za-z][A-Za-z0-9_-]{0,63}");

@@ -372,7 +372,7 @@ static void save_work(struct daemon *d, void *arg)
 	if (block.len > (size_t)d->cfg->max_snapshot_bytes ||
 	    block.len + 512 > d->max_payload) {
 		cim_perr_set(&e, CIM_ERR_PAYLOAD_TOO_LARGE, "state",
-			     "the snapshot is %zu bytes encoded, over %s (%zu)", block.len,
+			     "state makes a snapshot block of %zu bytes, over %s (%zu)", block.len,
 			     block.len > (size_t)d->cfg->max_snapshot_bytes
 				     ? "max_snapshot_bytes" : "the NATS payload limit",
 			     block.len > (size_t)d->cfg->max_snapshot_bytes

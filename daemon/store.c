@@ -68,7 +68,7 @@ int store_connect(struct daemon *d)
 	json_decref(shown);
 
 	/* servers, log-in and TLS: natsopts.c, shared by both connections */
-	if (natsopts_new(&o, d->cfg, err, sizeof err) != NATS_OK) {
+	if (natsopts_new(&o, &d->cfg->nats, err, sizeof err) != NATS_OK) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -120,7 +120,7 @@ int store_connect(struct daemon *d)
 	if (s == NATS_OK) {
 		jsOptions ljo;
 		jsOptions_Init(&ljo);
-		natsopts_js(&ljo, d->cfg);
+		natsopts_js(&ljo, &d->cfg->nats);
 		s = natsConnection_JetStream(&d->lease_js, d->lease_nc, &ljo);
 	}
 	if (s != NATS_OK) {
@@ -137,13 +137,13 @@ int store_connect(struct daemon *d)
 	jo.PublishAsync.AckHandlerClosure = d;
 	jo.PublishAsync.MaxPending = 65536;
 	jo.PublishAsync.StallWait = 1000;
-	natsopts_js(&jo, d->cfg);
+	natsopts_js(&jo, &d->cfg->nats);
 	if ((s = natsConnection_JetStream(&d->js, d->nc, &jo)) != NATS_OK) {
 		log_error("JetStream context: %s", natsStatus_GetText(s));
 		return -1;
 	}
 	log_info("connected to %s (max payload %zu bytes%s)", masked_url, d->max_payload,
-		 natsopts_tls(d->cfg) ? ", TLS" : "");
+		 natsopts_tls(&d->cfg->nats) ? ", TLS" : "");
 	return 0;
 }
 
@@ -384,6 +384,7 @@ struct open_batch {
 	cim_cid last_cid;
 	uint64_t last_seq;
 	char last_eid[CIM_EVENT_ID_MAX + 1];
+	size_t last_eid_len;
 };
 
 struct scan {
@@ -404,10 +405,10 @@ struct scan {
 /* Events stored within the idempotency window go back into it, so a retry
  * after a restart is still recognised. ts: when JetStream stored it. */
 static void remember_recent(struct scan *sc, int64_t ts, struct agg *a,
-			    const char *eid, uint64_t version, uint64_t seq)
+			    const char *eid, size_t eid_len, uint64_t version, uint64_t seq)
 {
 	if (ts > sc->since_ns)
-		recent_add(&sc->d->recent, eid, a, version, seq, ts, sc->window_ns);
+		recent_add(&sc->d->recent, eid, eid_len, a, version, seq, ts, sc->window_ns);
 }
 
 static struct open_batch *open_find(struct scan *sc, struct agg *a, bool unlink)
@@ -443,6 +444,7 @@ static int scan_one(struct scan *sc, natsMsg *m, uint64_t seq, int64_t ts,
 {
 	struct daemon *d = sc->d;
 	const char *eid = NULL;
+	size_t eid_len = 0;
 	unsigned idx, count;
 	cim_cid cid;
 
@@ -450,8 +452,12 @@ static int scan_one(struct scan *sc, natsMsg *m, uint64_t seq, int64_t ts,
 	size_t len = (size_t)natsMsg_GetDataLength(m);
 	uint64_t version = header_u64(m, "Cim-Version");
 	natsMsgHeader_Get(m, "Cim-Event-Id", &eid);
+	if (eid != NULL) /* the header carries only ids that read back exactly
+			    (append.c): none holds a NUL */
+		eid_len = strlen(eid);
 	if (version == 0 || eid == NULL) {
-		/* not written by a daemon: believe only the block itself */
+		/* not written by a daemon, or an event_id no header can carry:
+		 * believe only the block itself */
 		cim_event_view b;
 		char err[160];
 		if (cim_event_check(data, len, &b, err, sizeof err) != 0) {
@@ -461,7 +467,9 @@ static int scan_one(struct scan *sc, natsMsg *m, uint64_t seq, int64_t ts,
 			return 0;
 		}
 		version = b.version;
-		snprintf(sc->eid, sizeof sc->eid, "%.*s", (int)b.event_id_len, b.event_id);
+		eid_len = b.event_id_len < sizeof sc->eid ? b.event_id_len : sizeof sc->eid - 1;
+		memcpy(sc->eid, b.event_id, eid_len);
+		sc->eid[eid_len] = '\0';
 		eid = sc->eid;
 	}
 	if (sc->replay && seq <= sc->cp_seq) {
@@ -469,14 +477,14 @@ static int scan_one(struct scan *sc, natsMsg *m, uint64_t seq, int64_t ts,
 		 * the idempotency window wants it */
 		struct agg *a = heads_find(&d->heads, type, id);
 		if (a != NULL)
-			remember_recent(sc, ts, a, eid, version, seq);
+			remember_recent(sc, ts, a, eid, eid_len, version, seq);
 		sc->window_events++;
 		return 0;
 	}
 	struct agg *a = heads_get_or_add(&d->heads, type, id);
 	if (a == NULL)
 		return cim_perr_set(NULL, CIM_ERR_INTERNAL, NULL, "no memory");
-	remember_recent(sc, ts, a, eid, version, seq);
+	remember_recent(sc, ts, a, eid, eid_len, version, seq);
 	if (sc->replay && (a->state == AGG_UNSETTLED ||
 			   (version <= a->version && open_find(sc, a, false) == NULL))) {
 		/* the head has it, or settling will read it */
@@ -521,16 +529,18 @@ static int scan_one(struct scan *sc, natsMsg *m, uint64_t seq, int64_t ts,
 	if (version != a->version + 1 && (b == NULL || version != b->last_version + 1))
 		sc->broken++;
 	if (b == NULL) {
-		agg_set_head(a, version, &cid, seq, eid);
+		agg_set_head(a, version, &cid, seq, eid, eid_len);
 		return 0;
 	}
 	b->seqs[b->have++] = seq;
 	b->last_version = version;
 	b->last_cid = cid;
 	b->last_seq = seq;
-	snprintf(b->last_eid, sizeof b->last_eid, "%s", eid ? eid : "");
+	b->last_eid_len = eid_len < sizeof b->last_eid ? eid_len : sizeof b->last_eid - 1;
+	memcpy(b->last_eid, eid, b->last_eid_len);
 	if (idx == count || b->have == b->count) {
-		agg_set_head(a, b->last_version, &b->last_cid, b->last_seq, b->last_eid);
+		agg_set_head(a, b->last_version, &b->last_cid, b->last_seq, b->last_eid,
+			     b->last_eid_len);
 		open_find(sc, a, true);
 		open_free(b);
 	}
@@ -851,6 +861,7 @@ struct settle_ent {
 	bool has_prev;
 	cim_cid prev;
 	char eid[CIM_EVENT_ID_MAX + 1];
+	size_t eid_len;
 	char etype[CIM_TYPE_MAX + 1];
 	bool ok;
 };
@@ -893,7 +904,8 @@ static int settle_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 	x->version = ev.version;
 	x->has_prev = ev.has_prev;
 	x->prev = ev.prev;
-	snprintf(x->eid, sizeof x->eid, "%.*s", (int)ev.event_id_len, ev.event_id);
+	x->eid_len = ev.event_id_len < sizeof x->eid ? ev.event_id_len : sizeof x->eid - 1;
+	memcpy(x->eid, ev.event_id, x->eid_len);
 	snprintf(x->etype, sizeof x->etype, "%.*s", (int)ev.event_type_len, ev.event_type);
 	cim_cid_compute(&x->cid, CIM_CODEC_DAG_CBOR, st->d->cfg->hash_code, data, len);
 	return 0;
@@ -936,14 +948,15 @@ int store_settle(struct daemon *d, struct agg *a, cim_perr *err)
 			break;
 		struct settle_ent *l = &st.e[i + n - 1];
 		for (size_t k = 0; k < n; k++) {
-			recent_add(&d->recent, st.e[i + k].eid, a, st.e[i + k].version,
+			recent_add(&d->recent, st.e[i + k].eid, st.e[i + k].eid_len, a,
+				   st.e[i + k].version,
 				   st.e[i + k].seq, now_ns(),
 				   d->cfg->idempotency_window_s * 1000000000LL);
 			agg_add_type(&d->heads, a, st.e[i + k].etype, strlen(st.e[i + k].etype));
 			tix_note_type(d, st.e[i + k].seq, st.e[i + k].etype,
 				      strlen(st.e[i + k].etype));
 		}
-		agg_set_head(a, l->version, &l->cid, l->seq, l->eid);
+		agg_set_head(a, l->version, &l->cid, l->seq, l->eid, l->eid_len);
 		if (a->first_seq == 0)
 			a->first_seq = b->seq;
 		if (l->seq > d->seen_seq)

@@ -977,7 +977,6 @@ text_value(cim_cbor_reader *r, int depth_left, cbuf *out)
 	cim_cbor_keys ks = CIM_CBOR_KEYS_INIT;
 	cim_cbor_item it, key;
 	size_t at = r->pos;
-	const uint8_t *nul;
 	cim_cid cid;
 	int rc = 0;
 
@@ -1013,11 +1012,6 @@ text_value(cim_cbor_reader *r, int depth_left, cbuf *out)
 		for (uint64_t i = 0; i < it.u; i++) {
 			if (cim_cbor_next_key(r, &ks, &key) == -1)
 				return -1;
-			/* cim_json_write takes keys from jansson as C strings,
-			 * so a key stops at its first NUL there: here too. */
-			nul = memchr(key.data, '\0', key.len);
-			if (nul != NULL)
-				key.len = (size_t)(nul - key.data);
 			if ((i > 0 && cbuf_putc(out, ',') == -1) ||
 			    cim_json_write_string(out, (const char *)key.data,
 						  key.len) == -1 ||

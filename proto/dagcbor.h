@@ -97,8 +97,7 @@ int cim_cbor_skip(cim_cbor_reader *r, int max_depth);
  * inputs, same messages) and appends to out the text that cim_json_write
  * would write for the value cim_cbor_read_json returns, byte for byte
  * (links as {"/":"<cid>"}, byte strings as {"/":{"bytes":"<base64>"}},
- * map keys cut at a NUL as jansson's C-string keys are). No jansson value
- * is built. Returns 0, or -1 with r->err set and out left as it was. */
+ * texts and keys in full, U+0000 as \u0000). No jansson value is built. Returns 0, or -1 with r->err set and out left as it was. */
 int cim_cbor_read_json_text(cim_cbor_reader *r, int max_depth, cbuf *out);
 
 /* The state for reading a map's keys in order; start each map with

@@ -52,7 +52,8 @@ parse_item(const json_t *o, size_t i, size_t max_enc, cim_decrypt_item *it,
 	if (!json_is_string(id))
 		return bad_item(e, CIM_ERR_INVALID_REQUEST, i, "aggregate_id",
 				"must be a string");
-	if (!cim_token_id_ok(json_string_value(id)))
+	if (strlen(json_string_value(id)) != json_string_length(id) ||
+	    !cim_token_id_ok(json_string_value(id)))
 		return bad_item(e, CIM_ERR_INVALID_ARGUMENT, i, "aggregate_id",
 				"must match [A-Za-z0-9_:@+=-]{1,128}");
 	if (!json_is_string(eid))

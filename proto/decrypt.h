@@ -1,6 +1,6 @@
 /*
  * decrypt.h: the body of <prefix>.decrypt.<aggregate_type> (docs/protocol.md
- * section 12): ciphertexts a reader already holds, sent back to the daemon,
+ * section 15): ciphertexts a reader already holds, sent back to the daemon,
  * which alone has the data keys, for their plaintexts.
  *
  *   {"items": [{"aggregate_id": "order-17", "event_id": "...",

@@ -46,11 +46,11 @@ put_key(cbuf *out, int k)
 }
 
 static int
-put_str(cbuf *out, int k, const char *s)
+put_str(cbuf *out, int k, const char *s, size_t len)
 {
 	if (put_key(out, k) == -1)
 		return -1;
-	return cim_cbor_write_text(out, s, strlen(s));
+	return cim_cbor_write_text(out, s, len ? len : strlen(s));
 }
 
 int
@@ -58,7 +58,9 @@ cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
 		 size_t errsz)
 {
 	const char *str[NKEYS] = {NULL};
-	size_t start = out->len;
+	size_t len[NKEYS] = {0};
+	size_t start = out->len, klen;
+	char q[64];
 	const char *key;
 	json_t *v;
 
@@ -69,16 +71,21 @@ cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
 	str[K_CAUSATION_ID] = ev->causation_id;
 	str[K_AGGREGATE_TYPE] = ev->aggregate_type;
 	str[K_CORRELATION_ID] = ev->correlation_id;
+	len[K_EVENT_ID] = ev->event_id_len;
+	len[K_CAUSATION_ID] = ev->causation_id_len;
+	len[K_CORRELATION_ID] = ev->correlation_id_len;
 	for (int k = K_EVENT_ID; k < NKEYS; k++)
 		if (k != K_METADATA && str[k] == NULL)
 			return cim_errf(err, errsz, "the event has no %s", keys[k]);
 	if (ev->metadata != NULL) {
 		if (!json_is_object(ev->metadata))
 			return cim_errf(err, errsz, "metadata is not an object");
-		json_object_foreach(ev->metadata, key, v)
-			if (!json_is_string(v))
-				return cim_errf(err, errsz, "metadata value \"%s\" "
-					    "is not a string", key);
+		json_object_keylen_foreach(ev->metadata, key, klen, v)
+			if (!json_is_string(v)) {
+				cim_json_quote(q, sizeof q, key, klen);
+				return cim_errf(err, errsz, "metadata value %s "
+					    "is not a string", q);
+			}
 	}
 
 	if (cim_cbor_write_map_head(out, NKEYS) == -1 ||
@@ -101,7 +108,7 @@ cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
 			  : cim_cbor_write_null(out)) == -1 ||
 	    put_key(out, K_VERSION) == -1 ||
 	    cim_cbor_write_uint(out, ev->version) == -1 ||
-	    put_str(out, K_EVENT_ID, ev->event_id) == -1 ||
+	    put_str(out, K_EVENT_ID, ev->event_id, len[K_EVENT_ID]) == -1 ||
 	    put_key(out, K_METADATA) == -1)
 		goto nomem;
 	if (ev->metadata == NULL) {
@@ -113,7 +120,7 @@ cim_event_encode(const cim_event_block *ev, cbuf *out, char *err,
 		return -1;
 	}
 	for (int k = K_TIMESTAMP; k < NKEYS; k++)
-		if (put_str(out, k, str[k]) == -1)
+		if (put_str(out, k, str[k], len[k]) == -1)
 			goto nomem;
 	return 0;
 nomem:
@@ -184,7 +191,9 @@ view_text(cim_event_view *v, int k, const char ***s, size_t **len)
 	}
 }
 
-/* A text value without NUL, seen in place. */
+/* A text value seen in place: any text for the three ids, without NUL
+ * for the rest (types, aggregate id and timestamp have rules of their
+ * own that leave NUL out). */
 static int
 scan_str(cim_cbor_reader *r, int k, cim_event_view *v)
 {
@@ -196,7 +205,8 @@ scan_str(cim_cbor_reader *r, int k, cim_event_view *v)
 		return -1;
 	if (it.kind != CIM_CBOR_TEXT)
 		return derr(r, "%s is not text", keys[k]);
-	if (memchr(it.data, '\0', it.len) != NULL)
+	if (k != K_EVENT_ID && k != K_CORRELATION_ID && k != K_CAUSATION_ID &&
+	    memchr(it.data, '\0', it.len) != NULL)
 		return derr(r, "%s holds a NUL character", keys[k]);
 	view_text(v, k, &s, &len);
 	*s = (const char *)it.data;
@@ -263,12 +273,12 @@ scan_metadata(cim_cbor_reader *r, json_t **out)
 						      val.len)) == -1)
 			return derr(r, "out of memory");
 	}
-	/* The key as a C string, as jansson would give it back. */
-	if (bad != NULL)
-		return derr(r, "metadata value \"%.*s\" is not text",
-			    (int)strnlen((const char *)bad,
-					 badlen > 40 ? 40 : badlen),
-			    (const char *)bad);
+	if (bad != NULL) {
+		char q[64];
+
+		cim_json_quote(q, sizeof q, (const char *)bad, badlen);
+		return derr(r, "metadata value %s is not text", q);
+	}
 	return 0;
 }
 
@@ -377,10 +387,14 @@ decode(cim_cbor_reader *r, cim_event_block *ev)
 		if (k == K_METADATA)
 			continue;
 		view_text(&v, k, &s, &len);
-		*dst[k] = strndup(*s, *len);
-		if (*dst[k] == NULL)
+		if ((*dst[k] = malloc(*len + 1)) == NULL)
 			return derr(r, "out of memory");
+		memcpy(*dst[k], *s, *len);
+		(*dst[k])[*len] = '\0';
 	}
+	ev->event_id_len = v.event_id_len;
+	ev->correlation_id_len = v.correlation_id_len;
+	ev->causation_id_len = v.causation_id_len;
 	ev->version = v.version;
 	ev->has_prev = v.has_prev;
 	ev->prev = v.prev;
@@ -589,6 +603,16 @@ set_str(json_t *o, const char *key, const char *s)
 					   json_string(s) : json_null());
 }
 
+/* An id, which may hold U+0000 (len 0: strlen, as for encoding). */
+static int
+set_id(json_t *o, const char *key, const char *s, size_t len)
+{
+	if (s == NULL)
+		return set_str(o, key, NULL);
+	return json_object_set_new_nocheck(o, key,
+					   json_stringn(s, len ? len : strlen(s)));
+}
+
 json_t *
 cim_event_to_json(const cim_event_block *ev, const cim_cid *cid,
 		  uint64_t seq)
@@ -611,9 +635,11 @@ cim_event_to_json_as(const cim_event_block *ev, const cim_cid *cid,
 	rc |= json_object_set_new_nocheck(o, "version",
 					  json_integer((json_int_t)ev->version));
 	rc |= set_str(o, "event_type", ev->event_type);
-	rc |= set_str(o, "event_id", ev->event_id);
-	rc |= set_str(o, "correlation_id", ev->correlation_id);
-	rc |= set_str(o, "causation_id", ev->causation_id);
+	rc |= set_id(o, "event_id", ev->event_id, ev->event_id_len);
+	rc |= set_id(o, "correlation_id", ev->correlation_id,
+		     ev->correlation_id_len);
+	rc |= set_id(o, "causation_id", ev->causation_id,
+		     ev->causation_id_len);
 	rc |= set_str(o, "timestamp", ev->timestamp);
 	rc |= json_object_set_new_nocheck(o, "metadata", ev->metadata != NULL ?
 					  json_incref(ev->metadata) :

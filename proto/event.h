@@ -16,7 +16,7 @@
 #include "cid.h"
 
 /* The reserved event type of the last event of a forgotten aggregate
- * (docs/protocol.md section 12): appended by forget only. */
+ * (docs/protocol.md section 15): appended by forget only. */
 #define CIM_FORGOTTEN_TYPE "CimForgotten"
 
 typedef struct cim_event_block {
@@ -32,6 +32,12 @@ typedef struct cim_event_block {
 	json_t *data;     /* any JSON value */
 	bool has_prev;    /* false: prev is null (version 1) */
 	cim_cid prev;
+	/* The three ids may hold U+0000: their lengths in bytes. To encode,
+	 * 0 means "up to the first NUL" (strlen), which is also right for "";
+	 * decode always sets them (and NUL-terminates every text). */
+	size_t event_id_len;
+	size_t correlation_id_len;
+	size_t causation_id_len;
 	/* Encoding only: when not NULL, data is written as a CBOR byte string
 	 * holding these enc_data_len bytes (an encrypted value: nonce,
 	 * ciphertext, tag; proto/crypt.h) and the data field is not read.
@@ -42,8 +48,9 @@ typedef struct cim_event_block {
 } cim_event_block;
 
 /* A checked block seen in place: every pointer points into the checked
- * buffer and lives as long as it. Texts are not NUL-terminated (and hold
- * no NUL); data and metadata are the raw DAG-CBOR bytes of those values. */
+ * buffer and lives as long as it. Texts are not NUL-terminated; the three
+ * ids may hold U+0000, the types, the aggregate id and the timestamp do
+ * not. data and metadata are the raw DAG-CBOR bytes of those values. */
 typedef struct cim_event_view {
 	const char *aggregate_type;
 	size_t aggregate_type_len;

@@ -9,6 +9,7 @@
  */
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -257,4 +258,20 @@ cim_time_parse(const char *s, int64_t *unix_ns)
 		return -1;
 	*unix_ns = ns;
 	return 0;
+}
+
+void
+cim_js_api_prefix(const char *domain, const char *api_prefix, char *out, size_t n)
+{
+	size_t len;
+
+	if (domain != NULL && domain[0] != '\0')
+		snprintf(out, n, "$JS.%s.API", domain);
+	else if (api_prefix != NULL && api_prefix[0] != '\0')
+		snprintf(out, n, "%s", api_prefix);
+	else
+		snprintf(out, n, "%s", "$JS.API");
+	len = strlen(out);
+	if (len > 0 && out[len - 1] == '.')
+		out[len - 1] = '\0';
 }

@@ -12,12 +12,18 @@
 #define CIM_TYPE_MAX 64  /* aggregate_type, event_type */
 #define CIM_ID_MAX 128   /* aggregate_id */
 #define CIM_EVENT_ID_MAX 128 /* event_id, correlation_id, causation_id: any
-				non-empty UTF-8 text up to this many bytes */
+				UTF-8 text up to this many bytes */
 
 /* [A-Za-z][A-Za-z0-9_-]{0,63} */
 bool cim_token_type_ok(const char *s);
 /* [A-Za-z0-9_:@+=-]{1,128} */
 bool cim_token_id_ok(const char *s);
+
+/* The JetStream API subject prefix for a JetStream domain or an API
+ * prefix (either may be NULL or ""): "$JS.<domain>.API", the prefix
+ * without a trailing dot, or "$JS.API". */
+void cim_js_api_prefix(const char *domain, const char *api_prefix, char *out,
+		       size_t n);
 
 /* A fresh UUIDv7 (RFC 9562) in its 36-character text form, lower case. */
 void cim_uuid7(char out[37]);

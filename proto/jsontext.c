@@ -7,7 +7,8 @@
  * each float gets the fewest digits that read back to the same double, and
  * keeps a decimal point or an exponent so it stays a float (2.0, 1e+100).
  * Everything else prints as jansson would print it compact: object members
- * in their order, text as UTF-8 with only the escapes JSON requires.
+ * in their order, text as UTF-8 with only the escapes JSON requires (keys
+ * and strings in full: U+0000 is written \u0000).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -106,18 +107,72 @@ put_text(struct out *o, const char *s, size_t n)
 
 /* The fewest significant digits that read back to d; plain notation up
  * to 17 integer digits (100.0, not 1e+02), as jansson would write it. */
+/* Significant digits of a %g rendering: from its first nonzero digit to
+ * its last, before any exponent (at least 1). */
+static int
+significant(const char *s)
+{
+	int n = 0, zeros = 0;
+	bool started = false;
+
+	for (; *s != '\0' && *s != 'e' && *s != 'E'; s++) {
+		if (*s < '0' || *s > '9')
+			continue; /* sign, decimal point */
+		if (*s == '0' && !started)
+			continue;
+		started = true;
+		if (*s == '0') {
+			zeros++;
+		} else {
+			n += zeros + 1;
+			zeros = 0;
+		}
+	}
+	return n > 0 ? n : 1;
+}
+
+/* d as %.{prec}g, prec being the fewest significant digits (1 to 17) whose
+ * correctly rounded form reads back as d: the smallest prec for which
+ * strtod("%.{prec}g") == d. For a normal double (or zero) it is found with
+ * one try at 15 digits: every decimal of at most 15 digits survives a trip
+ * through a double (DBL_DIG), so if the 15-digit form reads back, no
+ * shorter precision reads back unless it gives the same digits, and prec
+ * is the number of digits that form has; and the form itself is what
+ * %.{prec}g prints (the same digits, trailing zeros dropped), except that
+ * %g writes an exponent from 10^prec on where %.15g does from 10^15 (the
+ * caller writes those in full below 10^17 anyway). If it does not read
+ * back, no precision up to 15 does. Subnormals try every precision from
+ * 1 up. */
+static int
+shortest_form(double d, char *buf, size_t n)
+{
+	int prec;
+
+	if (d == 0 || (d == d && (d > 2.2250738585072014e-308 || d < -2.2250738585072014e-308))) {
+		snprintf(buf, n, "%.15g", d);
+		if (strtod(buf, NULL) == d)
+			return significant(buf);
+		snprintf(buf, n, "%.16g", d);
+		if (strtod(buf, NULL) == d)
+			return 16;
+		snprintf(buf, n, "%.17g", d);
+		return 17;
+	}
+	for (prec = 1; prec < 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	snprintf(buf, n, "%.*g", prec, d);
+	return prec;
+}
+
 static void
 put_real(struct out *o, double d)
 {
 	char buf[40], *e;
-	int prec;
+	int prec = shortest_form(d, buf, sizeof(buf));
 
-	for (prec = 1; prec < 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	snprintf(buf, sizeof(buf), "%.*g", prec, d);
 	if ((e = strchr(buf, 'e')) != NULL) {
 		long x = strtol(e + 1, NULL, 10);
 
@@ -138,6 +193,7 @@ put_value(struct out *o, const json_t *j)
 {
 	char buf[32];
 	const char *key;
+	size_t klen;
 	json_t *v;
 	size_t i;
 
@@ -145,11 +201,11 @@ put_value(struct out *o, const json_t *j)
 	case JSON_OBJECT:
 		put(o, "{", 1);
 		i = 0;
-		json_object_foreach((json_t *)j, key, v)
+		json_object_keylen_foreach((json_t *)j, key, klen, v)
 		{
 			if (i++ > 0)
 				put(o, ",", 1);
-			put_text(o, key, strlen(key));
+			put_text(o, key, klen);
 			put(o, ":", 1);
 			put_value(o, v);
 		}
@@ -258,3 +314,32 @@ cim_json_text(const json_t *j)
 	return (char *)b.p;
 }
 
+
+size_t
+cim_json_quote(char *out, size_t outsz, const char *s, size_t len)
+{
+	cbuf b = CBUF_INIT;
+	struct out o = {&b, false};
+	size_t n = len, w;
+
+	if (outsz == 0)
+		return 0;
+	/* at most 40 bytes of s, cut where a UTF-8 sequence starts */
+	if (n > 40) {
+		n = 40;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	put_text(&o, s, n);
+	if (o.oom) {
+		snprintf(out, outsz, "\"?\"");
+		cbuf_free(&b);
+		return strlen(out);
+	}
+	if (n < len && b.len > 0)
+		b.len--; /* the closing quote, after the ... below */
+	w = snprintf(out, outsz, "%.*s%s", (int)b.len, (const char *)b.p,
+		     n < len ? "...\"" : "");
+	cbuf_free(&b);
+	return w < outsz ? w : outsz - 1;
+}

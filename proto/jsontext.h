@@ -33,4 +33,9 @@ int cim_json_write_real(cbuf *out, double d);
 /* v in decimal, exactly as cim_json_write writes a JSON integer. */
 int cim_json_write_int(cbuf *out, int64_t v);
 
+/* s[0..len) (valid UTF-8, NULs allowed) as a quoted JSON string for a
+ * message ("a\u0000b"), its first 40 bytes then ... when longer, into
+ * out[outsz]. Returns the length written. */
+size_t cim_json_quote(char *out, size_t outsz, const char *s, size_t len);
+
 #endif

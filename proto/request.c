@@ -1,8 +1,9 @@
 /*
  * request.c: decoding the contract's JSON requests with jansson.
  *
- * jansson does the hard parts (invalid UTF-8, lone surrogates and \u0000
- * are refused by default; duplicate keys with JSON_REJECT_DUPLICATES).
+ * jansson does the hard parts through cim_json_read (jsonread.c): invalid
+ * UTF-8, lone surrogates and duplicate keys are refused; every other
+ * string, \u0000 included, keys too, is taken as it is.
  * This file adds the request rules on top: object roots, no unknown
  * fields, field types and values, and a field path for an integer that
  * does not fit 64 bits, found by re-scanning the text up to the place
@@ -20,6 +21,8 @@
 
 #include "dagcbor.h"
 #include "ids.h"
+#include "jsonread.h"
+#include "jsontext.h"
 #include "keys.h"
 #include "request.h"
 
@@ -148,7 +151,7 @@ cim_json_parse_request(const void *body, size_t len, cim_perr *e)
 			cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "out of memory");
 		return root;
 	}
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = cim_json_read(body, len, 0, &jerr);
 	if (root == NULL) {
 		if (json_error_code(&jerr) == json_error_numeric_overflow) {
 			/* jansson says "too big integer" or "real number
@@ -170,6 +173,11 @@ cim_json_parse_request(const void *body, size_t len, cim_perr *e)
 		if (json_error_code(&jerr) == json_error_out_of_memory)
 			cim_perr_set(e, CIM_ERR_INTERNAL, NULL,
 				     "out of memory");
+		else if (json_error_code(&jerr) == json_error_stack_overflow)
+			cim_perr_set(e, CIM_ERR_INVALID_REQUEST, NULL,
+				     "the request is nested more than 2048 "
+				     "levels deep (line %d, column %d)",
+				     jerr.line, jerr.column);
 		else
 			cim_perr_set(e, CIM_ERR_INVALID_REQUEST, NULL,
 				     "the request is not valid JSON: %s "
@@ -186,23 +194,37 @@ cim_json_parse_request(const void *body, size_t len, cim_perr *e)
 	return root;
 }
 
+/* A key (which may hold U+0000 or quotes) as a message and a field path
+ * show it: JSON-escaped, its first 40 bytes. */
+static void
+key_text(const char *key, size_t klen, char *out, size_t outsz)
+{
+	char q[64];
+	size_t n = cim_json_quote(q, sizeof(q), key, klen);
+
+	snprintf(out, outsz, "%.*s", n >= 2 ? (int)n - 2 : 0, q + 1);
+}
+
 static int
 only_keys(const json_t *obj, const char *const *allowed, const char *prefix,
 	  cim_perr *e)
 {
 	const char *key;
+	size_t klen;
 	json_t *v;
-	char field[64];
+	char field[64], name[64];
 
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_keylen_foreach((json_t *)obj, key, klen, v) {
 		size_t i;
 
 		for (i = 0; allowed[i] != NULL; i++)
-			if (strcmp(key, allowed[i]) == 0)
+			if (strlen(allowed[i]) == klen &&
+			    memcmp(key, allowed[i], klen) == 0)
 				break;
 		if (allowed[i] != NULL)
 			continue;
-		snprintf(field, sizeof(field), "%s%.40s", prefix, key);
+		key_text(key, klen, name, sizeof(name));
+		snprintf(field, sizeof(field), "%s%s", prefix, name);
 		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
 				    "unknown field \"%s\"", field);
 	}
@@ -368,34 +390,30 @@ parse_expected(const json_t *v, cim_append_req *out, cim_perr *e)
 	return 0;
 }
 
-/* An optional id: 1 to CIM_EVENT_ID_MAX visible ASCII characters. */
+/* An optional id: any string of at most CIM_EVENT_ID_MAX bytes (U+0000,
+ * other control characters and "" included). */
 static int
 parse_id(const json_t *ev, const char *key, size_t i, const char **out,
-	 cim_perr *e)
+	 size_t *outlen, cim_perr *e)
 {
 	json_t *v = json_object_get(ev, key);
 	char field[64];
-	const char *s;
-	size_t n;
 
 	*out = NULL;
+	*outlen = 0;
 	if (v == NULL)
 		return 0;
 	snprintf(field, sizeof(field), "events[%zu].%s", i, key);
 	if (!json_is_string(v))
 		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
 				    "%s must be a string", field);
-	s = json_string_value(v);
-	n = json_string_length(v);
-	for (size_t k = 0; s != NULL && k < n; k++)
-		if ((unsigned char)s[k] < 0x21 || (unsigned char)s[k] > 0x7e)
-			s = NULL;
-	if (s == NULL || n < 1 || n > CIM_EVENT_ID_MAX) {
+	if (json_string_length(v) > CIM_EVENT_ID_MAX)
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
-				    "%s must be 1 to %d visible ASCII "
-				    "characters", field, CIM_EVENT_ID_MAX);
-	}
-	*out = s;
+				    "%s is %zu bytes long; at most %d bytes "
+				    "of UTF-8 are allowed", field,
+				    json_string_length(v), CIM_EVENT_ID_MAX);
+	*out = json_string_value(v);
+	*outlen = json_string_length(v);
 	return 0;
 }
 
@@ -405,8 +423,9 @@ parse_event(const json_t *ev, size_t i, const cim_limits *lim,
 {
 	static const char *const allowed[] = {"event_type", "data", "event_id",
 		"correlation_id", "causation_id", "metadata", NULL};
-	char prefix[32], field[64];
+	char prefix[32], field[64], name[64];
 	const char *key;
+	size_t klen;
 	json_t *v;
 
 	snprintf(prefix, sizeof(prefix), "events[%zu].", i);
@@ -442,9 +461,12 @@ parse_event(const json_t *ev, size_t i, const cim_limits *lim,
 				    "%s is nested deeper than %d levels",
 				    field, lim->max_depth);
 
-	if (parse_id(ev, "event_id", i, &out->event_id, e) == -1 ||
-	    parse_id(ev, "correlation_id", i, &out->correlation_id, e) == -1 ||
-	    parse_id(ev, "causation_id", i, &out->causation_id, e) == -1)
+	if (parse_id(ev, "event_id", i, &out->event_id, &out->event_id_len,
+		     e) == -1 ||
+	    parse_id(ev, "correlation_id", i, &out->correlation_id,
+		     &out->correlation_id_len, e) == -1 ||
+	    parse_id(ev, "causation_id", i, &out->causation_id,
+		     &out->causation_id_len, e) == -1)
 		return -1;
 
 	out->metadata = json_object_get(ev, "metadata");
@@ -454,11 +476,13 @@ parse_event(const json_t *ev, size_t i, const cim_limits *lim,
 	if (!json_is_object(out->metadata))
 		return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
 				    "%s must be an object of strings", field);
-	json_object_foreach(out->metadata, key, v)
-		if (!json_is_string(v))
+	json_object_keylen_foreach(out->metadata, key, klen, v)
+		if (!json_is_string(v)) {
+			key_text(key, klen, name, sizeof(name));
 			return cim_perr_set(e, CIM_ERR_INVALID_REQUEST, field,
-					    "%s value \"%.40s\" is not a "
-					    "string", field, key);
+					    "%s value \"%s\" is not a "
+					    "string", field, name);
+		}
 	return 0;
 }
 
@@ -514,10 +538,12 @@ cim_append_req_parse(const void *body, size_t len, const cim_limits *lim,
 				&out->events[i], e) == -1)
 			goto fail;
 	for (size_t i = 0; i < n; i++) {
-		const char *id = out->events[i].event_id;
-		for (size_t k = 0; id != NULL && k < i; k++)
+		const cim_append_event_req *a = &out->events[i];
+		for (size_t k = 0; a->event_id != NULL && k < i; k++)
 			if (out->events[k].event_id != NULL &&
-			    strcmp(out->events[k].event_id, id) == 0) {
+			    out->events[k].event_id_len == a->event_id_len &&
+			    memcmp(out->events[k].event_id, a->event_id,
+				   a->event_id_len) == 0) {
 				char field[64];
 				snprintf(field, sizeof(field),
 					 "events[%zu].event_id", i);

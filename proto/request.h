@@ -1,8 +1,9 @@
 /*
  * request.h: decoding the JSON requests of the contract.
  *
- * Bodies are UTF-8 JSON objects (an empty body counts as {}). Duplicate
- * keys, invalid UTF-8, lone surrogates, NUL characters, unknown fields,
+ * Bodies are UTF-8 JSON objects (an empty body counts as {}), read with
+ * cim_json_read: every string, U+0000 included, in keys too. Duplicate
+ * keys, invalid UTF-8, lone surrogates, unknown fields,
  * missing required fields and fields of the wrong JSON type are refused
  * with invalid_request (naming the field where there is one); an integer
  * outside 64-bit signed range with invalid_argument naming where it is; a
@@ -45,6 +46,9 @@ typedef struct cim_append_event_req {
 	const char *correlation_id; /* NULL when not given */
 	const char *causation_id;   /* NULL when not given */
 	json_t *metadata;           /* NULL when not given */
+	size_t event_id_len;        /* the ids' lengths: they may hold U+0000 */
+	size_t correlation_id_len;
+	size_t causation_id_len;
 } cim_append_event_req;
 
 typedef struct cim_append_req {
@@ -61,9 +65,10 @@ typedef struct cim_limits {
 } cim_limits;
 
 /* Decodes an append request. expected_version 0 is read as "no_stream".
- * event_id, correlation_id and causation_id, when given, are 1 to
- * CIM_EVENT_ID_MAX visible ASCII characters (0x21-0x7e), so they can
- * travel in message headers. Returns 0, or -1 with e filled
+ * event_id, correlation_id and causation_id, when given, are any string
+ * of at most CIM_EVENT_ID_MAX bytes ("", control characters and U+0000
+ * included; an event_id given as "" is that id, not "none"); two events
+ * of one request may not share an event_id. Returns 0, or -1 with e filled
  * (payload_too_large when over lim->max_events). */
 int cim_append_req_parse(const void *body, size_t len, const cim_limits *lim,
 			 cim_append_req *out, cim_perr *e);

@@ -57,19 +57,6 @@ unbase64(const json_t *v, uint8_t *mem, size_t *at, const uint8_t **p,
 	return 0;
 }
 
-/* Text of the view, as it may appear in a message (no NUL, no CR or LF
- * that a header line could not carry) and within max bytes. */
-static bool
-header_text_ok(const char *s, size_t len, size_t max)
-{
-	if (len == 0 || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
-}
-
 static bool
 same(const char *s, size_t len, const char *t)
 {
@@ -106,16 +93,12 @@ check_block(cim_restore_req *r, size_t i, const char *type, const char *id,
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
 				    "%s has an event_type that is not a valid "
 				    "token", field);
-	if (!header_text_ok(b->v.event_id, b->v.event_id_len,
-			    CIM_EVENT_ID_MAX) ||
-	    !header_text_ok(b->v.correlation_id, b->v.correlation_id_len,
-			    CIM_EVENT_ID_MAX) ||
-	    !header_text_ok(b->v.causation_id, b->v.causation_id_len,
-			    CIM_EVENT_ID_MAX))
+	if (b->v.event_id_len > CIM_EVENT_ID_MAX ||
+	    b->v.correlation_id_len > CIM_EVENT_ID_MAX ||
+	    b->v.causation_id_len > CIM_EVENT_ID_MAX)
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
 				    "%s has an event_id, correlation_id or "
-				    "causation_id this store cannot take (1 to "
-				    "%d visible ASCII characters)", field,
+				    "causation_id longer than %d bytes", field,
 				    CIM_EVENT_ID_MAX);
 	cim_restore_text(r->ids[i][0], sizeof(r->ids[i][0]), b->v.event_id,
 			 b->v.event_id_len);

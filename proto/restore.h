@@ -10,7 +10,7 @@
  * Base64 is the standard alphabet with its padding. What this decoder
  * checks needs nothing but the request and the aggregate it is for: each
  * block is a valid event block of that aggregate (strict DAG-CBOR, the
- * eleven keys, a valid event type, ids a message header can carry), the
+ * eleven keys, a valid event type, ids of at most 128 bytes), the
  * blocks continue one another (versions one apart, each prev the CID of
  * the block before), every link is hashed as the store hashes, each seal
  * names one of the blocks and verifies under its key, the key block is a
@@ -47,7 +47,8 @@ typedef struct cim_restore_req {
 	size_t n;                  /* blocks, >= 1 */
 	cim_restore_block *blocks; /* in version order */
 	/* each block's event type and its event_id, correlation_id and
-	 * causation_id, NUL-terminated: for subjects and headers */
+	 * causation_id, NUL-terminated (an id may hold U+0000 too: its
+	 * length is the view's): for subjects and headers */
 	char (*types)[CIM_TYPE_MAX + 1];
 	char (*ids)[3][CIM_EVENT_ID_MAX + 1];
 	size_t nseals;
@@ -74,8 +75,9 @@ int cim_restore_req_parse(const void *body, size_t len, const char *type,
 			  cim_restore_req *out, cim_perr *e);
 void cim_restore_req_free(cim_restore_req *r);
 
-/* Copies block text (not NUL-terminated in the view) with its NUL into
- * out (size bytes; the id and type limits of ids.h fit). */
+/* Copies block text (not NUL-terminated in the view; it may hold NUL)
+ * and a NUL after it into out (size bytes; the id and type limits of
+ * ids.h fit). */
 void cim_restore_text(char *out, size_t size, const char *s, size_t len);
 
 #endif

@@ -15,6 +15,7 @@
  *            program of its own) and the async publish of messages shaped
  *            like the daemon's
  *   store.c  the daemon: append latency/throughput, reads, growth
+ *   seal.c   sealing: the same appends with and without a signing key
  *
  * Everything talks to 127.0.0.1 only; every loop has a count bound and a
  * time bound.
@@ -77,6 +78,18 @@ typedef struct rate {
 
 json_t *rate_json(const rate *r);
 
+/* Another daemon binary measured in the same run (--compare NAME=PATH):
+ * its own prefix, stream, events subject and buckets on the same
+ * nats-server, so that both are active writers at once. */
+#define MAX_COMPARE 4
+typedef struct compare {
+	const char *name;
+	const char *bin;
+	char prefix[64];
+	pid_t pid;
+	bool up;
+} compare;
+
 /* ---- processes (proc.c) ------------------------------------------------------ */
 
 typedef struct procs {
@@ -104,6 +117,11 @@ void nats_stop(procs *p);
 int daemon_start(procs *p, int timeout_ms, double *elapsed_ms);
 /* SIGTERM, bounded wait, SIGKILL past it. Returns the exit status or -1. */
 int daemon_stop(procs *p);
+/* Starts c->bin (copied into p->dir) as a second writer on p's server,
+ * with prefix, stream, events subject and buckets of its own named after
+ * c->name. 0, or -1 (printed). */
+int compare_start(procs *p, compare *c);
+void compare_stop(compare *c);
 void procs_cleanup(procs *p);
 /* VmRSS in KiB of pid, -1 when unknown. */
 long rss_kib(pid_t pid);
@@ -164,12 +182,14 @@ typedef struct config {
 	const char *daemon_bin;
 	const char *relay_bin;  /* --relay, or bench-relay beside this program */
 	const char *json_path;
-	bool quick, growth, own, growth_only, crypt_only;
+	bool quick, growth, own, growth_only, appends_only, reads_only, crypt_only;
 	const char *prefix;     /* cim.events.v1 */
 	char stream[64];        /* the daemon's stream, from info */
 	uint64_t hash_code;     /* the daemon's multihash, from info */
 	char tag[32];           /* names unique to this run */
 	procs *P;               /* our processes; NULL with --url */
+	compare cmp[MAX_COMPARE];
+	int ncmp;
 } config;
 
 extern config C;
@@ -186,6 +206,13 @@ typedef struct floor_res {
 } floor_res;
 
 void run_floor(floor_res *f, json_t *out);
+/* Request/reply whose reply is reply_bytes long (what a get of many events
+ * must send back), from a responder on another connection. */
+typedef struct cbuf_view {
+	char *p;
+	size_t len;
+} cbuf_view;
+void floor_rr_sized(lat *l, size_t reply_bytes, int warm, int n);
 
 /* ---- the append floors (floor_append.c) ------------------------------------- */
 
@@ -214,6 +241,8 @@ typedef struct store_res {
 	int tp_batch[8];       /* events per request */
 	rate relay[8];         /* the relay at the same in-flight level
 				  (single events only; .ran false otherwise) */
+	rate cmp_tp[MAX_COMPARE][8]; /* the --compare daemons, same runs */
+	lat cmp_append1[MAX_COMPARE];
 	const char *relay_name[8];
 	int n_tp;
 	lat get1k, head, val1k, val10k;
@@ -223,6 +252,11 @@ typedef struct store_res {
 	lat bare1k, bare10k;
 	/* and the CIDs of the 10,000 computed alone, from memory */
 	lat hash10k;
+	/* a request/reply whose reply is as long as get's of the 1,000 */
+	lat rr_get1k;
+	/* get's own work on the 1,000 (check, CID, JSON), from memory */
+	lat work1k;
+	long get1k_bytes;
 } store_res;
 
 /* Pulls every message on subject from the start through an ephemeral pull
@@ -266,6 +300,12 @@ typedef struct growth_res {
 
 /* own: p is our processes (memory and restart); NULL with --url. */
 void run_growth(growth_res *g, procs *p, json_t *out);
+
+/* ---- sealing (seal.c) ---------------------------------------------------------- */
+
+/* Appends without and with a signing key, the daemon restarted for each;
+ * results under "seal" in out. Needs our own daemon (skipped with --url). */
+void run_seal_cost(json_t *out);
 
 /* ---- encrypted aggregates (crypt.c) ------------------------------------------ */
 

@@ -78,6 +78,62 @@ out:
 	natsConnection_Destroy(b);
 }
 
+static void sized_cb(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+	const cbuf_view *v = closure;
+	natsMsg *out = NULL;
+
+	(void)sub;
+	if (natsMsg_GetReply(m) != NULL &&
+	    natsMsg_Create(&out, natsMsg_GetReply(m), NULL, v->p, (int)v->len) == NATS_OK) {
+		natsMsgHeader_Set(out, "Cim-Status", "200");
+		natsConnection_PublishMsg(nc, out);
+	}
+	natsMsg_Destroy(out);
+	natsMsg_Destroy(m);
+}
+
+void floor_rr_sized(lat *l, size_t reply_bytes, int warm, int n)
+{
+	natsConnection *a = connect_nats(C.url, true), *b = connect_nats(C.url, true);
+	natsSubscription *sub = NULL;
+	char subj[96];
+	cbuf_view v = {malloc(reply_bytes ? reply_bytes : 1), reply_bytes};
+	samples s;
+	long errors = 0;
+
+	memset(l, 0, sizeof *l);
+	samples_init(&s, (size_t)n);
+	if (v.p != NULL)
+		memset(v.p, 'x', reply_bytes);
+	snprintf(subj, sizeof subj, "bench.sized.%s", C.tag);
+	if (v.p == NULL || a == NULL || b == NULL ||
+	    natsConnection_Subscribe(&sub, a, subj, sized_cb, &v) != NATS_OK ||
+	    natsConnection_Flush(a) != NATS_OK) {
+		snprintf(l->note, sizeof l->note, "cannot set up the responder");
+		goto out;
+	}
+	for (int i = 0; i < warm + n && !g_stop; i++) {
+		natsMsg *m = NULL;
+		int64_t t = now_ns();
+		natsStatus st = natsConnection_Request(&m, b, subj, "{}", 2, 10000);
+		double us = (double)(now_ns() - t) / 1e3;
+
+		if (st != NATS_OK || (size_t)natsMsg_GetDataLength(m) != reply_bytes)
+			errors++;
+		else if (i >= warm)
+			samples_add(&s, us);
+		natsMsg_Destroy(m);
+	}
+	lat_from(l, &s, errors);
+out:
+	samples_free(&s);
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(a);
+	natsConnection_Destroy(b);
+	free(v.p);
+}
+
 static jsCtx *make_js(natsConnection *nc, jsOptions *o)
 {
 	jsCtx *js = NULL;

@@ -39,6 +39,9 @@ static void usage(FILE *f)
 		"  --daemon PATH  cim-eventsd to start (with its own nats-server)\n"
 		"  --relay PATH   the relay floor program (default: bench-relay\n"
 		"                 beside this program)\n"
+		"  --compare NAME=PATH  another cim-eventsd measured in the same\n"
+		"                 append runs (its own prefix and stream on the\n"
+		"                 same server); up to 4\n"
 		"  --url URL      use a running nats-server and daemon instead\n"
 		"                 (no memory or restart figures)\n"
 		"  --json FILE    also write the results as JSON\n"
@@ -46,6 +49,9 @@ static void usage(FILE *f)
 		"  --no-growth    skip the growth, memory and restart part\n"
 		"  --growth-only  only that part (a development aid: no floor,\n"
 		"                 so no ratios)\n"
+		"  --appends-only only the append runs and the relay's (to profile\n"
+		"                 the daemon under load: no other floor)\n"
+		"  --reads-only   only the reads and their floors\n"
 		"  --crypt-only   only the encrypted-against-plain part (its own\n"
 		"                 floors: the plain figures of the same run)\n");
 }
@@ -54,8 +60,8 @@ static void usage(FILE *f)
 
 static json_t *summary;
 
-void bench_row(const char *figure, double ours, const char *unit,
-	       double floor, const char *floor_what, bool valid)
+static void row(const char *figure, double ours, const char *unit,
+		double floor, const char *floor_what, bool valid)
 {
 	char o[32], f[32], r[32];
 	double ratio = NAN;
@@ -93,8 +99,21 @@ void bench_row(const char *figure, double ours, const char *unit,
 
 static bool lat_ok(const lat *l) { return l->ran && l->errors == 0 && l->n > 0; }
 
+/* CPU microseconds the daemon (or the relay) spent per event of a run. */
+static double cpu_per(const rate *r)
+{
+	return r->per_s > 0 && isfinite(r->cpu_daemon) ? r->cpu_daemon * 1e4 / r->per_s : NAN;
+}
+
+/* A row for the parts in files of their own (crypt.c). */
+void bench_row(const char *figure, double ours, const char *unit, double floor,
+	       const char *floor_what, bool valid)
+{
+	row(figure, ours, unit, floor, floor_what, valid);
+}
+
 static void final_table(const floor_res *f, const store_res *s,
-			const growth_res *g, const crypt_res *k, json_t *machine)
+			const growth_res *g, const crypt_res *kr, json_t *machine)
 {
 	double rr_js50 = f->rr.p50 + f->js_sync.p50;
 	double rr_js99 = f->rr.p99 + f->js_sync.p99;
@@ -114,100 +133,140 @@ static void final_table(const floor_res *f, const store_res *s,
 	printf("%-46s %12s %-6s %12s %8s  %s\n", "figure", "ours", "unit",
 	       "floor", "ratio", "floor is");
 
-	bench_row("floor: echo round trip p50", f->rr.p50, "us", NAN, NULL, lat_ok(&f->rr));
-	bench_row("floor: echo round trip p99", f->rr.p99, "us", NAN, NULL, lat_ok(&f->rr));
-	bench_row("floor: js_Publish p50", f->js_sync.p50, "us", NAN, NULL, lat_ok(&f->js_sync));
-	bench_row("floor: js_Publish p99", f->js_sync.p99, "us", NAN, NULL, lat_ok(&f->js_sync));
-	bench_row("floor: js_PublishAsync, SendAsap", f->js_async_asap.per_s, "msg/s",
+	row("floor: echo round trip p50", f->rr.p50, "us", NAN, NULL, lat_ok(&f->rr));
+	row("floor: echo round trip p99", f->rr.p99, "us", NAN, NULL, lat_ok(&f->rr));
+	row("floor: js_Publish p50", f->js_sync.p50, "us", NAN, NULL, lat_ok(&f->js_sync));
+	row("floor: js_Publish p99", f->js_sync.p99, "us", NAN, NULL, lat_ok(&f->js_sync));
+	row("floor: js_PublishAsync, SendAsap", f->js_async_asap.per_s, "msg/s",
 	    NAN, NULL, f->js_async_asap.valid);
-	bench_row("floor: js_PublishAsync, default conn", f->js_async_default.per_s,
+	row("floor: js_PublishAsync, default conn", f->js_async_default.per_s,
 	    "msg/s", NAN, NULL, f->js_async_default.valid);
 
-	bench_row("floor: shaped async, one event each", f->shaped1.per_s, "msg/s",
+	row("floor: shaped async, one event each", f->shaped1.per_s, "msg/s",
 	    f->js_async_best, best, f->shaped1.valid);
-	bench_row("floor: shaped async, batches of 100", f->shaped100.per_s, "msg/s",
+	row("floor: shaped async, batches of 100", f->shaped100.per_s, "msg/s",
 	    f->js_async_best, best, f->shaped100.valid);
 
-	bench_row("append p50, 1 in flight", s->append1.p50, "us", rr_js50,
+	row("append p50, 1 in flight", s->append1.p50, "us", rr_js50,
 	    "rr p50 + js_Publish p50", lat_ok(&s->append1));
-	bench_row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
+	row("append p99, 1 in flight", s->append1.p99, "us", rr_js99,
 	    "rr p99 + js_Publish p99", lat_ok(&s->append1));
+	for (int k = 0; k < C.ncmp; k++) {
+		if (!s->cmp_append1[k].ran)
+			continue;
+		snprintf(name, sizeof name, "  [%s] append p50, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p50, "us", rr_js50, "rr p50 + js_Publish p50",
+		    lat_ok(&s->cmp_append1[k]));
+		snprintf(name, sizeof name, "  [%s] append p99, 1 in flight", C.cmp[k].name);
+		row(name, s->cmp_append1[k].p99, "us", rr_js99, "rr p99 + js_Publish p99",
+		    lat_ok(&s->cmp_append1[k]));
+	}
 	for (int i = 0; i < s->n_tp; i++) {
 		const rate *rl = &s->relay[i];
+		double rl_cpu = rl->ran && rl->valid ? cpu_per(rl) : NAN;
 
 		if (s->tp_batch[i] == 1) {
 			if (rl->ran)
-				bench_row(s->relay_name[i], rl->per_s, "req/s", f->shaped1.per_s,
+				row(s->relay_name[i], rl->per_s, "req/s", f->shaped1.per_s,
 				    "shaped async, one event", rl->valid);
-			bench_row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
 			    rl->ran && rl->valid ? rl->per_s : NAN,
 			    "relay, same in flight", s->tp[i].valid);
 		} else {
-			bench_row(s->tp_name[i], s->tp[i].per_s, "ev/s",
+			row(s->tp_name[i], s->tp[i].per_s, "ev/s",
 			    f->shaped100.valid ? f->shaped100.per_s : NAN,
 			    "shaped async, batches", s->tp[i].valid);
 		}
+		row("  its CPU per event", cpu_per(&s->tp[i]), "us",
+		    s->tp_batch[i] == 1 ? rl_cpu : NAN,
+		    s->tp_batch[i] == 1 ? "relay's per request" : NULL, s->tp[i].valid);
+		for (int k = 0; k < C.ncmp; k++) {
+			const rate *c = &s->cmp_tp[k][i];
+			double fl = s->tp_batch[i] == 1 ? (rl->ran && rl->valid ? rl->per_s : NAN)
+							: (f->shaped100.valid ? f->shaped100.per_s : NAN);
+			if (!c->ran)
+				continue;
+			snprintf(name, sizeof name, "  [%s] %s", C.cmp[k].name, s->tp_name[i]);
+			row(name, c->per_s, "ev/s", fl,
+			    s->tp_batch[i] == 1 ? "relay, same in flight" : "shaped async, batches",
+			    c->valid);
+			row("    its CPU per event", cpu_per(c), "us",
+			    s->tp_batch[i] == 1 ? rl_cpu : NAN,
+			    s->tp_batch[i] == 1 ? "relay's per request" : NULL, c->valid);
+		}
 	}
-	bench_row("floor: bare pull of those 1,000 p50", s->bare1k.p50, "us", NAN, NULL,
+	if (!s->get1k.ran)
+		goto growth;
+	row("floor: bare pull of those 1,000 p50", s->bare1k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare1k));
-	bench_row("floor: bare pull of those 10,000 p50", s->bare10k.p50, "us", NAN, NULL,
+	row("floor: bare pull of those 10,000 p50", s->bare10k.p50, "us", NAN, NULL,
 	    lat_ok(&s->bare10k));
-	bench_row("get 1,000 events, all pages, p50", s->get1k.p50, "us", s->bare1k.p50,
+	row("get 1,000 events, all pages, p50", s->get1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->get1k));
-	bench_row("get 1,000 events, all pages, p99", s->get1k.p99, "us", NAN, NULL,
+	row("floor: a reply of get's size p50", s->rr_get1k.p50, "us", NAN, NULL,
+	    lat_ok(&s->rr_get1k));
+	row("floor: get's work on the 1,000 alone p50", s->work1k.p50, "us", NAN, NULL,
+	    lat_ok(&s->work1k));
+	row("  get 1,000 p50, vs pull + work + reply", s->get1k.p50, "us",
+	    lat_ok(&s->rr_get1k) && lat_ok(&s->work1k)
+		    ? s->bare1k.p50 + s->work1k.p50 + s->rr_get1k.p50
+		    : NAN,
+	    "the three measured alone", lat_ok(&s->get1k));
+	row("get 1,000 events, all pages, p99", s->get1k.p99, "us", NAN, NULL,
 	    lat_ok(&s->get1k));
-	bench_row("head p50", s->head.p50, "us", f->rr.p50, "rr p50", lat_ok(&s->head));
-	bench_row("head p99", s->head.p99, "us", f->rr.p99, "rr p99", lat_ok(&s->head));
-	bench_row("validate 1,000 events p50", s->val1k.p50, "us", s->bare1k.p50,
+	row("head p50", s->head.p50, "us", f->rr.p50, "rr p50", lat_ok(&s->head));
+	row("head p99", s->head.p99, "us", f->rr.p99, "rr p99", lat_ok(&s->head));
+	row("validate 1,000 events p50", s->val1k.p50, "us", s->bare1k.p50,
 	    "bare pull of 1,000", lat_ok(&s->val1k));
-	bench_row("validate 1,000 events p99", s->val1k.p99, "us", NAN, NULL, lat_ok(&s->val1k));
-	bench_row("floor: CIDs of those 10,000 alone p50", s->hash10k.p50, "us", NAN, NULL,
+	row("validate 1,000 events p99", s->val1k.p99, "us", NAN, NULL, lat_ok(&s->val1k));
+	row("floor: CIDs of those 10,000 alone p50", s->hash10k.p50, "us", NAN, NULL,
 	    lat_ok(&s->hash10k));
-	bench_row("validate 10,000 events p50", s->val10k.p50, "us",
+	row("validate 10,000 events p50", s->val10k.p50, "us",
 	    lat_ok(&s->hash10k) ? s->bare10k.p50 + s->hash10k.p50 : NAN,
 	    "bare pull + CIDs of 10,000", lat_ok(&s->val10k));
-	bench_row("validate 10,000 events p99", s->val10k.p99, "us", NAN, NULL, lat_ok(&s->val10k));
-	bench_row("load, snapshot at 9,990 + 10 events, p50", s->load_long.p50, "us",
+	row("validate 10,000 events p99", s->val10k.p99, "us", NAN, NULL, lat_ok(&s->val10k));
+	row("load, snapshot at 9,990 + 10 events, p50", s->load_long.p50, "us",
 	    s->load_short.p50, "same after a snapshot at 90",
 	    lat_ok(&s->load_long) && lat_ok(&s->load_short));
 
-	crypt_rows(k);
+growth:
+	crypt_rows(kr);
 	if (g->ran) {
 		for (int i = 0; i < g->n_pt; i++) {
 			const growth_point *p = &g->pt[i];
 
 			snprintf(name, sizeof name, "append p50 @ %ld stored%s",
 				 p->stored, p->reached ? "" : " (short)");
-			bench_row(name, p->append1.p50, "us", rr_js50,
+			row(name, p->append1.p50, "us", rr_js50,
 			    "rr p50 + js_Publish p50", lat_ok(&p->append1));
 			snprintf(name, sizeof name, "get 100 (new agg) p50 @ %ld",
 				 p->stored);
-			bench_row(name, p->get_new.p50, "us", NAN, NULL, lat_ok(&p->get_new));
+			row(name, p->get_new.p50, "us", NAN, NULL, lat_ok(&p->get_new));
 			snprintf(name, sizeof name, "get 100 (first agg) p50 @ %ld",
 				 p->stored);
-			bench_row(name, p->get_old.p50, "us", NAN, NULL, lat_ok(&p->get_old));
+			row(name, p->get_old.p50, "us", NAN, NULL, lat_ok(&p->get_old));
 		}
 		if (g->fill.ran)
-			bench_row("fill: 1-event appends, 256 in flight", g->fill.per_s,
+			row("fill: 1-event appends, 256 in flight", g->fill.per_s,
 			    "ev/s", f->js_async_best, best, g->fill.valid);
 		if (g->mem_ran) {
 			snprintf(name, sizeof name, "RSS per aggregate (%ld aggs)",
 				 g->aggregates);
-			bench_row(name, g->bytes_per_agg, "B", NAN, NULL,
+			row(name, g->bytes_per_agg, "B", NAN, NULL,
 			    isfinite(g->bytes_per_agg));
 			bool all = g->restart_ok && g->restart_heads == g->aggregates &&
 				   g->restart_head_ok == g->restart_head_checks;
 
-			bench_row("floor: bare pull of the whole stream", g->scan_bare_ms, "ms",
+			row("floor: bare pull of the whole stream", g->scan_bare_ms, "ms",
 			    NAN, NULL, g->scan_msgs > 0);
-			bench_row("floor: the same, headers parsed", g->scan_headers_ms, "ms",
+			row("floor: the same, headers parsed", g->scan_headers_ms, "ms",
 			    NAN, NULL, g->scan_msgs > 0);
-			bench_row("restart to first answered info", g->restart_ms, "ms",
+			row("restart to first answered info", g->restart_ms, "ms",
 			    g->scan_headers_ms, "pull with headers", all);
-			bench_row("restarted daemon: aggregates it knows",
+			row("restarted daemon: aggregates it knows",
 			    (double)g->restart_heads, "aggs", (double)g->aggregates,
 			    "aggregates before restart", g->restart_ok);
-			bench_row("restarted daemon: RSS per aggregate",
+			row("restarted daemon: RSS per aggregate",
 			    g->bytes_per_agg_restart, "B", NAN, NULL, all);
 		}
 	}
@@ -247,6 +306,13 @@ int main(int argc, char **argv)
 			C.daemon_bin = argv[++i];
 		else if (strcmp(a, "--relay") == 0 && i + 1 < argc)
 			C.relay_bin = argv[++i];
+		else if (strcmp(a, "--compare") == 0 && i + 1 < argc &&
+			 strchr(argv[i + 1], '=') != NULL && C.ncmp < MAX_COMPARE) {
+			char *nv = argv[++i], *eq = strchr(nv, '=');
+			*eq = '\0';
+			C.cmp[C.ncmp].name = nv;
+			C.cmp[C.ncmp++].bin = eq + 1;
+		}
 		else if (strcmp(a, "--json") == 0 && i + 1 < argc)
 			C.json_path = argv[++i];
 		else if (strcmp(a, "--quick") == 0)
@@ -257,6 +323,10 @@ int main(int argc, char **argv)
 			C.growth_only = true;
 		else if (strcmp(a, "--crypt-only") == 0)
 			C.crypt_only = C.growth_only = true;
+		else if (strcmp(a, "--appends-only") == 0)
+			C.appends_only = true;
+		else if (strcmp(a, "--reads-only") == 0)
+			C.reads_only = true;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -324,6 +394,10 @@ int main(int argc, char **argv)
 		printf("  nats-server pid %d on %s, cim-eventsd pid %d, RSS %ld KiB\n",
 		       (int)P.nats_pid, P.url, (int)P.daemon_pid,
 		       rss_kib(P.daemon_pid));
+		for (int k = 0; k < C.ncmp; k++)
+			if (compare_start(&P, &C.cmp[k]) == 0)
+				printf("  compared: %s (%s) pid %d, prefix %s\n", C.cmp[k].name,
+				       C.cmp[k].bin, (int)C.cmp[k].pid, C.cmp[k].prefix);
 	}
 	nc = connect_nats(C.url, true);
 	if (nc == NULL || (info = daemon_info(nc, C.prefix, 5000)) == NULL) {
@@ -358,7 +432,15 @@ int main(int argc, char **argv)
 		json_object_set_new(root, "config", c);
 	}
 
-	if (!C.growth_only) {
+	if (C.appends_only || C.reads_only) {
+		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
+		F.js_async_best = NAN;
+		if (C.appends_only)
+			run_appends(&S, root);
+		else
+			run_reads(&S, root);
+		C.growth = false;
+	} else if (!C.growth_only) {
 		run_floor(&F, root);
 		if (!g_stop)
 			run_appends(&S, root);
@@ -368,6 +450,8 @@ int main(int argc, char **argv)
 			run_crypt(&K, root);
 		if (!g_stop)
 			run_bytype(root);
+		if (!g_stop)
+			run_seal_cost(root);
 	} else {
 		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
 		F.js_async_best = NAN;
@@ -385,6 +469,8 @@ end:
 		long nw, dw;
 		json_t *na = json_array(), *da = json_array();
 
+		for (int k = 0; k < C.ncmp; k++)
+			compare_stop(&C.cmp[k]);
 		daemon_stop(&P);
 		nats_stop(&P);
 		printf("\nwarnings and errors in the logs:\n");

@@ -181,6 +181,68 @@ int daemon_start(procs *p, int timeout_ms, double *elapsed_ms)
 	return 0;
 }
 
+int compare_start(procs *p, compare *c)
+{
+	char copy[320], stream[64], events[64], heads[64], snaps[64], cps[64], lease[64];
+	char info[96], upper[32];
+	char *argv[] = {copy, "--nats-url", p->url, "--prefix", c->prefix, "--stream", stream,
+			"--events-subject", events, "--heads-bucket", heads,
+			"--snapshots-bucket", snaps, "--checkpoints-bucket", cps,
+			"--lease-bucket", lease, NULL};
+	natsConnection *nc = connect_nats(p->url, true);
+	int64_t end = now_ns() + 30 * (int64_t)1000000000;
+	size_t i;
+
+	c->up = false;
+	for (i = 0; c->name[i] && i < sizeof upper - 1; i++)
+		upper[i] = (char)(c->name[i] >= 'a' && c->name[i] <= 'z' ? c->name[i] - 32
+									: c->name[i]);
+	upper[i] = '\0';
+	snprintf(copy, sizeof copy, "%s/cim-eventsd-%s", p->dir, c->name);
+	snprintf(c->prefix, sizeof c->prefix, "cmp-%s.v1", c->name);
+	snprintf(stream, sizeof stream, "CMP-%s-EVENTS", upper);
+	snprintf(events, sizeof events, "cmp%sev", c->name);
+	snprintf(heads, sizeof heads, "CMP-%s-HEADS", upper);
+	snprintf(snaps, sizeof snaps, "CMP-%s-SNAPSHOTS", upper);
+	snprintf(cps, sizeof cps, "CMP-%s-CHECKPOINTS", upper);
+	snprintf(lease, sizeof lease, "CMP-%s-LEASE", upper);
+	snprintf(info, sizeof info, "%s.info", c->prefix);
+	if (nc == NULL || copy_file(c->bin, copy) != 0) {
+		fprintf(stderr, "bench: cannot copy %s\n", c->bin);
+		natsConnection_Destroy(nc);
+		return -1;
+	}
+	c->pid = proc_spawn(argv, p->daemon_log);
+	while (c->pid > 0 && now_ns() < end && !g_stop) {
+		natsMsg *m = NULL;
+		natsStatus s = natsConnection_RequestString(&m, nc, info, "{}", 1000);
+		natsMsg_Destroy(m);
+		if (s == NATS_OK) {
+			c->up = true;
+			break;
+		}
+		if (wait_exit(c->pid, 0) != -2)
+			break;
+		sleep_ms(10);
+	}
+	natsConnection_Destroy(nc);
+	if (!c->up) {
+		fprintf(stderr, "bench: the daemon %s (%s) did not start (log: %s)\n", c->name,
+			c->bin, p->daemon_log);
+		compare_stop(c);
+		return -1;
+	}
+	return 0;
+}
+
+void compare_stop(compare *c)
+{
+	if (c->pid > 0)
+		stop_pid(c->pid, c->name);
+	c->pid = -1;
+	c->up = false;
+}
+
 int daemon_stop(procs *p)
 {
 	int st = -1;

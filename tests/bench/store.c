@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cid.h"
+#include "event.h"
 
 #define REQ_MS 10000
 #define AGGS 1000
@@ -90,6 +91,36 @@ static void latency(lat *l, natsConnection *nc, subj_ctx *sc, const char *body,
 	}
 	lat_from(l, &s, errors);
 	samples_free(&s);
+}
+
+/* The same for nd daemons in turn, one request each, so that all meet the
+ * same moments of the machine. */
+static void latency_turns(lat **out, subj_ctx *sc, int nd, natsConnection *nc,
+			  const char *body, int warm, int n)
+{
+	samples s[MAX_COMPARE + 1];
+	long errors[MAX_COMPARE + 1] = {0};
+	int64_t end = now_ns() + (int64_t)(240 * 1e9);
+	char subj[256];
+
+	for (int d = 0; d < nd; d++) {
+		memset(out[d], 0, sizeof *out[d]);
+		samples_init(&s[d], (size_t)n);
+	}
+	for (int i = 0; i < warm + n && !g_stop && now_ns() < end; i++)
+		for (int d = 0; d < nd; d++) {
+			int64_t t;
+			subj_make(&sc[d], i, subj, sizeof subj);
+			t = now_ns();
+			if (cim_req(nc, subj, body, (int)strlen(body), REQ_MS, NULL) != 0)
+				errors[d]++;
+			else if (i >= warm)
+				samples_add(&s[d], (double)(now_ns() - t) / 1e3);
+		}
+	for (int d = 0; d < nd; d++) {
+		lat_from(out[d], &s[d], errors[d]);
+		samples_free(&s[d]);
+	}
 }
 
 /* Appends `batches` batches of 100 events to one aggregate. */
@@ -181,8 +212,28 @@ void run_appends(store_res *r, json_t *out)
 	printf("append: 1 in flight, 1 event of %zu bytes of data, over %d "
 	       "aggregates...\n", strlen(event_data()), AGGS);
 	fflush(stdout);
-	latency(&r->append1, nc, &spread, b1, C.quick ? 200 : 500,
-		C.quick ? 1000 : 5000, REQ_MS, 120, NULL, NULL);
+	if (C.ncmp == 0) {
+		latency(&r->append1, nc, &spread, b1, C.quick ? 200 : 500,
+			C.quick ? 1000 : 5000, REQ_MS, 120, NULL, NULL);
+	} else {
+		/* one request to each daemon in turn: drift on the machine
+		 * touches them all alike */
+		lat *ls[MAX_COMPARE + 1] = {&r->append1};
+		subj_ctx scs[MAX_COMPARE + 1] = {spread};
+		int nd = 1;
+		for (int k = 0; k < C.ncmp; k++)
+			if (C.cmp[k].up) {
+				ls[nd] = &r->cmp_append1[k];
+				scs[nd++] = (subj_ctx){"append", "b-%ld", AGGS, 0, C.cmp[k].prefix};
+			}
+		latency_turns(ls, scs, nd, nc, b1, C.quick ? 200 : 500, C.quick ? 1000 : 5000);
+		for (int k = 0; k < C.ncmp; k++)
+			if (C.cmp[k].up) {
+				char name[96];
+				snprintf(name, sizeof name, "[%s] append, 1 in flight", C.cmp[k].name);
+				print_lat(name, &r->cmp_append1[k]);
+			}
+	}
 	print_lat("append, 1 in flight", &r->append1);
 
 	{
@@ -219,20 +270,43 @@ void run_appends(store_res *r, json_t *out)
 			.events_per_request = runs[i].batch,
 		};
 
-		engine_cpu(&er, &r->tp[r->n_tp], C.P ? C.P->daemon_pid : -1);
+		/* the daemon, the compared ones and the relay, in an order that
+		 * turns from one level to the next, so that none is always
+		 * measured first (or last) */
+		struct target {
+			rate *r;
+			subj_ctx spread, one;
+			pid_t pid;
+			char name[96];
+		} t[MAX_COMPARE + 2];
+		int nt = 0;
+
 		r->tp_name[r->n_tp] = runs[i].label;
 		r->tp_batch[r->n_tp] = runs[i].batch;
-		print_rate(runs[i].name, &r->tp[r->n_tp]);
-		json_object_set_new(tp, runs[i].name, rate_json(&r->tp[r->n_tp]));
-		if (have_relay && runs[i].batch == 1 && !g_stop) {
-			char name[96];
-
-			er.subject_ctx = runs[i].one ? &rone : &rspread;
-			engine_cpu(&er, &r->relay[r->n_tp], relay.pid);
+		t[nt++] = (struct target){&r->tp[r->n_tp], spread, one,
+					  C.P ? C.P->daemon_pid : -1, ""};
+		snprintf(t[nt - 1].name, sizeof t[nt - 1].name, "%s", runs[i].name);
+		for (int k = 0; k < C.ncmp; k++) {
+			if (!C.cmp[k].up)
+				continue;
+			t[nt] = (struct target){&r->cmp_tp[k][r->n_tp],
+						{"append", "b-%ld", AGGS, 0, C.cmp[k].prefix},
+						{"append", "one", 0, 0, C.cmp[k].prefix},
+						C.cmp[k].pid, ""};
+			snprintf(t[nt++].name, sizeof t[0].name, "%s_%s", C.cmp[k].name,
+				 runs[i].name);
+		}
+		if (have_relay && runs[i].batch == 1) {
 			r->relay_name[r->n_tp] = runs[i].relay_label;
-			snprintf(name, sizeof name, "relay_%s", runs[i].name);
-			print_rate(name, &r->relay[r->n_tp]);
-			json_object_set_new(tp, name, rate_json(&r->relay[r->n_tp]));
+			t[nt] = (struct target){&r->relay[r->n_tp], rspread, rone, relay.pid, ""};
+			snprintf(t[nt++].name, sizeof t[0].name, "relay_%s", runs[i].name);
+		}
+		for (int j = 0; j < nt && !g_stop; j++) {
+			struct target *x = &t[(j + (int)i) % nt];
+			er.subject_ctx = runs[i].one ? &x->one : &x->spread;
+			engine_cpu(&er, x->r, x->pid);
+			print_rate(x->name, x->r);
+			json_object_set_new(tp, x->name, rate_json(x->r));
 		}
 		r->n_tp++;
 	}
@@ -263,6 +337,7 @@ typedef struct get_all {
 	const char *id;
 	long expect;     /* events */
 	long pages;      /* of the last walk */
+	long bytes;      /* of its replies */
 } get_all;
 
 /* The value after the last "next_from_version": in the reply, 0 for null,
@@ -284,7 +359,7 @@ static long next_from(natsMsg *m)
 static bool walk(get_all *g)
 {
 	char subj[256], body[64];
-	long from = 1, pages = 0, version = -1;
+	long from = 1, pages = 0, version = -1, bytes = 0;
 
 	snprintf(subj, sizeof subj, "%s.get.bench.%s", C.prefix, g->id);
 	while (pages < 1000) {
@@ -297,6 +372,7 @@ static bool walk(get_all *g)
 			return false;
 		}
 		pages++;
+		bytes += natsMsg_GetDataLength(m);
 		if (pages == 1 &&
 		    sscanf(natsMsg_GetData(m), "{\"version\":%ld", &version) != 1)
 			version = -1;
@@ -309,6 +385,7 @@ static bool walk(get_all *g)
 		from = next;
 	}
 	g->pages = pages;
+	g->bytes = bytes;
 	return version == g->expect;
 }
 
@@ -443,10 +520,26 @@ static void keep_payload(natsMsg *m, void *ctx)
 	k->len[k->n++] = (size_t)len;
 }
 
+/* What the daemon does for each event of a page, alone, from memory: the
+ * strict check, the CID and the event's JSON (read.c's get_visit and
+ * page_add). */
+static void page_work(const uint8_t *p, size_t len, cbuf *out)
+{
+	cim_event_view v;
+	cim_cid cid;
+	char err[160];
+
+	cim_event_check(p, len, &v, err, sizeof err);
+	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, C.hash_code, p, len);
+	cim_event_write_json(out, p, len, &cid, 1, err, sizeof err);
+	cbuf_putc(out, ',');
+}
+
 /* The CIDs of the messages on subject computed alone, from memory, as a
- * validate computes them (each block hashed once): p50/p99 of runs. */
-static void hash_latency(lat *l, natsConnection *nc, const char *subject, long expect,
-			 int runs)
+ * validate computes them (each block hashed once), or with json set what
+ * get does for each of them (page_work): p50/p99 of runs. */
+static void work_latency(lat *l, natsConnection *nc, const char *subject, long expect,
+			 int runs, bool json)
 {
 	jsCtx *js = NULL;
 	kept k = {calloc((size_t)expect, sizeof(uint8_t *)),
@@ -461,12 +554,18 @@ static void hash_latency(lat *l, natsConnection *nc, const char *subject, long e
 	    k.n != expect)
 		errors++;
 	for (int i = 0; errors == 0 && i < runs && !g_stop; i++) {
+		cbuf out = CBUF_INIT;
 		int64_t t = now_ns();
 		for (long j = 0; j < k.n; j++) {
 			cim_cid cid;
-			cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, C.hash_code, k.p[j], k.len[j]);
+			if (json)
+				page_work(k.p[j], k.len[j], &out);
+			else
+				cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, C.hash_code, k.p[j],
+						k.len[j]);
 		}
 		samples_add(&s, (double)(now_ns() - t) / 1e3);
+		cbuf_free(&out);
 	}
 	lat_from(l, &s, errors);
 	samples_free(&s);
@@ -497,13 +596,18 @@ void run_reads(store_res *r, json_t *out)
 		printf("  %ld batches failed: the read figures below are on "
 		       "shorter aggregates\n", bad);
 	{
-		get_all g = {nc, id1k, n1k, 0};
+		get_all g = {nc, id1k, n1k, 0, 0};
 
 		get_latency(&r->get1k, &g, 5, C.quick ? 20 : 200, 120);
 		r->get1k_pages = g.pages;
+		r->get1k_bytes = g.bytes;
 		snprintf(r->get1k.note, sizeof r->get1k.note,
-			 "%ld page(s) per walk", g.pages);
+			 "%ld page(s) per walk, %ld bytes", g.pages, g.bytes);
 		print_lat("get 1,000 events (all pages)", &r->get1k);
+		if (g.bytes > 0) {
+			floor_rr_sized(&r->rr_get1k, (size_t)g.bytes, 5, C.quick ? 20 : 200);
+			print_lat("floor: a reply of that size", &r->rr_get1k);
+		}
 	}
 	{
 		subj_ctx sc = {"head", id1k, 0, 0, NULL};
@@ -555,10 +659,12 @@ void run_reads(store_res *r, json_t *out)
 		snprintf(subj, sizeof subj, "events.bench.%s.BenchEvent", id1k);
 		bare_latency(&r->bare1k, nc, subj, n1k, C.quick ? 10 : 50);
 		print_lat("floor: bare pull of the 1,000 events", &r->bare1k);
+		work_latency(&r->work1k, nc, subj, n1k, C.quick ? 10 : 50, true);
+		print_lat("floor: get's work on them alone", &r->work1k);
 		snprintf(subj, sizeof subj, "events.bench.%s.BenchEvent", id10k);
 		bare_latency(&r->bare10k, nc, subj, n10k, C.quick ? 3 : 20);
 		print_lat("floor: bare pull of the 10,000 events", &r->bare10k);
-		hash_latency(&r->hash10k, nc, subj, n10k, C.quick ? 3 : 20);
+		work_latency(&r->hash10k, nc, subj, n10k, C.quick ? 3 : 20, false);
 		print_lat("floor: their CIDs computed alone", &r->hash10k);
 	}
 out:
@@ -572,6 +678,9 @@ out:
 	json_object_set_new(o, "floor_bare_pull_1000", lat_json(&r->bare1k));
 	json_object_set_new(o, "floor_bare_pull_10000", lat_json(&r->bare10k));
 	json_object_set_new(o, "floor_hash_10000", lat_json(&r->hash10k));
+	json_object_set_new(o, "floor_get_work_1000", lat_json(&r->work1k));
+	json_object_set_new(o, "floor_rr_reply_of_get_1000", lat_json(&r->rr_get1k));
+	json_object_set_new(o, "get_1000_reply_bytes", json_integer(r->get1k_bytes));
 	json_object_set_new(o, "build_failures", json_integer(bad));
 	json_object_set_new(out, "reads", o);
 	free(b100);

@@ -209,6 +209,14 @@ view_text_is(const char *s, size_t len, const char *owned)
 	       memcmp(s, owned, len) == 0;
 }
 
+/* An id, which may hold NULs: all of its bytes, NUL-terminated after. */
+static bool
+view_id_is(const char *s, size_t len, const char *owned, size_t olen)
+{
+	return s != NULL && owned != NULL && olen == len &&
+	       memcmp(s, owned, len) == 0 && owned[len] == '\0';
+}
+
 static void
 fuzz_event(const uint8_t *data, size_t size)
 {
@@ -247,11 +255,12 @@ fuzz_event(const uint8_t *data, size_t size)
 	CHECK(view_text_is(v.aggregate_id, v.aggregate_id_len,
 			   ev.aggregate_id));
 	CHECK(view_text_is(v.event_type, v.event_type_len, ev.event_type));
-	CHECK(view_text_is(v.event_id, v.event_id_len, ev.event_id));
-	CHECK(view_text_is(v.correlation_id, v.correlation_id_len,
-			   ev.correlation_id));
-	CHECK(view_text_is(v.causation_id, v.causation_id_len,
-			   ev.causation_id));
+	CHECK(view_id_is(v.event_id, v.event_id_len, ev.event_id,
+			 ev.event_id_len));
+	CHECK(view_id_is(v.correlation_id, v.correlation_id_len,
+			 ev.correlation_id, ev.correlation_id_len));
+	CHECK(view_id_is(v.causation_id, v.causation_id_len, ev.causation_id,
+			 ev.causation_id_len));
 	CHECK(view_text_is(v.timestamp, v.timestamp_len, ev.timestamp));
 	CHECK(v.data > data && v.data + v.data_len <= data + size);
 	CHECK(v.metadata > data && v.metadata + v.metadata_len <= data + size);

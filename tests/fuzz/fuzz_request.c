@@ -13,14 +13,16 @@
  *     sentence, and leaves the outputs empty; a body that is not a JSON
  *     object is refused by every decoder with the same error;
  *   - an accepted append has 1..max_events events, each with a valid
- *     event_type, data within the depth limit, ids of 1..128 visible ASCII
- *     characters and no repeated event_id, metadata an object of strings,
+ *     event_type, data within the depth limit, ids of at most 128 bytes
+ *     (any text, U+0000 included) and no repeated event_id, metadata an
+ *     object of strings,
  *     and a consistent expectation; tight limits accept only what the
  *     default ones do, and refuse for the right reason;
  *   - every accepted event goes through what the daemon does with it: it
  *     is encoded as an event block (which must succeed), and that block
- *     must decode and check, with the same fields, the same data and
- *     metadata, and the same reply JSON from both reply writers;
+ *     must decode and check, with the same fields (ids with their NULs),
+ *     the same data and metadata (the same canonical bytes), and the same
+ *     reply JSON from both reply writers;
  *   - get's from_version and limit are in range and follow the body;
  *   - an accepted snapshot.save has version >= 1 and state within the
  *     depth limit, and its snapshot block encodes and decodes back;
@@ -30,7 +32,17 @@
  *     that is strict base64 of 40..max_enc bytes (encoding them again
  *     gives the same text); tight limits accept only what the default ones
  *     do; each item goes through the daemon's decryption under a fixed key,
- *     which must refuse it cleanly or give one DAG-CBOR value.
+ *     which must refuse it cleanly or give one DAG-CBOR value;
+ *   - an accepted validate body gives at most the keys allowed, each the
+ *     key its text in the body names;
+ *   - an accepted restore body (for order/order-17, with the daemon's
+ *     default limits and tight ones) holds 1..max blocks, each a checked
+ *     event block of that aggregate within the byte limit, hashed to the
+ *     CID given, versions one apart, each prev the CID of the block before
+ *     and hashed as the store hashes; every seal names one of the blocks,
+ *     one each, and verifies; a key block is this aggregate's. A refusal
+ *     names a field, leaves the output empty, and tight limits accept no
+ *     more than the default ones.
  *
  * A broken rule aborts, so libFuzzer reports it as a crash.
  */
@@ -50,7 +62,10 @@
 #include "event.h"
 #include "ids.h"
 #include "jsontext.h"
+#include "keys.h"
 #include "request.h"
+#include "restore.h"
+#include "seal.h"
 #include "snapshot.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -132,19 +147,9 @@ same_perr(const cim_perr *a, const cim_perr *b)
 /* ---- append ------------------------------------------------------------------ */
 
 static bool
-id_ok(const char *s)
+id_ok(const char *s, size_t n)
 {
-	size_t n;
-
-	if (s == NULL)
-		return true;
-	n = strlen(s);
-	if (n < 1 || n > CIM_EVENT_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
+	return s == NULL ? n == 0 : n <= CIM_EVENT_ID_MAX && s[n] == '\0';
 }
 
 static bool
@@ -187,13 +192,15 @@ check_append(const cim_append_req *ar, const cim_limits *lim)
 		CHECK(r->event_type != NULL && cim_token_type_ok(r->event_type));
 		CHECK(r->data != NULL);
 		CHECK(cim_json_depth(r->data, lim->max_depth) <= lim->max_depth);
-		CHECK(id_ok(r->event_id));
-		CHECK(id_ok(r->correlation_id));
-		CHECK(id_ok(r->causation_id));
+		CHECK(id_ok(r->event_id, r->event_id_len));
+		CHECK(id_ok(r->correlation_id, r->correlation_id_len));
+		CHECK(id_ok(r->causation_id, r->causation_id_len));
 		CHECK(r->metadata == NULL || strings_only(r->metadata));
 		for (size_t k = 0; k < i && r->event_id != NULL; k++)
 			CHECK(ar->events[k].event_id == NULL ||
-			      strcmp(ar->events[k].event_id, r->event_id) != 0);
+			      ar->events[k].event_id_len != r->event_id_len ||
+			      memcmp(ar->events[k].event_id, r->event_id,
+				     r->event_id_len) != 0);
 	}
 }
 
@@ -201,6 +208,29 @@ static bool
 eq_text(const char *a, const char *b)
 {
 	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* An id of the block against what was decoded: all of it, NULs too. */
+static bool
+eq_id(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return a != NULL && b != NULL && alen == blen &&
+	       memcmp(a, b, alen) == 0;
+}
+
+/* The same value: the same canonical bytes (json_equal cuts keys at a
+ * NUL). */
+static bool
+eq_value(const json_t *a, const json_t *b)
+{
+	cbuf x = CBUF_INIT, y = CBUF_INIT;
+	bool same = cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+
+	cbuf_free(&x);
+	cbuf_free(&y);
+	return same;
 }
 
 /* What build_messages in daemon/append.c does with each event, then the
@@ -217,6 +247,8 @@ append_blocks(const cim_append_req *ar)
 	for (size_t i = 0; i < ar->n; i++) {
 		const cim_append_event_req *r = &ar->events[i];
 		const char *eid = r->event_id != NULL ? r->event_id : UUID;
+		size_t eidlen = r->event_id != NULL ? r->event_id_len
+						    : strlen(UUID);
 		cim_event_block b = {
 			.aggregate_type = (char *)"order",
 			.aggregate_id = (char *)"order-17",
@@ -232,6 +264,11 @@ append_blocks(const cim_append_req *ar)
 			.data = r->data,
 			.has_prev = has_prev,
 			.prev = prev,
+			.event_id_len = eidlen,
+			.correlation_id_len = r->correlation_id ?
+					      r->correlation_id_len : eidlen,
+			.causation_id_len = r->causation_id ?
+					    r->causation_id_len : eidlen,
 		};
 		cbuf block = CBUF_INIT, reply = CBUF_INIT, text = CBUF_INIT;
 		cim_event_block d;
@@ -248,16 +285,21 @@ append_blocks(const cim_append_req *ar)
 		CHECK(eq_text(d.aggregate_type, b.aggregate_type));
 		CHECK(eq_text(d.aggregate_id, b.aggregate_id));
 		CHECK(eq_text(d.event_type, b.event_type));
-		CHECK(eq_text(d.event_id, b.event_id));
-		CHECK(eq_text(d.correlation_id, b.correlation_id));
-		CHECK(eq_text(d.causation_id, b.causation_id));
+		CHECK(eq_id(d.event_id, d.event_id_len, b.event_id,
+			    b.event_id_len));
+		CHECK(eq_id(d.correlation_id, d.correlation_id_len,
+			    b.correlation_id, b.correlation_id_len));
+		CHECK(eq_id(d.causation_id, d.causation_id_len, b.causation_id,
+			    b.causation_id_len));
+		CHECK(eq_id(v.event_id, v.event_id_len, b.event_id,
+			    b.event_id_len));
 		CHECK(eq_text(d.timestamp, b.timestamp));
 		CHECK(d.version == b.version && v.version == b.version);
 		CHECK(d.has_prev == has_prev && v.has_prev == has_prev);
 		CHECK(!has_prev || (cim_cid_equal(&d.prev, &prev) &&
 				    cim_cid_equal(&v.prev, &prev)));
-		CHECK(json_equal(d.data, r->data));
-		CHECK(json_equal(d.metadata, b.metadata));
+		CHECK(eq_value(d.data, r->data));
+		CHECK(eq_value(d.metadata, b.metadata));
 
 		/* the two reply writers agree byte for byte */
 		CHECK(cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR,
@@ -547,6 +589,116 @@ fuzz_decrypt(const uint8_t *data, size_t size, const json_t *root,
 	CHECK(!tight || wide);
 }
 
+/* ---- validate -------------------------------------------------------------------- */
+
+#define KEYS_MAX 64
+
+static void
+fuzz_validate(const uint8_t *data, size_t size, const json_t *root,
+	      const cim_perr *parse_err)
+{
+	uint8_t keys[KEYS_MAX][CIM_KEY_BYTES], pk[CIM_KEY_BYTES];
+	size_t n = 12345;
+	cim_perr e;
+
+	memset(&e, 0, sizeof(e));
+	if (cim_validate_req_parse(data, size, keys, KEYS_MAX, &n, &e) != 0) {
+		check_refusal(&e);
+		CHECK(n == 0);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		return;
+	}
+	CHECK(root != NULL && n <= KEYS_MAX);
+	json_t *arr = json_object_get(root, "keys");
+	CHECK(arr == NULL ? n == 0 : json_array_size(arr) == n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array_get(arr, i);
+		CHECK(json_is_string(v));
+		CHECK(cim_pubkey_from_text(pk, json_string_value(v)) == 0);
+		CHECK(memcmp(pk, keys[i], CIM_KEY_BYTES) == 0);
+	}
+}
+
+/* ---- restore ---------------------------------------------------------------------- */
+
+static void
+check_restore(const cim_restore_req *r, const cim_restore_limits *lim)
+{
+	char err[256];
+
+	CHECK(r->n >= 1 && r->n <= lim->max_blocks);
+	for (size_t i = 0; i < r->n; i++) {
+		const cim_restore_block *b = &r->blocks[i];
+		cim_event_view v;
+		cim_cid cid;
+		uint64_t codec, mh;
+
+		CHECK(b->len <= lim->max_block_bytes);
+		CHECK_OK(cim_event_check(b->p, b->len, &v, err, sizeof(err)), err);
+		CHECK(v.version == b->v.version);
+		CHECK(v.aggregate_type_len == 5 && memcmp(v.aggregate_type, "order", 5) == 0);
+		CHECK(v.aggregate_id_len == 8 && memcmp(v.aggregate_id, "order-17", 8) == 0);
+		CHECK(cim_token_type_ok(r->types[i]));
+		CHECK(cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, lim->hash_code, b->p, b->len) == 0);
+		CHECK(cim_cid_equal(&cid, &b->cid));
+		if (v.has_prev) {
+			CHECK(cim_cid_info(&v.prev, &codec, &mh) == 0);
+			CHECK(codec == CIM_CODEC_DAG_CBOR && mh == lim->hash_code);
+		}
+		if (i > 0) {
+			CHECK(v.version == r->blocks[i - 1].v.version + 1);
+			CHECK(v.has_prev && cim_cid_equal(&v.prev, &r->blocks[i - 1].cid));
+		}
+		if (b->seal >= 0) {
+			CHECK((size_t)b->seal < r->nseals);
+			CHECK(cim_cid_equal(&r->seals[b->seal].cid, &b->cid));
+		}
+	}
+	for (size_t k = 0; k < r->nseals; k++) {
+		size_t owners = 0;
+		CHECK(cim_seal_verify(r->seals[k].pk, &r->seals[k].cid, r->seals[k].sig));
+		for (size_t i = 0; i < r->n; i++)
+			owners += r->blocks[i].seal == (int)k;
+		CHECK(owners == 1);
+	}
+	if (r->has_key)
+		CHECK(strcmp(r->key.aggregate_type, "order") == 0 &&
+		      strcmp(r->key.aggregate_id, "order-17") == 0);
+}
+
+static void
+fuzz_restore(const uint8_t *data, size_t size, const cim_perr *parse_err)
+{
+	cim_restore_limits def = {MAX_EVENTS, 262144, CIM_MH_BLAKE2B_256};
+	cim_restore_limits tight = {TIGHT_EVENTS, 200, CIM_MH_BLAKE2B_256};
+	cim_restore_req r, t;
+	cim_perr e, et;
+	int rc, rct;
+
+	memset(&e, 0, sizeof(e));
+	memset(&et, 0, sizeof(et));
+	rc = cim_restore_req_parse(data, size, "order", "order-17", &def, &r, &e);
+	rct = cim_restore_req_parse(data, size, "order", "order-17", &tight, &t, &et);
+	if (rc != 0) {
+		check_refusal(&e);
+		CHECK(r.n == 0 && r.blocks == NULL && r.mem == NULL && !r.has_key);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		CHECK(rct != 0);
+	} else {
+		check_restore(&r, &def);
+	}
+	if (rct != 0) {
+		check_refusal(&et);
+		CHECK(t.n == 0 && t.blocks == NULL);
+	} else {
+		check_restore(&t, &tight);
+		CHECK(rc == 0 && t.n == r.n && t.nseals == r.nseals);
+		cim_restore_req_free(&t);
+	}
+	if (rc == 0)
+		cim_restore_req_free(&r);
+}
+
 /* ---- the entry point ------------------------------------------------------------ */
 
 int
@@ -571,6 +723,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_empty(data, size, root, root == NULL ? &pe : NULL);
 	fuzz_snapshot(data, size, root, root == NULL ? &pe : NULL);
 	fuzz_decrypt(data, size, root, root == NULL ? &pe : NULL);
+	fuzz_validate(data, size, root, root == NULL ? &pe : NULL);
+	fuzz_restore(data, size, root == NULL ? &pe : NULL);
 	json_decref(root);
 	return 0;
 }

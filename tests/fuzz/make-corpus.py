@@ -5,7 +5,11 @@
 
 request/  request bodies: every example of docs/protocol.md, one of each
           kind, and tricky refusals (bad JSON, duplicate keys, NUL, lone
-          surrogates, numbers out of range, too deep, too many events...).
+          surrogates, numbers out of range, too deep, too many events...);
+          validate with keys; restore bodies of chained blocks of
+          order/order-17 (the aggregate fuzz_request restores to), with
+          seal blocks (of well-formed but made-up signatures) and a key
+          block, and refusals (gaps, broken links, bad base64).
 block/    the event blocks of tests/vectors/events.json and the snapshot
           blocks of tests/vectors/snapshots.json as binary files, blocks
           with byte strings and links in data, and refused DAG-CBOR
@@ -119,6 +123,8 @@ def requests():
         "append-cancel": '{"expected_version":3,"events":[{"event_type":"OrderCancelled","data":{}}]}',
         "append-any": '{"expected_version":"any","events":[{"event_type":"A_b-9","data":[1,-2,3.25,true,false,null,"x",{"":[]}]}]}',
         "append-zero": '{"expected_version":0,"events":[{"event_type":"X","data":"s"}]}',
+        "append-nul": '{"events":[{"event_type":"X","data":{"\\u0000k":"a\\u0000b","k\\u0000":["\\u0000"]},"event_id":"\\u0000e","correlation_id":"","causation_id":"c\\u0000","metadata":{"m\\u0000":"\\u0000"}}]}',
+        "append-nul-private-use": '{"events":[{"event_type":"X","data":{"\\u0000":1,"\\ue000":2,"\ue001\\u0000":3,"\\uE001\ue000":4}}]}',
         "append-unicode": '{"events":[{"event_type":"Named","data":{"name":"Gr\\u00fc\\u00dfe \u00e9\u4e2d\U0001f600 \\ud83d\\ude00","esc":"\\"\\\\\\/\\b\\f\\n\\r\\t"},"metadata":{"k\\u00e9y":"v","":""}}]}',
         "append-ints": '{"events":[{"event_type":"N","data":[0,23,24,255,256,65535,65536,4294967295,4294967296,9223372036854775807,-1,-24,-25,-256,-257,-9223372036854775808]}]}',
         "append-floats": '{"events":[{"event_type":"F","data":[0.1,-0.0,1.5e300,2.2250738585072014e-308,5e-324,1.7976931348623157e308,100.0]}]}',
@@ -181,7 +187,6 @@ def requests():
         "metadata-array": '{"events":[{"event_type":"X","data":1,"metadata":["a"]}]}',
         "duplicate-key": '{"events":[{"event_type":"X","data":1}],"events":[]}',
         "duplicate-inner": '{"events":[{"event_type":"X","data":{"a":1,"a":2}}]}',
-        "nul-escape": '{"events":[{"event_type":"X","data":"a\\u0000b"}]}',
         "lone-surrogate": '{"events":[{"event_type":"X","data":"\\ud800"}]}',
         "raw-nul": b'{"events":[{"event_type":"X","data":"a\x00b"}]}',
         "bad-utf8": b'{"events":[{"event_type":"X","data":"\xc0\xaf \xed\xa0\x80 \xff"}]}',
@@ -237,6 +242,7 @@ def blocks(cids):
         "version-max": event(version=2**64 - 1, prev=link, data=True),
         "key-nul-in-data": event(data={"a\x00b": "c\x00d"}),
         "metadata-nul": event(data=None, metadata={"k\x00": "v\x00"}),
+        "ids-nul": event(data=1, event_id="\x00e\x00", correlation_id="", causation_id="c\x00"),
         "deep-data": event(data=json.loads("[" * 128 + "]" * 128)),
     }
     for name, b in ok.items():
@@ -469,11 +475,60 @@ def crypt_seeds():
     write("crypt", "bad-state-nul-type", b"\x02\x03t\x00u\x01x" + bytes(40))
 
 
+# ---- restore and validate bodies ------------------------------------------------
+
+def cid_of(block):
+    import hashlib
+    # CIDv1, dag-cbor, blake2b-256 (multihash code 0xb220: varint a0 e4 02)
+    return b"\x01\x71\xa0\xe4\x02\x20" + hashlib.blake2b(block, digest_size=32).digest()
+
+
+def restore_seeds():
+    import base64
+
+    def b64(b):
+        return base64.b64encode(b).decode()
+
+    chain, prev = [], None
+    for v in range(1, 4):
+        b = cbor(event(version=v, prev=Link(prev) if prev else None, data={"n": v},
+                       aggregate_type="order", aggregate_id="order-17",
+                       event_id="e-%d" % v, causation_id="e-%d" % v,
+                       correlation_id="e-%d" % v))
+        chain.append(b)
+        prev = cid_of(b)
+    seal = cbor({"cid": Link(cid_of(chain[2])), "key":
+                 "z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp", "sig": bytes(64)})
+    key = cbor({"nonce": bytes(24), "wrapped": bytes(48), "aggregate_id": "order-17",
+                "aggregate_type": "order"})
+    blocks = json.dumps([b64(b) for b in chain])
+    ok = {
+        "restore-3": '{"blocks":%s}' % blocks,
+        "restore-1": '{"blocks":["%s"]}' % b64(chain[0]),
+        "restore-seal": '{"blocks":%s,"seals":["%s"]}' % (blocks, b64(seal)),
+        "restore-key": '{"blocks":%s,"key":"%s"}' % (blocks, b64(key)),
+        "validate-keys": '{"keys":["z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"]}',
+        "validate-no-keys": '{"keys":[]}',
+    }
+    bad = {
+        "restore-gap": '{"blocks":["%s","%s"]}' % (b64(chain[0]), b64(chain[2])),
+        "restore-not-base64": '{"blocks":["%s","!!!!"]}' % b64(chain[0]),
+        "restore-other-block": '{"blocks":["%s"]}' % b64(seal),
+        "restore-empty": '{"blocks":[]}',
+        "validate-key-text": '{"keys":["did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"]}',
+    }
+    for name, body in ok.items():
+        write("request", name, body)
+    for name, body in bad.items():
+        write("request", "bad-" + name, body)
+
+
 def main():
     if not os.path.isdir(VECTORS):
         sys.exit("run from the repository (tests/vectors not found)")
     bins = cid_seeds()
     requests()
+    restore_seeds()
     blocks([bins[1], bins[0]])
     car_seeds()
     crypt_seeds()

@@ -480,9 +480,11 @@ Test(append, batch_with_an_invalid_third_event_stores_nothing)
 		  "{\"event_type\": \"ItemAdded\","
 		  " \"data\": {\"n\": 99999999999999999999}}",
 		  "invalid_argument");
-	bad_third("event_id with a space",
+	bad_third("event_id over 128 bytes",
 		  "{\"event_type\": \"ItemAdded\", \"data\": 1,"
-		  " \"event_id\": \"has space\"}",
+		  " \"event_id\": \"" "0123456789012345678901234567890123456789"
+		  "0123456789012345678901234567890123456789"
+		  "0123456789012345678901234567890123456789" "012345678\"}",
 		  "invalid_argument");
 	bad_third("unknown field",
 		  "{\"event_type\": \"ItemAdded\", \"data\": 1,"

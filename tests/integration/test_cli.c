@@ -213,3 +213,29 @@ Test(cli, numbers_are_printed_as_the_daemon_sent_them)
 				  "\"x\":0.1,\"y\":2.0,\"z\":1e+300}"), "%s", r.out);
 	h_run_free(&r);
 }
+
+/* The JetStream settings reach what reads the stream itself: the default
+ * works, an explicit $JS.API prefix too, and a domain nobody serves is
+ * where tail and verify-all go, and fail (nothing answers there). */
+Test(cli, the_jetstream_domain_and_prefix_are_used)
+{
+	h_run r;
+
+	cim_append_result_destroy(h_append1("order", "js-1", CIM_EXPECT_ANY, "Placed", "{}"));
+	r = CLI("--js-api-prefix", "$JS.API", "tail", "events.>", "--from-seq", "1", "--count",
+		"1");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"aggregate_id\":\"js-1\"") != NULL, "%s", r.out);
+	h_run_free(&r);
+	r = CLI("--timeout", "1000", "--js-domain", "nowhere", "tail", "events.>", "--from-seq",
+		"1", "--count", "1");
+	cr_assert_neq(r.status, 0, "a domain nobody serves: %s", r.out);
+	h_run_free(&r);
+	r = CLI("--timeout", "1000", "--js-domain", "nowhere", "verify-all");
+	cr_assert_neq(r.status, 0, "a domain nobody serves: %s", r.out);
+	h_run_free(&r);
+	r = CLI("--js-domain", "d", "--js-api-prefix", "$JS.x.API", "info");
+	cr_assert_eq(r.status, 2, "both: %s", r.err);
+	cr_assert(strstr(r.err, "js_domain or js_api_prefix, not both") != NULL, "%s", r.err);
+	h_run_free(&r);
+}

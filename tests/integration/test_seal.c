@@ -6,6 +6,7 @@
  * seal (unsealed), trusted_keys as the default; bad key files at start.
  */
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -482,4 +483,88 @@ Test(seal, cim_validate_keys_reports_sealed_through)
 	cr_assert_eq(cim_validate_keys(H.client, "acct", "s-lib", bad, 1, &v, &err),
 		     CIM_ERR_INVALID_ARGUMENT);
 	cr_assert_str_eq(err.field, "keys");
+}
+
+/* ---- the tool's --key ---------------------------------------------------------------- */
+
+static h_run cli(const char *first, ...)
+{
+	const char *argv[24];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = getenv("CIM_TEST_CLI");
+	argv[argc++] = "--url";
+	argv[argc++] = H.nats.url;
+	va_start(ap, first);
+	for (const char *a = first; a != NULL && argc < 23; a = va_arg(ap, const char *))
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return h_finish(h_spawn("cli", argv), "cli", 30000);
+}
+#define CLI(...) cli(__VA_ARGS__, (const char *)NULL)
+
+Test(seal, the_tool_checks_seals_with_key)
+{
+	natsMsg *v2;
+	tb_block b = forge_v3("s-cli", &v2);
+
+	/* the forged tail (seq 3), then another aggregate's sealed events */
+	tb_publish(&b, "acct", "s-cli", "Booked", 3, h_header(v2, "Cim-Seal-Key"),
+		   h_header(v2, "Cim-Seal"));
+	free(h_append_n("acct", "s-ok", 2));
+
+	h_run r = CLI("validate", "acct", "s-ok", "--key", key.text);
+	cr_assert_eq(r.status, 0, "%s %s", r.out, r.err);
+	cr_assert_eq(json_integer_value(json_object_get(r.json, "sealed_through")), 2);
+	h_run_free(&r);
+	r = CLI("validate", "acct", "s-ok", "--key", other.text);
+	cr_assert_eq(r.status, 1, "%s", r.out);
+	h_run_free(&r);
+	r = CLI("validate", "acct", "s-ok", "--key", "z6MkNOPE");
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	h_run_free(&r);
+
+	r = CLI("verify-all", "acct", "--key", key.text);
+	cr_assert_eq(r.status, 1, "%s %s", r.out, r.err);
+	cr_assert_not_null(strstr(r.out, "broken acct s-cli: version 3: bad_seal"), "%s", r.out);
+	cr_assert_null(strstr(r.out, "s-ok"), "%s", r.out);
+	h_run_free(&r);
+	r = CLI("verify-all", "acct");
+	cr_assert_eq(r.status, 0, "without a key the chains hold: %s", r.out);
+	h_run_free(&r);
+
+	/* four events pass, the forged one between them fails */
+	r = CLI("tail", "events.acct.>", "--from-seq", "1", "--count", "4", "--key", key.text);
+	cr_assert_eq(r.status, 1, "status %d: %s", r.status, r.err);
+	cr_assert_not_null(strstr(r.err, "check_failed: bad_seal: acct/s-cli version 3"), "%s",
+			   r.err);
+	cr_assert_not_null(strstr(r.out, "\"seal\":{\"key\":\""), "%s", r.out);
+	h_run_free(&r);
+	r = CLI("tail", "events.acct.>", "--from-seq", "4", "--count", "2", "--key", key.text);
+	cr_assert_eq(r.status, 0, "status %d: %s", r.status, r.err);
+	h_run_free(&r);
+	r = CLI("tail", "events.acct.>", "--no-check", "--key", key.text);
+	cr_assert_eq(r.status, 2, "--no-check with --key: status %d: %s", r.status, r.err);
+	h_run_free(&r);
+	natsMsg_Destroy(v2);
+	tb_free(&b, 1);
+}
+
+Test(seal_config, check_config_shows_the_key_files_path_never_the_key)
+{
+	cim_signing_key k;
+	char *path = tb_key_file(H.nats.dir, "k", 0x33);
+	tb_key(&k, 0x44);
+	const char *argv[] = {getenv("CIM_TEST_DAEMON"), "--signing-key", path,
+			      "--trusted-keys", k.text, "--check-config", NULL};
+	h_run r = h_finish(h_spawn("check", argv), "check", 10000);
+
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, "[keys]"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, h_strf("signing_key = %s", path)), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, h_strf("trusted_keys = %s", k.text)), "%s", r.out);
+	cr_assert_null(strstr(r.out, "3333333333"), "the seed shows: %s", r.out);
+	h_run_free(&r);
 }

@@ -5,6 +5,9 @@
  * permissions where a client may append to one aggregate type only.
  * Credentials files (JWT) need an operator set-up (nsc) and are not
  * tested here; --check-config checks that the file is readable.
+ * cim-events goes through each of these servers too, with the same
+ * settings as the daemon (flags, a file, the environment), and is refused
+ * with a clear message where it should be.
  */
 #include <criterion/criterion.h>
 #include <sodium.h>
@@ -95,6 +98,83 @@ static int daemon_fails(const char *const *args)
 	return st;
 }
 
+/* Runs cim-events --nats-url H.nats.url --timeout 2000 [args...] and
+ * waits for it. */
+static h_run cli(const char *const *args)
+{
+	const char *argv[40] = {getenv("CIM_TEST_CLI"), "--nats-url", H.nats.url,
+				"--timeout", "2000"};
+	size_t n = 5;
+
+	for (; *args && n + 1 < 40; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	return h_finish(h_spawn("cli", argv), "cli", 30000);
+}
+
+/* cim-events with opts appends an event to order/<id> and reads it back
+ * (get, and verify-all, which reads the stream itself); every secret in
+ * secrets stays out of what it prints. */
+static void cli_appends_and_reads(const char *const *opts, const char *id,
+				  const char *const *secrets)
+{
+	const char *args[40];
+	size_t n = 0;
+	h_run r;
+
+	for (; opts[n] && n < 30; n++)
+		args[n] = opts[n];
+	const char *append[] = {"append", "order", id, "--event", "Placed", "{\"n\": 1}", NULL};
+	for (size_t i = 0; append[i]; i++)
+		args[n + i] = append[i];
+	args[n + 6] = NULL;
+	r = cli(args);
+	cr_assert_eq(r.status, 0, "cim-events append: exit %d: %s", r.status, r.err);
+	cr_assert_not_null(r.json, "%s", r.out);
+	h_run_free(&r);
+	const char *get[] = {"get", "order", id, NULL};
+	for (size_t i = 0; i < 4; i++)
+		args[n + i] = get[i];
+	r = cli(args);
+	cr_assert_eq(r.status, 0, "cim-events get: exit %d: %s", r.status, r.err);
+	cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 1, "%s", r.out);
+	h_run_free(&r);
+	const char *verify[] = {"verify-all", "order.*", "--json", NULL};
+	for (size_t i = 0; i < 4; i++)
+		args[n + i] = verify[i];
+	r = cli(args);
+	cr_assert_eq(r.status, 0, "cim-events verify-all: exit %d: %s", r.status, r.err);
+	h_run_free(&r);
+	const char *check[] = {"--check-config", NULL};
+	args[n] = check[0];
+	args[n + 1] = NULL;
+	r = cli(args);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	for (size_t i = 0; secrets != NULL && secrets[i]; i++)
+		cr_assert(strstr(r.out, secrets[i]) == NULL && strstr(r.err, secrets[i]) == NULL,
+			  "a secret is shown: %s", r.out);
+	h_run_free(&r);
+}
+
+/* cim-events with opts is refused: exit status 4 and a message holding
+ * says on stderr, nothing on stdout. */
+static void cli_refused(const char *const *opts, const char *says)
+{
+	const char *args[40];
+	size_t n = 0;
+
+	for (; opts[n] && n < 30; n++)
+		args[n] = opts[n];
+	const char *append[] = {"append", "order", "refused", "--event", "Placed", "{}", NULL};
+	for (size_t i = 0; i < 7; i++)
+		args[n + i] = append[i];
+	h_run r = cli(args);
+	cr_assert_eq(r.status, 4, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, says) != NULL, "stderr says \"%s\": %s", says, r.err);
+	cr_assert_eq(r.out[0], '\0', "%s", r.out);
+	h_run_free(&r);
+}
+
 static bool log_has(const char *text)
 {
 	char *path = h_strf("%s/daemon.log", H.nats.dir);
@@ -168,6 +248,18 @@ Test(security, token)
 	natsConnection_Destroy(nc);
 	natsOptions_Destroy(probe);
 	cr_assert(!log_has("tok-7f3a9"), "the token is not logged");
+
+	/* cim-events reads the daemon's own file, passing over its other
+	 * settings */
+	FILE *g = fopen(conf, "a");
+	cr_assert_not_null(g);
+	fputs("[daemon]\nworkers = 2\n", g);
+	fclose(g);
+	const char *with_file[] = {"--config", conf, NULL};
+	const char *secrets[] = {"tok-7f3a9", NULL};
+	cli_appends_and_reads(with_file, "cli-token", secrets);
+	const char *wrong[] = {"--nats-token", "not-the-token", NULL};
+	cli_refused(wrong, "Authorization Violation");
 	free(conf);
 
 	const char *bad[] = {"--nats-token", "not-the-token", "--connect-timeout", "1", NULL};
@@ -218,6 +310,16 @@ Test(security, nkey_seed_file)
 	const char *bad[] = {"--nats-nkey-seed", other, "--connect-timeout", "1", NULL};
 	cr_assert_eq(daemon_fails(bad), 1);
 	cr_assert(!log_has(other_seed), "the seed is not logged");
+
+	/* cim-events with the seed from the environment, and with one the
+	 * server does not know */
+	const char *none[] = {NULL};
+	const char *secrets[] = {seed, NULL};
+	setenv("CIM_EVENTS_NATS_NKEY_SEED", path, 1);
+	cli_appends_and_reads(none, "cli-nkey", secrets);
+	setenv("CIM_EVENTS_NATS_NKEY_SEED", other, 1);
+	cli_refused(none, "Authorization Violation");
+	unsetenv("CIM_EVENTS_NATS_NKEY_SEED");
 	free(other);
 	free(path);
 }
@@ -299,6 +401,25 @@ Test(security, tls_with_client_certificates)
 	natsConnection *plain = NULL;
 	cr_assert_neq(natsConnection_ConnectTo(&plain, H.nats.url), NATS_OK);
 
+	/* cim-events with the client certificate, by flags */
+	const char *tls[] = {"--tls-ca", ca, "--tls-cert", cert, "--tls-key", key, NULL};
+	cli_appends_and_reads(tls, "cli-tls", NULL);
+	/* without a certificate, without TLS, trusting another CA */
+	const char *no_cert_cli[] = {"--tls-ca", ca, NULL};
+	cli_refused(no_cert_cli, "cannot connect to NATS at nats://127.0.0.1:");
+	const char *plain_cli[] = {NULL};
+	cli_refused(plain_cli, "cannot connect to NATS at nats://127.0.0.1:");
+	const char *other_ca_cli[] = {"--tls-ca", other, "--tls-cert", cert, "--tls-key", key,
+				      NULL};
+	cli_refused(other_ca_cli, "cannot connect to NATS");
+	/* a missing file is a usage error, before any connection */
+	const char *missing_cli[] = {"--tls-ca", "/nonexistent/ca.pem", "head", "order", "o-1",
+				     NULL};
+	h_run r = cli(missing_cli);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "tls_ca: cannot read /nonexistent/ca.pem") != NULL, "%s", r.err);
+	h_run_free(&r);
+
 	/* trusting another CA: the server's certificate is refused */
 	const char *bad_ca[] = {"--tls-ca", other, "--tls-cert", cert, "--tls-key", key,
 				"--connect-timeout", "1", NULL};
@@ -364,6 +485,42 @@ Test(security, a_client_may_append_to_the_aggregate_types_it_is_allowed)
 	cr_assert_eq(code, 200);
 	cr_assert_eq(stream_msgs(adm), 3);
 	natsConnection_Destroy(orders);
+
+	/* cim-events as the orders service, logged in from the environment:
+	 * an append to an order and a get go through; an append to a payment
+	 * and a head are refused by the server, and it says so */
+	setenv("CIM_EVENTS_NATS_USER", "orders", 1);
+	setenv("CIM_EVENTS_NATS_PASSWORD", "pw-o", 1);
+	const char *as_orders[] = {"append", "order", "o-cli", "--event", "Placed", "{}", NULL};
+	h_run r = cli(as_orders);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	h_run_free(&r);
+	const char *get_order[] = {"get", "order", "o-cli", NULL};
+	r = cli(get_order);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(json_array_size(json_object_get(r.json, "events")), 1);
+	h_run_free(&r);
+	const char *to_payment[] = {"append", "payment", "p-cli", "--event", "Paid", "{}", NULL};
+	r = cli(to_payment);
+	cr_assert_eq(r.status, 4, "%s", r.err);
+	cr_assert(strstr(r.err, "not_permitted") != NULL &&
+		  strstr(r.err, "cim.events.v1.append.payment.p-cli") != NULL,
+		  "the refusal names the subject: %s", r.err);
+	h_run_free(&r);
+	const char *head_order[] = {"head", "order", "o-cli", NULL};
+	r = cli(head_order);
+	cr_assert_eq(r.status, 4, "%s", r.err);
+	cr_assert(strstr(r.err, "Permissions Violation") != NULL, "%s", r.err);
+	h_run_free(&r);
+	const char *check[] = {"--check-config", NULL};
+	r = cli(check);
+	cr_assert(strstr(r.out, "nats_password = ***") != NULL && strstr(r.out, "pw-o") == NULL,
+		  "%s", r.out);
+	h_run_free(&r);
+	unsetenv("CIM_EVENTS_NATS_USER");
+	unsetenv("CIM_EVENTS_NATS_PASSWORD");
+	cr_assert_eq(stream_msgs(adm), 4, "the CLI stored its order and no payment");
+
 	natsConnection_Destroy(adm);
 	natsOptions_Destroy(o);
 	natsOptions_Destroy(admin);

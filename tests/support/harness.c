@@ -14,6 +14,7 @@
  * named in /tmp/cim-itest-<runner pid>.dir) when the test did not pass.
  */
 #include "harness.h"
+#include "jsonread.h"
 #include "proc.h"
 
 #include <criterion/criterion.h>
@@ -279,6 +280,9 @@ pid_t h_daemon_start_args(const h_nats *n, natsOptions *probe, const char *const
 		argv[argc++] = "--show-leak-kinds=definite,indirect";
 		argv[argc++] = "--errors-for-leak-kinds=definite,indirect";
 		argv[argc++] = "--track-fds=no";
+		/* the daemon's allocator is jemalloc (Makefile): memcheck
+		 * watches its malloc and free as it would glibc's */
+		argv[argc++] = "--soname-synonyms=somalloc=*jemalloc*";
 		argv[argc++] = "--error-markers=" VG_MARK ",CIM-VG-ERROR-END";
 		argv[argc++] = vglog;
 	}
@@ -497,7 +501,7 @@ h_run h_finish(pid_t pid, const char *tag, int timeout_ms)
 	run_paths(tag, out, err, sizeof(out));
 	r.out = h_slurp(out);
 	r.err = h_slurp(err);
-	r.json = json_loads(r.out, JSON_DECODE_ANY, NULL);
+	r.json = cim_json_read(r.out, strlen(r.out), JSON_DECODE_ANY, &(json_error_t){0});
 	return r;
 }
 
@@ -822,7 +826,8 @@ void h_request(h_reply *r, const char *subject, const void *body, int len)
 	r->body[r->len] = '\0';
 	if (natsMsgHeader_Get(m, "Cim-Status", &st) == NATS_OK && st != NULL)
 		r->status = atoi(st);
-	r->json = json_loadb(r->body, (size_t)r->len, JSON_DECODE_ANY, NULL);
+	/* every string, U+0000 included, in keys too */
+	r->json = cim_json_read(r->body, (size_t)r->len, JSON_DECODE_ANY, &(json_error_t){0});
 	natsMsg_Destroy(m);
 }
 

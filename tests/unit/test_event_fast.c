@@ -46,6 +46,13 @@ static int fast_text_eq(const char *s, size_t n, const char *c)
 	return c != NULL && strlen(c) == n && memcmp(s, c, n) == 0;
 }
 
+/* s[0..n) equals c[0..clen), which may hold NULs (the ids), and c is
+ * NUL-terminated after them. */
+static int fast_id_eq(const char *s, size_t n, const char *c, size_t clen)
+{
+	return c != NULL && clen == n && memcmp(s, c, n) == 0 && c[n] == '\0';
+}
+
 /* The canonical encoding of v (max_depth as given). */
 static void fast_cbor(const json_t *v, int max_depth, cbuf *out)
 {
@@ -116,12 +123,13 @@ static void fast_compare(const uint8_t *p, size_t len, const cim_cid *cid,
 			       ev.aggregate_id), "%s", label);
 	cr_assert(fast_text_eq(v.event_type, v.event_type_len, ev.event_type),
 		  "%s", label);
-	cr_assert(fast_text_eq(v.event_id, v.event_id_len, ev.event_id), "%s",
+	cr_assert(fast_id_eq(v.event_id, v.event_id_len, ev.event_id,
+			     ev.event_id_len), "%s", label);
+	cr_assert(fast_id_eq(v.correlation_id, v.correlation_id_len,
+			     ev.correlation_id, ev.correlation_id_len), "%s",
 		  label);
-	cr_assert(fast_text_eq(v.correlation_id, v.correlation_id_len,
-			       ev.correlation_id), "%s", label);
-	cr_assert(fast_text_eq(v.causation_id, v.causation_id_len,
-			       ev.causation_id), "%s", label);
+	cr_assert(fast_id_eq(v.causation_id, v.causation_id_len,
+			     ev.causation_id, ev.causation_id_len), "%s", label);
 	cr_assert(fast_text_eq(v.timestamp, v.timestamp_len, ev.timestamp),
 		  "%s", label);
 	cr_assert_eq(v.version, ev.version, "%s", label);

@@ -14,18 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonread.h"
+
 /* tests/vectors/<name> (the directory from $CIM_TEST_VECTORS when set),
- * parsed; it must hold the array `array` with at least one entry. */
+ * parsed (strings and keys may hold U+0000); it must hold the array
+ * `array` with at least one entry. */
 static inline json_t *t_load_vectors(const char *name, const char *array)
 {
-	char path[4096];
+	char path[4096], *text = NULL;
 	const char *dir = getenv("CIM_TEST_VECTORS");
 	json_error_t jerr;
 	json_t *root, *a;
+	size_t len = 0;
+	FILE *f;
 
 	snprintf(path, sizeof path, "%s/%s",
 		 dir != NULL && dir[0] != '\0' ? dir : "tests/vectors", name);
-	root = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "cannot open %s", path);
+	cr_assert_eq(getdelim(&text, &len, '\0', f) > 0, 1, "cannot read %s",
+		     path);
+	fclose(f);
+	root = cim_json_read(text, strlen(text), 0, &jerr);
+	free(text);
 	cr_assert_not_null(root, "cannot load %s: %s (line %d)", path, jerr.text,
 			   jerr.line);
 	a = json_object_get(root, array);

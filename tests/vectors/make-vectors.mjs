@@ -262,6 +262,27 @@ const CASES = [
 		version: 4294967296,
 		prev: 'chain',
 		data: { n: 1 }
+	},
+	/* U+0000 is a character like any other: at the start, in the middle
+	 * and at the end of the ids, metadata keys and values, data keys and
+	 * values; keys equal up to a NUL are different keys, sorted as bytes;
+	 * and U+E000/U+E001, which the C reader uses to escape such keys. */
+	{
+		name: 'nul-strings',
+		hash: 'sha2-256',
+		event_id: '\u0000evt\u00001\u0000',
+		correlation_id: '',
+		causation_id: 'cause\u0000',
+		metadata: { 'k\u0000': '\u0000v', '\u0000': '', k: 'plain\u0000' },
+		data: {
+			'\u0000': '\u0000',
+			'a\u0000': ['\u0000a', 'a\u0000a', { 'b\u0000c': null }],
+			'\u0000a': 1,
+			a: '\ue000\u0000\ue001',
+			'\ue000': 2,
+			'\ue001\u0000': 3,
+			ctl: '\u0001\t\n\r\u001f\u007f'
+		}
 	}
 ]
 
@@ -276,7 +297,7 @@ async function main () {
 	let n = 0
 	for (const c of CASES) {
 		n++
-		const eventId = EVID(n)
+		const eventId = c.event_id ?? EVID(n)
 		const version = c.version ?? 1
 		let prev = null
 		if (c.prev === 'chain') {

@@ -89,6 +89,7 @@ typedef struct cim_error {
 	char event_id[160]; /* duplicate_event: the event_id named */
 	char expected[32];  /* wrong_expected_version: as sent, e.g. "3", "no_stream" */
 	uint64_t current;   /* wrong_expected_version: the aggregate's version */
+	size_t event_id_len; /* event_id's length: an event_id may hold U+0000 */
 } cim_error;
 
 #define CIM_AGGREGATE_ID_MAX 128
@@ -113,6 +114,13 @@ cim_err cim_client_connect(cim_client **out, const char *url,
 cim_err cim_client_wrap(cim_client **out, void *nats_connection,
 			const cim_client_options *opts, cim_error *err);
 
+/* The JetStream the client's subscriptions and projections read, when it
+ * is not the account's own: a domain ("hub": $JS.hub.API) or an API
+ * prefix, at most one (both NULL or "": $JS.API, the default). Call it
+ * before subscribing. */
+cim_err cim_client_set_jetstream(cim_client *c, const char *js_domain,
+				 const char *js_api_prefix, cim_error *err);
+
 /* Closes what the client owns. NULL is a no-op. */
 void cim_client_destroy(cim_client *c);
 
@@ -125,7 +133,9 @@ void cim_client_destroy(cim_client *c);
 
 /* One event to append. data_json is any JSON value as text (required);
  * metadata_json a JSON object of strings or NULL; the ids NULL to let the
- * daemon choose. */
+ * daemon choose. An id is any UTF-8 text of at most 128 bytes ("" is an
+ * id too, not "none"); one holding U+0000 is given with its length in
+ * the matching _len field (0: up to its first NUL, as C strings go). */
 typedef struct cim_new_event {
 	const char *event_type;
 	const char *data_json;
@@ -133,13 +143,17 @@ typedef struct cim_new_event {
 	const char *correlation_id;
 	const char *causation_id;
 	const char *metadata_json;
+	size_t event_id_len;
+	size_t correlation_id_len;
+	size_t causation_id_len;
 } cim_new_event;
 
 typedef struct cim_appended_event {
 	uint64_t version;
 	char *cid;
-	char *event_id;
+	char *event_id;      /* NUL-terminated; */
 	uint64_t seq;
+	size_t event_id_len; /* its length, U+0000 counted */
 } cim_appended_event;
 
 typedef struct cim_append_result {
@@ -166,8 +180,8 @@ typedef struct cim_event {
 	char *aggregate_id;
 	uint64_t version;
 	char *event_type;
-	char *event_id;
-	char *correlation_id;
+	char *event_id;      /* the ids are NUL-terminated, and may hold */
+	char *correlation_id; /* U+0000 too: their lengths are below */
 	char *causation_id;
 	char *timestamp;     /* RFC 3339, UTC, nanoseconds */
 	char *metadata_json; /* a JSON object */
@@ -175,6 +189,9 @@ typedef struct cim_event {
 	char *prev;          /* CID text, NULL at version 1 */
 	char *cid;
 	uint64_t seq;        /* stream sequence */
+	size_t event_id_len;
+	size_t correlation_id_len;
+	size_t causation_id_len;
 	/* v1.1: the seal the event's message carries (the last event of each
 	 * append in a store that signs): the store's public key ("z6Mk...")
 	 * and the signature (base64); both NULL when it carries none. Shown
@@ -510,7 +527,8 @@ typedef struct cim_projection_options {
 	 * stop the run with CIM_ERR_CHECK_FAILED. NULL: stop. */
 	int (*on_check_failure)(void *ctx, const cim_event *ev,
 				const cim_error *why);
-	/* v1.1: trusted seal keys, as in cim_subscribe_options */
+	/* v1.1: trusted seal keys, as in cim_subscribe_options (only read
+	 * during cim_projection_open) */
 	const char *const *trusted_keys;
 	size_t n_trusted_keys;
 } cim_projection_options;

@@ -1,11 +1,15 @@
 /*
- * natsopts.c: the options of the daemon's NATS connections (natsopts.h).
- * The secrets are passed to nats.c and not kept or logged here.
+ * natsopts.c: the options of the NATS connections of cim-eventsd and
+ * cim-events (natsopts.h). The secrets are passed to nats.c and not kept
+ * or logged here.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "ids.h"
 #include "natsopts.h"
 #include "nkey.h"
 
@@ -28,7 +32,7 @@ static natsStatus set_urls(natsOptions *o, const char *urls)
 	return s;
 }
 
-bool natsopts_tls(const struct config *c)
+bool natsopts_tls(const struct nats_settings *c)
 {
 	return c->tls_required || c->tls_ca[0] || c->tls_cert[0] || strstr(c->nats_url, "tls://");
 }
@@ -42,7 +46,8 @@ static natsStatus fail(natsStatus s, char *err, size_t errlen, const char *what)
 	return s;
 }
 
-natsStatus natsopts_new(natsOptions **out, const struct config *c, char *err, size_t errlen)
+natsStatus natsopts_new(natsOptions **out, const struct nats_settings *c, char *err,
+			size_t errlen)
 {
 	natsOptions *o = NULL;
 	natsStatus s;
@@ -101,7 +106,7 @@ out:
 	return s;
 }
 
-void natsopts_js(jsOptions *jo, const struct config *c)
+void natsopts_js(jsOptions *jo, const struct nats_settings *c)
 {
 	if (c->js_domain[0])
 		jo->Domain = c->js_domain;
@@ -109,15 +114,59 @@ void natsopts_js(jsOptions *jo, const struct config *c)
 		jo->Prefix = c->js_api_prefix;
 }
 
-void natsopts_js_api(const struct config *c, char *out, size_t n)
+void natsopts_js_api(const struct nats_settings *c, char *out, size_t n)
 {
-	if (c->js_domain[0])
-		snprintf(out, n, "$JS.%s.API", c->js_domain);
-	else if (c->js_api_prefix[0])
-		snprintf(out, n, "%s", c->js_api_prefix);
-	else
-		snprintf(out, n, "%s", "$JS.API");
-	size_t len = strlen(out);
-	if (len > 0 && out[len - 1] == '.')
-		out[len - 1] = '\0';
+	cim_js_api_prefix(c->js_domain, c->js_api_prefix, out, n);
+}
+
+int natsopts_check(const struct settings *s, const struct nats_settings *c)
+{
+	int bad = 0;
+
+	if ((c->nats_user[0] != '\0') != (c->nats_password[0] != '\0')) {
+		fprintf(stderr, "%s: %s: nats_user and nats_password go together\n", s->prog,
+			settings_origin(s, c->nats_user[0] ? "nats_user" : "nats_password"));
+		bad = 1;
+	}
+	int ways = (c->nats_user[0] != '\0') + (c->nats_token[0] != '\0') +
+		   (c->nats_nkey_seed[0] != '\0') + (c->nats_creds[0] != '\0');
+	if (ways > 1) {
+		fprintf(stderr, "%s: choose one way to authenticate: nats_user and "
+			"nats_password, nats_token, nats_nkey_seed or nats_creds (%d are set)\n",
+			s->prog, ways);
+		bad = 1;
+	}
+	if ((c->tls_cert[0] != '\0') != (c->tls_key[0] != '\0')) {
+		fprintf(stderr, "%s: %s: tls_cert and tls_key go together\n", s->prog,
+			settings_origin(s, c->tls_cert[0] ? "tls_cert" : "tls_key"));
+		bad = 1;
+	}
+	if (c->js_domain[0] != '\0' && c->js_api_prefix[0] != '\0') {
+		fprintf(stderr, "%s: %s: set js_domain or js_api_prefix, not both "
+			"(a domain is the prefix $JS.<domain>.API)\n", s->prog,
+			settings_origin(s, "js_domain"));
+		bad = 1;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		const char *path = *(char *const *)((const char *)s->base + s->table[i].off);
+		if (s->table[i].kind != SETTING_PATH || path[0] == '\0')
+			continue;
+		FILE *f = fopen(path, "r");
+		if (f == NULL) {
+			fprintf(stderr, "%s: %s: %s: cannot read %s: %s\n", s->prog,
+				s->origin[i] ? s->origin[i] : "default", s->table[i].key, path,
+				strerror(errno));
+			bad = 1;
+		} else {
+			fclose(f);
+		}
+	}
+	char pub[NKEY_PUBLIC_LEN + 1], why[400];
+	if (c->nats_nkey_seed[0] && access(c->nats_nkey_seed, R_OK) == 0 &&
+	    nkey_public_from_seed_file(c->nats_nkey_seed, pub, why, sizeof why) != 0) {
+		fprintf(stderr, "%s: %s: nats_nkey_seed: %s\n", s->prog,
+			settings_origin(s, "nats_nkey_seed"), why);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
 }
