@@ -206,6 +206,11 @@ typedef struct floor_res {
 } floor_res;
 
 void run_floor(floor_res *f, json_t *out);
+/* For async publish floors: counts error acks in *(long *)closure. */
+void floor_count_err(jsCtx *js, jsPubAckErr *pae, void *closure);
+/* Waits for every ack, then fills r's seconds and CPU shares since t0
+ * (n0, b0: nats-server's and this program's CPU seconds then). */
+natsStatus floor_async_finish(jsCtx *js, rate *r, int64_t t0, double n0, double b0);
 /* Request/reply whose reply is reply_bytes long (what a get of many events
  * must send back), from a responder on another connection. */
 typedef struct cbuf_view {

@@ -192,11 +192,27 @@ static void floor_js_sync(jsCtx *js, lat *l, const char *payload, int len,
 	samples_free(&s);
 }
 
-static void count_err(jsCtx *js, jsPubAckErr *pae, void *closure)
+void floor_count_err(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
 	(void)js;
 	(void)pae;
 	(*(long *)closure)++;
+}
+
+natsStatus floor_async_finish(jsCtx *js, rate *r, int64_t t0, double n0, double b0)
+{
+	pid_t np = C.P ? C.P->nats_pid : -1;
+	jsPubOptions po;
+	natsStatus s;
+
+	jsPubOptions_Init(&po);
+	po.MaxWait = 60000;
+	s = js_PublishAsyncComplete(js, &po);
+	r->seconds = (double)(now_ns() - t0) / 1e9;
+	r->cpu_daemon = NAN;
+	r->cpu_nats = (np > 0 ? cpu_s(np) - n0 : NAN) * 100 / r->seconds;
+	r->cpu_bench = (cpu_s(getpid()) - b0) * 100 / r->seconds;
+	return s;
 }
 
 static void async_loop(jsCtx *js, const char *payload, int len, long n,
@@ -216,7 +232,6 @@ static void floor_js_async(bool asap, rate *r, const char *payload, int len,
 {
 	natsConnection *nc = connect_nats(C.url, asap);
 	jsOptions o;
-	jsPubOptions po;
 	jsCtx *js = NULL;
 	long errors = 0, sent = 0;
 	int64_t t0, end;
@@ -226,7 +241,7 @@ static void floor_js_async(bool asap, rate *r, const char *payload, int len,
 	r->ran = true;
 	jsOptions_Init(&o);
 	o.PublishAsync.MaxPending = 4096;
-	o.PublishAsync.ErrHandler = count_err;
+	o.PublishAsync.ErrHandler = floor_count_err;
 	o.PublishAsync.ErrHandlerClosure = &errors;
 	o.PublishAsync.StallWait = 10000;
 	if (nc == NULL || (js = make_js(nc, &o)) == NULL) {
@@ -240,13 +255,7 @@ static void floor_js_async(bool asap, rate *r, const char *payload, int len,
 		t0 = now_ns();
 		end = t0 + 120 * (int64_t)1000000000;
 		async_loop(js, payload, len, n, end, &sent, &errors);
-		jsPubOptions_Init(&po);
-		po.MaxWait = 60000;
-		s = js_PublishAsyncComplete(js, &po);
-		r->seconds = (double)(now_ns() - t0) / 1e9;
-		r->cpu_daemon = NAN;
-		r->cpu_nats = (np > 0 ? cpu_s(np) - n0 : NAN) * 100 / r->seconds;
-		r->cpu_bench = (cpu_s(getpid()) - b0) * 100 / r->seconds;
+		s = floor_async_finish(js, r, t0, n0, b0);
 	}
 	if (s != NATS_OK) {
 		r->timeouts = 1;

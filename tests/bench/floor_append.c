@@ -148,13 +148,6 @@ static bool make_shaped_stream(jsCtx *js)
 	return s == NATS_OK;
 }
 
-static void count_err(jsCtx *js, jsPubAckErr *pae, void *closure)
-{
-	(void)js;
-	(void)pae;
-	(*(long *)closure)++;
-}
-
 /* n messages shaped like the daemon's: one event each (batch 0), or in
  * batches of `batch` (Cim-Batch i/batch). */
 void floor_shaped(rate *r, int batch, long n)
@@ -175,7 +168,7 @@ void floor_shaped(rate *r, int batch, long n)
 	r->ran = true;
 	jsOptions_Init(&o);
 	o.PublishAsync.MaxPending = 65536; /* the daemon's */
-	o.PublishAsync.ErrHandler = count_err;
+	o.PublishAsync.ErrHandler = floor_count_err;
 	o.PublishAsync.ErrHandlerClosure = &errors;
 	o.PublishAsync.StallWait = 10000;
 	if (nc == NULL || natsConnection_JetStream(&js, nc, &o) != NATS_OK ||
@@ -219,12 +212,7 @@ void floor_shaped(rate *r, int batch, long n)
 			if (s != NATS_OK && ++errors > 100)
 				break;
 		}
-		po.MaxWait = 60000;
-		s = js_PublishAsyncComplete(js, &po);
-		r->seconds = (double)(now_ns() - t0) / 1e9;
-		r->cpu_daemon = NAN;
-		r->cpu_nats = (np > 0 ? cpu_s(np) - n0 : NAN) * 100 / r->seconds;
-		r->cpu_bench = (cpu_s(getpid()) - b0) * 100 / r->seconds;
+		s = floor_async_finish(js, r, t0, n0, b0);
 	}
 	r->requests = r->events = sent - errors;
 	r->errors = errors;

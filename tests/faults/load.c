@@ -150,6 +150,8 @@ struct fl_load {
 
 	atomic_bool stop;
 	atomic_uint_fast64_t budget;
+	/* what the daemons counted of pipelining (fl_note_daemon) */
+	uint64_t chained, rerun;
 	int64_t deadline_ms;
 	struct thread *th;
 	int nthreads;
@@ -1348,6 +1350,35 @@ static void check_journal(struct checker *c, fl_figures *f)
 	free(order);
 }
 
+/* Adds info's appends_chained and appends_rerun (text) to the load's. */
+static void note_counters(fl_load *l, const char *info)
+{
+	json_t *j = info ? json_loads(info, 0, NULL) : NULL;
+	json_t *c = json_object_get(j, "counters");
+
+	pthread_mutex_lock(&l->mu);
+	l->chained += (uint64_t)json_integer_value(json_object_get(c, "appends_chained"));
+	l->rerun += (uint64_t)json_integer_value(json_object_get(c, "appends_rerun"));
+	pthread_mutex_unlock(&l->mu);
+	json_decref(j);
+}
+
+void fl_note_daemon(fl_load *l)
+{
+	cim_client *cl = NULL;
+	cim_client_options co = {.prefix = l->prefix, .timeout_ms = 2000};
+	cim_error err = {0};
+	char url[256], *info = NULL;
+
+	nth_url(l->url, 0, url, sizeof(url));
+	if (cim_client_connect(&cl, url, &co, &err) != CIM_ERR_OK)
+		return;
+	if (cim_info(cl, &info, &err) == CIM_ERR_OK)
+		note_counters(l, info);
+	cim_free(info);
+	cim_client_destroy(cl);
+}
+
 int fl_check(fl_load *l, const fl_check_options *co, fl_figures *f, FILE *rep)
 {
 	struct checker c = {0};
@@ -1426,7 +1457,11 @@ int fl_check(fl_load *l, const fl_check_options *co, fl_figures *f, FILE *rep)
 		cim_err irc;
 		while ((irc = cim_info(cl, &info, &err)) != CIM_ERR_OK && mono_ms() < end)
 			sleep_ms(200);
+		if (irc == CIM_ERR_OK)
+			note_counters(l, info); /* the checking daemon's */
 		cim_free(info);
+		f->appends_chained = l->chained;
+		f->appends_rerun = l->rerun;
 		if (irc != CIM_ERR_OK) {
 			fprintf(rep, "CHECK: the daemon does not answer info within %lld ms: "
 				"%s: %s\n", (long long)o.wait_ms, cim_err_name(irc), err.message);
@@ -1517,6 +1552,9 @@ void fl_print_figures(FILE *out, const char *t, const fl_figures *f)
 		(unsigned long long)f->unanswered_absent);
 	fprintf(out, "[%s] stored past the daemon's head: %llu\n", t,
 		(unsigned long long)f->beyond_head);
+	fprintf(out, "[%s] appends chained (pipelined) by the daemon(s): %llu, of which run "
+		"again after the one before failed: %llu\n", t,
+		(unsigned long long)f->appends_chained, (unsigned long long)f->appends_rerun);
 	fprintf(out, "[%s] violations: %llu\n", t, (unsigned long long)f->violations);
 	fflush(out);
 }

@@ -162,6 +162,9 @@ typedef struct fl_figures {
 	uint64_t retries, retries_acked;
 	uint64_t beyond_head;       /* events stored past the daemon's head
 				       (whole appends not yet adopted) */
+	uint64_t appends_chained;   /* info's appends_chained (and rerun) of */
+	uint64_t appends_rerun;     /* the checking daemon, and of each one
+				       fl_note_daemon asked before it died */
 	uint64_t violations;
 } fl_figures;
 
@@ -184,6 +187,9 @@ uint64_t fl_acked_since(fl_load *l, int64_t since_ms);
 /* The longest time in [from_ms, to_ms] with no acked attempt ending,
  * and where it began (*at_ms, may be NULL). */
 int64_t fl_longest_ack_gap(fl_load *l, int64_t from_ms, int64_t to_ms, int64_t *at_ms);
+/* Asks the daemon serving now for its pipelining counters and adds them
+ * to the figures (a test that kills daemons calls it before each kill). */
+void fl_note_daemon(fl_load *l);
 /* Waits up to timeout_ms until n more attempts have been acked than when
  * called; returns how many were. */
 uint64_t fl_wait_acks(fl_load *l, uint64_t n, int64_t timeout_ms);

@@ -70,6 +70,7 @@ Test(fault_crash, sigkill_at_random_moments_under_16_client_load)
 		if (c > 0 && st.acked - before < acked_cycle_min)
 			acked_cycle_min = st.acked - before;
 		cr_assert(st.running, "cycle %d: the load stopped early", c + 1);
+		fl_note_daemon(l);
 		h_daemon_kill9(H.daemon);
 		H.daemon = -1;
 		int64_t killed = h_now_ms();

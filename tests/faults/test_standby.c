@@ -149,6 +149,7 @@ Test(fault_standby, active_daemon_killed_under_load_the_standby_takes_over)
 		for (k = 0; k < npids && pids[k] != victim; k++)
 			;
 		cr_assert_lt(k, npids, "the active daemon (pid %d) is one of ours", (int)victim);
+		fl_note_daemon(l);
 		h_daemon_kill9(victim);
 		pids[k] = -1;
 		int64_t killed = h_now_ms();
