@@ -16,6 +16,14 @@ static void *field_of(const struct settings *s, size_t i)
 	return (char *)s->base + s->table[i].off;
 }
 
+/* Every string setting is wiped before it is freed: the secrets, and
+ * nats_url, which may carry a user and password or a token. */
+static void wipe(char *v)
+{
+	if (v != NULL)
+		explicit_bzero(v, strlen(v));
+}
+
 static int set_origin(const struct settings *s, size_t i, const char *where)
 {
 	char *o = strdup(where);
@@ -69,8 +77,7 @@ int settings_set(const struct settings *s, size_t i, const char *val, const char
 			fprintf(stderr, "%s: out of memory\n", s->prog);
 			return -1;
 		}
-		if (t->kind == SETTING_SECRET && *dst != NULL)
-			explicit_bzero(*dst, strlen(*dst));
+		wipe(*dst);
 		free(*dst);
 		*dst = v;
 		return set_origin(s, i, where);
@@ -144,16 +151,14 @@ static int on_ini(void *user, const char *section, const char *key, const char *
 		snprintf(unq, sizeof unq, "%.*s", (int)(vlen - 2), value + 1);
 		value = unq;
 	}
-	if (i < 0) {
-		if (!ctx->s->other_keys_ok) {
-			fprintf(stderr, "%s: %s: unknown setting [%s] %s\n", ctx->s->prog,
-				where, section, key);
-			ctx->failed = 1;
-		}
-		return 1;
-	}
-	if (settings_set(ctx->s, (size_t)i, value, where) != 0)
+	if (i < 0 && !ctx->s->other_keys_ok) {
+		fprintf(stderr, "%s: %s: unknown setting [%s] %s\n", ctx->s->prog, where,
+			section, key);
 		ctx->failed = 1;
+	}
+	if (i >= 0 && settings_set(ctx->s, (size_t)i, value, where) != 0)
+		ctx->failed = 1;
+	explicit_bzero(unq, sizeof unq); /* it may hold a quoted password */
 	return 1;
 }
 
@@ -297,8 +302,7 @@ void settings_free(const struct settings *s)
 		if (s->table[i].kind != SETTING_INT && s->table[i].kind != SETTING_BOOL) {
 			char **f = field_of(s, i);
 			/* a password or token leaves no copy behind */
-			if (s->table[i].kind == SETTING_SECRET && *f != NULL)
-				explicit_bzero(*f, strlen(*f));
+			wipe(*f);
 			free(*f);
 			*f = NULL;
 		}

@@ -808,20 +808,6 @@ static bool same_text(const char *a, size_t alen, const char *b, size_t blen)
 	return alen == blen && memcmp(a, b, alen) == 0;
 }
 
-/* Whether two JSON values are the same value: the same canonical bytes
- * (json_equal would cut keys at a NUL). */
-static bool same_value(const json_t *a, const json_t *b)
-{
-	cbuf x = CBUF_INIT, y = CBUF_INIT;
-	bool same = cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
-		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
-		    same_text((const char *)x.p, x.len, (const char *)y.p, y.len);
-
-	cbuf_free(&x);
-	cbuf_free(&y);
-	return same;
-}
-
 static bool same_event(const cim_event_block *s, const cim_append_event_req *r,
 		       const char *type, const char *id)
 {
@@ -839,9 +825,9 @@ static bool same_event(const cim_event_block *s, const cim_append_event_req *r,
 		       r->causation_id ? r->causation_id : eid,
 		       r->causation_id ? r->causation_id_len : eidlen))
 		return false;
-	md = r->metadata ? same_value(s->metadata, r->metadata)
+	md = r->metadata ? cim_json_same(s->metadata, r->metadata)
 			 : json_object_size(s->metadata) == 0;
-	return md && same_value(s->data, r->data);
+	return md && cim_json_same(s->data, r->data);
 }
 
 /* Answers duplicate_event naming the event_id (len bytes), and ends the job. */

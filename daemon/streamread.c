@@ -430,23 +430,21 @@ void store_free_subjects(char **event_types, int n)
 
 /* ---- messages by sequence ------------------------------------------------------- */
 
-/* One answer of a direct get into *out (m taken): 1 with out->msg set, 0
- * when it says there is no such message, -1 when it is anything else (a
- * status other than 404, a message without its subject): then the leader
- * is asked. */
-static int direct_answer(natsMsg *m, struct stored_msg *out)
+/* One answer of a direct get into *out (m taken): 1 with out->msg set, -1
+ * when it is anything else: then the leader is asked. Direct gets are
+ * answered by any replica, and by any mirror made with MirrorDirect, so
+ * neither a "no message" (404: a replica behind, a mirror that lags or
+ * filters) nor a message another stream holds (a mirror keeps what the
+ * stream deleted) is the stream's word. */
+static int direct_answer(const struct daemon *d, natsMsg *m, struct stored_msg *out)
 {
-	const char *status = NULL, *subject = NULL, *seq = NULL;
+	const char *subject = NULL, *seq = NULL, *stream = NULL;
 
-	if (natsMsg_GetDataLength(m) == 0 &&
-	    natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status != NULL) {
-		int rc = strcmp(status, "404") == 0 ? 0 : -1;
-		natsMsg_Destroy(m);
-		return rc;
-	}
 	if (natsMsgHeader_Get(m, "Nats-Subject", &subject) != NATS_OK || subject == NULL ||
 	    natsMsgHeader_Get(m, "Nats-Sequence", &seq) != NATS_OK || seq == NULL ||
-	    strtoull(seq, NULL, 10) != out->seq) {
+	    strtoull(seq, NULL, 10) != out->seq ||
+	    (natsMsgHeader_Get(m, "Nats-Stream", &stream) == NATS_OK && stream != NULL &&
+	     strcmp(stream, d->cfg->stream) != 0)) {
 		natsMsg_Destroy(m);
 		return -1;
 	}
@@ -503,10 +501,10 @@ int store_get_seqs(struct daemon *d, const uint64_t *seqs, size_t n, struct stor
 		done[i] = 1;
 		got++;
 		if (d->stream_direct) {
-			/* a replica that lags says "no message" for one the
-			 * leader has; anything but a message is asked again */
-			int a = direct_answer(m, &out[i]);
-			if (a < 0 || (a == 0 && d->stream_replicas > 1))
+			/* anything but the stream's message is asked again of
+			 * the leader (most "no message" answers are for deleted
+			 * messages, which a read then notes and skips) */
+			if (direct_answer(d, m, &out[i]) < 0)
 				done[i] = 2;
 		} else {
 			struct leader_msg lm;

@@ -398,6 +398,20 @@ cim_cbor_write_json(cbuf *out, const json_t *v, int max_depth, char *err,
 	return 0;
 }
 
+bool
+cim_json_same(const json_t *a, const json_t *b)
+{
+	cbuf x = CBUF_INIT, y = CBUF_INIT;
+	bool same = a != NULL && b != NULL &&
+		    cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
+		    x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+
+	cbuf_free(&x);
+	cbuf_free(&y);
+	return same;
+}
+
 /* ---- reading: one head ------------------------------------------------------ */
 
 /* What the callbacks saw during one cbor_stream_decode call. */

@@ -23,6 +23,7 @@
 #define CIM_PROTO_DAGCBOR_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,11 @@
  * sentence in err (nesting over max_depth, a non-finite real, no memory). */
 int cim_cbor_write_json(cbuf *out, const json_t *v, int max_depth,
 			char *err, size_t errsz);
+
+/* Whether a and b are the same value: the same canonical bytes (false
+ * when either is NULL or cannot be encoded). jansson's json_equal cuts
+ * object keys at a U+0000; this does not. */
+bool cim_json_same(const json_t *a, const json_t *b);
 
 /* Depth of a JSON value as defined above. Stops counting past limit+1. */
 int cim_json_depth(const json_t *v, int limit);

@@ -342,3 +342,38 @@ Test(reads, a_follower_of_one_type_misses_nothing_while_appends_go_on)
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(got[i], want[i], "event %d", i);
 }
+
+/* A mirror of the events stream that answers direct gets for it
+ * (MirrorDirect), as operators add for reads elsewhere, holds only what
+ * its filter takes, and lags: its "no message" is not the stream's. (On
+ * 2.9.10 it holds none of the daemon's messages: the server will not
+ * mirror one with a Nats-Expected-Stream header.) Direct gets go to it and
+ * to the stream alike; by_type hands out every event all the same. */
+Test(reads, by_type_is_exact_beside_a_filtered_mirror_answering_direct_gets)
+{
+	jsStreamConfig sc;
+	jsStreamSource mirror = {.Name = H_STREAM, .FilterSubject = "events.order.>"};
+	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
+	hist h = {0};
+	hist_timing t = {0};
+
+	jsStreamConfig_Init(&sc);
+	sc.Name = "CIM-MIRROR";
+	sc.Storage = js_MemoryStorage;
+	sc.Mirror = &mirror;
+	sc.MirrorDirect = true;
+	sc.AllowDirect = true;
+	cr_assert_eq(js_AddStream(&si, H.js, &sc, NULL, &je), NATS_OK, "mirror: %d", (int)je);
+	jsStreamInfo_Destroy(si);
+	for (int i = 0; i < 12; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "m-%d", i % 3);
+		hist_append(&h, i % 2 ? "order" : "acct", id, (const char *[]){"Paid"}, 1);
+	}
+	hist_seal(&h);
+	for (int round = 0; round < 5; round++)
+		hist_check_by_type(&h, "Paid", &t);
+	hist_timing_print("by_type beside a filtered mirror", &t);
+	hist_free(&h);
+}

@@ -36,27 +36,12 @@ static json_t *read_json(const char *text)
 	return v;
 }
 
-/* a and b are the same value: the same canonical bytes (json_equal would
- * cut keys at a NUL). */
-static bool same_value(const json_t *a, const json_t *b)
-{
-	cbuf x = CBUF_INIT, y = CBUF_INIT;
-	bool same = a != NULL && b != NULL &&
-		    cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
-		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
-		    x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
-
-	cbuf_free(&x);
-	cbuf_free(&y);
-	return same;
-}
-
 static void assert_same(const json_t *got, const char *want_text, const char *what)
 {
 	json_t *want = read_json(want_text);
 	char *g = got ? cim_json_text(got) : NULL;
 
-	cr_assert(same_value(got, want), "%s: got %s, want %s", what, g ? g : "(none)",
+	cr_assert(cim_json_same(got, want), "%s: got %s, want %s", what, g ? g : "(none)",
 		  want_text);
 	free(g);
 	json_decref(want);

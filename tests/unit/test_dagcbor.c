@@ -456,3 +456,24 @@ Test(dagcbor, max_depth_data_round_trips)
 					  err, sizeof(err)), -1);
 	cbuf_free(&b);
 }
+
+/* cim_json_same: values are the same as canonical bytes, so key order does
+ * not count, and keys that differ only after a U+0000 are different keys
+ * (jansson's json_equal cuts them there). */
+Test(dagcbor, json_same_takes_keys_in_full)
+{
+	json_t *a = json_object(), *b = json_object(), *c = json_object();
+
+	json_object_setn_new_nocheck(a, "k\0x", 3, json_integer(1));
+	json_object_set_new(a, "z", json_true());
+	json_object_set_new(b, "z", json_true());
+	json_object_setn_new_nocheck(b, "k\0x", 3, json_integer(1));
+	json_object_setn_new_nocheck(c, "k\0y", 3, json_integer(1));
+	json_object_set_new(c, "z", json_true());
+	cr_assert(cim_json_same(a, b));
+	cr_assert_not(cim_json_same(a, c));
+	cr_assert_not(cim_json_same(a, NULL));
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+}

@@ -69,21 +69,6 @@ static char *vec_strn(const json_t *obj, const char *key, size_t *len)
 	return (char *)json_string_value(v);
 }
 
-/* Two JSON values are the same when they encode to the same canonical
- * bytes (json_equal cuts keys at a NUL). */
-static bool vec_same(const json_t *a, const json_t *b)
-{
-	cbuf x = CBUF_INIT, y = CBUF_INIT;
-	bool same = a != NULL && b != NULL &&
-		    cim_cbor_write_json(&x, a, CIM_MAX_DEPTH, NULL, 0) == 0 &&
-		    cim_cbor_write_json(&y, b, CIM_MAX_DEPTH, NULL, 0) == 0 &&
-		    x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
-
-	cbuf_free(&x);
-	cbuf_free(&y);
-	return same;
-}
-
 static bool vec_same_id(const char *a, size_t alen, const char *b, size_t blen)
 {
 	return alen == blen && memcmp(a, b, alen) == 0;
@@ -283,9 +268,9 @@ Test(vectors, decode_gives_the_fields_back)
 				      want.causation_id, want.causation_id_len),
 			  "%s", name);
 		cr_expect_str_eq(got.timestamp, want.timestamp, "%s", name);
-		cr_expect(vec_same(got.metadata, want.metadata),
+		cr_expect(cim_json_same(got.metadata, want.metadata),
 			  "%s: metadata differs", name);
-		if (!vec_same(got.data, want.data)) {
+		if (!cim_json_same(got.data, want.data)) {
 			char *g = json_dumps(got.data, JSON_ENCODE_ANY |
 					     JSON_COMPACT);
 
@@ -343,7 +328,7 @@ Test(vectors, reply_json_shows_the_block)
 					      json_string_length(r),
 					      json_string_value(v),
 					      json_string_length(v)) :
-				  vec_same(r, v)),
+				  cim_json_same(r, v)),
 				  "%s: reply field \"%s\" differs", name, key);
 		}
 		cr_expect_str_eq(json_string_value(json_object_get(reply, "cid")) ?
