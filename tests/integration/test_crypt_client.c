@@ -14,6 +14,8 @@
 
 #include "../support/harness.h"
 #include "../support/hcrypt.h"
+#include "dagcbor.h"
+#include "jsonread.h"
 
 TestSuite(crypt_client, .init = h_setup_nats_only, .fini = h_teardown, .timeout = 120);
 /* the same with a nats-server of its own configuration */
@@ -297,5 +299,52 @@ Test(crypt_client, no_decrypt_hands_out_null)
 	cr_assert_str_eq(ev->data_json, "null");
 	cim_subscription_close(sub);
 	cr_assert_eq(requests_of("decrypt"), before);
+	free(key);
+}
+
+/* Event ids and data holding U+0000 (any JSON string is taken, issue 12):
+ * the ciphertext is bound to the event_id with its length, so get and a
+ * subscription (through the decrypt operation) give the data back. */
+Test(crypt_client, ids_and_data_holding_nul)
+{
+	static const char eid[] = "e\0x";
+	static const char data[] = "{\"s\": \"a\\u0000b\", \"k\\u0000\": 1}";
+	char *key = hc_master_key("master.key");
+	cim_new_event ne = {.event_type = "A", .data_json = data, .event_id = eid,
+			    .event_id_len = sizeof eid - 1};
+	cim_append_result *res = NULL;
+	cim_event_page *page = NULL;
+	cim_subscription *sub = NULL;
+	cim_subscribe_options so = {.pattern = "events.customer.>", .stop_at_end = true};
+	const cim_event *ev;
+	cim_error err = {0};
+	json_error_t je;
+
+	hc_daemon(key, "customer", NULL);
+	cr_assert_eq(cim_append(H.client, "customer", "c-nul", CIM_EXPECT_NO_STREAM, &ne, 1,
+				&res, &err), CIM_ERR_OK, "%s", err.message);
+	cim_append_result_destroy(res);
+	cr_assert_eq(cim_get(H.client, "customer", "c-nul", 1, 0, &page, &err), CIM_ERR_OK,
+		     "%s", err.message);
+	cr_assert(page->events[0].encrypted);
+	cr_assert_eq(page->events[0].event_id_len, sizeof eid - 1);
+	json_t *want = cim_json_read(data, strlen(data), 0, &je);
+	json_t *got = cim_json_read(page->events[0].data_json,
+				    strlen(page->events[0].data_json), 0, &je);
+	cr_assert(want != NULL && got != NULL && cim_json_same(want, got), "%s",
+		  page->events[0].data_json);
+	json_decref(got);
+	cim_event_page_destroy(page);
+
+	cr_assert_eq(cim_subscribe(H.client, &so, &sub, &err), CIM_ERR_OK);
+	cr_assert_eq(cim_subscription_next(sub, 5000, &ev, &err), CIM_ERR_OK, "%s", err.message);
+	cr_assert_not_null(ev);
+	cr_assert(ev->encrypted);
+	cr_assert_eq(ev->event_id_len, sizeof eid - 1);
+	got = cim_json_read(ev->data_json, strlen(ev->data_json), 0, &je);
+	cr_assert(got != NULL && cim_json_same(want, got), "%s", ev->data_json);
+	json_decref(got);
+	json_decref(want);
+	cim_subscription_close(sub);
 	free(key);
 }
