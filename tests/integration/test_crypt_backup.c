@@ -9,7 +9,6 @@
  * or none, refuses the key block and stores nothing of that aggregate.
  */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,23 +39,7 @@ static void fini(void)
 
 TestSuite(crypt_backup, .init = h_setup_nats_only, .fini = fini, .timeout = 180);
 
-static h_run cli(const char *url, const char *first, ...)
-{
-	const char *argv[24];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = getenv("CIM_TEST_CLI");
-	argv[argc++] = "--url";
-	argv[argc++] = url;
-	va_start(ap, first);
-	for (const char *a = first; a != NULL && argc < 23; a = va_arg(ap, const char *))
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	return h_finish(h_spawn("cli", argv), "cli", 120000);
-}
-#define CLI(url, ...) cli(url, __VA_ARGS__, (const char *)NULL)
+#define CLI H_CLI_AT
 
 static void start_b(const char *key)
 {

@@ -40,42 +40,19 @@ static void fill(const char *id, int n)
 	h_reply_free(&r);
 }
 
-static char *subj(const char *fmt, const char *id)
+/* How many messages the stream holds on the subject fmt makes of id. */
+static uint64_t msgs_on(const char *stream, const char *fmt, const char *id)
 {
-	return h_strf(fmt, id);
-}
-
-static uint64_t key_msgs(const char *id)
-{
-	char *s = subj("$KV.CIM-KEYS.customer.%s", id);
-	uint64_t n = hc_subject_msgs("KV_CIM-KEYS", s);
+	char *s = h_strf(fmt, id);
+	uint64_t n = hc_subject_msgs(stream, s);
 	free(s);
 	return n;
 }
 
-static uint64_t snapshot_msgs(const char *id)
-{
-	char *s = subj("$KV.CIM-SNAPSHOTS.customer.%s", id);
-	uint64_t n = hc_subject_msgs("KV_CIM-SNAPSHOTS", s);
-	free(s);
-	return n;
-}
-
-static uint64_t record_msgs(const char *id)
-{
-	char *s = subj("$KV.CIM-HEADS.forget.customer.%s", id);
-	uint64_t n = hc_subject_msgs("KV_CIM-HEADS", s);
-	free(s);
-	return n;
-}
-
-static uint64_t forgotten_events(const char *id)
-{
-	char *s = subj("events.customer.%s.CimForgotten", id);
-	uint64_t n = hc_subject_msgs(H_STREAM, s);
-	free(s);
-	return n;
-}
+#define key_msgs(id) msgs_on("KV_CIM-KEYS", "$KV.CIM-KEYS.customer.%s", id)
+#define snapshot_msgs(id) msgs_on("KV_CIM-SNAPSHOTS", "$KV.CIM-SNAPSHOTS.customer.%s", id)
+#define record_msgs(id) msgs_on("KV_CIM-HEADS", "$KV.CIM-HEADS.forget.customer.%s", id)
+#define forgotten_events(id) msgs_on(H_STREAM, "events.customer.%s.CimForgotten", id)
 
 /* Every read of id shows no data: get, load, by_type, snapshot.get. */
 static void assert_forgotten(const char *id, uint64_t version)
