@@ -75,7 +75,8 @@ usage(FILE *f)
 		"  verify-all [PATTERN] [--stream NAME] [--json] [--key K]...\n"
 		"  export [PATTERN | TYPE ID] [--stream NAME] [--car FILE]\n"
 		"  import FILE\n"
-		"  keygen FILE                           (offline)\n"
+		"  forget TYPE ID [--yes]\n"
+		"  keygen [--master] FILE                (offline)\n"
 		"  verify-car FILE [--key K]... [--json] (offline)\n"
 		"\n"
 		"options (before the command):\n"
@@ -604,6 +605,7 @@ static const struct command commands[] = {
 	{"stats", cli_stats},
 	{"verify-all", cli_verify_all},
 	{"export", cli_export},
+	{"forget", cli_forget},
 	{"keygen", cli_keygen},
 	{"verify-car", cli_verify_car},
 	{"import", cli_import},

@@ -2,7 +2,8 @@
  * cli.h: what the files of the cim-events tool share (cli.c: main, the
  * reading commands and the helpers below; cli_append.c: append;
  * cli_read.c: snapshot, load, by-type; cli_tail.c: tail; cli_ops.c:
- * stats, verify-all, export; cli_keys.c: keygen; cli_car.c: verify-car).
+ * stats, verify-all, export; cli_forget.c: forget; cli_keys.c: keygen;
+ * cli_car.c: verify-car).
  */
 #ifndef CIM_CLI_H
 #define CIM_CLI_H
@@ -138,6 +139,9 @@ int find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 int cli_stats(struct ctx *cx, int argc, char **argv);
 int cli_verify_all(struct ctx *cx, int argc, char **argv);
 int cli_export(struct ctx *cx, int argc, char **argv);
+
+/* cli_forget.c */
+int cli_forget(struct ctx *cx, int argc, char **argv);
 
 /* cli_backup.c: export --car (the stored blocks as a CAR file) and
  * import (a CAR file restored through the daemon) */

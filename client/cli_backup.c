@@ -46,6 +46,7 @@
 #include "event.h"
 #include "keyblock.h"
 #include "seal.h"
+#include "snapshot.h" /* cim_kv_key */
 
 #define BAR_EVERY_MS 100
 
@@ -249,7 +250,8 @@ struct export {
 	cim_head *heads;        /* one per aggregate; version 0: not written */
 	const struct agg_list *aggs;
 	size_t nroots;
-	uint64_t events, seals;
+	uint64_t events, seals, keys;
+	char keys_bucket[128];  /* the daemon's keys_bucket (info) */
 };
 
 /* Root i: the head of the i-th aggregate that has one. */
@@ -292,6 +294,55 @@ write_seal(struct export *x, natsMsg *m, const cim_cid *cid, uint64_t mh)
 	return rc;
 }
 
+/* An encrypted aggregate's key block, its value in the keys bucket as
+ * stored (the data key wrapped by the master key: nothing secret), goes
+ * before its first event; a forgotten aggregate has none any more. 0, or
+ * the exit status. */
+static int
+write_key(struct export *x, const struct agg_ref *r, uint64_t mh)
+{
+	char kvkey[CIM_KV_KEY_MAX], stream[160], subj[700], why[200];
+	natsMsg *m = NULL;
+	jsErrCode je = 0;
+	cim_wrapped_key w;
+	cim_cid cid;
+	const char *op = NULL;
+
+	if (cim_kv_key(kvkey, r->type, r->id) != 0)
+		return 0;
+	snprintf(stream, sizeof(stream), "KV_%s", x->keys_bucket);
+	snprintf(subj, sizeof(subj), "$KV.%s.%s", x->keys_bucket, kvkey);
+	natsStatus st = js_GetLastMsg(&m, x->js, stream, subj, NULL, &je);
+	if (st == NATS_NOT_FOUND || je == JSNoMessageFoundErr || je == JSStreamNotFoundErr)
+		return 0;
+	if (st != NATS_OK) {
+		fprintf(stderr, PROG ": export: cannot read the key block of %s/%s from %s: "
+			"%s\n", r->type, r->id, x->keys_bucket, natsStatus_GetText(st));
+		return EXIT_UNREACHABLE;
+	}
+	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
+	size_t len = (size_t)natsMsg_GetDataLength(m);
+	int status = 0;
+	if (natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op != NULL) {
+		/* a delete marker: no key */
+	} else if (cim_keyblock_decode(&w, p, len, why, sizeof(why)) != 0 ||
+		   strcmp(w.aggregate_type, r->type) != 0 || strcmp(w.aggregate_id, r->id) != 0) {
+		fprintf(stderr, PROG ": broken: the value kept in %s for %s/%s is not its key "
+			"block (%s)\n", x->keys_bucket, r->type, r->id, why);
+		status = EXIT_BROKEN;
+	} else {
+		cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, mh, p, len);
+		if (cim_car_write_block(&x->w, &cid, p, len) != 0) {
+			fprintf(stderr, PROG ": export: cannot write: %s\n", x->w.err);
+			status = EXIT_DAEMON;
+		} else {
+			x->keys++;
+		}
+	}
+	natsMsg_Destroy(m);
+	return status;
+}
+
 /* Writes aggregate r's events 1..head, as stored. 0, or the exit status. */
 static int
 export_one(struct export *x, const struct agg_ref *r, const cim_head *h)
@@ -309,6 +360,7 @@ export_one(struct export *x, const struct agg_ref *r, const cim_head *h)
 		free(src);
 		return EXIT_DAEMON;
 	}
+	status = write_key(x, r, mh);
 	/* the event types may have grown since the subjects were listed: a
 	 * type not listed shows as a version missing, below */
 	for (size_t k = 0; k < r->ntypes && status == 0; k++) {
@@ -386,6 +438,22 @@ cli_export_car(struct ctx *cx, const char *file, const char *stream,
 
 	if ((x.heads = calloc(aggs->n ? aggs->n : 1, sizeof(*x.heads))) == NULL)
 		return cli_fail_nomem();
+	/* where the daemon keeps data keys */
+	{
+		char *info = NULL;
+		cim_error err = {0};
+		cim_err rc = cim_info(cx->client, &info, &err);
+		json_t *j = rc == CIM_ERR_OK ? json_loads(info, 0, NULL) : NULL;
+		const char *kb = json_string_value(
+			json_object_get(json_object_get(j, "settings"), "keys_bucket"));
+		snprintf(x.keys_bucket, sizeof(x.keys_bucket), "%s", kb ? kb : "CIM-KEYS");
+		json_decref(j);
+		cim_free(info);
+		if (rc != CIM_ERR_OK) {
+			free(x.heads);
+			return cli_fail(rc, &err);
+		}
+	}
 	/* the heads first: the file holds each aggregate up to the head the
 	 * daemon had committed when it was asked */
 	for (size_t i = 0; i < aggs->n; i++) {
@@ -422,8 +490,7 @@ cli_export_car(struct ctx *cx, const char *file, const char *stream,
 		status = EXIT_BROKEN;
 		goto out;
 	}
-	/* issue 15: an encrypted aggregate's key block (its CIM-KEYS value)
-	 * goes here, before the aggregate's first event */
+	/* an encrypted aggregate's key block goes before its first event */
 	for (size_t i = 0; i < aggs->n && status == 0; i++)
 		if (x.heads[i].version > 0)
 			status = export_one(&x, &aggs->v[i], &x.heads[i]);
@@ -446,9 +513,9 @@ cli_export_car(struct ctx *cx, const char *file, const char *stream,
 	f = NULL;
 	if (status == 0)
 		fprintf(stderr, PROG ": exported %zu aggregate%s, %" PRIu64 " event%s, %" PRIu64
-			" seal%s (%" PRIu64 " bytes) to %s\n", x.nroots,
+			" seal%s, %" PRIu64 " key block%s (%" PRIu64 " bytes) to %s\n", x.nroots,
 			x.nroots == 1 ? "" : "s", x.events, x.events == 1 ? "" : "s", x.seals,
-			x.seals == 1 ? "" : "s", x.w.offset, file);
+			x.seals == 1 ? "" : "s", x.keys, x.keys == 1 ? "" : "s", x.w.offset, file);
 out:
 	if (f != NULL && f != stdout) {
 		fclose(f);

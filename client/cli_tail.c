@@ -131,6 +131,10 @@ event_line(cbuf *b, const cim_event *ev)
 	    put_str(b, "timestamp", ev->timestamp) != 0 ||
 	    put_raw(b, "metadata", ev->metadata_json, "{}") != 0 ||
 	    put_raw(b, "data", ev->data_json, "null") != 0 ||
+	    (ev->encrypted && (put_key(b, "encrypted", false) != 0 ||
+			       cbuf_puts(b, "true") != 0)) ||
+	    (ev->forgotten && (put_key(b, "forgotten", false) != 0 ||
+			       cbuf_puts(b, "true") != 0)) ||
 	    put_str(b, "prev", ev->prev) != 0 ||
 	    put_str(b, "cid", ev->cid) != 0 ||
 	    put_u64(b, "seq", ev->seq) != 0)

@@ -51,6 +51,21 @@ cim_err
 cimc_call(cim_client *c, const char *op, const char *type, const char *id,
 	  const json_t *req, json_t **reply, cim_error *err);
 
+/* A request sent without waiting for its reply (decrypt's read-ahead): to
+ * <prefix>.<op>.<type> with body; cimc_receive waits for the reply (up
+ * to the client's timeout) and hands it over on Cim-Status 200 (*msg, the
+ * caller's to destroy), or maps the failure into err as for any request.
+ * Either way the pending request is done; cimc_pending_drop forgets one
+ * not received. */
+typedef struct cimc_pending {
+	natsSubscription *sub;
+	size_t len;
+} cimc_pending;
+cim_err cimc_send(cim_client *c, const char *op, const char *type, const char *body,
+		  size_t len, cimc_pending *p, cim_error *err);
+cim_err cimc_receive(cim_client *c, cimc_pending *p, natsMsg **msg, cim_error *err);
+void cimc_pending_drop(cimc_pending *p);
+
 /* A malloc'd copy of s; NULL when memory runs out. */
 char *cimc_strdup(const char *s);
 
@@ -92,6 +107,48 @@ int64_t cimc_now_ms(void);
 cim_err cimc_js_fail(cim_error *err, natsStatus s, jsErrCode je,
 		     const char *what);
 uint64_t cimc_subscription_dropped(const cim_subscription *s);
+
+/* decrypt.c: one encrypted event's data for the daemon to decrypt. The
+ * caller fills the first six; the calls below set asked while a request
+ * for it is out (slot then points at the request's pointer to it: set it
+ * to NULL when the item goes away), and done with data_json (the value
+ * as JSON text, malloc'd; "null" and forgotten when the aggregate is
+ * forgotten), or with refused (malloc'd: why the daemon could not
+ * decrypt it). */
+typedef struct cimc_enc {
+	const char *type, *id;
+	const char *event_id;
+	size_t event_id_len;
+	const uint8_t *enc;
+	size_t len;
+	bool done, asked;
+	struct cimc_enc **slot;
+	bool forgotten;
+	char *data_json;
+	char *refused;
+} cimc_enc;
+
+/* One decrypt request out: for sent[0..n), items of one type. */
+typedef struct cimc_ask {
+	cimc_pending p;
+	cimc_enc **sent;
+	size_t n;
+} cimc_ask;
+
+/* Sends one request for the first items[] not done nor asked and those
+ * after it of the same type, as many as the payload limit allows.
+ * CIM_ERR_OK with *a out (a->n > 0), or a->n 0 when nothing is left to
+ * ask; or the failure. */
+cim_err cimc_decrypt_send(cim_client *c, cimc_enc **items, size_t n, cimc_ask *a,
+			  cim_error *err);
+/* Waits for a's reply and fills the items it answers (the rest are no
+ * longer asked: ask them again). CIM_ERR_OK, or the failure. */
+cim_err cimc_decrypt_wait(cim_client *c, cimc_ask *a, cim_error *err);
+/* Forgets a request out (its items no longer asked). */
+void cimc_decrypt_drop(cimc_ask *a);
+/* Sends and waits until every item is done. CIM_ERR_OK, or the failure of
+ * the request that failed (the items it covered stay not done). */
+cim_err cimc_decrypt(cim_client *c, cimc_enc **items, size_t n, cim_error *err);
 
 /* stream.c: a projection's stop flag, looked at between the daemon's
  * confirmations and before each wait, so a stop is not kept waiting by a

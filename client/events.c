@@ -509,6 +509,80 @@ exchange(cim_client *c, const char *op, const char *type, const char *id,
 }
 
 cim_err
+cimc_send(cim_client *c, const char *op, const char *type, const char *body,
+	  size_t len, cimc_pending *p, cim_error *err)
+{
+	natsInbox *inbox = NULL;
+	char *subject;
+	natsStatus s;
+
+	memset(p, 0, sizeof(*p));
+	p->len = len;
+	if (len > INT_MAX)
+		return cimc_fail(err, CIM_ERR_PAYLOAD_TOO_LARGE, NULL,
+				 "the request is %zu bytes, too large to send",
+				 len);
+	if ((subject = make_subject(c, op, type, NULL)) == NULL)
+		return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+	s = natsInbox_Create(&inbox);
+	if (s == NATS_OK)
+		s = natsConnection_SubscribeSync(&p->sub, c->nc, inbox);
+	if (s == NATS_OK)
+		s = natsSubscription_AutoUnsubscribe(p->sub, 1);
+	if (s == NATS_OK)
+		s = natsConnection_PublishRequest(c->nc, subject, inbox, body,
+						  (int)len);
+	natsInbox_Destroy(inbox);
+	free(subject);
+	if (s != NATS_OK) {
+		cimc_pending_drop(p);
+		return nats_failure(c, s, len, err);
+	}
+	return CIM_ERR_OK;
+}
+
+cim_err
+cimc_receive(cim_client *c, cimc_pending *p, natsMsg **msg, cim_error *err)
+{
+	const char *status = NULL;
+	size_t len = p->len;
+	natsStatus s;
+
+	*msg = NULL;
+	s = natsSubscription_NextMsg(msg, p->sub, c->timeout_ms);
+	cimc_pending_drop(p);
+	if (s == NATS_OK && natsMsg_IsNoResponders(*msg))
+		s = NATS_NO_RESPONDERS;
+	if (s != NATS_OK) {
+		natsMsg_Destroy(*msg);
+		*msg = NULL;
+		return nats_failure(c, s, len, err);
+	}
+	if (natsMsgHeader_Get(*msg, "Cim-Status", &status) == NATS_OK &&
+	    status != NULL && strcmp(status, "200") == 0)
+		return CIM_ERR_OK;
+	/* an error reply: the error object, as for any request */
+	json_t *j = NULL;
+	cim_err rc = decode_reply(*msg, &j, err);
+	json_decref(j);
+	natsMsg_Destroy(*msg);
+	*msg = NULL;
+	return rc != CIM_ERR_OK ? rc
+				: cimc_fail(err, CIM_ERR_BAD_REPLY, NULL,
+					    "the daemon's reply has no status 200");
+}
+
+void
+cimc_pending_drop(cimc_pending *p)
+{
+	if (p->sub != NULL) {
+		natsSubscription_Unsubscribe(p->sub);
+		natsSubscription_Destroy(p->sub);
+	}
+	p->sub = NULL;
+}
+
+cim_err
 cimc_call(cim_client *c, const char *op, const char *type, const char *id,
 	  const json_t *req, json_t **reply, cim_error *err)
 {

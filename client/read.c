@@ -109,6 +109,9 @@ cimc_decode_event(const json_t *j, cim_event *e, cim_error *err)
 	    (rc = cimc_get_str(j, ev, "cid", false, &e->cid, err)) ||
 	    (rc = cimc_get_u64(j, ev, "seq", &e->seq, err)))
 		return rc;
+	/* v1.1: shown decrypted, or forgotten (absent: false) */
+	e->encrypted = json_is_true(json_object_get(j, "encrypted"));
+	e->forgotten = json_is_true(json_object_get(j, "forgotten"));
 	const json_t *seal = json_object_get(j, "seal");
 	if (seal != NULL &&
 	    ((rc = cimc_get_str(seal, "seal", "key", false, &e->seal_key, err)) ||

@@ -97,6 +97,8 @@ struct item {
 	bool seal_fail;      /* why is its seal's (bad_seal, unsealed) */
 	int64_t recheck_ms;  /* held: when to see if it was deleted */
 	char *why;           /* the check it already failed, or NULL */
+	cimc_enc e;          /* e.enc (malloc'd): encrypted data waiting for the
+				daemon (client/decrypt.c); NULL: none */
 };
 
 /* What the daemon said is committed at versions from..from+n-1. */
@@ -132,6 +134,9 @@ struct cim_subscription {
 	char *pattern;
 	char *stream;
 	bool whole;       /* the pattern covers whole aggregates */
+	bool no_decrypt;  /* encrypted data is handed out as null */
+	bool asking;      /* ask: a decrypt request is out */
+	cimc_ask ask;
 	bool stop_at_end;
 	bool no_check;
 	uint8_t (*keys)[CIM_KEY_BYTES]; /* trusted seal keys; nkeys 0: none */
@@ -456,6 +461,11 @@ item_free(struct item *it)
 		return;
 	cimc_event_clear(&it->ev);
 	free(it->why);
+	if (it->e.slot != NULL)
+		*it->e.slot = NULL; /* a request out for it no longer fills it */
+	free((void *)it->e.enc);
+	free(it->e.data_json);
+	free(it->e.refused);
 	free(it);
 }
 
@@ -684,11 +694,12 @@ hash_block(cim_subscription *s, struct item *it, natsMsg *m,
 }
 
 /* The block as the cim_event the caller sees, through the same JSON the
- * daemon's replies carry: 0, -1 when it is not an event (why says so), -2
- * when memory ran out (which says nothing about the block). */
+ * daemon's replies carry (encrypted data as null and "encrypted": true,
+ * until the daemon decrypts it): 0, -1 when it is not an event (why says
+ * so), -2 when memory ran out (which says nothing about the block). */
 static int
 make_event(struct item *it, natsMsg *m, const uint8_t *p, size_t len,
-	   char *why, size_t whysz)
+	   bool encrypted, char *why, size_t whysz)
 {
 	cbuf b = CBUF_INIT;
 	json_error_t jerr;
@@ -697,8 +708,10 @@ make_event(struct item *it, natsMsg *m, const uint8_t *p, size_t len,
 	const char *key = NULL, *sig = NULL;
 	int rc = -1;
 
-	if (cim_event_write_json(&b, p, len, &it->cid, it->seq, why, whysz) ==
-	    -1) {
+	if (cim_event_write_json_as(&b, p, len, &it->cid, it->seq,
+				    encrypted ? CIM_SHOW_DECRYPTED
+					      : CIM_SHOW_STORED,
+				    "null", 4, why, whysz) == -1) {
 		/* cim_event_check passed already: only memory is left. */
 		cbuf_free(&b);
 		return strcmp(why, "out of memory") == 0 ? -2 : -1;
@@ -896,6 +909,9 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 	cim_event_view v;
 	struct item *it;
 	char why[400] = "";
+	const uint8_t *enc = NULL;
+	size_t enc_len = 0;
+	bool encrypted = false;
 	int rc;
 
 	if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
@@ -925,9 +941,25 @@ take(cim_subscription *s, natsMsg *m, cim_error *err)
 	if (rc == 0 && hash_block(s, it, m, p, (size_t)len) != 0)
 		goto nomem; /* only set_why fails there */
 	if (rc == 0)
-		rc = make_event(it, m, p, (size_t)len, why, sizeof(why));
+		encrypted = cim_event_encrypted(&v, &enc, &enc_len);
+	if (rc == 0)
+		rc = make_event(it, m, p, (size_t)len, encrypted, why,
+				sizeof(why));
 	if (rc == -2)
 		goto nomem;
+	if (rc == 0 && encrypted && !s->no_decrypt && it->why == NULL) {
+		/* its data is asked of the daemon before it is handed out */
+		uint8_t *copy = malloc(enc_len);
+		if (copy == NULL)
+			goto nomem;
+		memcpy(copy, enc, enc_len);
+		it->e = (cimc_enc){.type = it->ev.aggregate_type,
+				   .id = it->ev.aggregate_id,
+				   .event_id = it->ev.event_id,
+				   .event_id_len = it->ev.event_id_len,
+				   .enc = copy,
+				   .len = enc_len};
+	}
 	if (rc == 0 && subject_matches(m, &v) != 0) {
 		/* Handed out alone like an undecodable block: which
 		 * aggregate it belongs to is in doubt. */
@@ -1226,12 +1258,135 @@ check_out(cim_subscription *s, struct item *it, cim_error *err)
 	return CIM_ERR_OK;
 }
 
+/* ---- encrypted data ------------------------------------------------------------------ */
+
+#define TAKE_AHEAD 1000 /* messages taken in before asking the daemon */
+
+/* Takes in what the consumer has buffered (up to TAKE_AHEAD), so that one
+ * request serves many events. */
+static cim_err
+take_ahead(cim_subscription *s, cim_error *err)
+{
+	for (int i = 0; i < TAKE_AHEAD && !s->caught_up; i++) {
+		natsMsg *m = NULL;
+		int msgs = 0;
+		cim_err rc;
+
+		if (natsSubscription_GetPending(s->sub, &msgs, NULL) != NATS_OK ||
+		    msgs == 0 || natsSubscription_NextMsg(&m, s->sub, 1) != NATS_OK)
+			break;
+		rc = take(s, m, err);
+		natsMsg_Destroy(m);
+		if (rc != CIM_ERR_OK)
+			return rc;
+	}
+	return CIM_ERR_OK;
+}
+
+/* The queued items whose data waits for the daemon, in queue order, in a
+ * new array (*n of them); NULL when memory runs out. */
+static cimc_enc **
+waiting(cim_subscription *s, size_t *n)
+{
+	size_t k = 0;
+	cimc_enc **arr;
+
+	for (struct item *it = s->head; it != NULL; it = it->next)
+		k += it->e.enc != NULL;
+	if ((arr = calloc(k ? k : 1, sizeof(*arr))) == NULL)
+		return NULL;
+	*n = 0;
+	for (struct item *it = s->head; it != NULL; it = it->next)
+		if (it->e.enc != NULL)
+			arr[(*n)++] = &it->e;
+	return arr;
+}
+
+/* Items the daemon answered get their data (or fail their check). */
+static cim_err
+take_answers(cim_subscription *s, cim_error *err)
+{
+	cim_err rc = CIM_ERR_OK;
+
+	for (struct item *it = s->head; it != NULL; it = it->next) {
+		cimc_enc *e = &it->e;
+
+		if (e->enc == NULL || !e->done)
+			continue;
+		free((void *)e->enc);
+		e->enc = NULL;
+		if (e->data_json != NULL) {
+			free(it->ev.data_json);
+			it->ev.data_json = e->data_json;
+			e->data_json = NULL;
+			it->ev.forgotten = e->forgotten;
+			it->ev.encrypted = !e->forgotten;
+		} else if (set_why(it, "undecryptable: the data of %s/%s version %llu (seq "
+				       "%llu) does not decrypt: %.300s",
+				   it->ev.aggregate_type, it->ev.aggregate_id,
+				   (unsigned long long)it->ev.version,
+				   (unsigned long long)it->seq,
+				   e->refused ? e->refused : "") != 0) {
+			rc = cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+		}
+		free(e->refused);
+		e->refused = NULL;
+	}
+	return rc;
+}
+
+/* The data of it, an encrypted event about to be handed out (through the
+ * daemon, client/decrypt.c): the reply of the request out, if any; then,
+ * when it is still missing, what the consumer has buffered is taken in
+ * and every waiting item asked for. Before returning, the next batch is
+ * asked without waiting, so that the daemon decrypts it while the caller
+ * handles this one. */
+static cim_err
+plain_data(cim_subscription *s, struct item *it, cim_error *err)
+{
+	cimc_enc **arr;
+	size_t n;
+	cim_err rc = CIM_ERR_OK;
+
+	if (s->asking) {
+		s->asking = false;
+		rc = cimc_decrypt_wait(s->c, &s->ask, err);
+		if (rc == CIM_ERR_OK)
+			rc = take_answers(s, err);
+		if (rc != CIM_ERR_OK)
+			return rc;
+	}
+	if (it->e.enc != NULL) {
+		if ((rc = take_ahead(s, err)) != CIM_ERR_OK)
+			return rc;
+		if ((arr = waiting(s, &n)) == NULL)
+			return cimc_fail(err, CIM_ERR_NOMEM, NULL, "out of memory");
+		rc = cimc_decrypt(s->c, arr, n, err);
+		free(arr);
+		cim_err rc2 = take_answers(s, err);
+		if (rc == CIM_ERR_OK)
+			rc = rc2;
+		if (rc != CIM_ERR_OK)
+			return rc;
+	}
+	/* the read-ahead: a failure here is met again when it counts */
+	cim_error ignored;
+	if (take_ahead(s, &ignored) == CIM_ERR_OK && (arr = waiting(s, &n)) != NULL) {
+		if (n > 0 && cimc_decrypt_send(s->c, arr, n, &s->ask, &ignored) == CIM_ERR_OK)
+			s->asking = s->ask.n > 0;
+		free(arr);
+	}
+	return CIM_ERR_OK;
+}
+
 static cim_err
 hand_out(cim_subscription *s, struct item *it, const cim_event **ev,
 	 cim_error *err)
 {
 	cim_err rc;
 
+	if (it->e.enc != NULL && (rc = plain_data(s, it, err)) != CIM_ERR_OK)
+		return rc; /* it stays first: the next call asks again */
 	unlink_item(s, it);
 	s->cur = it;
 	*ev = &it->ev;
@@ -1479,6 +1634,8 @@ cim_subscription_close(cim_subscription *s)
 
 	if (s == NULL)
 		return;
+	if (s->asking)
+		cimc_decrypt_drop(&s->ask);
 	if (s->sub != NULL) {
 		natsSubscription_Unsubscribe(s->sub);
 		natsSubscription_Destroy(s->sub);
@@ -1772,6 +1929,7 @@ cim_subscribe(cim_client *c, const cim_subscribe_options *o,
 	s->whole = pattern_whole(s->pattern);
 	s->stop_at_end = o->stop_at_end;
 	s->no_check = o->no_check;
+	s->no_decrypt = o->no_decrypt;
 	if (o->n_trusted_keys > 0) {
 		if ((s->keys = calloc(o->n_trusted_keys, sizeof(*s->keys))) == NULL) {
 			cim_subscription_close(s);

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "append.h"
+#include "crypt.h"
 #include "dagcbor.h"
 #include "event.h"
 #include "ids.h"
@@ -53,20 +54,13 @@
 #include "log.h"
 #include "seal.h"
 
-/* What running or launching a job came to. */
-enum run {
-	RUN_LAUNCHED, /* its messages are out */
-	RUN_ENDED,    /* answered and ended */
-	RUN_AWAY,     /* on a worker, which now holds the pipe's token */
-	RUN_WAIT,     /* not now: it waits to be the oldest, or for the chain */
-};
-
 static enum run job_run(struct job *job);
 static void run_on(struct job *job);
 static void job_complete(struct job *job);
 
 void job_free(struct job *job)
 {
+	keys_unpin(job->d, job->dek);
 	if (job->req_len > 0)
 		atomic_fetch_sub(&job->d->job_bytes, (long)job->req_len);
 	cim_append_req_free(&job->ar);
@@ -321,9 +315,11 @@ struct build_err {
 };
 
 /* Event i of an append, encoded as a block chained on prev (NULL at
- * version 1) into block. 0, or -1 with *e set. */
+ * version 1) into block; with the job's data key, its data encrypted
+ * (into enc, scratch space). 0, or -1 with *e set. */
 static int encode_event(struct job *job, size_t i, uint64_t version, const cim_cid *prev,
-			const json_t *empty, cbuf *block, struct built *out, struct build_err *e)
+			const json_t *empty, cbuf *block, cbuf *enc, struct built *out,
+			struct build_err *e)
 {
 	const cim_append_event_req *r = &job->ar.events[i];
 	struct jev *ev = &job->ev[i];
@@ -355,6 +351,19 @@ static int encode_event(struct job *job, size_t i, uint64_t version, const cim_c
 		.has_prev = prev != NULL,
 		.prev = prev ? *prev : (cim_cid){0},
 	};
+	if (job->dek != NULL) {
+		/* an encrypted aggregate: data is stored as the enc of its
+		 * DAG-CBOR under the data key, bound to the event_id */
+		cim_ad ad = cim_ad_data(ev->event_id, ev->event_id_len);
+		cbuf_reset(enc);
+		if (cim_value_encrypt(enc, job->dek, &ad, r->data, NULL, err, sizeof err) != 0) {
+			e->code = CIM_ERR_INVALID_REQUEST;
+			snprintf(e->msg, sizeof e->msg, "event %zu: %.150s", i, err);
+			return -1;
+		}
+		b.enc_data = enc->p;
+		b.enc_data_len = enc->len;
+	}
 	cbuf_reset(block);
 	if (cim_event_encode(&b, block, err, sizeof err) != 0) {
 		e->code = CIM_ERR_INVALID_REQUEST;
@@ -396,10 +405,10 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 			  const cim_cid *head, struct build_err *e)
 {
 	struct daemon *d = job->d;
-	cbuf block = CBUF_INIT;
+	cbuf block = CBUF_INIT, enc = CBUF_INIT;
 	cim_cid prev = *head;
 	char prev_text[CIM_CID_TEXT_MAX], subj[512], msgid[256];
-	json_t *empty = job->op == OP_APPEND ? json_object() : NULL;
+	json_t *empty = job->op != OP_RESTORE ? json_object() : NULL;
 	bool has_prev = version > 0;
 	int rc = -1;
 
@@ -428,7 +437,7 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 					   rb->v.causation_id_len};
 			seal = rb->seal;
 		} else if (encode_event(job, i, job->base + i, has_prev ? &prev : NULL, empty,
-					&block, &b, e) != 0) {
+					&block, &enc, &b, e) != 0) {
 			goto out;
 		}
 		atomic_fetch_add(&d->bytes_appended, b.len);
@@ -461,6 +470,7 @@ static int build_messages(struct job *job, natsMsg **msgs, uint64_t version,
 	rc = 0;
 out:
 	cbuf_free(&block);
+	cbuf_free(&enc);
 	json_decref(empty);
 	return rc;
 }
@@ -532,7 +542,21 @@ static enum run job_launch(struct job *job, bool chained)
 	if (g > job->gen)
 		job->gen = g;
 
-	if (msgs == NULL || build_messages(job, msgs, version, &head, &be) != 0)
+	if (job->enc && job->dek == NULL && !job->plain) {
+		/* chained: the oldest job got the key; from memory only */
+		int k = keys_pin(d, job->type, job->id, &job->dek);
+		if (k == KEY_NONE && version > 0) {
+			job->plain = true;
+		} else if (k != KEY_HELD) {
+			be.code = CIM_ERR_UNAVAILABLE;
+			snprintf(be.msg, sizeof be.msg, "the aggregate's data key is not at hand");
+			goto refused;
+		}
+	}
+	int built = msgs == NULL ? -1 : build_messages(job, msgs, version, &head, &be);
+	keys_unpin(d, job->dek); /* nothing more is encrypted until it is built again */
+	job->dek = NULL;
+	if (built != 0)
 		goto refused;
 	if (natsConnection_Status(d->nc) != NATS_CONN_STATUS_CONNECTED) {
 		be.code = CIM_ERR_UNAVAILABLE;
@@ -727,7 +751,12 @@ void job_commit(struct job *job)
 	job->agg->state = AGG_SETTLED;
 	pthread_mutex_unlock(&d->mu);
 	atomic_fetch_add(&d->events_appended, job->n);
-	reply_success(job, job->base);
+	if (job->op == OP_FORGET) {
+		reply_json(d, job->req, forget_reply(job));
+		forget_committed(job);
+	} else {
+		reply_success(job, job->base);
+	}
 	job_done(job);
 }
 
@@ -817,12 +846,17 @@ static void reply_duplicate(struct job *job, const char *eid, size_t len, const 
 	job_done(job);
 }
 
-/* Reads the block at seq; 0 on success. */
-static int load_block(struct daemon *d, uint64_t seq, cim_event_block *b,
-		      cim_cid *cid, cim_perr *e)
+/* Reads the block at seq, its data decrypted when it is encrypted (the
+ * data key of type/id, on a worker); 0 on success. */
+static int load_block(struct daemon *d, uint64_t seq, const char *type, const char *id,
+		      cim_event_block *b, cim_cid *cid, cim_perr *e)
 {
 	char err[160];
 	natsMsg *m = store_get_msg(d, seq, e);
+	cim_event_view v;
+	const uint8_t *enc;
+	size_t elen;
+
 	if (m == NULL)
 		return -1;
 	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
@@ -833,6 +867,31 @@ static int load_block(struct daemon *d, uint64_t seq, cim_event_block *b,
 	else
 		cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "stored event at seq %llu: %s",
 			     (unsigned long long)seq, err);
+	if (rc == 0 && cim_event_check(p, len, &v, err, sizeof err) == 0 &&
+	    cim_event_encrypted(&v, &enc, &elen)) {
+		/* nonces are random: a retry is compared by its plain data */
+		const cim_key *k = NULL;
+		json_t *plain = NULL;
+		cim_ad ad = cim_ad_data(v.event_id, v.event_id_len);
+		int got = keys_get(d, type, id, false, &k, e);
+		if (got != KEY_HELD) {
+			if (got == KEY_NONE)
+				cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "the data key of %s/%s "
+					     "is not stored", type, id);
+			rc = -1;
+		} else if (cim_value_decrypt_json(&plain, k, &ad, enc, elen, err,
+						  sizeof err) != 0) {
+			cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "stored event at seq %llu: %s",
+				     (unsigned long long)seq, err);
+			rc = -1;
+		} else {
+			json_decref(b->data);
+			b->data = plain;
+		}
+		keys_unpin(d, k);
+		if (rc != 0)
+			cim_event_block_free(b);
+	}
 	natsMsg_Destroy(m);
 	return rc;
 }
@@ -939,7 +998,7 @@ static void check_retry(struct daemon *d, void *arg)
 		const cim_append_event_req *r = &job->ar.events[i];
 		if (seqs[i] == 0 || r->event_id == NULL)
 			continue;
-		if (load_block(d, seqs[i], &b, &cid, &e) != 0) {
+		if (load_block(d, seqs[i], job->type, job->id, &b, &cid, &e) != 0) {
 			if (e.code == CIM_ERR_NOT_FOUND)
 				continue;
 			job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
@@ -1037,6 +1096,30 @@ static void run_on(struct job *job)
 		pipe_go(p);
 }
 
+void job_run_on(struct job *job) { run_on(job); }
+
+/* On a worker: the data key of the job's aggregate, read from the bucket,
+ * or made there on its first append; then the job runs on. */
+static void key_then_run(struct daemon *d, void *arg)
+{
+	struct job *job = arg;
+	cim_perr e;
+
+	pthread_mutex_lock(&d->mu);
+	uint64_t version = job->agg->version;
+	pthread_mutex_unlock(&d->mu);
+	int k = keys_get(d, job->type, job->id, version == 0, &job->dek, &e);
+	if (k < 0) {
+		struct pipe *p = job->pipe;
+		job_fail(job, e.code == CIM_ERR_UNAVAILABLE ? CIM_ERR_UNAVAILABLE : CIM_ERR_INTERNAL,
+			 NULL, "%s; nothing was stored", e.msg);
+		pipe_go(p);
+		return;
+	}
+	job->plain = k == KEY_NONE; /* stored before its type was encrypted */
+	run_on(job);
+}
+
 static void settle_then_run(struct daemon *d, void *arg)
 {
 	struct job *job = arg;
@@ -1094,6 +1177,7 @@ static enum run job_run(struct job *job)
 	pthread_mutex_lock(&d->mu);
 	bool unsettled = job->agg->state == AGG_UNSETTLED;
 	uint64_t version = job->agg->version;
+	int forgotten = job->agg->forgotten;
 	agg_head_cid(job->agg, &head);
 	pthread_mutex_unlock(&d->mu);
 	if (unsettled || job->settle_only) {
@@ -1106,6 +1190,16 @@ static enum run job_run(struct job *job)
 			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
 				 "the daemon is overloaded; nothing was stored");
 		}
+		return RUN_ENDED;
+	}
+	if (job->op == OP_FORGET && !job->forget_ready)
+		return forget_run(job);
+	if (forgotten && job->op != OP_FORGET) {
+		char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
+		snprintf(name, sizeof name, "%s/%s", job->type, job->id);
+		job_fail(job, CIM_ERR_GONE, NULL,
+			 "%s was forgotten: nothing more can be appended or restored to it",
+			 name);
 		return RUN_ENDED;
 	}
 	if (job->op == OP_RESTORE) {
@@ -1131,7 +1225,7 @@ static enum run job_run(struct job *job)
 		reply_wrong_version(job, version);
 		return RUN_ENDED;
 	}
-	if (d->cfg->max_events_per_aggregate > 0 &&
+	if (d->cfg->max_events_per_aggregate > 0 && job->op != OP_FORGET &&
 	    version + job->n > (uint64_t)d->cfg->max_events_per_aggregate) {
 		char what[200];
 		snprintf(what, sizeof what, "the aggregate is at version %llu; %zu more "
@@ -1140,6 +1234,19 @@ static enum run job_run(struct job *job)
 			 (long long)d->cfg->max_events_per_aggregate);
 		job_fail(job, CIM_ERR_PAYLOAD_TOO_LARGE, "events", "%s", what);
 		return RUN_ENDED;
+	}
+	if (job->enc && job->dek == NULL && !job->plain) {
+		int k = keys_pin(d, job->type, job->id, &job->dek);
+		if (k == KEY_NONE && version > 0) {
+			job->plain = true;
+		} else if (k != KEY_HELD) {
+			/* not in memory: the bucket is asked on a worker */
+			if (work_submit(d, key_then_run, job) == 0)
+				return RUN_AWAY;
+			job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s",
+				 "the daemon is overloaded; nothing was stored");
+			return RUN_ENDED;
+		}
 	}
 	return job_launch(job, false);
 }
@@ -1152,7 +1259,8 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 	struct daemon *d = p->d;
 	int64_t now = now_ns();
 
-	if (job->no_chain || job->settle_only || p->stalled ||
+	if (job->no_chain || job->settle_only || job->op == OP_FORGET || p->agg->forgotten ||
+	    p->stalled ||
 	    p->launched >= d->cfg->append_pipeline || p->agg->state != AGG_SETTLED ||
 	    now < atomic_load(&d->unsure_until) || now < atomic_load(&d->chain_paused_until))
 		return false;
@@ -1359,6 +1467,16 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		job_free(job);
 		return;
 	}
+	for (size_t i = 0; i < job->ar.n; i++)
+		if (strcmp(job->ar.events[i].event_type, CIM_FORGOTTEN_TYPE) == 0) {
+			/* only forget appends it, as an aggregate's last event */
+			cim_perr_set(&e, CIM_ERR_INVALID_ARGUMENT, "event_type",
+				     "event type %s is reserved: only forget appends it",
+				     CIM_FORGOTTEN_TYPE);
+			reply_error(d, req, OP_APPEND, &e);
+			job_free(job);
+			return;
+		}
 	job->n = job->ar.n;
 	job->ev = calloc(job->n, sizeof *job->ev);
 	if (job->ev == NULL) {
@@ -1367,6 +1485,7 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 		job_free(job);
 		return;
 	}
+	job->enc = keys_encrypted_type(d, type);
 	job_enqueue(job);
 }
 

@@ -33,6 +33,14 @@ struct jev {
 	natsMsg *msg; /* kept to publish again when not known to be stored */
 };
 
+/* What running or launching a job came to. */
+enum run {
+	RUN_LAUNCHED, /* its messages are out */
+	RUN_ENDED,    /* answered and ended */
+	RUN_AWAY,     /* on a worker, which now holds the pipe's token */
+	RUN_WAIT,     /* not now: it waits to be the oldest, or for the chain */
+};
+
 /* Times a job is published again under a new id generation (burned ids,
  * stored out of order) before it is answered "retry". */
 #define MSGID_GENS 8
@@ -59,7 +67,13 @@ struct job {
 	unsigned regens; /* times published again under a new generation */
 	char fail_msg[256];
 	bool settle_only; /* no request: settles its aggregate (append_sweep) */
-	enum op op;       /* OP_APPEND, or OP_RESTORE */
+	enum op op;       /* OP_APPEND, OP_RESTORE, or OP_FORGET (forget.c: its
+			     one event is CimForgotten) */
+	bool forget_ready; /* a forget's steps before its event are done */
+	bool enc;         /* its aggregate's type is encrypted (datakeys.c) */
+	bool plain;       /* ... but the aggregate has no data key: its events
+			     were stored plain before its type was listed */
+	const cim_key *dek; /* the data key, pinned while the job is built */
 	cim_restore_req rs; /* a restore's blocks, once decoded (rs.n > 0) */
 	char type[CIM_TYPE_MAX + 1];
 	char id[CIM_ID_MAX + 1];
@@ -128,6 +142,20 @@ void reply_success(const struct job *job, uint64_t base);
 void pipe_go(struct pipe *p);
 /* The event type of the job's event i (NUL-terminated). */
 const char *job_event_type(const struct job *job, size_t i);
+
+/* On a worker holding the pipe's token with job: runs job, then the pipe. */
+void job_run_on(struct job *job);
+
+/* ---- forget.c ------------------------------------------------------------------- */
+
+/* The oldest job is a forget whose steps are not done: they run on a
+ * worker, which holds the pipe's token (RUN_AWAY), or the job is answered
+ * (RUN_ENDED). */
+enum run forget_run(struct job *job);
+/* A forget's CimForgotten event is committed (d->mu not held): the reply,
+ * and the record of the forget removed on a worker. */
+json_t *forget_reply(struct job *job);
+void forget_committed(struct job *job);
 
 /* ---- resolve.c ------------------------------------------------------------------ */
 

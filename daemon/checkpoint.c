@@ -26,7 +26,7 @@
  *   "CIMHEAD1", u64 seq, u64 count, u64 offset of the type table
  *   count aggregate records:
  *     u8 len, type; u8 len, id; u64 version; u64 seq; u64 first_seq;
- *     u64 event_id digest; u8 flags (1: unsettled); u8 len, cid;
+ *     u64 event_id digest; u8 flags (1: unsettled, 2: forgotten); u8 len, cid;
  *     u8 ntypes (255: not known); ntypes x u16 type index
  *   the type table: u32 n; n x (u16 len, name)
  */
@@ -45,6 +45,7 @@
 #define HEADER_LEN 32
 #define SLICE 4096 /* table slots walked per hold of the lock */
 #define FLAG_UNSETTLED 1
+#define FLAG_FORGOTTEN 2 /* its head is a CimForgotten event */
 
 /* ---- writing ----------------------------------------------------------------- */
 
@@ -93,6 +94,8 @@ static int put_agg(struct daemon *d, cbuf *b, const struct agg *a)
 	int nt = agg_types(&d->heads, a, types, AGG_TYPES_UNKNOWN - 1);
 	const uint16_t *ids = a->ntypes <= AGG_TYPES_INLINE ? a->types.inl : a->types.ext;
 	unsigned flags = (a->busy != NULL || a->state != AGG_SETTLED) ? FLAG_UNSETTLED : 0;
+	if (a->forgotten == AGG_FORGOTTEN)
+		flags |= FLAG_FORGOTTEN;
 	int rc = 0;
 
 	rc |= put_str8(b, agg_type(a), a->tlen);
@@ -367,6 +370,8 @@ static int parse(struct daemon *d, const uint8_t *blob, size_t len, uint64_t seq
 			snprintf(why, whyn, "bad record %llu", (unsigned long long)i);
 			goto out;
 		}
+		if (flags & FLAG_FORGOTTEN)
+			a->forgotten = AGG_FORGOTTEN;
 		if (flags & FLAG_UNSETTLED) {
 			a->state = AGG_UNSETTLED;
 			if (*nunsettled == cap) {

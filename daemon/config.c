@@ -14,6 +14,8 @@
 #include "cid.h"
 #include "cim/events.h"
 #include "config.h"
+#include "crypt.h"
+#include "ids.h"
 #include "keys.h"
 #include "log.h"
 #include "natsopts.h"
@@ -46,6 +48,7 @@ static const struct setting settings[] = {
 	S("store", "snapshots_bucket", snapshots_bucket, "CIM-SNAPSHOTS"),
 	S("store", "checkpoints_bucket", checkpoints_bucket, "CIM-CHECKPOINTS"),
 	S("store", "lease_bucket", lease_bucket, "CIM-LEASE"),
+	S("store", "keys_bucket", keys_bucket, "CIM-KEYS"),
 	I("store", "lease_ttl", lease_ttl_s, "5", 2, 300),
 	I("store", "heads_checkpoint_interval", heads_checkpoint_interval_s, "60", 1, 86400),
 	I("store", "heads_checkpoint_events", heads_checkpoint_events, "100000", 1, 1000000000),
@@ -63,6 +66,9 @@ static const struct setting settings[] = {
 	S("daemon", "log_format", log_format, "text"),
 	O("keys", "signing_key", PATH, signing_key),
 	O("keys", "trusted_keys", OPT, trusted_keys),
+	O("keys", "master_key", PATH, master_key),
+	O("keys", "encrypt_types", OPT, encrypt_types),
+	I("keys", "key_cache", key_cache, "16384", 128, 16777216),
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 _Static_assert(NSETTINGS <= CONFIG_MAX_SETTINGS, "CONFIG_MAX_SETTINGS is too small");
@@ -143,6 +149,101 @@ static int read_flags(struct config *c, int argc, char **argv)
 	return 0;
 }
 
+/* Calls fn on each item of a comma-separated list (spaces around items
+ * allowed); stops at the first non-zero return and returns it. */
+static int each_item(const char *list, int (*fn)(const char *s, size_t n, void *ctx),
+		     void *ctx)
+{
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		const char *s = p, *e = p + len;
+		while (s < e && *s == ' ')
+			s++;
+		while (e > s && e[-1] == ' ')
+			e--;
+		int rc = fn(s, (size_t)(e - s), ctx);
+		if (rc != 0)
+			return rc;
+		p += len;
+		if (*p == ',' && *++p == '\0')
+			return fn(p, 0, ctx); /* "a," ends with an empty item */
+	}
+	return 0;
+}
+
+struct listed {
+	const char *type;
+	bool found;
+};
+
+static int match_item(const char *s, size_t n, void *ctx)
+{
+	struct listed *l = ctx;
+	if ((n == 1 && *s == '*') || (strlen(l->type) == n && memcmp(s, l->type, n) == 0)) {
+		l->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+bool config_type_listed(const char *list, const char *aggregate_type)
+{
+	struct listed l = {aggregate_type, false};
+	each_item(list, match_item, &l);
+	return l.found;
+}
+
+static int check_item(const char *s, size_t n, void *ctx)
+{
+	const struct config *c = ctx;
+	char type[CIM_TYPE_MAX + 1];
+
+	if (n == 1 && *s == '*')
+		return strchr(c->encrypt_types, ',') != NULL ? -1 : 0;
+	if (n == 0 || n > CIM_TYPE_MAX)
+		return -1;
+	memcpy(type, s, n);
+	type[n] = '\0';
+	return cim_token_type_ok(type) ? 0 : -1;
+}
+
+/* master_key (read, then wiped: main.c reads it for good) and
+ * encrypt_types. */
+static int check_encryption(const struct config *c)
+{
+	const struct settings v = view(c);
+	char why[400];
+	int bad = 0;
+
+	if (c->encrypt_types[0] != '\0' && each_item(c->encrypt_types, check_item, (void *)c) != 0) {
+		fprintf(stderr, "cim-eventsd: %s: encrypt_types must be '*' or aggregate types "
+			"([A-Za-z][A-Za-z0-9_-]{0,63}) separated by commas, not '%s'\n",
+			settings_origin(&v, "encrypt_types"), c->encrypt_types);
+		bad = 1;
+	}
+	if (c->encrypt_types[0] != '\0' && c->master_key[0] == '\0') {
+		fprintf(stderr, "cim-eventsd: %s: encrypt_types needs master_key: the data keys "
+			"of encrypted aggregates are kept wrapped by it (make one with "
+			"'cim-events keygen --master FILE', see cim-eventsd.conf(5))\n",
+			settings_origin(&v, "encrypt_types"));
+		bad = 1;
+	}
+	if (c->master_key[0] != '\0' && access(c->master_key, R_OK) == 0) {
+		cim_key *k = cim_key_alloc(1);
+		if (k == NULL) {
+			fprintf(stderr, "cim-eventsd: out of memory\n");
+			return -1;
+		}
+		if (cim_keyfile_read(c->master_key, k->b, why, sizeof why) != 0) {
+			fprintf(stderr, "cim-eventsd: %s: master_key: %s\n",
+				settings_origin(&v, "master_key"), why);
+			bad = 1;
+		}
+		cim_key_free(k, 1);
+	}
+	return bad ? -1 : 0;
+}
+
 /* What the settings must say together, and the files they name. */
 static int check(const struct config *c)
 {
@@ -201,46 +302,49 @@ static int check(const struct config *c)
 			settings_origin(&v, "trusted_keys"), why);
 		bad = 1;
 	}
+	if (check_encryption(c) != 0)
+		bad = 1;
 	return bad ? -1 : 0;
+}
+
+struct trusted {
+	uint8_t (*keys)[32];
+	size_t max, n;
+	char *err;
+	size_t errsz;
+};
+
+static int trusted_item(const char *s, size_t n, void *ctx)
+{
+	struct trusted *t = ctx;
+
+	if (n == 0) {
+		snprintf(t->err, t->errsz, "an empty item in the list (keys are separated "
+			 "by single commas)");
+		return -1;
+	}
+	if (t->n == t->max) {
+		snprintf(t->err, t->errsz, "more than %zu keys", t->max);
+		return -1;
+	}
+	if (cim_pubkey_from_textn(t->keys[t->n], s, n) != 0) {
+		snprintf(t->err, t->errsz, "'%.*s' is not a public key text (z6Mk..., "
+			 "48 characters, as cim-events keygen prints)",
+			 (int)(n > 60 ? 60 : n), s);
+		return -1;
+	}
+	t->n++;
+	return 0;
 }
 
 int config_trusted_keys(const char *list, uint8_t (*keys)[32], size_t max, size_t *n,
 			char *err, size_t errsz)
 {
-	*n = 0;
-	for (const char *p = list; *p != '\0';) {
-		size_t len = strcspn(p, ",");
-		const char *s = p, *e = p + len;
-		while (s < e && *s == ' ')
-			s++;
-		while (e > s && e[-1] == ' ')
-			e--;
-		if (s == e) {
-			snprintf(err, errsz, "an empty item in the list (keys are separated "
-				 "by single commas)");
-			return -1;
-		}
-		if (*n == max) {
-			snprintf(err, errsz, "more than %zu keys", max);
-			return -1;
-		}
-		if (cim_pubkey_from_textn(keys[*n], s, (size_t)(e - s)) != 0) {
-			snprintf(err, errsz, "'%.*s' is not a public key text (z6Mk..., "
-				 "48 characters, as cim-events keygen prints)",
-				 (int)((size_t)(e - s) > 60 ? 60 : (size_t)(e - s)), s);
-			return -1;
-		}
-		(*n)++;
-		p += len;
-		if (*p == ',') {
-			p++;
-			if (*p == '\0') {
-				snprintf(err, errsz, "the list ends with a comma");
-				return -1;
-			}
-		}
-	}
-	return 0;
+	struct trusted t = {keys, max, 0, err, errsz};
+	int rc = each_item(list, trusted_item, &t);
+
+	*n = t.n;
+	return rc != 0 ? -1 : 0;
 }
 
 int config_load(struct config *c, int argc, char **argv)

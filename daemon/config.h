@@ -51,6 +51,11 @@ struct config {
 	int64_t snapshot_threshold;   /* advice published in info; 0: none */
 	int64_t shutdown_timeout_s;   /* the drain's bound after SIGTERM */
 	int64_t nats_down_grace_s;    /* healthy while reconnecting this long; 0: for ever */
+	char *master_key;             /* key file of encrypted aggregates; "" none */
+	char *encrypt_types;          /* aggregate types encrypted: "*", a comma-separated
+					 list, or "" (none) */
+	char *keys_bucket;            /* wrapped data keys */
+	int64_t key_cache;            /* data keys kept in memory */
 	char *signing_key;            /* seed file: seal every append (keys.h); "" none */
 	char *trusted_keys;           /* z6Mk... public keys, comma-separated: validate's
 					 default keys; "" none */
@@ -74,6 +79,10 @@ void config_print(const struct config *c, FILE *out);
  * masked, the password and token left out. */
 struct json_t;
 struct json_t *config_json(const struct config *c);
+
+/* Whether aggregate_type is named by an encrypt_types value (checked by
+ * config_load: "*", or valid aggregate types separated by commas). */
+bool config_type_listed(const char *list, const char *aggregate_type);
 
 /* Parses a comma-separated list of public-key texts (trusted_keys; spaces
  * around the commas are allowed, empty items are not): *n keys into

@@ -10,7 +10,10 @@
  * its append jobs (append.h): only the oldest of them (on whichever thread
  * runs it) moves the aggregate's head, so one aggregate's appends are
  * strictly ordered while different aggregates' appends proceed in
- * parallel.
+ * parallel. The cache of data keys (datakeys.c) has a lock of its own,
+ * never held across a network call nor together with daemon.mu; the calls
+ * that read the keys bucket (keys_get, keys_erase, keys_restore) run on
+ * read workers only, never on the request callback or the ack handler.
  */
 #ifndef CIM_DAEMON_H
 #define CIM_DAEMON_H
@@ -22,9 +25,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "cid.h"
 #include "config.h"
 #include "errors.h"
+#include "event.h"
 #include "ids.h"
 #include "keys.h"
 #include "request.h"
@@ -61,8 +66,14 @@ struct agg {
 		uint16_t *ext;
 	} types;
 	uint8_t cid[AGG_CID_MAX];
+	uint8_t forgotten;  /* AGG_FORGETTING, AGG_FORGOTTEN, or 0 */
 	char key[];
 };
+
+/* struct agg.forgotten: a forget of it was begun (its data is shown as
+ * forgotten, appends answer gone) and its CimForgotten event is not yet
+ * committed; or it is (the head is that event). forget.c. */
+enum { AGG_FORGETTING = 1, AGG_FORGOTTEN = 2 };
 
 static inline const char *agg_type(const struct agg *a) { return a->key; }
 static inline const char *agg_id(const struct agg *a) { return a->key + a->tlen + 1; }
@@ -128,6 +139,8 @@ enum op {
 	OP_SNAPSHOT_GET,
 	OP_LOAD,
 	OP_RESTORE,
+	OP_FORGET,
+	OP_DECRYPT,
 	OP_OTHER,
 	OP__COUNT
 };
@@ -160,6 +173,25 @@ static inline const char *role_name(int role)
 {
 	return role == ROLE_ACTIVE ? "active" : role == ROLE_STANDBY ? "standby" : "starting";
 }
+
+/* The master key and the cache of data keys (datakeys.c). Its own lock,
+ * never held across a network call, nor with daemon.mu. */
+struct dk_slot;
+typedef struct cim_key cim_key;
+struct keyring {
+	pthread_mutex_t mu;
+	cim_key *master;         /* NULL: no master_key (nothing encrypted) */
+	cim_key *keys;           /* n slots: one guarded region */
+	struct dk_slot *slots;
+	int32_t *buckets;        /* hash heads, -1: empty */
+	size_t n, nbuckets, hand;
+	uint8_t hkey[16];
+	kvStore *kv;             /* keys_bucket */
+	bool erase_ok;           /* its stream lets a message be erased */
+	uint64_t stored_at_start, first_seq, last_seq;
+	atomic_uint_fast64_t epoch; /* keys erased so far */
+	atomic_uint_fast64_t made, loaded, evicted;
+};
 
 /* The event type of each stream sequence, for by_type (typeindex.c). */
 struct tix_page;
@@ -234,6 +266,13 @@ struct daemon {
 	struct cursor snappos[SNAPPOS];
 
 	pthread_mutex_t snap_locks[SNAP_LOCKS];
+	struct keyring keys;       /* datakeys.c */
+	struct agg **forgets;      /* under mu: forgets begun and not finished
+				      (forget.c) */
+	size_t nforgets, forgets_cap;
+	int64_t forget_retry_at;   /* main thread: next try of those */
+	const char *kill_at;       /* test hook: $CIM_EVENTSD_KILL_AT (forget.c) */
+	atomic_uint_fast64_t forgotten_count, decrypted_count;
 
 	struct workq wq;
 	atomic_int jobs_in_flight;
@@ -538,6 +577,7 @@ struct read_req {
 	cim_cid head_cid;
 	int ntypes; /* event types the daemon has stored for it; -1: not known */
 	bool no_hints; /* read from first_seq, whatever the cursors say */
+	bool forgotten; /* its data is shown as forgotten (forget.c) */
 	const char *types[AGG_TYPES_UNKNOWN];
 	/* validate: the keys whose seals count (malloc'd; none: seals are
 	 * not checked) */
@@ -563,5 +603,72 @@ void head_request(struct daemon *d, natsMsg *req, const char *type, const char *
 void validate_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
 void info_request(struct daemon *d, natsMsg *req);
 void by_type_request(struct daemon *d, natsMsg *req, const char *event_type);
+
+/* forget.c */
+void forget_request(struct daemon *d, natsMsg *req, const char *type, const char *id);
+/* Start-up and take-over, before serving: forgets begun and not finished
+ * (their records) mark their aggregates forgetting and are finished by
+ * forget_sweep. The count found, or -1 when the records cannot be read. */
+int forget_recover(struct daemon *d);
+/* From the main loop: runs those forgets again (at most once a second). */
+void forget_sweep(struct daemon *d);
+/* Whether type/id is forgotten or being forgotten (its data is shown as
+ * forgotten), as memory knows; takes daemon.mu. */
+bool forget_shown(struct daemon *d, const char *type, const char *id);
+
+/* decrypt.c */
+/* Takes req: <prefix>.decrypt.<type>, on a worker. */
+void decrypt_request(struct daemon *d, natsMsg *req, const char *type);
+/* An event as a reply shows it (cim_event_write_json_as), its data
+ * decrypted when it is encrypted: the page's key is kept pinned across
+ * calls for the same aggregate (release with shown_release). forgotten:
+ * the aggregate is known to be forgotten. 0, or -1 with e set. On a
+ * worker: it may read the data key from the bucket. */
+struct shown {
+	const cim_key *key;
+	int state; /* KEY_HELD, KEY_NONE, or KEY_MISS: nothing looked up yet */
+	char type[CIM_TYPE_MAX + 1];
+	char id[CIM_ID_MAX + 1];
+};
+int show_event(struct daemon *d, struct shown *sh, cbuf *out, const uint8_t *p,
+	       size_t len, const cim_event_view *v, const cim_cid *cid, uint64_t seq,
+	       bool forgotten, cim_perr *e);
+void shown_release(struct daemon *d, struct shown *sh);
+
+/* datakeys.c: data keys of encrypted aggregates (see its head comment).
+ * keys_pin and keys_unpin only look at memory; the others ask JetStream
+ * (read workers and start-up only). */
+enum { KEY_MISS = -1, KEY_NONE = 0, KEY_HELD = 1 };
+/* The master key read, the cache made (main, after the settings). 0 or -1
+ * (said on stderr). */
+int keys_open(struct daemon *d);
+/* The bucket made when missing, and the master key checked against a
+ * stored data key (a wrong one refuses the start), or a store holding keys
+ * refused without master_key. 0 or -1 (logged). */
+int keys_setup(struct daemon *d);
+void keys_close(struct daemon *d);
+/* master_key is set and encrypt_types names type. */
+bool keys_encrypted_type(const struct daemon *d, const char *type);
+/* From memory: KEY_HELD with *k pinned, KEY_NONE (no key is stored, or no
+ * master key), KEY_MISS (not in memory). */
+int keys_pin(struct daemon *d, const char *type, const char *id, const cim_key **k);
+void keys_unpin(struct daemon *d, const cim_key *k);
+/* keys_pin, then the bucket: KEY_HELD with *k pinned, KEY_NONE when no key
+ * is stored (make: one is made and stored, KEY_HELD), or -1 with e set. */
+int keys_get(struct daemon *d, const char *type, const char *id, bool make,
+	     const cim_key **k, cim_perr *e);
+/* A restore's key block (restore.c): it must unwrap under the master key
+ * (for its own aggregate); stored with kvStore_Create, or, when the bucket
+ * holds one for that aggregate already, it must be the same key. 0, or -1
+ * with e set (invalid_argument, field key, for a key that does not fit). */
+struct cim_wrapped_key;
+int keys_restore(struct daemon *d, const struct cim_wrapped_key *w, cim_perr *e);
+/* Drops type/id's key from memory (wiped) and removes it from the bucket's
+ * stream, leaving no revision. 0, or -1 with e set. */
+int keys_erase(struct daemon *d, const char *type, const char *id, cim_perr *e);
+/* Removes type/id's snapshot from the snapshots bucket's stream. */
+int keys_purge_snapshot(struct daemon *d, const char *type, const char *id, cim_perr *e);
+/* For info: the cache's figures (null without a master key). */
+json_t *keys_info(struct daemon *d);
 
 #endif

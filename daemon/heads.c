@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "event.h"
 #include "ids.h"
 
 #define KEY_MAX (CIM_TYPE_MAX + 1 + CIM_ID_MAX + 1)
@@ -247,6 +248,10 @@ static uint16_t *types_of(struct agg *a)
 
 void agg_add_type(struct heads *h, struct agg *a, const char *event_type, size_t len)
 {
+	/* nothing is appended after a CimForgotten event: its aggregate is
+	 * forgotten from the moment one is in its head */
+	if (len == sizeof CIM_FORGOTTEN_TYPE - 1 && memcmp(event_type, CIM_FORGOTTEN_TYPE, len) == 0)
+		a->forgotten = AGG_FORGOTTEN;
 	if (a->ntypes == AGG_TYPES_UNKNOWN)
 		return;
 	uint16_t *t = types_of(a);

@@ -49,6 +49,10 @@ static int become_active(struct daemon *d)
 		if (store_catch_up(d) != 0)
 			return 1;
 	}
+	/* forgets begun and not finished: their aggregates are shown as
+	 * forgotten before anything is served (forget.c) */
+	if (forget_recover(d) < 0)
+		return 1;
 	if (!lease_valid(d))
 		return 1; /* it ran out meanwhile: catch up again when it is back */
 	if (!d->started) {
@@ -194,12 +198,15 @@ int main(int argc, char **argv)
 	memset(&d, 0, sizeof d);
 	d.cfg = &cfg;
 	d.started_ns = now_ns();
+	d.kill_at = getenv("CIM_EVENTSD_KILL_AT"); /* a test hook (forget.c) */
 	snprintf(d.events_prefix, sizeof d.events_prefix, "%s.", cfg.events_subject);
 	natsopts_js_api(&cfg.nats, d.js_api, sizeof d.js_api);
 	pthread_mutex_init(&d.mu, NULL);
 	if (heads_init(&d.heads, 0) != 0 || recent_init(&d.recent) != 0)
 		fatalx("out of memory");
-	if (load_keys(&d) != 0) {
+	if (load_keys(&d) != 0 || keys_open(&d) != 0) {
+		keys_close(&d);
+		cim_signing_key_free(d.seal_key);
 		config_free(&cfg);
 		return 2;
 	}
@@ -212,7 +219,14 @@ int main(int argc, char **argv)
 	if (store_connect(&d) != 0)
 		return 1;
 	sd_notify(0, "STATUS=connected; checking the stream and buckets");
-	if (store_setup(&d) != 0 || lease_open(&d) != 0 || lease_start(&d) != 0)
+	if (store_setup(&d) != 0)
+		return 1;
+	/* a wrong master key stops the start here, before anything is written */
+	if (keys_setup(&d) != 0) {
+		keys_close(&d);
+		return 2;
+	}
+	if (lease_open(&d) != 0 || lease_start(&d) != 0)
 		return 1;
 	micro_start(&d); /* discovery answers in every role, standby too */
 
@@ -243,6 +257,7 @@ int main(int argc, char **argv)
 			step_down(&d);
 		} else if (d.serving) {
 			append_sweep(&d);
+			forget_sweep(&d);
 		} else if (!d.serving && !told_standby && now_mono_ns() - started > 1000000000LL) {
 			atomic_store(&d.role, ROLE_STANDBY);
 			sd_notify(0, "READY=1\nSTATUS=standby: another daemon holds the writer lease");
@@ -274,6 +289,8 @@ int main(int argc, char **argv)
 	natsConnection_Close(d.lease_nc);
 	kvStore_Destroy(d.heads_kv);
 	kvStore_Destroy(d.lease_kv);
+	kvStore_Destroy(d.keys.kv);
+	d.keys.kv = NULL;
 	jsCtx_Destroy(d.js);
 	jsCtx_Destroy(d.lease_js);
 	natsConnection_Destroy(d.nc);
@@ -281,7 +298,9 @@ int main(int argc, char **argv)
 	heads_free(&d.heads);
 	tix_free(&d.tix);
 	recent_free(&d.recent);
+	keys_close(&d);
 	cim_signing_key_free(d.seal_key);
+	free(d.forgets);
 	pthread_mutex_destroy(&d.mu);
 	log_info("stopped");
 	config_free(&cfg);

@@ -40,6 +40,7 @@ struct read_req *read_req_new(struct daemon *d, natsMsg *req, const char *type,
 		r->head_version = a->version;
 		r->head_seq = a->seq;
 		r->first_seq = a->first_seq;
+		r->forgotten = a->forgotten != 0;
 		r->ntypes = agg_types(&d->heads, a, r->types, AGG_TYPES_UNKNOWN);
 		agg_head_cid(a, &r->head_cid);
 	}
@@ -73,11 +74,13 @@ struct page {
 	cbuf text;
 	size_t count;
 	size_t budget;
+	struct shown sh; /* the data key of the last encrypted event shown */
 };
 
 static void page_init(struct daemon *d, struct page *pg)
 {
 	memset(pg, 0, sizeof *pg);
+	pg->sh.state = KEY_MISS;
 	pg->budget = d->max_payload > REPLY_SLACK ? d->max_payload - REPLY_SLACK
 						  : d->max_payload;
 }
@@ -93,24 +96,27 @@ static int put_seal(cbuf *t, natsMsg *m)
 	return cim_event_json_add_seal(t, key, sig);
 }
 
-/* Adds the stored block of m as an event of the reply. 0 when added, 1
- * when it does not fit (not added), -1 on error (err set). */
-static int page_add(struct daemon *d, struct page *pg, natsMsg *m, uint64_t seq, cim_perr *err)
+/* Adds the stored block of m (checked as v) as an event of the reply, its
+ * data decrypted or shown as forgotten (decrypt.c), with its seal. 0 when
+ * added, 1 when it does not fit (not added), -1 on error (err set). */
+static int page_add(struct daemon *d, struct page *pg, natsMsg *m, const cim_event_view *v,
+		    uint64_t seq, bool forgotten, cim_perr *err)
 {
 	cim_cid cid;
-	char why[160];
 	size_t mark = pg->text.len;
 	const uint8_t *p = (const uint8_t *)natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
 
 	cim_cid_compute(&cid, CIM_CODEC_DAG_CBOR, d->cfg->hash_code, p, len);
-	if ((pg->count > 0 && cbuf_putc(&pg->text, ',') != 0) ||
-	    cim_event_write_json(&pg->text, p, len, &cid, seq, why, sizeof why) != 0 ||
-	    (put_seal(&pg->text, m) != 0 && snprintf(why, sizeof why, "out of memory"))) {
+	if (pg->count > 0 && cbuf_putc(&pg->text, ',') != 0)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
+	if (show_event(d, &pg->sh, &pg->text, p, len, v, &cid, seq, forgotten, err) != 0) {
 		pg->text.len = mark;
-		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
-				    "the event at stream sequence %llu cannot be shown: %s",
-				    (unsigned long long)seq, why);
+		return -1;
+	}
+	if (put_seal(&pg->text, m) != 0) {
+		pg->text.len = mark;
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL, "out of memory");
 	}
 	if (pg->text.len > pg->budget) {
 		pg->text.len = mark; /* does not fit: take it back */
@@ -123,6 +129,12 @@ static int page_add(struct daemon *d, struct page *pg, natsMsg *m, uint64_t seq,
 	}
 	pg->count++;
 	return 0;
+}
+
+static void page_free(struct daemon *d, struct page *pg)
+{
+	shown_release(d, &pg->sh);
+	cbuf_free(&pg->text);
 }
 
 /* Sends open + the events + close as the reply, with Cim-Status 200. */
@@ -145,7 +157,7 @@ static void page_send(struct daemon *d, natsMsg *req, const char *open,
 		natsMsg_Destroy(m);
 	}
 	cbuf_free(&out);
-	cbuf_free(&pg->text);
+	page_free(d, pg);
 }
 
 /* ---- get ------------------------------------------------------------------------ */
@@ -194,7 +206,7 @@ static int get_visit(natsMsg *m, uint64_t seq, int64_t ts, void *ctx)
 		}
 		g->link = NULL;
 	}
-	int rc = page_add(g->d, &g->pg, m, seq, &g->err);
+	int rc = page_add(g->d, &g->pg, m, &v, seq, g->r->forgotten, &g->err);
 	if (rc != 0) {
 		if (rc > 0)
 			g->cut_at = g->next;
@@ -298,7 +310,7 @@ static void get_work(struct daemon *d, void *arg)
 	 * before calling it a fault */
 	for (int again = 0; next < 0 && g.err.code == CIM_ERR_INTERNAL && again < 4; again++) {
 		usleep(250000);
-		cbuf_free(&g.pg.text);
+		page_free(d, &g.pg);
 		next = read_page(d, r, &g, 0);
 	}
 	if (next < 0) {
@@ -309,7 +321,7 @@ static void get_work(struct daemon *d, void *arg)
 		next_field(close, sizeof close, next);
 		page_send(d, r->req, open, &g.pg, close);
 	}
-	cbuf_free(&g.pg.text);
+	page_free(d, &g.pg);
 	read_req_free(r);
 }
 
@@ -416,7 +428,7 @@ static void load_work(struct daemon *d, void *arg)
 			 * bucket, say): read from the aggregate's first event */
 			log_warn("load %s/%s: reading again from its first event: %s",
 				 r->type, r->id, g.err.msg);
-			cbuf_free(&g.pg.text);
+			page_free(d, &g.pg);
 			r->no_hints = true;
 			g.link = &ecid;
 			next = read_page(d, r, &g, strlen(open));
@@ -434,7 +446,7 @@ oom:
 fail:
 	reply_error(d, r->req, OP_LOAD, &e);
 out:
-	cbuf_free(&g.pg.text);
+	page_free(d, &g.pg);
 	json_decref(snap);
 	free(stext);
 	free(open);
@@ -816,7 +828,7 @@ static int bt_visit(struct bt_ctx *c, const struct stored_msg *sm)
 	char buf[256], err[160];
 	const char *type, *id, *et;
 	cim_event_view b;
-	bool committed = false, in_flight = false;
+	bool committed = false, in_flight = false, forgotten = false;
 
 	bool ours = sm->msg != NULL && (et = strrchr(sm->subject, '.')) != NULL &&
 		    strcmp(et + 1, c->event_type) == 0 &&
@@ -828,6 +840,7 @@ static int bt_visit(struct bt_ctx *c, const struct stored_msg *sm)
 	if (a != NULL) {
 		committed = sm->seq <= a->seq;
 		in_flight = a->busy != NULL;
+		forgotten = a->forgotten != 0;
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (!ours)
@@ -853,7 +866,7 @@ static int bt_visit(struct bt_ctx *c, const struct stored_msg *sm)
 			 (unsigned long long)sm->seq, err);
 		return 0;
 	}
-	int rc = page_add(d, &c->pg, sm->msg, sm->seq, &c->err);
+	int rc = page_add(d, &c->pg, sm->msg, &b, sm->seq, forgotten, &c->err);
 	if (rc != 0) {
 		c->more = rc > 0;
 		return rc;
@@ -903,7 +916,7 @@ static void by_type_work(struct daemon *d, void *arg)
 			snprintf(close, sizeof close, "],\"next_after_seq\":null}");
 		page_send(d, c->req, "{\"events\":[", &c->pg, close);
 	}
-	cbuf_free(&c->pg.text);
+	page_free(d, &c->pg);
 	natsMsg_Destroy(c->req);
 	free(c);
 }
@@ -1094,16 +1107,23 @@ static json_t *info_object(struct daemon *d, json_t *stream)
 		"reads_off_leader", (json_int_t)atomic_load(&d->reads_off_leader));
 }
 
-/* On a worker: the stream's state may need a request to JetStream. */
-/* info_object and what v1.1 adds: the key the daemon seals with. */
+/* info_object and what v1.1 adds: the key the daemon seals with, and
+ * what encryption counts (datakeys.c, forget.c, decrypt.c). */
 static json_t *info_reply(struct daemon *d, json_t *stream)
 {
 	json_t *o = info_object(d, stream);
 
 	if (o != NULL && d->seal_key != NULL)
 		json_object_set_new(o, "seal_key", json_string(d->seal_key->text));
+	if (o != NULL)
+		json_object_set_new(o, "encryption", json_pack(
+			"{sb so sI sI}", "master_key", d->keys.master != NULL, "data_keys",
+			keys_info(d), "forgotten", (json_int_t)atomic_load(&d->forgotten_count),
+			"decrypted", (json_int_t)atomic_load(&d->decrypted_count)));
 	return o;
 }
+
+/* On a worker: the stream's state may need a request to JetStream. */
 
 static void info_work(struct daemon *d, void *arg)
 {

@@ -23,9 +23,11 @@
  *   appended after; otherwise the aggregate has moved on.
  *
  * Encrypted aggregates (issue 15): the request may carry the aggregate's
- * key block ("key"). Until the store has a master_key such a restore is
- * refused (invalid_argument, field key); restore_decode is where a store
- * with one unwraps it and keeps it in CIM-KEYS before the blocks go out.
+ * key block ("key"). A store without a master_key refuses it
+ * (invalid_argument, field key); one with a master_key checks that the
+ * block unwraps under it and keeps it in the keys bucket (datakeys.c,
+ * keys_restore) before the blocks go out. The blocks themselves are
+ * stored as given, ciphertext and all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +58,15 @@ int restore_decode(struct job *job)
 		job_done(job);
 		return -1;
 	}
-	if (job->rs.has_key) {
+	if (job->rs.has_key && d->keys.master == NULL) {
 		job_fail(job, CIM_ERR_INVALID_ARGUMENT, "key", "%s",
 			 "key: this store has no master_key, so it cannot take an "
 			 "encrypted aggregate's key block; nothing was stored");
+		return -1;
+	}
+	if (job->rs.has_key && keys_restore(d, &job->rs.key, &e) != 0) {
+		reply_error(d, job->req, OP_RESTORE, &e);
+		job_done(job);
 		return -1;
 	}
 	job->n = job->rs.n;

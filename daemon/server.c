@@ -29,7 +29,7 @@ struct work {
 
 static const char *const op_names[OP__COUNT] = {
 	"append", "get", "head", "validate", "info", "by_type",
-	"snapshot.save", "snapshot.get", "load", "restore", "other"};
+	"snapshot.save", "snapshot.get", "load", "restore", "forget", "decrypt", "other"};
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -289,7 +289,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		else
 			snprintf(m, sizeof m, "unknown operation '%s' in subject %s; "
 				 "operations: append, get, head, validate, load, "
-				 "snapshot.save, snapshot.get, by_type, info, restore",
+				 "snapshot.save, snapshot.get, by_type, info, restore, forget, "
+				 "decrypt",
 				 ntok > 0 ? tok[0] : "", subj);
 		reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL, m);
 		natsMsg_Destroy(msg);
@@ -307,6 +308,20 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 				  "event_type must match [A-Za-z][A-Za-z0-9_-]{0,63}");
 		else {
 			by_type_request(d, msg, tok[1]); /* takes msg */
+			return;
+		}
+		natsMsg_Destroy(msg);
+		return;
+	}
+	if (op == OP_DECRYPT) {
+		if (ntok != 2)
+			reply_err(d, msg, op, CIM_ERR_INVALID_REQUEST, NULL,
+				  "decrypt needs the subject <prefix>.decrypt.<aggregate_type>");
+		else if (!cim_token_type_ok(tok[1]))
+			reply_err(d, msg, op, CIM_ERR_INVALID_ARGUMENT, "aggregate_type",
+				  "aggregate_type must match [A-Za-z][A-Za-z0-9_-]{0,63}");
+		else {
+			decrypt_request(d, msg, tok[1]); /* takes msg */
 			return;
 		}
 		natsMsg_Destroy(msg);
@@ -358,6 +373,9 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		return;
 	case OP_LOAD:
 		load_request(d, msg, type, id);
+		return;
+	case OP_FORGET:
+		forget_request(d, msg, type, id); /* takes msg */
 		return;
 	default:
 		natsMsg_Destroy(msg);

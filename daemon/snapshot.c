@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "crypt.h"
 #include "daemon.h"
 #include "ids.h"
 #include "log.h"
@@ -169,25 +170,66 @@ static int kv_write(struct daemon *d, const char *key, const cbuf *block, uint64
 	return kv_failure(err, s, "write");
 }
 
+/* An encrypted snapshot's state, decrypted in place of the stored bytes
+ * (with "encrypted": true); 1 when it cannot be read any more (its data
+ * key is gone: forgotten), 0, or -1 with err set. */
+static int decrypt_state(struct daemon *d, const char *type, const char *id,
+			 const uint8_t *enc, size_t elen, cim_snapshot_block *b,
+			 cim_perr *err)
+{
+	const cim_key *k = NULL;
+	json_t *plain = NULL;
+	char why[200];
+	int got = keys_get(d, type, id, false, &k, err);
+
+	if (got < 0)
+		return -1;
+	if (got != KEY_HELD)
+		return 1;
+	cim_ad ad = cim_ad_state(type, strlen(type), id, strlen(id));
+	int rc = cim_value_decrypt_json(&plain, k, &ad, enc, elen, why, sizeof why);
+	keys_unpin(d, k);
+	if (rc != 0)
+		return cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
+				    "the stored snapshot of %s/%s cannot be decrypted: %s",
+				    type, id, why);
+	json_decref(b->state);
+	b->state = plain;
+	return 0;
+}
+
 int snapshot_fetch(struct daemon *d, const char *type, const char *id, json_t **out,
 		   uint64_t *version, cim_cid *event_cid, uint64_t *event_seq,
 		   cim_perr *err)
 {
 	char key[CIM_KV_KEY_MAX];
 	struct stored st;
-	size_t len;
+	size_t len, elen;
+	const uint8_t *enc;
 
 	*out = NULL;
 	*version = 0;
 	*event_seq = 0;
 	if (cim_kv_key(key, type, id) != 0)
 		return cim_perr_set(err, CIM_ERR_INVALID_ARGUMENT, NULL, "bad aggregate");
+	if (forget_shown(d, type, id))
+		return 0; /* forget removes it; one left behind is not shown */
 	if (kv_read(d, key, type, id, &st, err) != 0)
 		return -1;
 	if (st.m == NULL)
 		return 0;
 	const uint8_t *p = stored_bytes(&st, &len);
+	bool encrypted = cim_snapshot_encrypted(p, len, &enc, &elen);
+	if (encrypted) {
+		int rc = d->keys.master == NULL ? 1 : decrypt_state(d, type, id, enc, elen, &st.b, err);
+		if (rc != 0) {
+			stored_free(&st);
+			return rc < 0 ? -1 : 0;
+		}
+	}
 	*out = describe(d, p, len, &st.b, true);
+	if (*out != NULL && encrypted)
+		json_object_set_new(*out, "encrypted", json_true());
 	*version = st.b.version;
 	*event_cid = st.b.event_cid;
 	*event_seq = st.event_seq;
@@ -286,7 +328,8 @@ static void save_work(struct daemon *d, void *arg)
 	cim_cid ecid;
 	uint64_t seq = 0;
 	char key[CIM_KV_KEY_MAX], ts[CIM_TIME_TEXT], why[200];
-	cbuf block = CBUF_INIT;
+	cbuf block = CBUF_INIT, enc = CBUF_INIT;
+	const cim_key *dek = NULL;
 	json_t *kept = NULL;
 
 	if (s->version > r->head_version) {
@@ -296,12 +339,32 @@ static void save_work(struct daemon *d, void *arg)
 			     (unsigned long long)r->head_version);
 		goto fail;
 	}
+	if (r->forgotten) {
+		cim_perr_set(&e, CIM_ERR_GONE, NULL, "%s/%s was forgotten: its state is not "
+			     "stored again", r->type, r->id);
+		goto fail;
+	}
 	if (read_event_at(d, r, s->version, &ecid, &seq, &e) != 0)
 		goto fail;
+	if (keys_encrypted_type(d, r->type)) {
+		/* an encrypted aggregate's state is stored under its data key
+		 * (none: stored plain before its type was encrypted) */
+		int got = keys_get(d, r->type, r->id, false, &dek, &e);
+		if (got < 0)
+			goto fail;
+		if (dek != NULL) {
+			cim_ad ad = cim_ad_state(r->type, strlen(r->type), r->id, strlen(r->id));
+			if (cim_value_encrypt(&enc, dek, &ad, s->state, NULL, why, sizeof why) != 0) {
+				cim_perr_set(&e, CIM_ERR_INVALID_REQUEST, "state", "%s", why);
+				goto fail;
+			}
+		}
+	}
 	cim_time_now(ts);
 	cim_snapshot_block b = {.aggregate_type = r->type, .aggregate_id = r->id,
 				.version = s->version, .event_cid = ecid,
-				.timestamp = ts, .state = s->state};
+				.timestamp = ts, .state = s->state,
+				.enc_state = dek != NULL ? enc.p : NULL, .enc_state_len = enc.len};
 	if (cim_snapshot_encode(&b, &block, why, sizeof why) != 0) {
 		cim_perr_set(&e, CIM_ERR_INVALID_REQUEST, "state", "%s", why);
 		goto fail;
@@ -342,7 +405,9 @@ static void save_work(struct daemon *d, void *arg)
 fail:
 	reply_error(d, r->req, OP_SNAPSHOT_SAVE, &e);
 out:
+	keys_unpin(d, dek);
 	cbuf_free(&block);
+	cbuf_free(&enc);
 	json_decref(s->state);
 	read_req_free(r);
 	free(s);

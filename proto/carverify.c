@@ -21,6 +21,7 @@
 #include "dagcbor.h"
 #include "event.h"
 #include "ids.h"
+#include "keyblock.h"
 #include "seal.h"
 
 #define NONE UINT32_MAX
@@ -307,43 +308,6 @@ token_ok(const char *s, size_t len, size_t max, bool (*ok)(const char *))
 	return ok(buf);
 }
 
-bool
-cim_keyblock_shape(const uint8_t *p, size_t len, const char **type,
-		   size_t *type_len, const char **id, size_t *id_len)
-{
-	static const char *const keys[4] = {"nonce", "wrapped", "aggregate_id",
-					    "aggregate_type"};
-	static const size_t sizes[2] = {CIM_KEYBLOCK_NONCE,
-					CIM_KEYBLOCK_WRAPPED};
-	cim_cbor_reader r;
-	cim_cbor_item it;
-
-	cim_cbor_reader_init(&r, p, len);
-	if (cim_cbor_next(&r, &it) == -1 || it.kind != CIM_CBOR_MAP ||
-	    it.u != 4)
-		return false;
-	for (int k = 0; k < 4; k++) {
-		if (cim_cbor_expect_key(&r, keys[k]) == -1 ||
-		    cim_cbor_next(&r, &it) == -1)
-			return false;
-		if (k < 2 && (it.kind != CIM_CBOR_BYTES || it.len != sizes[k]))
-			return false;
-		if (k == 2 && (it.kind != CIM_CBOR_TEXT ||
-			       !token_ok((const char *)it.data, it.len,
-					 CIM_ID_MAX, cim_token_id_ok)))
-			return false;
-		if (k == 3 && (it.kind != CIM_CBOR_TEXT ||
-			       !token_ok((const char *)it.data, it.len,
-					 CIM_TYPE_MAX, cim_token_type_ok)))
-			return false;
-		if (k == 2)
-			*id = (const char *)it.data, *id_len = it.len;
-		if (k == 3)
-			*type = (const char *)it.data, *type_len = it.len;
-	}
-	return r.pos == len;
-}
-
 static bool
 trusted(const struct vstate *v, const uint8_t pk[CIM_KEY_BYTES])
 {
@@ -446,8 +410,7 @@ take_block(struct vstate *v, const cim_car_block *b)
 	cim_seal_block sb;
 	cim_cbor_reader r;
 	cim_cbor_item it;
-	const char *type, *id;
-	size_t tl, il;
+	cim_wrapped_key w;
 	uint32_t i;
 
 	v->s->blocks++;
@@ -495,14 +458,14 @@ take_block(struct vstate *v, const cim_car_block *b)
 		return;
 	}
 	if (it.u == 4) {
-		if (cim_keyblock_shape(b->data, b->len, &type, &tl, &id, &il)) {
-			take_key_block(v, i, type, tl, id, il, ct, b->offset);
+		/* the key block as the store keeps it (keyblock.h) */
+		if (cim_keyblock_decode(&w, b->data, b->len, err,
+					sizeof(err)) == 0) {
+			take_key_block(v, i, w.aggregate_type,
+				       strlen(w.aggregate_type), w.aggregate_id,
+				       strlen(w.aggregate_id), ct, b->offset);
 			return;
 		}
-		snprintf(err, sizeof(err), "not a key block (exactly "
-			 "aggregate_type, aggregate_id, nonce of %d bytes and "
-			 "wrapped of %d bytes)", CIM_KEYBLOCK_NONCE,
-			 CIM_KEYBLOCK_WRAPPED);
 	}
 	fail(v, "undecodable", "block %s at byte %llu is not an event, seal or "
 	     "key block: %s", ct, off, err);

@@ -46,13 +46,9 @@
 #include <stdint.h>
 
 #include "car.h"
+#include "event.h" /* CIM_FORGOTTEN_TYPE */
 #include "keys.h"
 
-/* A key block's fixed sizes (the value kept in CIM-KEYS). */
-#define CIM_KEYBLOCK_NONCE 24
-#define CIM_KEYBLOCK_WRAPPED 48
-/* The reserved event type that ends a forgotten aggregate. */
-#define CIM_FORGOTTEN_TYPE "CimForgotten"
 
 typedef struct cim_car_verify_opts {
 	const uint8_t (*keys)[CIM_KEY_BYTES]; /* trusted public keys */
@@ -86,10 +82,5 @@ typedef struct cim_car_summary {
  * a read error), with the reason in summary->first. opts may be NULL. */
 int cim_car_verify(cim_car_source src, void *sctx,
 		   const cim_car_verify_opts *opts, cim_car_summary *summary);
-
-/* Whether p is a key block by its shape alone (the check above); on
- * success the aggregate's type and id point into p. */
-bool cim_keyblock_shape(const uint8_t *p, size_t len, const char **type,
-			size_t *type_len, const char **id, size_t *id_len);
 
 #endif

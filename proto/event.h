@@ -15,6 +15,10 @@
 #include "buf.h"
 #include "cid.h"
 
+/* The reserved event type of the last event of a forgotten aggregate
+ * (docs/protocol.md section 15): appended by forget only. */
+#define CIM_FORGOTTEN_TYPE "CimForgotten"
+
 typedef struct cim_event_block {
 	char *aggregate_type;
 	char *aggregate_id;

@@ -182,7 +182,7 @@ typedef struct config {
 	const char *daemon_bin;
 	const char *relay_bin;  /* --relay, or bench-relay beside this program */
 	const char *json_path;
-	bool quick, growth, own, growth_only, appends_only, reads_only;
+	bool quick, growth, own, growth_only, appends_only, reads_only, crypt_only;
 	const char *prefix;     /* cim.events.v1 */
 	char stream[64];        /* the daemon's stream, from info */
 	uint64_t hash_code;     /* the daemon's multihash, from info */
@@ -311,5 +311,28 @@ void run_growth(growth_res *g, procs *p, json_t *out);
 /* Appends without and with a signing key, the daemon restarted for each;
  * results under "seal" in out. Needs our own daemon (skipped with --url). */
 void run_seal_cost(json_t *out);
+
+/* ---- encrypted aggregates (crypt.c) ------------------------------------------ */
+
+typedef struct crypt_res {
+	bool ran;
+	lat first[2];      /* [0] plain, [1] encrypted: the first append of an aggregate */
+	lat append1[2];    /* 1 in flight, to aggregates with their data key */
+	rate tp64[2];      /* 64 in flight (ev/s averaged over two runs each) */
+	lat get1k[2];      /* get of 1,000 events, all pages */
+	double replay[2];  /* cim_replay, events/s */
+	long replay_events;
+} crypt_res;
+
+/* Gives the daemon main.c starts a master key (a new file in dir) and
+ * encrypt_types benchenc, through its environment. 0 or -1. */
+int crypt_setup(const char *dir);
+void run_crypt(crypt_res *k, json_t *out);
+/* Its rows of the final table. */
+void crypt_rows(const crypt_res *k);
+
+/* main.c: one row of the final table (ratio = ours / floor). */
+void bench_row(const char *figure, double ours, const char *unit, double floor,
+	       const char *floor_what, bool valid);
 
 #endif

@@ -51,7 +51,9 @@ static void usage(FILE *f)
 		"                 so no ratios)\n"
 		"  --appends-only only the append runs and the relay's (to profile\n"
 		"                 the daemon under load: no other floor)\n"
-		"  --reads-only   only the reads and their floors\n");
+		"  --reads-only   only the reads and their floors\n"
+		"  --crypt-only   only the encrypted-against-plain part (its own\n"
+		"                 floors: the plain figures of the same run)\n");
 }
 
 /* ---- the summary table ------------------------------------------------------------- */
@@ -103,8 +105,15 @@ static double cpu_per(const rate *r)
 	return r->per_s > 0 && isfinite(r->cpu_daemon) ? r->cpu_daemon * 1e4 / r->per_s : NAN;
 }
 
+/* A row for the parts in files of their own (crypt.c). */
+void bench_row(const char *figure, double ours, const char *unit, double floor,
+	       const char *floor_what, bool valid)
+{
+	row(figure, ours, unit, floor, floor_what, valid);
+}
+
 static void final_table(const floor_res *f, const store_res *s,
-			const growth_res *g, json_t *machine)
+			const growth_res *g, const crypt_res *kr, json_t *machine)
 {
 	double rr_js50 = f->rr.p50 + f->js_sync.p50;
 	double rr_js99 = f->rr.p99 + f->js_sync.p99;
@@ -221,6 +230,7 @@ static void final_table(const floor_res *f, const store_res *s,
 	    lat_ok(&s->load_long) && lat_ok(&s->load_short));
 
 growth:
+	crypt_rows(kr);
 	if (g->ran) {
 		for (int i = 0; i < g->n_pt; i++) {
 			const growth_point *p = &g->pt[i];
@@ -273,6 +283,7 @@ int main(int argc, char **argv)
 	floor_res F;
 	store_res S;
 	growth_res G;
+	crypt_res K;
 	json_t *root = json_object(), *machine, *info = NULL, *logs = json_object();
 	natsConnection *nc = NULL;
 	struct sigaction sa;
@@ -283,6 +294,7 @@ int main(int argc, char **argv)
 	memset(&F, 0, sizeof F);
 	memset(&S, 0, sizeof S);
 	memset(&G, 0, sizeof G);
+	memset(&K, 0, sizeof K);
 	C.growth = true;
 	C.prefix = "cim.events.v1";
 	for (int i = 1; i < argc; i++) {
@@ -309,6 +321,8 @@ int main(int argc, char **argv)
 			C.growth = false;
 		else if (strcmp(a, "--growth-only") == 0)
 			C.growth_only = true;
+		else if (strcmp(a, "--crypt-only") == 0)
+			C.crypt_only = C.growth_only = true;
 		else if (strcmp(a, "--appends-only") == 0)
 			C.appends_only = true;
 		else if (strcmp(a, "--reads-only") == 0)
@@ -371,7 +385,8 @@ int main(int argc, char **argv)
 		}
 		printf("starting nats-server and the daemon...\n");
 		fflush(stdout);
-		if (nats_start(&P, "js") != 0 || daemon_start(&P, 30000, NULL) != 0) {
+		if (crypt_setup(P.dir) != 0 || nats_start(&P, "js") != 0 ||
+		    daemon_start(&P, 30000, NULL) != 0) {
 			rc = 1;
 			goto end;
 		}
@@ -432,14 +447,18 @@ int main(int argc, char **argv)
 		if (!g_stop)
 			run_reads(&S, root);
 		if (!g_stop)
+			run_crypt(&K, root);
+		if (!g_stop)
 			run_bytype(root);
 		if (!g_stop)
 			run_seal_cost(root);
 	} else {
 		F.rr.p50 = F.rr.p99 = F.js_sync.p50 = F.js_sync.p99 = NAN;
 		F.js_async_best = NAN;
+		if (C.crypt_only)
+			run_crypt(&K, root);
 	}
-	if (C.growth && !g_stop)
+	if (C.growth && !C.crypt_only && !g_stop)
 		run_growth(&G, have_procs ? &P : NULL, root);
 	else
 		json_object_set_new(root, "growth", json_pack("{s:b}", "skipped", 1));
@@ -473,7 +492,7 @@ end:
 	}
 	json_object_set_new(root, "logs", logs);
 	if (rc == 0) {
-		final_table(&F, &S, &G, machine);
+		final_table(&F, &S, &G, &K, machine);
 		json_object_set_new(root, "summary", summary);
 	} else {
 		json_decref(summary);

@@ -26,6 +26,13 @@
  *   - get's from_version and limit are in range and follow the body;
  *   - an accepted snapshot.save has version >= 1 and state within the
  *     depth limit, and its snapshot block encodes and decodes back;
+ *   - an accepted decrypt request (proto/decrypt.h) is what the full
+ *     (jansson) reader gives too, and has 1..max items, each
+ *     with a valid aggregate_id, an event_id of at most 128 bytes and data
+ *     that is strict base64 of 40..max_enc bytes (encoding them again
+ *     gives the same text); tight limits accept only what the default ones
+ *     do; each item goes through the daemon's decryption under a fixed key,
+ *     which must refuse it cleanly or give one DAG-CBOR value;
  *   - an accepted validate body gives at most the keys allowed, each the
  *     key its text in the body names;
  *   - an accepted restore body (for order/order-17, with the daemon's
@@ -40,6 +47,7 @@
  * A broken rule aborts, so libFuzzer reports it as a crash.
  */
 #include <jansson.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,7 +56,9 @@
 
 #include "buf.h"
 #include "cid.h"
+#include "crypt.h"
 #include "dagcbor.h"
+#include "decrypt.h"
 #include "event.h"
 #include "ids.h"
 #include "jsontext.h"
@@ -93,6 +103,7 @@ static const char PREV_TEXT[] =
     "bafy2bzacecvug5ndfzojfvwcxnyiiozj76e4jbbbbs46retog3mimw2lyyork";
 
 static cim_cid prev0;
+static cim_key *fixed_key; /* decrypt: bytes 0x80..0x9f */
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -104,6 +115,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	json_object_seed(1);
 	if (cim_cid_from_text(&prev0, PREV_TEXT) != 0)
 		abort();
+	/* a fixed key: the seeds hold data encrypted under it (README.md) */
+	fixed_key = cim_key_alloc(1);
+	if (fixed_key == NULL)
+		abort();
+	for (size_t i = 0; i < sizeof(fixed_key->b); i++)
+		fixed_key->b[i] = (uint8_t)(0x80 + i);
 	return 0;
 }
 
@@ -484,6 +501,94 @@ fuzz_snapshot(const uint8_t *data, size_t size, const json_t *root,
 	json_decref(state);
 }
 
+/* ---- decrypt -------------------------------------------------------------------- */
+
+#define DECRYPT_ENC_MAX 262144 /* the daemon's max_event_bytes default */
+
+static void
+fuzz_decrypt_with(const uint8_t *data, size_t size, const json_t *root,
+		  const cim_perr *parse_err, size_t max_items, size_t max_enc,
+		  bool *accepted)
+{
+	cim_decrypt_req r;
+	cim_perr e;
+
+	memset(&e, 0, sizeof(e));
+	*accepted = false;
+	if (cim_decrypt_req_parse(data, size, max_items, max_enc, &r, &e) != 0) {
+		check_refusal(&e);
+		CHECK(r.root == NULL && r.items == NULL && r.n == 0);
+		CHECK(parse_err == NULL || same_perr(&e, parse_err));
+		return;
+	}
+	*accepted = true;
+	CHECK(root != NULL);
+	{
+		/* the fast reader gives exactly what the full one gives */
+		cim_decrypt_req f;
+		cim_perr fe;
+		memset(&fe, 0, sizeof(fe));
+		CHECK(cim_decrypt_req_parse_full(data, size, max_items, max_enc, &f,
+						 &fe) == 0);
+		CHECK(f.n == r.n);
+		for (size_t i = 0; i < r.n; i++) {
+			CHECK(strcmp(f.items[i].aggregate_id, r.items[i].aggregate_id) == 0);
+			CHECK(f.items[i].event_id_len == r.items[i].event_id_len);
+			CHECK(memcmp(f.items[i].event_id, r.items[i].event_id,
+				     r.items[i].event_id_len) == 0);
+			CHECK(f.items[i].enc_len == r.items[i].enc_len);
+			CHECK(memcmp(f.items[i].enc, r.items[i].enc, r.items[i].enc_len) == 0);
+		}
+		cim_decrypt_req_free(&f);
+	}
+	const json_t *items = json_object_get(root, "items");
+	CHECK(json_is_array(items) && r.n == json_array_size(items));
+	CHECK(r.n >= 1 && r.n <= max_items);
+	for (size_t i = 0; i < r.n; i++) {
+		const cim_decrypt_item *it = &r.items[i];
+		const json_t *o = json_array_get(items, i);
+		const char *b64 = json_string_value(json_object_get(o, "data"));
+		char *again;
+		size_t blen;
+
+		CHECK(json_object_size(o) == 3);
+		CHECK(cim_token_id_ok(it->aggregate_id));
+		CHECK(it->event_id_len <= CIM_EVENT_ID_MAX);
+		CHECK(it->enc_len >= CIM_ENC_OVERHEAD && it->enc_len <= max_enc);
+		blen = sodium_base64_ENCODED_LEN(it->enc_len,
+						 sodium_base64_VARIANT_ORIGINAL);
+		again = malloc(blen);
+		CHECK(again != NULL);
+		sodium_bin2base64(again, blen, it->enc, it->enc_len,
+				  sodium_base64_VARIANT_ORIGINAL);
+		CHECK(b64 != NULL && strcmp(again, b64) == 0);
+		free(again);
+
+		/* what daemon/decrypt.c does with it */
+		cbuf plain = CBUF_INIT;
+		char err[256];
+		cim_ad ad = cim_ad_data(it->event_id, it->event_id_len);
+		if (it->event_id_len > 0 &&
+		    cim_value_decrypt_text(&plain, fixed_key, &ad, it->enc,
+					   it->enc_len, err, sizeof(err)) == 0)
+			CHECK(plain.len > 0);
+		cbuf_free(&plain);
+	}
+	cim_decrypt_req_free(&r);
+}
+
+static void
+fuzz_decrypt(const uint8_t *data, size_t size, const json_t *root,
+	     const cim_perr *parse_err)
+{
+	bool wide, tight;
+
+	fuzz_decrypt_with(data, size, root, parse_err, GET_MAX_LIMIT,
+			  DECRYPT_ENC_MAX, &wide);
+	fuzz_decrypt_with(data, size, root, parse_err, 2, 64, &tight);
+	CHECK(!tight || wide);
+}
+
 /* ---- validate -------------------------------------------------------------------- */
 
 #define KEYS_MAX 64
@@ -617,6 +722,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_by_type(data, size, root == NULL ? &pe : NULL);
 	fuzz_empty(data, size, root, root == NULL ? &pe : NULL);
 	fuzz_snapshot(data, size, root, root == NULL ? &pe : NULL);
+	fuzz_decrypt(data, size, root, root == NULL ? &pe : NULL);
 	fuzz_validate(data, size, root, root == NULL ? &pe : NULL);
 	fuzz_restore(data, size, root == NULL ? &pe : NULL);
 	json_decref(root);

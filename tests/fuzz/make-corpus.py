@@ -143,6 +143,10 @@ def requests():
         "snapshot-empty": '{"version":1,"state":{}}',
         "snapshot-null": '{"version":9223372036854775807,"state":null}',
         "snapshot-deep": '{"version":3,"state":%s}' % ('{"a":' * 128 + "1" + "}" * 128),
+        # section 12 (decrypt): data encrypted under fuzz_request's fixed
+        # key (bytes 0x80..0x9f) by proto/crypt.c's cim_value_encrypt, for
+        # event_ids e-1 and the UUID: both decrypt there
+        "decrypt-two": '{"items":[{"aggregate_id":"c-1","event_id":"e-1","data":"mSqEO90OyqZ5L3iACYg3HsTsfNeDbwRnb2mSuPlcHGOfObA4r9pz9ZJuFlsgQu3mOyPzRxG8RK2Ar8CNczuy"},{"aggregate_id":"c-2","event_id":"01a23b01-b862-789b-977d-0a3061981dbf","data":"aPUb9s95e3GXgmE955iQ0EthyYetbKheSbgXZME40h2hPFWcrCwIL6uPY+nO"}]}',
         # requests without fields (head, validate, info, snapshot.get, load)
         "empty-object": "{}",
         "empty-body": "",
@@ -192,6 +196,10 @@ def requests():
         "snapshot-version-zero": '{"version":0,"state":1}',
         "snapshot-too-deep": '{"version":1,"state":%s}' % ("[" * 129 + "]" * 129),
         "unterminated": '{"events":[{"event_type":"X","data":"abc',
+        "decrypt-empty": '{"items":[]}',
+        "decrypt-bad-base64": '{"items":[{"aggregate_id":"c-1","event_id":"e","data":"@@"}]}',
+        "decrypt-short": '{"items":[{"aggregate_id":"c-1","event_id":"e","data":"AAAA"}]}',
+        "decrypt-bad-id": '{"items":[{"aggregate_id":"c 1","event_id":"e","data":"AAAA"}]}',
         "too-many-events": '{"events":[%s]}' % ",".join(['{"event_type":"X","data":1}'] * 1001),
     }
     for name, body in ok.items():

@@ -38,6 +38,7 @@ Test(client_table, names_and_statuses_round_trip)
 		{CIM_ERR_WRONG_EXPECTED_VERSION, "wrong_expected_version", 409},
 		{CIM_ERR_DUPLICATE_EVENT, "duplicate_event", 409},
 		{CIM_ERR_NOT_FOUND, "not_found", 404},
+		{CIM_ERR_GONE, "gone", 410},
 		{CIM_ERR_UNAVAILABLE, "unavailable", 503},
 		{CIM_ERR_INTERNAL, "internal", 500},
 		{CIM_ERR_TIMEOUT, "timeout", 0},

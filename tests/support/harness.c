@@ -505,6 +505,23 @@ h_run h_finish(pid_t pid, const char *tag, int timeout_ms)
 	return r;
 }
 
+h_run h_cli_at(const char *url, const char *first, ...)
+{
+	const char *argv[24];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = getenv("CIM_TEST_CLI");
+	argv[argc++] = "--url";
+	argv[argc++] = url;
+	va_start(ap, first);
+	for (const char *a = first; a != NULL && argc < 23; a = va_arg(ap, const char *))
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	return h_finish(h_spawn("cli", argv), "cli", 120000);
+}
+
 void h_run_free(h_run *r)
 {
 	free(r->out);

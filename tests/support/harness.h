@@ -105,6 +105,10 @@ pid_t h_spawn(const char *tag, const char *const *argv);
  * (status -1), and collects what the one started as tag wrote. */
 h_run h_finish(pid_t pid, const char *tag, int timeout_ms);
 void h_run_free(h_run *r);
+/* Runs cim-events ($CIM_TEST_CLI) --url url with the arguments given (up
+ * to 20, NULL-ended; H_CLI_AT adds the NULL), as tag "cli", within 120 s. */
+h_run h_cli_at(const char *url, const char *first, ...);
+#define H_CLI_AT(url, ...) h_cli_at(url, __VA_ARGS__, (const char *)NULL)
 
 /* ---- the per-test environment --------------------------------------------- */
 

@@ -48,6 +48,8 @@ const char *cim_version(void);
 	XX(DUPLICATE_EVENT, "duplicate_event", 409,                            \
 	   "an event_id is already stored with other content")                 \
 	XX(NOT_FOUND, "not_found", 404, "not found")                           \
+	XX(GONE, "gone", 410,                                                  \
+	   "the aggregate was forgotten; nothing more can be appended to it")  \
 	XX(UNAVAILABLE, "unavailable", 503,                                    \
 	   "storage is unreachable; nothing was stored; safe to retry")        \
 	XX(INTERNAL, "internal", 500, "internal error")                        \
@@ -197,6 +199,11 @@ typedef struct cim_event {
 	 * check them. */
 	char *seal_key;
 	char *seal_sig;
+	/* v1.1, an encrypted aggregate's event: its data was stored encrypted
+	 * and data_json is the daemon's decryption of it (encrypted), or the
+	 * aggregate was forgotten and data_json is "null" (forgotten). */
+	bool encrypted;
+	bool forgotten;
 } cim_event;
 
 typedef struct cim_event_page {
@@ -412,6 +419,19 @@ cim_err cim_repository_append(cim_repository *r, cim_aggregate *agg, void *state
  * after the last one taken), not from a consumer's pending count, which
  * nats-server 2.9.10 gets wrong after deletes.
  *
+ * Encrypted aggregates (v1.1): the stream holds their data encrypted, and
+ * data keys never leave the daemon. Before an encrypted event is handed
+ * out, its data is asked of the daemon (<prefix>.decrypt.<type>), for
+ * every such event waiting in the subscription at once, after taking in
+ * what the consumer has buffered (one request per aggregate type, within
+ * the payload limit): data_json is the value and encrypted is set, or
+ * data_json is "null" and forgotten is set when the aggregate was
+ * forgotten. A failed request (no daemon, no permission for decrypt)
+ * returns its error from cim_subscription_next, and the next call asks
+ * again; data the daemon cannot decrypt (changed bytes) fails its check
+ * (reason undecryptable). no_decrypt hands such events out with
+ * data_json "null" and encrypted set, asking nothing.
+ *
  * The table of aggregates a subscription keeps grows with every aggregate
  * it sees, for as long as it is open. */
 typedef enum cim_start {
@@ -442,6 +462,9 @@ typedef struct cim_subscribe_options {
 	 * CIM_ERR_INVALID_ARGUMENT (field "trusted_keys"). */
 	const char *const *trusted_keys;
 	size_t n_trusted_keys;
+	bool no_decrypt;       /* hand encrypted events out as they are stored:
+				  data_json "null", encrypted true (no request
+				  to the daemon) */
 } cim_subscribe_options;
 
 typedef struct cim_subscription cim_subscription;
