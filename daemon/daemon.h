@@ -480,8 +480,11 @@ void tix_stats(struct daemon *d, uint64_t *bytes, uint64_t *high);
 int tix_write(struct daemon *d);
 /* Start-up, after a checkpoint at upto was loaded: reads the pages of
  * [first, upto] back; returns the first sequence they do not cover (the
- * stream is to be read again from there; upto + 1 when they all do). */
-uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto);
+ * stream is to be read again from there; upto + 1 when they all do).
+ * Entries past last, the stream's last sequence now, are dropped: the
+ * stream lost what they noted (an OS crash took acknowledged messages),
+ * and a message stored there later may be of any type. */
+uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto, uint64_t last);
 
 /* lease.c */
 int lease_open(struct daemon *d);

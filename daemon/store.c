@@ -790,7 +790,7 @@ int store_load_heads(struct daemon *d)
 		/* and the type index, written beside the checkpoint, may end
 		 * before it (a page not written, the first start after an
 		 * upgrade): the stream is read again from where it ends */
-		uint64_t tix_from = tix_load(d, first, cp.seq);
+		uint64_t tix_from = tix_load(d, first, cp.seq, last);
 		if (tix_from < from)
 			from = tix_from;
 		sc.replay = true;
