@@ -205,7 +205,7 @@ static uint64_t publish_part(tb_block *b, const char *id, uint64_t version, cons
 			     const char *event_type, const char *batch)
 {
 	tb_make(b, "acct", id, version, event_type, "{}", NULL, prev, 0);
-	return tb_publish_part(b, "acct", id, event_type, version, batch);
+	return tb_publish_part(b, "acct", id, event_type, version, batch, NULL);
 }
 
 /* One page of by_type.<type> after `after`: the seqs shown into seqs[*n]
@@ -470,4 +470,43 @@ Test(by_type_unsettled, a_type_index_page_noting_past_the_streams_end_is_not_bel
 	assert_every_start("Paid", want, nwant, last);
 	assert_every_start("Shipped", &shipped, 1, last);
 	tb_free(b, 3);
+}
+
+/* ---- settled without an append -------------------------------------------------- */
+
+/* An append meets, under its Nats-Msg-Id, another's event at its version
+ * (one an earlier daemon gave up on, landed since): it is refused, and
+ * the aggregate left unsettled. The sweep settles it at once, adopting
+ * that event, without waiting for another append of the aggregate (which
+ * may never come, while by_type stops before the event), and by_type
+ * shows it. */
+Test(by_type_unsettled, an_aggregate_left_unsettled_by_anothers_copy_is_settled_without_an_append)
+{
+	uint64_t want[4], got[8], after = 0;
+	size_t nwant = 0, n = 0;
+	tb_block b;
+	cim_cid head;
+	cim_error err = {0};
+	cim_append_result *r = NULL;
+
+	daemon_up();
+	want[nwant++] = append_one("a-1", "Paid");
+	append_one("f-1", "Opened");
+	cim_head f = head_of("f-1");
+	cr_assert_eq(cim_cid_from_text(&head, f.head), 0);
+	tb_make(&b, "acct", "f-1", 2, "Paid", "{\"by\": \"another\"}", NULL, &head, 0);
+	uint64_t theirs = tb_publish_part(&b, "acct", "f-1", "Paid", 2, NULL, "acct.f-1.2");
+
+	cim_new_event ev = {.event_type = "Paid", .data_json = "{\"by\": \"us\"}"};
+	cr_assert_eq(cim_append(H.client, "acct", "f-1", 1, &ev, 1, &r, &err), CIM_ERR_INTERNAL,
+		     "%s: %s", cim_err_name(err.code), err.message);
+	cr_assert(strstr(err.message, "other events at these versions") != NULL, "%s",
+		  err.message);
+	wait_adopted("f-1", 2);
+	cr_assert_eq(head_of("f-1").seq, theirs);
+	cr_assert_str_eq(head_of("f-1").head, b.cid_text);
+	want[nwant++] = theirs;
+	cr_assert(follow("Paid", &after, 10, got, &n, 8), "the follower reaches the end");
+	assert_seqs(got, n, want, nwant, "the follower");
+	tb_free(&b, 1);
 }

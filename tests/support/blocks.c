@@ -148,7 +148,7 @@ void tb_seal_block(tb_block *out, const cim_signing_key *k, const cim_cid *cid)
 
 static uint64_t publish(const tb_block *b, const char *type, const char *id,
 		       const char *event_type, uint64_t version, const char *seal_key,
-		       const char *seal, const char *batch)
+		       const char *seal, const char *batch, const char *msgid)
 {
 	char *subject = h_strf("events.%s.%s.%s", type, id, event_type);
 	char num[32];
@@ -168,6 +168,8 @@ static uint64_t publish(const tb_block *b, const char *type, const char *id,
 		natsMsgHeader_Set(m, "Cim-Seal", seal);
 	if (batch != NULL)
 		natsMsgHeader_Set(m, "Cim-Batch", batch);
+	if (msgid != NULL)
+		natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
 	natsStatus s = js_PublishMsg(&ack, H.js, m, NULL, &jerr);
 	cr_assert_eq(s, NATS_OK, "js_PublishMsg(%s): %s (%d)", subject,
 		     natsStatus_GetText(s), (int)jerr);
@@ -182,11 +184,12 @@ uint64_t tb_publish(const tb_block *b, const char *type, const char *id,
 		    const char *event_type, uint64_t version,
 		    const char *seal_key, const char *seal)
 {
-	return publish(b, type, id, event_type, version, seal_key, seal, NULL);
+	return publish(b, type, id, event_type, version, seal_key, seal, NULL, NULL);
 }
 
 uint64_t tb_publish_part(const tb_block *b, const char *type, const char *id,
-			 const char *event_type, uint64_t version, const char *batch)
+			 const char *event_type, uint64_t version, const char *batch,
+			 const char *msgid)
 {
-	return publish(b, type, id, event_type, version, NULL, NULL, batch);
+	return publish(b, type, id, event_type, version, NULL, NULL, batch, msgid);
 }
