@@ -18,8 +18,11 @@
 # libnats and libinih, and proto/ is also built into the library and the
 # libFuzzer targets, which link neither.
 
-VERSION   := 0.1.0
-SOMAJOR   := 0
+VERSION   := 0.2.0
+# The library's ABI: while the version is 0.x, each minor version may change
+# it (0.2 grew the id length fields of cim_new_event and its kin), so the
+# soname carries the minor version too.
+SOMAJOR   := 0.2
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 SYSCONFDIR ?= /etc

@@ -16,7 +16,7 @@ mkdir -p "$DIR"
 $MAKE -s install DESTDIR="$ROOT" PREFIX=/usr SYSCONFDIR=/etc > "$DIR/install.log"
 
 for f in usr/bin/cim-eventsd usr/bin/cim-events \
-         usr/lib/libcimevents.so.0.1.0 usr/lib/libcimevents.a \
+         usr/lib/libcimevents.so.0.2.0 usr/lib/libcimevents.a \
          usr/include/cim/events.h usr/lib/pkgconfig/cimevents.pc \
          usr/lib/systemd/system/cim-eventsd.service \
          usr/share/man/man1/cim-events.1 usr/share/man/man5/cim-eventsd.conf.5 \
@@ -24,8 +24,8 @@ for f in usr/bin/cim-eventsd usr/bin/cim-events \
          etc/cim-events/cim-eventsd.conf.example etc/cim-events/cim-eventsd.conf; do
 	[ -f "$ROOT/$f" ] || fail "$f was not installed"
 done
-[ "$(readlink "$ROOT/usr/lib/libcimevents.so.0")" = libcimevents.so.0.1.0 ] || fail "libcimevents.so.0 link"
-[ "$(readlink "$ROOT/usr/lib/libcimevents.so")" = libcimevents.so.0 ] || fail "libcimevents.so link"
+[ "$(readlink "$ROOT/usr/lib/libcimevents.so.0.2")" = libcimevents.so.0.2.0 ] || fail "libcimevents.so.0.2 link"
+[ "$(readlink "$ROOT/usr/lib/libcimevents.so")" = libcimevents.so.0.2 ] || fail "libcimevents.so link"
 [ -x "$ROOT/usr/bin/cim-eventsd" ] || fail "cim-eventsd is not executable"
 [ "$(stat -c %a "$ROOT/etc/cim-events/cim-eventsd.conf")" = 600 ] || fail "the configuration is not 0600"
 grep -qx 'ExecStart=/usr/bin/cim-eventsd --config ${CREDENTIALS_DIRECTORY}/cim-eventsd.conf' \
@@ -53,7 +53,7 @@ C
 cc -std=c11 -Wall -Werror $(pkg-config --cflags cimevents) "$DIR/t.c" -o "$DIR/t-shared" \
 	$(pkg-config --libs cimevents) -Wl,-rpath,"$ROOT/usr/lib" || fail "cannot build against the shared library"
 [ "$("$DIR/t-shared")" = 0.1.0 ] || fail "the shared program does not run"
-ldd "$DIR/t-shared" | grep -q "$ROOT/usr/lib/libcimevents.so.0" || fail "not linked with the installed library"
+ldd "$DIR/t-shared" | grep -q "$ROOT/usr/lib/libcimevents.so.0.2" || fail "not linked with the installed library"
 cc -std=c11 -Wall -Werror $(pkg-config --cflags cimevents) "$DIR/t.c" -o "$DIR/t-static" \
 	"$ROOT/usr/lib/libcimevents.a" $(pkg-config --static --libs-only-l cimevents | sed 's/-lcimevents//') -lpthread \
 	|| fail "cannot build against the static library"

@@ -107,7 +107,7 @@ Test(errors, from_name_round_trips_every_code)
 Test(errors, version_and_free)
 {
 	cr_assert_str_eq(cim_version(), CIM_EVENTS_VERSION);
-	cr_assert_str_eq(cim_version(), "0.1.0");
+	cr_assert_str_eq(cim_version(), "0.2.0");
 	cim_free(NULL);
 	cim_free(strdup("x"));
 }

@@ -22,9 +22,9 @@
 extern "C" {
 #endif
 
-#define CIM_EVENTS_VERSION "0.1.0"
+#define CIM_EVENTS_VERSION "0.2.0"
 #define CIM_EVENTS_VERSION_MAJOR 0
-#define CIM_EVENTS_VERSION_MINOR 1
+#define CIM_EVENTS_VERSION_MINOR 2
 #define CIM_EVENTS_VERSION_PATCH 0
 
 /* The version of the library actually linked. */
