@@ -85,9 +85,11 @@ static bool pipe_gone_locked(struct daemon *d, struct pipe *p)
 		return false;
 	a->busy = NULL;
 	if (a->version == 0 && a->state == AGG_SETTLED) {
-		for (int i = 0; i < d->nsweep; i++)
-			if (d->sweep[i] == a)
-				d->sweep[i--] = d->sweep[--d->nsweep];
+		for (size_t i = 0; a->listed && i < d->nsweep; i++)
+			if (d->sweep[i] == a) {
+				d->sweep[i] = d->sweep[--d->nsweep];
+				a->listed = 0;
+			}
 		burn_forget_locked(d, a);
 		heads_remove(&d->heads, a);
 	}
@@ -1076,14 +1078,28 @@ static bool may_be_retry(struct job *job)
 
 /* ---- running the jobs -------------------------------------------------------- */
 
+void sweep_add_locked(struct daemon *d, struct agg *a)
+{
+	if (a->listed)
+		return;
+	if (d->nsweep == d->sweep_cap) {
+		size_t cap = d->sweep_cap ? d->sweep_cap * 2 : 64;
+		struct agg **s = realloc(d->sweep, cap * sizeof *s);
+		if (s == NULL) {
+			d->sweep_lost = true; /* not dropped: found by the next sweep */
+			return;
+		}
+		d->sweep = s;
+		d->sweep_cap = cap;
+	}
+	a->listed = 1;
+	d->sweep[d->nsweep++] = a;
+}
+
 void sweep_add(struct daemon *d, struct agg *a)
 {
 	pthread_mutex_lock(&d->mu);
-	bool listed = false;
-	for (int i = 0; i < d->nsweep && !listed; i++)
-		listed = d->sweep[i] == a;
-	if (!listed && d->nsweep < (int)(sizeof d->sweep / sizeof d->sweep[0]))
-		d->sweep[d->nsweep++] = a;
+	sweep_add_locked(d, a);
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -1137,6 +1153,7 @@ static void settle_then_run(struct daemon *d, void *arg)
 		return;
 	}
 	if (store_settle(d, job->agg, &e) != 0) {
+		sweep_add(d, job->agg); /* settled later, appended to or not */
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL,
 			 "the aggregate's stored events cannot be checked yet: %s; "
 			 "nothing was stored", e.msg);
@@ -1489,15 +1506,30 @@ void append_request(struct daemon *d, natsMsg *req, const char *type, const char
 	job_enqueue(job);
 }
 
+/* After the list could not grow: every unsettled aggregate listed again
+ * (a walk of the whole head table, only after memory ran out); mu held. */
+static void sweep_relist_locked(struct daemon *d)
+{
+	d->sweep_lost = false;
+	for (size_t i = 0; i <= d->heads.mask; i++)
+		for (struct agg *a = d->heads.slots[i]; a != NULL; a = a->next)
+			if (a->state == AGG_UNSETTLED)
+				sweep_add_locked(d, a);
+}
+
+#define SWEEP_BATCH 64 /* settles begun per sweep; the rest wait for the next */
+
 void append_sweep(struct daemon *d)
 {
-	struct pipe *run[64];
+	struct pipe *run[SWEEP_BATCH];
 	int n = 0;
 
 	if (now_ns() < atomic_load(&d->unsure_until))
 		return;
 	pthread_mutex_lock(&d->mu);
-	for (int i = 0; i < d->nsweep;) {
+	if (d->sweep_lost)
+		sweep_relist_locked(d);
+	for (size_t i = 0; i < d->nsweep && n < SWEEP_BATCH;) {
 		struct agg *a = d->sweep[i];
 		struct job *job = NULL;
 		if (a->busy == NULL && a->state == AGG_UNSETTLED &&
@@ -1515,9 +1547,10 @@ void append_sweep(struct daemon *d)
 				job = NULL;
 			}
 		}
-		if (job != NULL || a->state != AGG_UNSETTLED)
+		if (job != NULL || a->state != AGG_UNSETTLED) {
+			a->listed = 0; /* a settle that fails lists it again */
 			d->sweep[i] = d->sweep[--d->nsweep];
-		else
+		} else
 			i++; /* busy: its own append settles it, or a later sweep */
 	}
 	pthread_mutex_unlock(&d->mu);

@@ -125,7 +125,6 @@ void job_unlaunch(struct job *job);
 /* Completes committed jobs at the front, then launches what may be. */
 void pipe_advance(struct pipe *p);
 void pipe_unref(struct pipe *p);
-void sweep_add(struct daemon *d, struct agg *a);
 /* A new job for req (append or restore), or NULL after answering: the
  * daemon is draining, or holds too much in flight, or memory ran out. */
 struct job *job_new(struct daemon *d, natsMsg *req, enum op op, const char *type,

@@ -67,6 +67,7 @@ struct agg {
 	} types;
 	uint8_t cid[AGG_CID_MAX];
 	uint8_t forgotten;  /* AGG_FORGETTING, AGG_FORGOTTEN, or 0 */
+	uint8_t listed;     /* on the sweep list (append.c) */
 	char key[];
 };
 
@@ -222,9 +223,13 @@ struct daemon {
 	char js_api[128];        /* JetStream API subject prefix, "$JS.API" */
 	char stream_leader[128]; /* under mu: the server that leads the stream */
 	int64_t stream_leader_at; /* under mu: when it was last asked */
-	struct agg *sweep[64];   /* under mu: unsettled aggregates to settle
-				    without waiting for their next append */
-	int nsweep;
+	struct agg **sweep;      /* under mu: unsettled aggregates to settle
+				    without waiting for their next append,
+				    each once (agg.listed); it grows */
+	size_t nsweep, sweep_cap;
+	bool sweep_lost;         /* under mu: one could not be listed (no
+				    memory): the next sweep looks through
+				    every head */
 	atomic_ullong reads_off_leader; /* reads that could not get a consumer
 					   on the stream's leader (store.c) */
 	_Atomic int64_t unsure_until; /* now_ns() before which an abandoned
@@ -475,8 +480,11 @@ void tix_stats(struct daemon *d, uint64_t *bytes, uint64_t *high);
 int tix_write(struct daemon *d);
 /* Start-up, after a checkpoint at upto was loaded: reads the pages of
  * [first, upto] back; returns the first sequence they do not cover (the
- * stream is to be read again from there; upto + 1 when they all do). */
-uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto);
+ * stream is to be read again from there; upto + 1 when they all do).
+ * Entries past last, the stream's last sequence now, are dropped: the
+ * stream lost what they noted (an OS crash took acknowledged messages),
+ * and a message stored there later may be of any type. */
+uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto, uint64_t last);
 
 /* lease.c */
 int lease_open(struct daemon *d);
@@ -558,6 +566,13 @@ unsigned msgid_gen(const char *msgid);
 /* Settles, on a worker, the aggregates an abandoned append left
  * unsettled, once nothing abandoned can still land; from the main loop. */
 void append_sweep(struct daemon *d);
+/* Lists an unsettled aggregate for the sweep (takes mu; _locked: mu
+ * held). Every aggregate left unsettled is listed, wherever that
+ * happened (an abandoned append, a settle that failed, start-up), so that
+ * each is settled without waiting for its next append: reads across
+ * aggregates wait for that (by_type, read.c). */
+void sweep_add(struct daemon *d, struct agg *a);
+void sweep_add_locked(struct daemon *d, struct agg *a);
 /* restore.c: a restore request becomes an append job of its own kind. */
 void restore_request(struct daemon *d, natsMsg *req, const char *type,
 		     const char *id);

@@ -296,6 +296,7 @@ int main(int argc, char **argv)
 	natsConnection_Destroy(d.nc);
 	natsConnection_Destroy(d.lease_nc);
 	heads_free(&d.heads);
+	free(d.sweep);
 	tix_free(&d.tix);
 	recent_free(&d.recent);
 	keys_close(&d);

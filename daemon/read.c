@@ -5,8 +5,9 @@
  * asks JetStream for the stream's state, on a worker. get, validate and
  * by_type read the stream on a worker: get up to the
  * head the daemon has committed (never a batch in flight), by_type up to
- * the first event of an append still in flight, validate everything stored
- * for the aggregate, whatever the daemon believes.
+ * the first event of an append still in flight or of an unsettled
+ * aggregate's that settling may adopt, validate everything stored for the
+ * aggregate, whatever the daemon believes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -800,11 +801,15 @@ void validate_request(struct daemon *d, natsMsg *req, const char *type, const ch
  * They are read by sequence, a chunk at a time, and each message decides:
  * not stored, or of another type: skipped; an event at or before its
  * aggregate's committed head: shown; past it while an append of that
- * aggregate is in flight: the page stops before it; past it otherwise:
- * not an event of this store, skipped. So the end is the index's end, a
- * fact, and nothing waits for a fetch to run out. A page that is full
- * still looks for the next event it would show, to tell whether there is
- * more (next_after_seq) or not (null).
+ * aggregate is in flight, or past the head of an unsettled aggregate at a
+ * version after the head's (settling may adopt it there): the page stops
+ * before it, and a follower asks again from before it; past it otherwise:
+ * not an event of this store, skipped. Every unsettled aggregate is on
+ * the sweep list (append.c), so such a stop lasts until its settle, which
+ * adopts the event or leaves it, settled, as not this store's. So the end
+ * is the index's end, a fact, and nothing waits for a fetch to run out. A
+ * page that is full still looks for the next event it would show, to tell
+ * whether there is more (next_after_seq) or not (null).
  */
 
 #define BT_CHUNK 1024 /* sequences read at once */
@@ -825,43 +830,54 @@ struct bt_ctx {
 static int bt_visit(struct bt_ctx *c, const struct stored_msg *sm)
 {
 	struct daemon *d = c->d;
-	char buf[256], err[160];
+	char buf[256], err[160] = "";
 	const char *type, *id, *et;
+	const uint8_t *p = NULL;
+	size_t len = 0;
 	cim_event_view b;
-	bool committed = false, in_flight = false, forgotten = false;
+	bool committed = false, held = false, forgotten = false, readable = false;
 
 	bool ours = sm->msg != NULL && (et = strrchr(sm->subject, '.')) != NULL &&
 		    strcmp(et + 1, c->event_type) == 0 &&
 		    store_split_subject(d, sm->subject, buf, sizeof buf, &type, &id) == 0;
+	if (ours) {
+		p = (const uint8_t *)natsMsg_GetData(sm->msg);
+		len = (size_t)natsMsg_GetDataLength(sm->msg);
+		readable = cim_event_check(p, len, &b, err, sizeof err) == 0;
+	}
 	pthread_mutex_lock(&d->mu);
 	/* what was read is noted: the next read need not look again */
 	tix_note_subject(d, sm->seq, sm->msg ? sm->subject : NULL);
 	struct agg *a = ours ? heads_find(&d->heads, type, id) : NULL;
 	if (a != NULL) {
 		committed = sm->seq <= a->seq;
-		in_flight = a->busy != NULL;
+		/* past the head, it may yet be committed at this sequence: part
+		 * of an append in flight, or an event continuing the head of an
+		 * aggregate the daemon does not know the outcome of (unsettled),
+		 * which settling may adopt; that settle is under way or listed */
+		held = !committed &&
+		       (a->busy != NULL || (a->state == AGG_UNSETTLED && readable &&
+					    b.version > a->version));
+		if (held && a->busy == NULL)
+			sweep_add_locked(d, a);
 		forgotten = a->forgotten != 0;
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (!ours)
 		return 0; /* not stored, or of another type */
-	if (!committed) {
-		/* part of an append still in flight: stop before it, so no reader
-		 * sees part of a batch; anything else past a head is not an event
-		 * of this store (validate reports it) */
-		if (in_flight) {
-			c->more = true;
-			return 1;
-		}
-		return 0;
+	if (held) {
+		/* stop before it: no reader passes an event that may still be
+		 * committed behind it, nor sees part of a batch */
+		c->more = true;
+		return 1;
 	}
+	if (!committed)
+		return 0; /* not an event of this store (validate reports it) */
 	if (c->pg.count >= c->limit) {
 		c->more = true; /* the page is full and there is more */
 		return 1;
 	}
-	const uint8_t *p = (const uint8_t *)natsMsg_GetData(sm->msg);
-	size_t len = (size_t)natsMsg_GetDataLength(sm->msg);
-	if (cim_event_check(p, len, &b, err, sizeof err) != 0) {
+	if (!readable) {
 		log_warn("by_type: skipping undecodable message at seq %llu: %s",
 			 (unsigned long long)sm->seq, err);
 		return 0;

@@ -296,7 +296,14 @@ static bool first_failed(struct job *job)
 	struct daemon *d = job->d;
 
 	pthread_mutex_lock(&d->mu);
-	job->agg->state = job_count_state(job, JEV_FOREIGN) > 0 ? AGG_UNSETTLED : AGG_SETTLED;
+	if (job_count_state(job, JEV_FOREIGN) > 0) {
+		/* what is stored at these versions is settled from the stream,
+		 * whether this aggregate is appended to again or not */
+		job->agg->state = AGG_UNSETTLED;
+		sweep_add_locked(d, job->agg);
+	} else {
+		job->agg->state = AGG_SETTLED;
+	}
 	pthread_mutex_unlock(&d->mu);
 	if (job_count_state(job, JEV_REFUSED) > 0) {
 		job_fail(job, CIM_ERR_UNAVAILABLE, NULL, "%s; nothing was stored",

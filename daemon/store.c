@@ -649,9 +649,11 @@ static int scan_range(struct daemon *d, struct scan *sc, uint64_t from, uint64_t
 		pthread_mutex_lock(&d->mu);
 		b->agg->state = AGG_UNSETTLED;
 		pthread_mutex_unlock(&d->mu);
-		if (store_settle(d, b->agg, &err) != 0)
-			log_warn("%s/%s: cannot settle it yet (%s); its next append will",
+		if (store_settle(d, b->agg, &err) != 0) {
+			log_warn("%s/%s: cannot settle it yet (%s); trying again later",
 				 agg_type(b->agg), agg_id(b->agg), err.msg);
+			sweep_add(d, b->agg);
+		}
 		open_free(b);
 	}
 	pthread_mutex_lock(&d->mu);
@@ -756,9 +758,11 @@ static void settle_marked(struct daemon *d, struct cp_loaded *cp)
 	for (size_t i = 0; i < cp->nunsettled; i++) {
 		cim_perr err = {0};
 		struct agg *a = cp->unsettled[i];
-		if (store_settle(d, a, &err) != 0)
-			log_warn("%s/%s: cannot settle it yet (%s); its next append will",
+		if (store_settle(d, a, &err) != 0) {
+			log_warn("%s/%s: cannot settle it yet (%s); trying again later",
 				 agg_type(a), agg_id(a), err.msg);
+			sweep_add(d, a);
+		}
 	}
 }
 
@@ -786,7 +790,7 @@ int store_load_heads(struct daemon *d)
 		/* and the type index, written beside the checkpoint, may end
 		 * before it (a page not written, the first start after an
 		 * upgrade): the stream is read again from where it ends */
-		uint64_t tix_from = tix_load(d, first, cp.seq);
+		uint64_t tix_from = tix_load(d, first, cp.seq, last);
 		if (tix_from < from)
 			from = tix_from;
 		sc.replay = true;

@@ -36,7 +36,13 @@
  * which every entry of the page was noted. Start-up reads the pages up to
  * the checkpoint back and replays the stream from the first sequence they
  * do not cover (tix_load); a page missing (the first start after an
- * upgrade) or of another stream means replaying from its start.
+ * upgrade) or of another stream means replaying from its start. What a
+ * page notes past the stream's last sequence is dropped: the replay
+ * notes every sequence up to the last afresh, but nothing would correct
+ * an entry past it before a message is stored there (one the daemon does
+ * not note at once: an append in flight, an abandoned one landing), and
+ * such an entry, left from messages the stream lost (an OS crash after
+ * their acks), could name another type and hide it from by_type.
  *
  * Every field is guarded by d->mu; tix_collect, tix_write and tix_load
  * take it themselves, in short holds.
@@ -322,9 +328,12 @@ int tix_write(struct daemon *d)
 	return rc < 0 ? -1 : (int)written;
 }
 
-/* Notes what the value of page p says; d->mu held. The sequence up to
- * which it covers the page, or 0 when it is not a page of this stream. */
-static uint64_t page_load(struct daemon *d, size_t p, const uint8_t *v, size_t len)
+/* Notes what the value of page p says, up to last (the entries past it
+ * are dropped, and the page is written again without them); d->mu held.
+ * The sequence up to which it covers the page (never past last), or 0
+ * when it is not a page of this stream. */
+static uint64_t page_load(struct daemon *d, size_t p, const uint8_t *v, size_t len,
+			  uint64_t last)
 {
 	uint64_t base = (uint64_t)p << TIX_BITS;
 	size_t at = 8 + 8 + 8 + 8 + 2;
@@ -351,17 +360,30 @@ static uint64_t page_load(struct daemon *d, size_t p, const uint8_t *v, size_t l
 		free(map);
 		return 0;
 	}
+	size_t dropped = 0;
 	for (uint64_t i = 0; i < TIX_PAGE; i++) {
 		unsigned e = (unsigned)get_le(v + at + 2 * i, 2);
 		if (e == TIX_UNSEEN || (e > nnames && e < TIX_NOID))
 			continue;
+		if (base + i > last) {
+			dropped++;
+			continue;
+		}
 		note(&d->tix, base + i, e >= TIX_NOID ? e : map[e]);
 	}
 	free(map);
-	return covered;
+	if (dropped > 0) {
+		struct tix_page *pg = page_of(&d->tix, base, true);
+		if (pg != NULL)
+			pg->dirty = true; /* the bucket's copy still has them */
+		log_warn("type index: %zu entr%s of page %zu noted past the stream's last "
+			 "sequence %llu dropped (the stream lost messages it had)", dropped,
+			 dropped == 1 ? "y" : "ies", p, (unsigned long long)last);
+	}
+	return covered > last ? last : covered;
 }
 
-uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto)
+uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto, uint64_t last)
 {
 	uint64_t need = upto + 1;
 	size_t loaded = 0;
@@ -377,7 +399,7 @@ uint64_t tix_load(struct daemon *d, uint64_t first, uint64_t upto)
 		if (kvStore_Get(&e, d->heads_kv, key) == NATS_OK) {
 			pthread_mutex_lock(&d->mu);
 			covered = page_load(d, p, (const uint8_t *)kvEntry_Value(e),
-					    (size_t)kvEntry_ValueLen(e));
+					    (size_t)kvEntry_ValueLen(e), last);
 			pthread_mutex_unlock(&d->mu);
 			kvEntry_Destroy(e);
 		}

@@ -146,9 +146,9 @@ void tb_seal_block(tb_block *out, const cim_signing_key *k, const cim_cid *cid)
 	cim_cid_to_text(&out->cid, out->cid_text);
 }
 
-uint64_t tb_publish(const tb_block *b, const char *type, const char *id,
-		    const char *event_type, uint64_t version,
-		    const char *seal_key, const char *seal)
+static uint64_t publish(const tb_block *b, const char *type, const char *id,
+		       const char *event_type, uint64_t version, const char *seal_key,
+		       const char *seal, const char *batch, const char *msgid)
 {
 	char *subject = h_strf("events.%s.%s.%s", type, id, event_type);
 	char num[32];
@@ -166,6 +166,10 @@ uint64_t tb_publish(const tb_block *b, const char *type, const char *id,
 		natsMsgHeader_Set(m, "Cim-Seal-Key", seal_key);
 	if (seal != NULL)
 		natsMsgHeader_Set(m, "Cim-Seal", seal);
+	if (batch != NULL)
+		natsMsgHeader_Set(m, "Cim-Batch", batch);
+	if (msgid != NULL)
+		natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
 	natsStatus s = js_PublishMsg(&ack, H.js, m, NULL, &jerr);
 	cr_assert_eq(s, NATS_OK, "js_PublishMsg(%s): %s (%d)", subject,
 		     natsStatus_GetText(s), (int)jerr);
@@ -174,4 +178,18 @@ uint64_t tb_publish(const tb_block *b, const char *type, const char *id,
 	natsMsg_Destroy(m);
 	free(subject);
 	return seq;
+}
+
+uint64_t tb_publish(const tb_block *b, const char *type, const char *id,
+		    const char *event_type, uint64_t version,
+		    const char *seal_key, const char *seal)
+{
+	return publish(b, type, id, event_type, version, seal_key, seal, NULL, NULL);
+}
+
+uint64_t tb_publish_part(const tb_block *b, const char *type, const char *id,
+			 const char *event_type, uint64_t version, const char *batch,
+			 const char *msgid)
+{
+	return publish(b, type, id, event_type, version, NULL, NULL, batch, msgid);
 }

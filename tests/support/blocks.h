@@ -54,5 +54,11 @@ void tb_seal_block(tb_block *out, const cim_signing_key *k, const cim_cid *cid);
 uint64_t tb_publish(const tb_block *b, const char *type, const char *id,
 		    const char *event_type, uint64_t version,
 		    const char *seal_key, const char *seal);
+/* The same, unsealed, as part batch ("i/n", the header Cim-Batch; NULL:
+ * none) of an append of n events, under the Nats-Msg-Id msgid (NULL:
+ * none): what a daemon's publish of a batch leaves. */
+uint64_t tb_publish_part(const tb_block *b, const char *type, const char *id,
+			 const char *event_type, uint64_t version, const char *batch,
+			 const char *msgid);
 
 #endif
