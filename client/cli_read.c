@@ -259,8 +259,10 @@ sleep_ms(long ms)
 
 /* Follows next_after_seq until it is null; *merged is the last reply with
  * the events of every page. A page that does not move on stopped before a
- * batch still being stored: that batch completes within moments, so it
- * is asked again, for as long as one request may take. */
+ * batch still being stored (it completes within moments) or before an
+ * event of an aggregate the daemon is settling (up to its 30 s grace after
+ * an append it gave up on): it is asked again, for as long as one request
+ * may take (--timeout). */
 static int
 by_type_all(struct ctx *cx, const char *type, uint64_t after, uint64_t limit,
 	    json_t **merged)
@@ -308,7 +310,9 @@ by_type_all(struct ctx *cx, const char *type, uint64_t after, uint64_t limit,
 					PROG ": timeout: by_type stays before "
 					     "stream sequence %" PRIu64
 					     " (an append still being "
-					     "stored?)\n",
+					     "stored, or an aggregate the "
+					     "daemon is settling; a longer "
+					     "--timeout waits longer)\n",
 					after + 1);
 				status = EXIT_UNREACHABLE;
 				break;
