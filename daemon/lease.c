@@ -2,7 +2,9 @@
  * lease.c: one writer per stream. Daemons sharing a stream hold, in turn,
  * a lease in the CIM-LEASE bucket: the key writer.<stream>, whose values
  * JetStream removes lease_ttl after they were written (the bucket's max
- * age). The active daemon writes the key again every lease_ttl/5; a
+ * age). The active daemon writes the key again every lease_ttl/5 (and
+ * every 200 ms while one could not be made: NATS down or just back, an
+ * answer lost; each waits at most lease_ttl/5 for its answer); a
  * standby tries every half second to create it, which succeeds only when
  * no value is there (kvStore_Create: expected last subject sequence 0).
  *
@@ -218,7 +220,7 @@ static int renew(struct daemon *d)
 static void *lease_main(void *arg)
 {
 	struct daemon *d = arg;
-	bool held = false, told = false;
+	bool held = false, told = false, again = false;
 
 	pthread_mutex_lock(&d->lease_mu);
 	while (!d->lease_stop) {
@@ -229,14 +231,18 @@ static void *lease_main(void *arg)
 			held = false;
 		}
 		bool up = natsConnection_Status(d->nc) == NATS_CONN_STATUS_CONNECTED;
+		again = false;
 		if (held && !up) {
 			/* a daemon that cannot serve must not keep the lease: let
-			 * it run out */
+			 * it run out, unless NATS is back first (looked at often) */
+			again = true;
 		} else if (held) {
-			if (renew(d) < 0) {
+			int r = renew(d);
+			if (r < 0) {
 				atomic_store(&d->lease_until, 0);
 				held = false;
 			}
+			again = r == 0; /* not now: soon again, not a fifth of the TTL later */
 		} else if (up) {
 			int r = try_acquire(d);
 			if (r > 0) {
@@ -255,8 +261,10 @@ static void *lease_main(void *arg)
 				told = true;
 			}
 		}
-		/* renew five times per TTL; a standby looks twice a second */
-		int64_t wait = held ? d->lease_ttl_ns / 5
+		/* renew five times per TTL; while NATS is down, or a renewal
+		 * could not be made now (NATS just back, an answer lost), again
+		 * within 200 ms; a standby looks twice a second */
+		int64_t wait = held ? (again ? 200000000 : d->lease_ttl_ns / 5)
 				    : (d->lease_ttl_ns / 5 < 500000000 ? d->lease_ttl_ns / 5 : 500000000);
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -121,6 +121,10 @@ int store_connect(struct daemon *d)
 		jsOptions ljo;
 		jsOptions_Init(&ljo);
 		natsopts_js(&ljo, &d->cfg->nats);
+		/* a renewal whose answer is lost (sent as the server came back)
+		 * must not hold the lease's thread past its next renewal: the
+		 * lease is valid for 3/4 of its length after the last one */
+		ljo.Wait = (int64_t)d->cfg->lease_ttl_s * 1000 / 5;
 		s = natsConnection_JetStream(&d->lease_js, d->lease_nc, &ljo);
 	}
 	if (s != NATS_OK) {
