@@ -39,7 +39,7 @@ done
 # pkg-config and the header, as a user of the library builds
 export PKG_CONFIG_PATH="$ROOT/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$ROOT"
 pkg-config --exists cimevents || fail "pkg-config does not find cimevents"
-[ "$(pkg-config --modversion cimevents)" = 0.1.0 ] || fail "pkg-config version"
+[ "$(pkg-config --modversion cimevents)" = 0.2.0 ] || fail "pkg-config version"
 cat > "$DIR/t.c" <<'C'
 #include <cim/events.h>
 #include <stdio.h>
@@ -52,12 +52,12 @@ int main(void)
 C
 cc -std=c11 -Wall -Werror $(pkg-config --cflags cimevents) "$DIR/t.c" -o "$DIR/t-shared" \
 	$(pkg-config --libs cimevents) -Wl,-rpath,"$ROOT/usr/lib" || fail "cannot build against the shared library"
-[ "$("$DIR/t-shared")" = 0.1.0 ] || fail "the shared program does not run"
+[ "$("$DIR/t-shared")" = 0.2.0 ] || fail "the shared program does not run"
 ldd "$DIR/t-shared" | grep -q "$ROOT/usr/lib/libcimevents.so.0.2" || fail "not linked with the installed library"
 cc -std=c11 -Wall -Werror $(pkg-config --cflags cimevents) "$DIR/t.c" -o "$DIR/t-static" \
 	"$ROOT/usr/lib/libcimevents.a" $(pkg-config --static --libs-only-l cimevents | sed 's/-lcimevents//') -lpthread \
 	|| fail "cannot build against the static library"
-[ "$("$DIR/t-static")" = 0.1.0 ] || fail "the static program does not run"
+[ "$("$DIR/t-static")" = 0.2.0 ] || fail "the static program does not run"
 
 # the installed daemon and the example configuration
 "$ROOT/usr/bin/cim-eventsd" --config "$ROOT/etc/cim-events/cim-eventsd.conf.example" \
