@@ -187,6 +187,16 @@ static int renew(struct daemon *d)
 	free(v);
 	if (s == NATS_OK) {
 		d->lease_rev = rev;
+		int64_t took = now_mono_ns() - sent;
+		if (took >= d->lease_ttl_ns / 4) {
+			/* stored, but maybe after our last value ran out (a
+			 * replicated bucket does not check the revision): it
+			 * extends nothing (the answer's wait is lease_ttl/5 as
+			 * configured; a bucket with a shorter max age wins) */
+			log_warn("a renewal of the writer lease was answered after %lld ms; "
+				 "it is not counted", (long long)(took / 1000000));
+			return 0;
+		}
 		atomic_store(&d->lease_until, sent + valid_for(d));
 		return 1;
 	}
