@@ -76,7 +76,9 @@ void job_free(struct job *job)
 
 /* Nothing uses p any more; d->mu held. Unlinks it (the caller frees it
  * once unlocked), and an aggregate that still has no event keeps no
- * memory (nor a place on the sweep list). */
+ * memory (nor a place on the sweep list), unless ids of its were burned
+ * within the idempotency window: the note of their generation must
+ * outlive the window, or a new first append would reuse them. */
 static bool pipe_gone_locked(struct daemon *d, struct pipe *p)
 {
 	struct agg *a = p->agg;
@@ -84,7 +86,7 @@ static bool pipe_gone_locked(struct daemon *d, struct pipe *p)
 	if (p->first != NULL || p->running || p->refs > 0)
 		return false;
 	a->busy = NULL;
-	if (a->version == 0 && a->state == AGG_SETTLED) {
+	if (a->version == 0 && a->state == AGG_SETTLED && burn_gen_locked(d, a, 1) == 0) {
 		for (size_t i = 0; a->listed && i < d->nsweep; i++)
 			if (d->sweep[i] == a) {
 				d->sweep[i] = d->sweep[--d->nsweep];
