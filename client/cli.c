@@ -10,8 +10,8 @@
  * failed: 2 the command line, 3 the daemon (or its reply), 4 the way to
  * it. validate and verify-all also exit 1 when a chain is broken, tail
  * when an event failed its integrity check, export --car and import when
- * the stream or the file does not hold what they copy (cli.c's usage says
- * it all).
+ * the stream or the file does not hold what they copy (usage() below
+ * lists every case).
  */
 #include <getopt.h>
 #include <inttypes.h>
