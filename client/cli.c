@@ -8,8 +8,10 @@
  * prints one compact line per event as it arrives. Failures go to stderr
  * as "cim-events: <code>: <message>" with the exit status saying who
  * failed: 2 the command line, 3 the daemon (or its reply), 4 the way to
- * it. validate also exits 1 when the chain is broken, tail when an event
- * failed its integrity check.
+ * it. validate and verify-all also exit 1 when a chain is broken, tail
+ * when an event failed its integrity check, export --car and import when
+ * the stream or the file does not hold what they copy (usage() below
+ * lists every case).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -103,11 +105,16 @@ usage(FILE *f)
 		"event).\n"
 		"Exit status: 0 success, 1 validate or verify-all found a "
 		"broken chain,\n"
-		"tail an event that failed its check, verify-car a failure, or "
-		"keygen\n"
-		"could not write its file, 2 usage error, 3 error from the "
-		"daemon,\n"
-		"4 NATS or the daemon cannot be reached in time.\n");
+		"tail an event that failed its check, export --car a chain the "
+		"stream does\n"
+		"not hold up to its head (or a file it cannot write), import a "
+		"file it\n"
+		"cannot read or that differs from the store, verify-car a "
+		"failure, or\n"
+		"keygen could not write its file, 2 usage error (or forget not "
+		"confirmed),\n"
+		"3 error from the daemon, 4 NATS or the daemon cannot be reached "
+		"in time.\n");
 }
 
 /* ---- reporting ----------------------------------------------------------- */

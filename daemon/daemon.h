@@ -659,7 +659,10 @@ enum { KEY_MISS = -1, KEY_NONE = 0, KEY_HELD = 1 };
 int keys_open(struct daemon *d);
 /* The bucket made when missing, and the master key checked against a
  * stored data key (a wrong one refuses the start), or a store holding keys
- * refused without master_key. 0 or -1 (logged). */
+ * refused without master_key. 0; -1 when the bucket cannot be made or read
+ * (a failure a restart may mend: exit 1); -2 when the start is refused:
+ * a wrong master key, keys stored and no master key, or a value in the
+ * bucket that is not an aggregate's key (exit 2). Both logged. */
 int keys_setup(struct daemon *d);
 void keys_close(struct daemon *d);
 /* master_key is set and encrypt_types names type. */

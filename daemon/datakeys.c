@@ -657,7 +657,7 @@ int keys_setup(struct daemon *d)
 				  "read nor written; set master_key (see cim-eventsd.conf(5)); "
 				  "nothing was changed", d->cfg->keys_bucket,
 				  (unsigned long long)kr->stored_at_start);
-			return -1;
+			return -2;
 		}
 		return 0;
 	}
@@ -676,9 +676,10 @@ int keys_setup(struct daemon *d)
 	const char *subj = natsMsg_GetSubject(m);
 	const char *key = subj + strlen("$KV.") + strlen(d->cfg->keys_bucket) + 1;
 	cim_key *k = cim_key_alloc(1);
-	int rc = -1;
+	int rc = -2;
 	if (k == NULL) {
 		log_error("out of memory");
+		rc = -1;
 	} else if (cim_kv_key_parse(key, type, id) != 0) {
 		log_error("bucket %s holds a value under '%s', which is not an aggregate's "
 			  "key; refusing to start", d->cfg->keys_bucket, key);

@@ -10,9 +10,17 @@
  * An event is shown decrypted ("encrypted": true) when its data is a byte
  * string (the form of an encrypted aggregate's data) and its aggregate's
  * data key is at hand; as forgotten ("data": null, "forgotten": true) when
- * the aggregate is forgotten or being forgotten, or its key is no longer
- * stored. Data that does not authenticate under its key is an error, as
- * an undecodable block is.
+ * the aggregate is forgotten or being forgotten, its key is no longer
+ * stored, or the daemon has no master key. Data that does not
+ * authenticate under its key is an error (internal), as an undecodable
+ * block is.
+ *
+ * decrypt answers each item, in order, with {"data": <the value>}, or with
+ * {"forgotten": true} (no data member) in the same cases as an event shown
+ * forgotten; an item whose data does not authenticate under its
+ * aggregate's key with its event_id refuses the request (invalid_argument,
+ * field items[i].data), since it came from the caller. Items past the NATS
+ * payload limit are left out of the reply, to be asked again.
  */
 #include <sodium.h>
 #include <stdio.h>

@@ -221,10 +221,12 @@ int main(int argc, char **argv)
 	sd_notify(0, "STATUS=connected; checking the stream and buckets");
 	if (store_setup(&d) != 0)
 		return 1;
-	/* a wrong master key stops the start here, before anything is written */
-	if (keys_setup(&d) != 0) {
+	/* a wrong master key stops the start here, before anything is written;
+	 * a JetStream failure on CIM-KEYS is a failed start like any bucket's */
+	rc = keys_setup(&d);
+	if (rc != 0) {
 		keys_close(&d);
-		return 2;
+		return rc == -2 ? 2 : 1;
 	}
 	if (lease_open(&d) != 0 || lease_start(&d) != 0)
 		return 1;

@@ -448,7 +448,8 @@ Test(security, tls_with_client_certificates)
 	"    { user: cim-eventsd, password: \"pw-d\", permissions: {\n"               \
 	"        publish: [\"$JS.API.>\", \"$JS.FC.>\", \"$JS.ACK.>\", \"events.>\",\n"  \
 	"                  \"$KV.CIM-HEADS.>\", \"$KV.CIM-SNAPSHOTS.>\",\n"           \
-	"                  \"$KV.CIM-CHECKPOINTS.>\", \"$KV.CIM-LEASE.>\", \"_INBOX.>\"]\n" \
+	"                  \"$KV.CIM-CHECKPOINTS.>\", \"$KV.CIM-LEASE.>\",\n"        \
+	"                  \"$KV.CIM-KEYS.>\", \"_INBOX.>\"]\n"                       \
 	"        subscribe: [\"cim.events.v1.>\", \"$SRV.>\", \"_INBOX.>\"] } }\n"     \
 	"    { user: orders, password: \"pw-o\", permissions: {\n"                    \
 	"        publish: [\"cim.events.v1.append.order.>\", \"cim.events.v1.get.order.>\"]\n" \
