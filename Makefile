@@ -216,7 +216,7 @@ test: deps
 	$(MAKE) check-install
 
 asan: deps
-	$(MAKE) BUILD=build-asan OPT=-O1 \
+	CIM_TEST_ASAN=1 $(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  check-unit check-integration
 

@@ -479,7 +479,8 @@ find_aggregates(struct ctx *cx, const char *stream, const struct pattern *p,
 		}
 	}
 	/* one aggregate has a subject per event type: keep one of each */
-	qsort(out->v, out->n, sizeof(*out->v), agg_cmp);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), agg_cmp);
 	size_t w = 0;
 	for (size_t r = 0; r < out->n; r++) {
 		if (w > 0 && agg_cmp(&out->v[w - 1], &out->v[r]) == 0) {

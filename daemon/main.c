@@ -143,6 +143,39 @@ static int load_keys(struct daemon *d)
 	return 0;
 }
 
+/* Everything the daemon holds, given back: at the end, and on a start
+ * that fails part way (what was not made yet is NULL or empty). */
+static void release(struct daemon *d)
+{
+	natsConnection_Close(d->nc);
+	natsConnection_Close(d->lease_nc);
+	kvStore_Destroy(d->heads_kv);
+	kvStore_Destroy(d->lease_kv);
+	kvStore_Destroy(d->keys.kv);
+	d->keys.kv = NULL;
+	jsCtx_Destroy(d->js);
+	jsCtx_Destroy(d->lease_js);
+	natsConnection_Destroy(d->nc);
+	natsConnection_Destroy(d->lease_nc);
+	heads_free(&d->heads);
+	free(d->sweep);
+	tix_free(&d->tix);
+	recent_free(&d->recent);
+	keys_close(d);
+	cim_signing_key_free(d->seal_key);
+	free(d->forgets);
+	pthread_mutex_destroy(&d->mu);
+}
+
+/* A start that fails part way: status, after giving everything back. */
+static int give_up(struct daemon *d, struct config *cfg, int status)
+{
+	release(d);
+	config_free(cfg);
+	nats_Close();
+	return status;
+}
+
 static void step_down(struct daemon *d)
 {
 	server_pause(d);
@@ -204,12 +237,8 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.mu, NULL);
 	if (heads_init(&d.heads, 0) != 0 || recent_init(&d.recent) != 0)
 		fatalx("out of memory");
-	if (load_keys(&d) != 0 || keys_open(&d) != 0) {
-		keys_close(&d);
-		cim_signing_key_free(d.seal_key);
-		config_free(&cfg);
-		return 2;
-	}
+	if (load_keys(&d) != 0 || keys_open(&d) != 0)
+		return give_up(&d, &cfg, 2);
 	log_info("cim-eventsd %s starting (stream %s, prefix %s, hash %s)",
 		 CIM_EVENTS_VERSION, cfg.stream, cfg.prefix, cfg.hash);
 	if (d.seal_key != NULL)
@@ -217,19 +246,17 @@ int main(int argc, char **argv)
 
 	sd_notify(0, "STATUS=connecting to NATS");
 	if (store_connect(&d) != 0)
-		return 1;
+		return give_up(&d, &cfg, 1);
 	sd_notify(0, "STATUS=connected; checking the stream and buckets");
 	if (store_setup(&d) != 0)
-		return 1;
+		return give_up(&d, &cfg, 1);
 	/* a wrong master key stops the start here, before anything is written;
 	 * a JetStream failure on CIM-KEYS is a failed start like any bucket's */
 	rc = keys_setup(&d);
-	if (rc != 0) {
-		keys_close(&d);
-		return rc == -2 ? 2 : 1;
-	}
+	if (rc != 0)
+		return give_up(&d, &cfg, rc == -2 ? 2 : 1);
 	if (lease_open(&d) != 0 || lease_start(&d) != 0)
-		return 1;
+		return give_up(&d, &cfg, 1);
 	micro_start(&d); /* discovery answers in every role, standby too */
 
 	/* the lease thread takes the lease when it can; this loop follows it
@@ -287,24 +314,7 @@ int main(int argc, char **argv)
 	lease_stop(&d);
 	micro_stop(&d);
 
-	natsConnection_Close(d.nc);
-	natsConnection_Close(d.lease_nc);
-	kvStore_Destroy(d.heads_kv);
-	kvStore_Destroy(d.lease_kv);
-	kvStore_Destroy(d.keys.kv);
-	d.keys.kv = NULL;
-	jsCtx_Destroy(d.js);
-	jsCtx_Destroy(d.lease_js);
-	natsConnection_Destroy(d.nc);
-	natsConnection_Destroy(d.lease_nc);
-	heads_free(&d.heads);
-	free(d.sweep);
-	tix_free(&d.tix);
-	recent_free(&d.recent);
-	keys_close(&d);
-	cim_signing_key_free(d.seal_key);
-	free(d.forgets);
-	pthread_mutex_destroy(&d.mu);
+	release(&d);
 	log_info("stopped");
 	config_free(&cfg);
 	nats_Close();

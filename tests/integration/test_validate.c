@@ -53,6 +53,7 @@ static void publish_forged(const char *id, uint64_t from_seq,
 	forged = ev;
 	forged.version = version;
 	forged.event_id = "forged-event";
+	forged.event_id_len = strlen(forged.event_id);
 	forged.has_prev = prev_text != NULL;
 	if (prev_text != NULL)
 		cr_assert_eq(cim_cid_from_text(&forged.prev, prev_text), 0);
