@@ -1283,6 +1283,12 @@ static bool chain_admits_locked(struct pipe *p, struct job *job)
 	    p->launched >= d->cfg->append_pipeline || p->agg->state != AGG_SETTLED ||
 	    now < atomic_load(&d->unsure_until) || now < atomic_load(&d->chain_paused_until))
 		return false;
+	/* nothing goes behind a restore that forgets the aggregate (its last
+	 * block CimForgotten): as the oldest it would be answered gone */
+	for (struct job *j = p->first; j != NULL && j != job && j->launched; j = j->next)
+		if (j->op == OP_RESTORE && j->rs.n > 0 &&
+		    strcmp(j->rs.types[j->rs.n - 1], CIM_FORGOTTEN_TYPE) == 0)
+			return false;
 	if (job->op == OP_RESTORE) {
 		if (job->rs.n == 0 || !restore_continues(job, p->tip_version, &p->tip_cid))
 			return false;

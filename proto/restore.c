@@ -300,6 +300,26 @@ cim_restore_req_parse(const void *body, size_t len, const char *type,
 		}
 		out->has_key = true;
 	}
+	/* CimForgotten ends an aggregate: nothing after it, and no key */
+	for (size_t b = 0; b < out->n; b++) {
+		if (strcmp(out->types[b], CIM_FORGOTTEN_TYPE) != 0)
+			continue;
+		char field[32];
+		snprintf(field, sizeof(field), "blocks[%zu]", b);
+		if (b + 1 < out->n) {
+			cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, field,
+				     "%s is a %s event, which ends an aggregate, "
+				     "yet blocks follow it", field,
+				     CIM_FORGOTTEN_TYPE);
+			goto fail;
+		}
+		if (out->has_key) {
+			cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, "key",
+				     "key is given with a %s event: a forgotten "
+				     "aggregate has no data key", CIM_FORGOTTEN_TYPE);
+			goto fail;
+		}
+	}
 	json_decref(root);
 	return 0;
 fail:

@@ -264,6 +264,16 @@ Test(restore, every_kind_of_refusal_stores_nothing)
 	cr_assert_str_eq(h_error_code(&kr), "invalid_argument", "%s", kr.body);
 	cr_assert_not_null(strstr(kr.body, "master_key"), "%s", kr.body);
 	h_reply_free(&kr);
+	/* CimForgotten ends an aggregate: no block after it, no key with it */
+	tb_block fg[3];
+	fg[0] = b[0];
+	tb_make(&fg[1], "order", "r-4", 2, CIM_FORGOTTEN_TYPE, "{}", NULL, &b[0].cid, 0);
+	tb_make(&fg[2], "order", "r-4", 3, "Placed", "{}", NULL, &fg[1].cid, 0);
+	assert_refused("r-4", tb_restore_body(fg, 3, NULL, 0, NULL), "invalid_argument",
+		       "blocks[1]");
+	assert_refused("r-4", tb_restore_body(fg, 2, NULL, 0, h_strf("\"key\": \"%s\"", k64)),
+		       "invalid_argument", "key");
+	tb_free(&fg[1], 2);
 	free(k64);
 	cbuf_free(&kb);
 	/* nothing of r-4 is there */
