@@ -1103,6 +1103,27 @@ void sweep_add(struct daemon *d, struct agg *a)
 	pthread_mutex_unlock(&d->mu);
 }
 
+void job_gone(struct job *job)
+{
+	char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
+
+	snprintf(name, sizeof name, "%s/%s", job->type, job->id);
+	job_fail(job, CIM_ERR_GONE, NULL,
+		 "%s was forgotten: nothing more can be appended or restored to it", name);
+}
+
+bool job_gone_if_forgotten(struct job *job)
+{
+	struct daemon *d = job->d;
+
+	pthread_mutex_lock(&d->mu);
+	bool forgotten = job->agg->forgotten != 0;
+	pthread_mutex_unlock(&d->mu);
+	if (forgotten)
+		job_gone(job);
+	return forgotten;
+}
+
 /* On a worker that got the job (and the pipe's token) from job_run. */
 static void run_on(struct job *job)
 {
@@ -1183,6 +1204,10 @@ static enum run job_run(struct job *job)
 	struct daemon *d = job->d;
 
 	if (job->op == OP_RESTORE && job->rs.n == 0) {
+		/* a forgotten aggregate takes nothing back: answered before the
+		 * body is decoded, whose key block would be stored on the way */
+		if (job_gone_if_forgotten(job))
+			return RUN_ENDED;
 		/* base64, CBOR, CIDs and seals take time: on a worker */
 		if (work_submit(d, decode_then_run, job) == 0)
 			return RUN_AWAY;
@@ -1212,11 +1237,7 @@ static enum run job_run(struct job *job)
 	if (job->op == OP_FORGET && !job->forget_ready)
 		return forget_run(job);
 	if (forgotten && job->op != OP_FORGET) {
-		char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
-		snprintf(name, sizeof name, "%s/%s", job->type, job->id);
-		job_fail(job, CIM_ERR_GONE, NULL,
-			 "%s was forgotten: nothing more can be appended or restored to it",
-			 name);
+		job_gone(job);
 		return RUN_ENDED;
 	}
 	if (job->op == OP_RESTORE) {

@@ -112,6 +112,11 @@ void job_done(struct job *job);
 /* Answers an error and ends the job. */
 void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
 	      const char *arg);
+/* Answers gone (its aggregate was forgotten) and ends the job. */
+void job_gone(struct job *job);
+/* job_gone when the job's aggregate is forgotten or being forgotten (read
+ * under daemon.mu): true then. */
+bool job_gone_if_forgotten(struct job *job);
 /* Answers an error; the job goes on (the caller ends it). */
 void job_reply_fail(struct job *job, cim_err code, const char *msg);
 /* The oldest job, wholly stored in order: the head moves, the request is
