@@ -547,6 +547,10 @@ void snapshot_get_request(struct daemon *d, natsMsg *req, const char *type,
 int snapshot_fetch(struct daemon *d, const char *type, const char *id,
 		   json_t **out, uint64_t *version, cim_cid *event_cid,
 		   uint64_t *event_seq, cim_perr *err);
+/* A forget's step 3: type/id's snapshot removed from the bucket's stream
+ * (keys_purge_snapshot) under the lock its saves take, so that no save
+ * begun before the forget stores one after it. 0, or -1 with e set. */
+int snapshot_remove(struct daemon *d, const char *type, const char *id, cim_perr *e);
 
 /* append.c */
 void append_request(struct daemon *d, natsMsg *req, const char *type,

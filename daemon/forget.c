@@ -145,7 +145,7 @@ static int shred(struct daemon *d, const char *type, const char *id, cim_perr *e
 	if (keys_erase(d, type, id, e) != 0)
 		return -1;
 	fault_point(d, "forget.key");
-	if (keys_purge_snapshot(d, type, id, e) != 0)
+	if (snapshot_remove(d, type, id, e) != 0)
 		return -1;
 	fault_point(d, "forget.snapshot");
 	return 0;
