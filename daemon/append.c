@@ -1146,6 +1146,11 @@ static void key_then_run(struct daemon *d, void *arg)
 	uint64_t version = job->agg->version;
 	pthread_mutex_unlock(&d->mu);
 	int k = keys_get(d, job->type, job->id, version == 0, &job->dek, &e);
+	if (k == KEY_NONE && version == 0)
+		/* a first append is never stored plain (keys_get makes the key;
+		 * none here would be a stale answer) */
+		k = cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
+				 "the aggregate's data key could not be made; retry");
 	if (k < 0) {
 		struct pipe *p = job->pipe;
 		job_fail(job, e.code == CIM_ERR_UNAVAILABLE ? CIM_ERR_UNAVAILABLE : CIM_ERR_INTERNAL,

@@ -687,6 +687,10 @@ int keys_restore(struct daemon *d, const struct cim_wrapped_key *w, cim_perr *e)
 int keys_erase(struct daemon *d, const char *type, const char *id, cim_perr *e);
 /* Removes type/id's snapshot from the snapshots bucket's stream. */
 int keys_purge_snapshot(struct daemon *d, const char *type, const char *id, cim_perr *e);
+/* Wipes every data key slot of the cache (pinned ones when their last pin
+ * goes): when the lease is lost and taken again, another daemon may have
+ * made or erased keys meanwhile. */
+void keys_drop_cache(struct daemon *d);
 /* For info: the cache's figures (null without a master key). */
 json_t *keys_info(struct daemon *d);
 
