@@ -133,6 +133,7 @@ void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
 {
 	cim_perr e;
 	cim_perr_set(&e, code, field, fmt, arg);
+	forget_fail_note(job, &e);
 	reply_error(job->d, job->req, job->op, &e);
 	job_done(job);
 }
@@ -141,6 +142,7 @@ void job_reply_fail(struct job *job, cim_err code, const char *msg)
 {
 	cim_perr e;
 	cim_perr_set(&e, code, NULL, "%s", msg);
+	forget_fail_note(job, &e);
 	reply_error(job->d, job->req, job->op, &e);
 }
 
