@@ -17,7 +17,11 @@
  * "type NUL id" under a key of this process, and evicted by a clock, which
  * wipes it. A slot may also say "no key is stored" (a plain aggregate of an
  * encrypted type made before its type was listed, or a forgotten one), so
- * that such appends do not ask the bucket each time. Whoever uses a key
+ * that such appends do not ask the bucket each time; it is kept only for
+ * an aggregate the daemon holds events of, and dropped (read again) once a
+ * key was erased since, or a key was made or restored. The cache is wiped
+ * when the writer lease is lost and taken again (keys_drop_cache): another
+ * daemon may have made or erased keys meanwhile. Whoever uses a key
  * pins its slot (keys_pin, keys_get) and unpins it when done: a pinned
  * slot is never evicted or wiped; one erased while pinned is unlinked at
  * once and wiped when the last pin goes.
