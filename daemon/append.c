@@ -135,6 +135,7 @@ void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
 {
 	cim_perr e;
 	cim_perr_set(&e, code, field, fmt, arg);
+	forget_fail_note(job, &e);
 	reply_error(job->d, job->req, job->op, &e);
 	job_done(job);
 }
@@ -143,6 +144,7 @@ void job_reply_fail(struct job *job, cim_err code, const char *msg)
 {
 	cim_perr e;
 	cim_perr_set(&e, code, NULL, "%s", msg);
+	forget_fail_note(job, &e);
 	reply_error(job->d, job->req, job->op, &e);
 }
 
@@ -1105,6 +1107,27 @@ void sweep_add(struct daemon *d, struct agg *a)
 	pthread_mutex_unlock(&d->mu);
 }
 
+void job_gone(struct job *job)
+{
+	char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
+
+	snprintf(name, sizeof name, "%s/%s", job->type, job->id);
+	job_fail(job, CIM_ERR_GONE, NULL,
+		 "%s was forgotten: nothing more can be appended or restored to it", name);
+}
+
+bool job_gone_if_forgotten(struct job *job)
+{
+	struct daemon *d = job->d;
+
+	pthread_mutex_lock(&d->mu);
+	bool forgotten = job->agg->forgotten != 0;
+	pthread_mutex_unlock(&d->mu);
+	if (forgotten)
+		job_gone(job);
+	return forgotten;
+}
+
 /* On a worker that got the job (and the pipe's token) from job_run. */
 static void run_on(struct job *job)
 {
@@ -1127,6 +1150,11 @@ static void key_then_run(struct daemon *d, void *arg)
 	uint64_t version = job->agg->version;
 	pthread_mutex_unlock(&d->mu);
 	int k = keys_get(d, job->type, job->id, version == 0, &job->dek, &e);
+	if (k == KEY_NONE && version == 0)
+		/* a first append is never stored plain (keys_get makes the key;
+		 * none here would be a stale answer) */
+		k = cim_perr_set(&e, CIM_ERR_UNAVAILABLE, NULL,
+				 "the aggregate's data key could not be made; retry");
 	if (k < 0) {
 		struct pipe *p = job->pipe;
 		job_fail(job, e.code == CIM_ERR_UNAVAILABLE ? CIM_ERR_UNAVAILABLE : CIM_ERR_INTERNAL,
@@ -1185,6 +1213,10 @@ static enum run job_run(struct job *job)
 	struct daemon *d = job->d;
 
 	if (job->op == OP_RESTORE && job->rs.n == 0) {
+		/* a forgotten aggregate takes nothing back: answered before the
+		 * body is decoded, whose key block would be stored on the way */
+		if (job_gone_if_forgotten(job))
+			return RUN_ENDED;
 		/* base64, CBOR, CIDs and seals take time: on a worker */
 		if (work_submit(d, decode_then_run, job) == 0)
 			return RUN_AWAY;
@@ -1214,11 +1246,7 @@ static enum run job_run(struct job *job)
 	if (job->op == OP_FORGET && !job->forget_ready)
 		return forget_run(job);
 	if (forgotten && job->op != OP_FORGET) {
-		char name[CIM_TYPE_MAX + CIM_ID_MAX + 2];
-		snprintf(name, sizeof name, "%s/%s", job->type, job->id);
-		job_fail(job, CIM_ERR_GONE, NULL,
-			 "%s was forgotten: nothing more can be appended or restored to it",
-			 name);
+		job_gone(job);
 		return RUN_ENDED;
 	}
 	if (job->op == OP_RESTORE) {

@@ -112,6 +112,11 @@ void job_done(struct job *job);
 /* Answers an error and ends the job. */
 void job_fail(struct job *job, cim_err code, const char *field, const char *fmt,
 	      const char *arg);
+/* Answers gone (its aggregate was forgotten) and ends the job. */
+void job_gone(struct job *job);
+/* job_gone when the job's aggregate is forgotten or being forgotten (read
+ * under daemon.mu): true then. */
+bool job_gone_if_forgotten(struct job *job);
 /* Answers an error; the job goes on (the caller ends it). */
 void job_reply_fail(struct job *job, cim_err code, const char *msg);
 /* The oldest job, wholly stored in order: the head moves, the request is
@@ -151,6 +156,10 @@ void job_run_on(struct job *job);
  * worker, which holds the pipe's token (RUN_AWAY), or the job is answered
  * (RUN_ENDED). */
 enum run forget_run(struct job *job);
+/* A forget whose key and snapshot are removed failed after (its event
+ * not stored): e's text says that the forget was begun and will be
+ * finished, not that nothing was done. Other jobs: e as it is. */
+void forget_fail_note(const struct job *job, cim_perr *e);
 /* A forget's CimForgotten event is committed (d->mu not held): the reply,
  * and the record of the forget removed on a worker. */
 json_t *forget_reply(struct job *job);

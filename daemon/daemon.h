@@ -547,6 +547,10 @@ void snapshot_get_request(struct daemon *d, natsMsg *req, const char *type,
 int snapshot_fetch(struct daemon *d, const char *type, const char *id,
 		   json_t **out, uint64_t *version, cim_cid *event_cid,
 		   uint64_t *event_seq, cim_perr *err);
+/* A forget's step 3: type/id's snapshot removed from the bucket's stream
+ * (keys_purge_snapshot) under the lock its saves take, so that no save
+ * begun before the forget stores one after it. 0, or -1 with e set. */
+int snapshot_remove(struct daemon *d, const char *type, const char *id, cim_perr *e);
 
 /* append.c */
 void append_request(struct daemon *d, natsMsg *req, const char *type,
@@ -686,6 +690,10 @@ int keys_restore(struct daemon *d, const struct cim_wrapped_key *w, cim_perr *e)
 int keys_erase(struct daemon *d, const char *type, const char *id, cim_perr *e);
 /* Removes type/id's snapshot from the snapshots bucket's stream. */
 int keys_purge_snapshot(struct daemon *d, const char *type, const char *id, cim_perr *e);
+/* Wipes every data key slot of the cache (pinned ones when their last pin
+ * goes): when the lease is lost and taken again, another daemon may have
+ * made or erased keys meanwhile. */
+void keys_drop_cache(struct daemon *d);
 /* For info: the cache's figures (null without a master key). */
 json_t *keys_info(struct daemon *d);
 

@@ -17,7 +17,11 @@
  * "type NUL id" under a key of this process, and evicted by a clock, which
  * wipes it. A slot may also say "no key is stored" (a plain aggregate of an
  * encrypted type made before its type was listed, or a forgotten one), so
- * that such appends do not ask the bucket each time. Whoever uses a key
+ * that such appends do not ask the bucket each time; it is kept only for
+ * an aggregate the daemon holds events of, and dropped (read again) once a
+ * key was erased since, or a key was made or restored. The cache is wiped
+ * when the writer lease is lost and taken again (keys_drop_cache): another
+ * daemon may have made or erased keys meanwhile. Whoever uses a key
  * pins its slot (keys_pin, keys_get) and unpins it when done: a pinned
  * slot is never evicted or wiped; one erased while pinned is unlinked at
  * once and wiped when the last pin goes.
@@ -109,6 +113,17 @@ static void clear_locked(struct keyring *kr, int32_t i)
 	*s = (struct dk_slot){.next = -1};
 }
 
+/* Unlinks slot i and wipes it, or, while it is pinned, marks it dead:
+ * wiped when the last pin goes. */
+static void drop_locked(struct keyring *kr, int32_t i)
+{
+	unlink_locked(kr, i);
+	if (kr->slots[i].pins > 0)
+		kr->slots[i].state = SLOT_DEAD;
+	else
+		clear_locked(kr, i);
+}
+
 /* A free slot, evicting the clock's next unpinned one when there is none:
  * reserved and pinned once for the caller. -1 when every slot is pinned. */
 static int32_t reserve_locked(struct keyring *kr)
@@ -197,10 +212,11 @@ static int publish(struct keyring *kr, int32_t i, const char *type, const char *
 	}
 	pthread_mutex_lock(&kr->mu);
 	int32_t old = find_locked(kr, h, type, id);
-	if (old >= 0 && st == SLOT_KEY && kr->slots[old].state == SLOT_NONE &&
-	    name != NULL && atomic_load(&kr->epoch) == epoch) {
+	if (old >= 0 && kr->slots[old].state == SLOT_NONE &&
+	    (st == SLOT_KEY || atomic_load(&kr->epoch) != epoch)) {
 		/* "no key" was true when it was read: a key was made or
-		 * restored since (slots saying none are never pinned) */
+		 * restored since; or it may be stale (a key was erased
+		 * meanwhile): read again. Slots saying none are never pinned */
 		unlink_locked(kr, old);
 		clear_locked(kr, old);
 		old = -1;
@@ -302,6 +318,17 @@ static int make_key(struct daemon *d, int32_t i, const char *type, const char *i
 	return store_js_fail(e, s, 0, "the data keys bucket: store a new data key");
 }
 
+/* Whether the daemon holds a head with events for type/id (daemon.mu is
+ * taken: never call with ring.mu held). */
+static bool has_events(struct daemon *d, const char *type, const char *id)
+{
+	pthread_mutex_lock(&d->mu);
+	struct agg *a = heads_find(&d->heads, type, id);
+	bool has = a != NULL && a->version > 0;
+	pthread_mutex_unlock(&d->mu);
+	return has;
+}
+
 int keys_get(struct daemon *d, const char *type, const char *id, bool make,
 	     const cim_key **k, cim_perr *e)
 {
@@ -338,6 +365,11 @@ int keys_get(struct daemon *d, const char *type, const char *id, bool make,
 			atomic_fetch_add(&kr->loaded, 1);
 			log_debug("%s/%s: data key read from %s", type, id, d->cfg->keys_bucket);
 			rc = publish(kr, i, type, id, SLOT_KEY, epoch, k);
+		} else if (s == NATS_NOT_FOUND && !make && !has_events(d, type, id)) {
+			/* not kept: a reader naming ids that do not exist (decrypt)
+			 * would fill the cache, and the first append makes a key */
+			release(kr, i);
+			return KEY_NONE;
 		} else if (s == NATS_NOT_FOUND && !make) {
 			rc = publish(kr, i, type, id, SLOT_NONE, epoch, k);
 		} else if (s == NATS_NOT_FOUND) {
@@ -469,6 +501,19 @@ int keys_restore(struct daemon *d, const cim_wrapped_key *w, cim_perr *e)
 	return 0;
 }
 
+/* type/id out of the cache (wiped), and the epoch moved so that no read
+ * of the bucket under way puts it back. */
+static void forget_cached(struct keyring *kr, const char *type, const char *id)
+{
+	atomic_fetch_add(&kr->epoch, 1);
+	uint64_t h = name_hash(kr, type, id);
+	pthread_mutex_lock(&kr->mu);
+	int32_t i = find_locked(kr, h, type, id);
+	if (i >= 0)
+		drop_locked(kr, i);
+	pthread_mutex_unlock(&kr->mu);
+}
+
 int keys_erase(struct daemon *d, const char *type, const char *id, cim_perr *e)
 {
 	struct keyring *kr = &d->keys;
@@ -478,21 +523,34 @@ int keys_erase(struct daemon *d, const char *type, const char *id, cim_perr *e)
 		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, NULL, "bad aggregate");
 	/* out of memory first: a read of the bucket that began before this
 	 * may not put it back (publish sees the epoch move) */
-	atomic_fetch_add(&kr->epoch, 1);
-	uint64_t h = name_hash(kr, type, id);
-	pthread_mutex_lock(&kr->mu);
-	int32_t i = find_locked(kr, h, type, id);
-	if (i >= 0) {
-		unlink_locked(kr, i);
-		if (kr->slots[i].pins > 0)
-			kr->slots[i].state = SLOT_DEAD;
-		else
-			clear_locked(kr, i);
-	}
-	pthread_mutex_unlock(&kr->mu);
+	forget_cached(kr, type, id);
 	snprintf(stream, sizeof stream, "KV_%s", d->cfg->keys_bucket);
 	snprintf(subj, sizeof subj, "$KV.%s.%s", d->cfg->keys_bucket, kvkey);
-	return purge_subject(d, stream, subj, kr->erase_ok, e);
+	if (purge_subject(d, stream, subj, kr->erase_ok, e) != 0)
+		return -1;
+	/* and again: a read that began after the first and found the block
+	 * not yet purged may have put it back */
+	forget_cached(kr, type, id);
+	return 0;
+}
+
+void keys_drop_cache(struct daemon *d)
+{
+	struct keyring *kr = &d->keys;
+	size_t dropped = 0;
+
+	if (kr->master == NULL)
+		return;
+	atomic_fetch_add(&kr->epoch, 1); /* reads under way put nothing back */
+	pthread_mutex_lock(&kr->mu);
+	for (size_t i = 0; i < kr->n; i++)
+		if (kr->slots[i].state == SLOT_KEY || kr->slots[i].state == SLOT_NONE) {
+			drop_locked(kr, (int32_t)i);
+			dropped++;
+		}
+	pthread_mutex_unlock(&kr->mu);
+	if (dropped > 0)
+		log_info("%zu cached data key slot(s) wiped", dropped);
 }
 
 int keys_purge_snapshot(struct daemon *d, const char *type, const char *id, cim_perr *e)

@@ -88,7 +88,7 @@ int show_event(struct daemon *d, struct shown *sh, cbuf *out, const uint8_t *p,
 						       NULL, 0, why, sizeof why) == 0
 				       ? 0
 				       : cim_perr_set(e, CIM_ERR_INTERNAL, NULL, "%s", why);
-		cbuf plain = CBUF_INIT;
+		cbuf plain = CBUF_SECRET;
 		cim_ad ad = cim_ad_data(v->event_id, v->event_id_len);
 		if (cim_value_decrypt_text(&plain, sh->key, &ad, enc, elen, why, sizeof why) != 0) {
 			cbuf_free(&plain);
@@ -122,7 +122,7 @@ static void decrypt_work(struct daemon *d, void *arg)
 	struct dreq *r = arg;
 	cim_decrypt_req dr;
 	struct shown sh = {.state = KEY_MISS};
-	cbuf out = CBUF_INIT, plain = CBUF_INIT;
+	cbuf out = CBUF_SECRET, plain = CBUF_SECRET;
 	size_t budget = d->max_payload > REPLY_SLACK ? d->max_payload - REPLY_SLACK : 0;
 	size_t done = 0;
 	char why[200];

@@ -145,11 +145,14 @@ static int shred(struct daemon *d, const char *type, const char *id, cim_perr *e
 	if (keys_erase(d, type, id, e) != 0)
 		return -1;
 	fault_point(d, "forget.key");
-	if (keys_purge_snapshot(d, type, id, e) != 0)
+	if (snapshot_remove(d, type, id, e) != 0)
 		return -1;
 	fault_point(d, "forget.snapshot");
 	return 0;
 }
+
+#define BEGUN "the forget was begun and will be finished (the data is no longer shown); " \
+	      "forget again to wait for it"
 
 static void forget_fail(struct job *job, const cim_perr *e, bool begun)
 {
@@ -157,8 +160,7 @@ static void forget_fail(struct job *job, const cim_perr *e, bool begun)
 	char msg[400];
 
 	if (begun)
-		snprintf(msg, sizeof msg, "%.200s; the forget was begun and will be finished "
-			 "(the data is no longer shown); forget again to wait for it", e->msg);
+		snprintf(msg, sizeof msg, "%.200s; " BEGUN, e->msg);
 	else
 		snprintf(msg, sizeof msg, "%.200s; nothing was done", e->msg);
 	job_fail(job, e->code == CIM_ERR_UNAVAILABLE ? CIM_ERR_UNAVAILABLE : CIM_ERR_INTERNAL,
@@ -248,6 +250,25 @@ static void forget_steps(struct daemon *d, void *arg)
 	/* step 4: the job goes on as an append of its CimForgotten event */
 	job->forget_ready = true;
 	job_run_on(job);
+}
+
+void forget_fail_note(const struct job *job, cim_perr *e)
+{
+	static const char stored[] = "nothing was stored";
+	char why[140];
+
+	if (job->op != OP_FORGET || !job->forget_ready)
+		return;
+	/* its key and snapshot are gone already: "nothing was stored" is not
+	 * the whole truth */
+	size_t n = strlen(e->msg), sl = sizeof stored - 1;
+	if (n >= sl && strcmp(e->msg + n - sl, stored) == 0) {
+		n -= sl;
+		while (n > 0 && (e->msg[n - 1] == ' ' || e->msg[n - 1] == ';'))
+			n--;
+	}
+	snprintf(why, sizeof why, "%.*s", (int)(n < sizeof why ? n : sizeof why - 1), e->msg);
+	snprintf(e->msg, sizeof e->msg, "%s; " BEGUN, why);
 }
 
 enum run forget_run(struct job *job)

@@ -46,6 +46,8 @@ static int become_active(struct daemon *d)
 			notify_progress(); /* waiting, not stuck: the watchdog is fed */
 			usleep(10000);
 		}
+		/* keys another daemon made or erased meanwhile are read anew */
+		keys_drop_cache(d);
 		if (store_catch_up(d) != 0)
 			return 1;
 	}
@@ -180,6 +182,7 @@ static void step_down(struct daemon *d)
 {
 	server_pause(d);
 	d->serving = false;
+	keys_drop_cache(d); /* not used until the lease is held again */
 	atomic_store(&d->role, ROLE_STANDBY);
 	sd_notify(0, "STATUS=standby: the writer lease was lost; waiting to take it again");
 	log_warn("standby: not serving until the writer lease is held again");

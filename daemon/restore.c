@@ -27,7 +27,9 @@
  * (invalid_argument, field key); one with a master_key checks that the
  * block unwraps under it and keeps it in the keys bucket (datakeys.c,
  * keys_restore) before the blocks go out. The blocks themselves are
- * stored as given, ciphertext and all.
+ * stored as given, ciphertext and all. A forgotten aggregate (or one
+ * being forgotten) answers gone before anything of the request is looked
+ * at: its key block must never reach the bucket again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,11 @@ int restore_decode(struct job *job)
 			 "encrypted aggregate's key block; nothing was stored");
 		return -1;
 	}
+	/* the key of a forgotten aggregate never goes back into the bucket
+	 * (job_run asked before the decode; this is the last look before the
+	 * write) */
+	if (job->rs.has_key && job_gone_if_forgotten(job))
+		return -1;
 	if (job->rs.has_key && keys_restore(d, &job->rs.key, &e) != 0) {
 		reply_error(d, job->req, OP_RESTORE, &e);
 		job_done(job);

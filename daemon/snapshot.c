@@ -9,6 +9,8 @@
  * of one aggregate are serialized by a lock stripe, and the KV write is
  * conditional on the revision read (create-if-absent or update-at-revision),
  * so even a second daemon cannot put an older snapshot over a newer one.
+ * A forget removes the snapshot under the same lock (snapshot_remove), and
+ * a save looks, under it, whether its aggregate is forgotten by now.
  *
  * The bucket's value is exactly the block; the message that carries it also
  * has a header, Cim-Event-Seq, with the stream sequence of the event the
@@ -320,6 +322,45 @@ static int kv_store(struct daemon *d, struct read_req *r, const char *key,
 			    r->type, r->id);
 }
 
+/* Whether the stored event at seq (of r's aggregate) holds encrypted
+ * data: 1 yes, 0 no, -1 with err set. */
+static int stored_encrypted(struct daemon *d, uint64_t seq, cim_perr *err)
+{
+	struct stored_msg m;
+	cim_event_view v;
+	char why[160];
+
+	if (store_get_seqs(d, &seq, 1, &m, err) != 0)
+		return -1;
+	int rc = -1;
+	if (m.msg == NULL)
+		cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
+			     "no event is stored at stream sequence %llu; run validate",
+			     (unsigned long long)seq);
+	else if (cim_event_check((const uint8_t *)natsMsg_GetData(m.msg),
+				 (size_t)natsMsg_GetDataLength(m.msg), &v, why, sizeof why) != 0)
+		cim_perr_set(err, CIM_ERR_INTERNAL, NULL,
+			     "the event at stream sequence %llu is not valid: %s",
+			     (unsigned long long)seq, why);
+	else
+		rc = cim_event_encrypted(&v, NULL, NULL);
+	store_free_seqs(&m, 1);
+	return rc;
+}
+
+int snapshot_remove(struct daemon *d, const char *type, const char *id, cim_perr *e)
+{
+	char key[CIM_KV_KEY_MAX];
+
+	if (cim_kv_key(key, type, id) != 0)
+		return cim_perr_set(e, CIM_ERR_INVALID_ARGUMENT, NULL, "bad aggregate");
+	pthread_mutex_t *lock = snap_lock(d, key);
+	pthread_mutex_lock(lock);
+	int rc = keys_purge_snapshot(d, type, id, e);
+	pthread_mutex_unlock(lock);
+	return rc;
+}
+
 static void save_work(struct daemon *d, void *arg)
 {
 	struct save_req *s = arg;
@@ -347,11 +388,23 @@ static void save_work(struct daemon *d, void *arg)
 	if (read_event_at(d, r, s->version, &ecid, &seq, &e) != 0)
 		goto fail;
 	if (keys_encrypted_type(d, r->type)) {
-		/* an encrypted aggregate's state is stored under its data key
-		 * (none: stored plain before its type was encrypted) */
+		/* an encrypted aggregate's state is stored under its data key;
+		 * with none stored, plain only when its events are (stored
+		 * before its type was encrypted): else the key was erased by a
+		 * forget begun since this request came */
 		int got = keys_get(d, r->type, r->id, false, &dek, &e);
 		if (got < 0)
 			goto fail;
+		if (got == KEY_NONE) {
+			int enc_events = stored_encrypted(d, seq, &e);
+			if (enc_events < 0)
+				goto fail;
+			if (enc_events) {
+				cim_perr_set(&e, CIM_ERR_GONE, NULL, "%s/%s was forgotten: its "
+					     "state is not stored again", r->type, r->id);
+				goto fail;
+			}
+		}
 		if (dek != NULL) {
 			cim_ad ad = cim_ad_state(r->type, strlen(r->type), r->id, strlen(r->id));
 			if (cim_value_encrypt(&enc, dek, &ad, s->state, NULL, why, sizeof why) != 0) {
@@ -382,7 +435,15 @@ static void save_work(struct daemon *d, void *arg)
 	cim_kv_key(key, r->type, r->id);
 	pthread_mutex_t *lock = snap_lock(d, key);
 	pthread_mutex_lock(lock);
-	int rc = kv_store(d, r, key, &block, s->version, seq, &kept, &e);
+	/* a forget takes this lock to remove the snapshot, after it marked
+	 * the aggregate: what is stored under the lock is removed by it, or
+	 * the mark is seen here (the request may be older than the forget) */
+	int rc;
+	if (forget_shown(d, r->type, r->id))
+		rc = cim_perr_set(&e, CIM_ERR_GONE, NULL, "%s/%s was forgotten: its state is "
+				  "not stored again", r->type, r->id);
+	else
+		rc = kv_store(d, r, key, &block, s->version, seq, &kept, &e);
 	pthread_mutex_unlock(lock);
 	if (rc != 0)
 		goto fail;

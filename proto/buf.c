@@ -3,13 +3,24 @@
  *
  * Capacity doubles (starting at 64 bytes) so appends are amortised O(1).
  * Every function that can fail leaves the buffer as it was, so a caller
- * can give up at any point and still free it.
+ * can give up at any point and still free it. A buffer marked secret
+ * (CBUF_SECRET: plaintext of encrypted data) is never realloc'd, and is
+ * wiped when it moves and when it is freed.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+
+/* Zeroes n bytes in a way the compiler does not drop. */
+static void
+wipe(void *p, size_t n)
+{
+	volatile uint8_t *v = p;
+	while (n-- > 0)
+		*v++ = 0;
+}
 
 int
 cbuf_reserve(cbuf *b, size_t extra)
@@ -30,9 +41,18 @@ cbuf_reserve(cbuf *b, size_t extra)
 		}
 		cap *= 2;
 	}
-	p = realloc(b->p, cap);
-	if (p == NULL)
+	if (b->secret) {
+		/* never realloc: the memory left behind would keep it */
+		if ((p = malloc(cap)) == NULL)
+			return -1;
+		if (b->p != NULL) {
+			memcpy(p, b->p, b->len);
+			wipe(b->p, b->cap);
+			free(b->p);
+		}
+	} else if ((p = realloc(b->p, cap)) == NULL) {
 		return -1;
+	}
 	b->p = p;
 	b->cap = cap;
 	return 0;
@@ -80,6 +100,8 @@ cbuf_reset(cbuf *b)
 void
 cbuf_free(cbuf *b)
 {
+	if (b->secret && b->p != NULL)
+		wipe(b->p, b->cap);
 	free(b->p);
 	b->p = NULL;
 	b->len = 0;

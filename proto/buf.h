@@ -13,9 +13,12 @@ typedef struct cbuf {
 	uint8_t *p;
 	size_t len;
 	size_t cap;
+	int secret; /* it holds a secret: wiped when it grows (the old memory)
+		       and when it is freed */
 } cbuf;
 
-#define CBUF_INIT {NULL, 0, 0}
+#define CBUF_INIT {NULL, 0, 0, 0}
+#define CBUF_SECRET {NULL, 0, 0, 1}
 
 int cbuf_reserve(cbuf *b, size_t extra);
 int cbuf_put(cbuf *b, const void *data, size_t n);

@@ -240,7 +240,7 @@ cim_value_encrypt(cbuf *out, const cim_key *k, const cim_ad *ad,
 		  const json_t *v, const uint8_t *nonce, char *err,
 		  size_t errsz)
 {
-	cbuf plain = CBUF_INIT;
+	cbuf plain = CBUF_SECRET; /* wiped as it grows */
 	int rc;
 
 	rc = cim_cbor_write_json(&plain, v, CIM_MAX_DEPTH, err, errsz);
@@ -285,7 +285,7 @@ int
 cim_value_decrypt_json(json_t **out, const cim_key *k, const cim_ad *ad,
 		       const uint8_t *enc, size_t len, char *err, size_t errsz)
 {
-	cbuf plain = CBUF_INIT;
+	cbuf plain = CBUF_SECRET;
 	int rc;
 
 	*out = NULL;
@@ -301,7 +301,7 @@ int
 cim_value_decrypt_text(cbuf *text, const cim_key *k, const cim_ad *ad,
 		       const uint8_t *enc, size_t len, char *err, size_t errsz)
 {
-	cbuf plain = CBUF_INIT;
+	cbuf plain = CBUF_SECRET;
 	cim_cbor_reader r;
 	int rc;
 

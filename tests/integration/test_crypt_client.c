@@ -193,6 +193,68 @@ struct tally {
 	uint64_t last_seq;
 };
 
+static json_int_t keys_cached(void)
+{
+	h_reply r;
+
+	h_requestf(&r, "{}", "%s.info", H_PREFIX);
+	json_t *dk = json_object_get(json_object_get(r.json, "encryption"), "data_keys");
+	json_int_t n = json_integer_value(json_object_get(dk, "cached"));
+	h_reply_free(&r);
+	return n;
+}
+
+/* decrypt naming aggregates that do not exist answers forgotten and keeps
+ * nothing in the cache of data keys (a reader could fill it, and a "no
+ * key" kept there must never stand for an aggregate whose first append,
+ * made after a forget of another one, then makes its key) */
+Test(crypt_client, decrypt_of_unknown_aggregates_keeps_nothing)
+{
+	char *key = hc_master_key("master.key");
+	cim_append_result *a = NULL;
+	h_reply r;
+
+	hc_daemon(key, "customer", NULL);
+	a = h_append1("customer", "c-1", CIM_EXPECT_ANY, "A", "{\"x\": 1}");
+	json_t *items = json_array();
+	char id[16];
+	for (int i = 0; i < 20; i++) {
+		json_t *it = item_of(a->events[0].seq, false);
+		snprintf(id, sizeof id, "n-%d", i);
+		json_object_set_new(it, "aggregate_id", json_string(id));
+		json_array_append_new(items, it);
+	}
+	json_int_t before = keys_cached();
+	decrypt(&r, "customer", items);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	json_t *e;
+	size_t i;
+	json_array_foreach(json_object_get(r.json, "items"), i, e)
+		cr_assert(json_is_true(json_object_get(e, "forgotten")), "%s", r.body);
+	h_reply_free(&r);
+	cr_assert_eq(keys_cached(), before, "decrypt of unknown aggregates filled the cache");
+
+	/* a forget of another aggregate, then their first appends: encrypted */
+	hc_request(&r, "forget", "customer", "c-1", "{}");
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	h_reply_free(&r);
+	for (int k = 0; k < 20; k += 5) {
+		snprintf(id, sizeof id, "n-%d", k);
+		cim_append_result *n = h_append1("customer", id, CIM_EXPECT_NO_STREAM, "A",
+						 "{\"y\": 2}");
+		natsMsg *m = h_stream_get(n->events[0].seq);
+		cim_event_view v;
+		char err[200];
+		cr_assert_eq(cim_event_check((const uint8_t *)natsMsg_GetData(m),
+					     (size_t)natsMsg_GetDataLength(m), &v, err, sizeof err), 0);
+		cr_assert(cim_event_encrypted(&v, NULL, NULL), "n-%d stored plain", k);
+		natsMsg_Destroy(m);
+		cim_append_result_destroy(n);
+	}
+	cim_append_result_destroy(a);
+	free(key);
+}
+
 static int count(void *ctx, const cim_event *ev)
 {
 	struct tally *t = ctx;

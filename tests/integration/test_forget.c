@@ -7,7 +7,9 @@
  * CimForgotten event or answer gone; a replay sees CimForgotten in stream
  * order; and the daemon killed (SIGKILL) after each step of a forget:
  * restarted, the data is never shown again, the forget is finished once,
- * and the chain is valid.
+ * and the chain is valid. What a forget must never give back: a restore
+ * carrying the old key block answers gone and stores no key; snapshot
+ * saves racing a forget leave no snapshot, and no state in plain text.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../support/blocks.h"
 #include "../support/harness.h"
 #include "../support/hcrypt.h"
 
@@ -405,5 +408,146 @@ Test(forget, killed_after_each_step_the_next_start_finishes_it)
 		cr_assert_not(hc_stream_holds(streams[i], SECRET, strlen(SECRET)), "%s",
 			      streams[i]);
 	cr_assert_eq(hc_subject_msgs("KV_CIM-KEYS", "$KV.CIM-KEYS.>"), 0);
+	free(key);
+}
+
+/* ---- what a forget must never give back ---------------------------------------- */
+
+/* A restore of a forgotten aggregate carrying its old key block (what an
+ * export taken before the forget holds) answers gone, and the key does
+ * not go back into the bucket: the old ciphertext stays unreadable. */
+Test(forget, a_restore_of_a_forgotten_aggregate_stores_no_key)
+{
+	char *key = hc_master_key("master.key");
+	natsMsg *kb = NULL, *b1 = NULL;
+	h_reply r;
+
+	hc_daemon(key, "customer", NULL);
+	cim_append_result *first = h_append1("customer", "c-1", CIM_EXPECT_NO_STREAM, "Changed",
+					     "{\"who\": \"" SECRET "\"}");
+	cim_append_result_destroy(h_append1("customer", "c-1", 1, "Changed", "{\"i\": 2}"));
+	fill("c-2", 1);
+	cr_assert_eq(js_GetMsg(&b1, H.js, H_STREAM, first->events[0].seq, NULL, NULL), NATS_OK);
+	cr_assert_eq(js_GetLastMsg(&kb, H.js, "KV_CIM-KEYS", "$KV.CIM-KEYS.customer.c-1", NULL,
+				   NULL), NATS_OK);
+	char *blk = tb_base64((const uint8_t *)natsMsg_GetData(b1),
+			      (size_t)natsMsg_GetDataLength(b1));
+	char *kbt = tb_base64((const uint8_t *)natsMsg_GetData(kb),
+			      (size_t)natsMsg_GetDataLength(kb));
+	char *body = h_strf("{\"blocks\": [\"%s\"], \"key\": \"%s\"}", blk, kbt);
+	/* before the forget it is a retry of what is stored: answered so */
+	hc_request(&r, "restore", "customer", "c-1", body);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	h_reply_free(&r);
+
+	assert_forget_reply("c-1", 3);
+	cr_assert_eq(key_msgs("c-1"), 0);
+	for (int round = 0; round < 2; round++) {
+		hc_request(&r, "restore", "customer", "c-1", body);
+		cr_assert_str_eq(h_error_code(&r), "gone", "%s", r.body);
+		cr_assert_eq(r.status, 410);
+		h_reply_free(&r);
+		cr_assert_eq(key_msgs("c-1"), 0, "round %d: the key went back into the bucket",
+			     round);
+		cr_assert_eq(hc_subject_msgs("KV_CIM-KEYS", "$KV.CIM-KEYS.>"), 1, "c-2's only");
+		hc_request(&r, "get", "customer", "c-1", "{}");
+		cr_assert_null(strstr(r.body, SECRET), "%s", r.body);
+		h_reply_free(&r);
+		/* and a daemon started afresh has nothing to read it with */
+		cr_assert_eq(h_daemon_stop(H.daemon), 0);
+		hc_daemon(key, "customer", NULL);
+		hc_request(&r, "get", "customer", "c-1", "{}");
+		cr_assert_null(strstr(r.body, SECRET), "%s", r.body);
+		h_reply_free(&r);
+	}
+	assert_forgotten("c-1", 3);
+	natsMsg_Destroy(b1);
+	natsMsg_Destroy(kb);
+	cim_append_result_destroy(first);
+	free(blk);
+	free(kbt);
+	free(body);
+	free(key);
+}
+
+#define MARK "Qwz-SNAPSHOT-STATE-3141"
+
+struct saver {
+	cim_client *c;
+	const char *id;
+	atomic_int *done;
+	int ok, gone, other;
+	char other_msg[300];
+};
+
+static void *save_loop(void *arg)
+{
+	struct saver *s = arg;
+
+	for (int i = 0; i < 3000; i++) {
+		char *reply = NULL;
+		cim_error err = {0};
+		cim_err rc = cim_request(s->c, "snapshot.save", "customer", s->id,
+					 "{\"version\": 1, \"state\": {\"who\": \"" MARK "\"}}",
+					 &reply, &err);
+		cim_free(reply);
+		atomic_fetch_add(s->done, 1);
+		if (rc == CIM_ERR_OK) {
+			s->ok++;
+		} else if (rc == CIM_ERR_GONE) {
+			s->gone++;
+			break;
+		} else {
+			s->other++;
+			snprintf(s->other_msg, sizeof s->other_msg, "%s: %.200s", cim_err_name(rc),
+				 err.message);
+		}
+	}
+	return NULL;
+}
+
+/* snapshot.save racing a forget, saves queued behind one another: each is
+ * stored before the forget removes the snapshot or answers gone; nothing
+ * is left in the snapshots bucket afterwards, and above all no state in
+ * plain text (a save that found the data key erased took it for an
+ * aggregate stored plain). */
+Test(forget, snapshot_saves_racing_a_forget_leave_nothing)
+{
+	char *key = hc_master_key("master.key");
+	enum { N = 8, ROUNDS = 6 };
+
+	hc_daemon(key, "customer", NULL);
+	cim_client *cs[N];
+	for (int i = 0; i < N; i++)
+		cs[i] = h_client_new(0);
+	for (int round = 0; round < ROUNDS; round++) {
+		char id[32];
+		struct saver sv[N];
+		pthread_t th[N];
+		atomic_int done = 0;
+
+		snprintf(id, sizeof id, "s-%d", round);
+		cim_append_result_destroy(h_append1("customer", id, CIM_EXPECT_NO_STREAM, "Changed",
+						    "{\"who\": \"" SECRET "\"}"));
+		for (int i = 0; i < N; i++) {
+			sv[i] = (struct saver){.c = cs[i], .id = id, .done = &done};
+			pthread_create(&th[i], NULL, save_loop, &sv[i]);
+		}
+		while (atomic_load(&done) < 40 + 10 * round)
+			h_sleep_ms(1);
+		assert_forget_reply(id, 2);
+		for (int i = 0; i < N; i++) {
+			pthread_join(th[i], NULL);
+			cr_assert_eq(sv[i].other, 0, "round %d saver %d: %s", round, i,
+				     sv[i].other_msg);
+			cr_assert_eq(sv[i].gone, 1, "round %d saver %d ends with gone", round, i);
+		}
+		cr_expect_eq(snapshot_msgs(id), 0, "round %d: a snapshot was stored after the forget",
+			     round);
+		cr_assert_not(hc_stream_holds("KV_CIM-SNAPSHOTS", MARK, strlen(MARK)),
+			      "round %d: a state was stored in plain text", round);
+	}
+	for (int i = 0; i < N; i++)
+		cim_client_destroy(cs[i]);
 	free(key);
 }

@@ -47,6 +47,32 @@ Test(buf, grows_and_keeps_content)
 	cbuf_free(&b);
 }
 
+/* A secret buffer grows by moving to new memory (the old is wiped and
+ * freed: realloc would leave it behind unwiped), keeping its content,
+ * and fails as the others do. */
+Test(buf, a_secret_buffer_moves_as_it_grows)
+{
+	cbuf b = CBUF_SECRET;
+	size_t i;
+	int moved = 0;
+
+	for (i = 0; i < 100000; i++) {
+		uint8_t *before = b.p;
+		cr_assert_eq(cbuf_putc(&b, (uint8_t)(i * 31)), 0);
+		moved += before != NULL && b.p != before;
+	}
+	cr_assert_geq(moved, 10, "it grew %d times", moved);
+	for (i = 0; i < 100000; i++)
+		cr_assert_eq(b.p[i], (uint8_t)(i * 31));
+	uint8_t *p = b.p;
+	cr_assert_eq(cbuf_reserve(&b, SIZE_MAX - 3), -1);
+	cr_assert_eq(b.p, p);
+	cr_assert_eq(b.len, 100000);
+	cbuf_free(&b);
+	cr_assert_null(b.p);
+	cr_assert(b.secret, "still marked after free: reused, it stays secret");
+}
+
 Test(buf, reserve_failure_leaves_buffer)
 {
 	cbuf b = CBUF_INIT;

@@ -262,7 +262,7 @@ Test(keyblock, decoder_is_strict)
 	decode_fails(&b, "bytes follow");
 	block(&b, 4, k4, v4);
 	for (size_t n = 0; n < b.len; n++) {
-		cbuf cut = {b.p, n, n};
+		cbuf cut = {b.p, n, n, 0};
 		cr_assert_eq(cim_keyblock_decode(&w, cut.p, cut.len, NULL, 0), -1,
 			     "accepted %zu of %zu bytes", n, b.len);
 	}
