@@ -797,6 +797,7 @@ void job_unlaunch(struct job *job)
 	job->launched = false;
 	job->completing = false;
 	job->resolved = 0;
+	job->plain = false; /* decided again from the version it runs at */
 	pthread_mutex_unlock(&d->mu);
 	memset(job->fail_msg, 0, sizeof job->fail_msg);
 	for (size_t i = 0; i < job->n; i++) {
