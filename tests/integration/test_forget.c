@@ -360,7 +360,7 @@ static void kill_at(const char *key, const char *step, const char *id)
 	H.daemon = -1;
 }
 
-Test(forget, killed_after_each_step_the_next_start_finishes_it)
+Test(forget, killed_after_each_step_the_next_start_finishes_it, .timeout = 600)
 {
 	char *key = hc_master_key("master.key");
 	static const struct {
