@@ -40,25 +40,7 @@ fini(void)
 
 TestSuite(backup, .init = h_setup_nats_only, .fini = fini, .timeout = 180);
 
-/* Runs cim-events against url with the arguments given. */
-static h_run
-cli(const char *url, const char *first, ...)
-{
-	const char *argv[24];
-	int argc = 0;
-	va_list ap;
-
-	argv[argc++] = getenv("CIM_TEST_CLI");
-	argv[argc++] = "--url";
-	argv[argc++] = url;
-	va_start(ap, first);
-	for (const char *a = first; a != NULL && argc < 23; a = va_arg(ap, const char *))
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	return h_finish(h_spawn("cli", argv), "cli", 120000);
-}
-#define CLI(url, ...) cli(url, __VA_ARGS__, (const char *)NULL)
+#define CLI(url, ...) h_cli_at(url, __VA_ARGS__, (const char *)NULL)
 
 static cim_append_result *
 append(cim_client *c, const char *type, const char *id, int n, const char *evtype)
