@@ -9,7 +9,6 @@
  * missing block and a broken link fail verify-car, naming what and where.
  */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
