@@ -20,20 +20,12 @@
 #define SEED 0x5a
 
 static cim_signing_key key;
-static h_nats store_b = {.pid = -1};
-static pid_t daemon_b = -1;
-static cim_client *client_b;
+static h_store B = H_STORE_INIT;
 
 static void
 fini(void)
 {
-	cim_client_destroy(client_b);
-	client_b = NULL;
-	if (daemon_b > 0)
-		h_daemon_stop(daemon_b);
-	daemon_b = -1;
-	if (store_b.pid > 0)
-		h_nats_stop(&store_b);
+	h_store_stop(&B);
 	h_teardown();
 }
 
@@ -83,18 +75,6 @@ fill_store_a(void)
 		cim_append_result_destroy(append(H.client, "order", "s-1", 1 + i % 3, "Placed"));
 	cim_append_result_destroy(append(H.client, "acct", "s-2", 4, "Opened"));
 	free(path);
-}
-
-static void
-start_store_b(const char *const *args)
-{
-	cim_error err = {0};
-
-	cr_assert_eq(h_nats_start(&store_b), 0);
-	daemon_b = h_daemon_start_args(&store_b, NULL, args ? args : (const char *const[]){NULL});
-	cr_assert_gt(daemon_b, 0);
-	cr_assert_eq(cim_client_connect(&client_b, store_b.url, NULL, &err), CIM_ERR_OK,
-		     "%s", err.message);
 }
 
 /* Every event of type/id as get shows it in one store, seq left out. */
@@ -155,8 +135,8 @@ Test(backup, export_verify_import_and_compare)
 	h_run_free(&r);
 
 	/* into an empty store that does not sign */
-	start_store_b(NULL);
-	r = CLI(store_b.url, "import", car);
+	h_store_start(&B, NULL);
+	r = CLI(B.nats.url, "import", car);
 	cr_assert_eq(r.status, 0, "import: %s", r.err);
 	cr_assert_not_null(strstr(r.err, "imported 4 aggregates: 20 events restored"), "%s",
 			   r.err);
@@ -165,15 +145,15 @@ Test(backup, export_verify_import_and_compare)
 		cim_head ha, hb;
 		cim_error err = {0};
 		cr_assert_eq(cim_get_head(H.client, aggs[i][0], aggs[i][1], &ha, &err), 0);
-		cr_assert_eq(cim_get_head(client_b, aggs[i][0], aggs[i][1], &hb, &err), 0);
+		cr_assert_eq(cim_get_head(B.client, aggs[i][0], aggs[i][1], &hb, &err), 0);
 		cr_assert_eq(ha.version, hb.version, "%s/%s", aggs[i][0], aggs[i][1]);
 		cr_assert_str_eq(ha.head, hb.head, "%s/%s", aggs[i][0], aggs[i][1]);
 		json_t *ea = events_of(H.client, aggs[i][0], aggs[i][1]);
-		json_t *eb = events_of(client_b, aggs[i][0], aggs[i][1]);
+		json_t *eb = events_of(B.client, aggs[i][0], aggs[i][1]);
 		cr_assert(json_equal(ea, eb), "%s/%s: events differ:\n%s\n%s", aggs[i][0],
 			  aggs[i][1], json_dumps(ea, 0), json_dumps(eb, 0));
 		json_t *va = validate_keyed(H.client, aggs[i][0], aggs[i][1]);
-		json_t *vb = validate_keyed(client_b, aggs[i][0], aggs[i][1]);
+		json_t *vb = validate_keyed(B.client, aggs[i][0], aggs[i][1]);
 		cr_assert(json_equal(va, vb), "%s/%s: validate differs:\n%s\n%s", aggs[i][0],
 			  aggs[i][1], json_dumps(va, 0), json_dumps(vb, 0));
 		json_decref(ea);
@@ -185,7 +165,7 @@ Test(backup, export_verify_import_and_compare)
 	/* a second import changes nothing */
 	cim_progress_fn none = NULL;
 	(void)none;
-	r = CLI(store_b.url, "import", car);
+	r = CLI(B.nats.url, "import", car);
 	cr_assert_eq(r.status, 0, "import again: %s", r.err);
 	cr_assert_not_null(strstr(r.err, "0 events restored in 0 requests"), "%s", r.err);
 	cr_assert_not_null(strstr(r.err, "20 events already stored"), "%s", r.err);
@@ -193,7 +173,7 @@ Test(backup, export_verify_import_and_compare)
 
 	/* the import's own export is the same file, byte for byte */
 	char *car2 = h_strf("%s/again.car", H.nats.dir);
-	r = CLI(store_b.url, "export", "--car", car2);
+	r = CLI(B.nats.url, "export", "--car", car2);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	h_run_free(&r);
 	char *a = h_slurp(car), *b = h_slurp(car2);
@@ -223,25 +203,25 @@ Test(backup, an_import_goes_on_where_the_store_is)
 
 	/* a store that signs with the same key, s-1 restored first alone */
 	char *path = tb_key_file(H.nats.dir, "b.key", SEED);
-	start_store_b((const char *const[]){"--signing-key", path, NULL});
-	r = CLI(store_b.url, "import", one);
+	h_store_start(&B, (const char *const[]){"--signing-key", path, NULL});
+	r = CLI(B.nats.url, "import", one);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	h_run_free(&r);
-	r = CLI(store_b.url, "import", all);
+	r = CLI(B.nats.url, "import", all);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_not_null(strstr(r.err, "imported 3 aggregates"), "%s", r.err);
 	cr_assert_not_null(strstr(r.err, "already stored"), "%s", r.err);
 	h_run_free(&r);
-	json_t *v = validate_keyed(client_b, "order", "s-1");
+	json_t *v = validate_keyed(B.client, "order", "s-1");
 	cr_assert(json_is_true(json_object_get(v, "valid")), "%s", json_dumps(v, 0));
 	json_decref(v);
 	/* a store whose aggregate differs from the file is not written over */
-	cim_append_result_destroy(append(client_b, "acct", "s-2", 2, "Other"));
+	cim_append_result_destroy(append(B.client, "acct", "s-2", 2, "Other"));
 	char *acct = h_strf("%s/acct.car", H.nats.dir);
 	r = CLI(H.nats.url, "export", "--car", acct, "acct");
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	h_run_free(&r);
-	r = CLI(store_b.url, "import", acct);
+	r = CLI(B.nats.url, "import", acct);
 	cr_assert_eq(r.status, 1, "%s", r.err);
 	cr_assert_not_null(strstr(r.err, "acct/s-2"), "%s", r.err);
 	h_run_free(&r);
@@ -342,8 +322,8 @@ Test(backup, changed_files_fail_verify_car_naming_what_and_where)
 	cr_assert_not_null(strstr(r.out, where), "want '%s' in %s", where, r.out);
 	h_run_free(&r);
 	/* the import refuses it too, before sending it */
-	start_store_b(NULL);
-	r = CLI(store_b.url, "import", bad);
+	h_store_start(&B, NULL);
+	r = CLI(B.nats.url, "import", bad);
 	cr_assert_eq(r.status, 1, "%s", r.err);
 	cr_assert_not_null(strstr(r.err, "does not hash to its CID"), "%s", r.err);
 	h_run_free(&r);

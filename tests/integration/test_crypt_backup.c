@@ -21,19 +21,11 @@
 
 #define SECRET "Rty-EXPORT-ME-1618"
 
-static h_nats store_b = {.pid = -1};
-static pid_t daemon_b = -1;
-static cim_client *client_b;
+static h_store B = H_STORE_INIT;
 
 static void fini(void)
 {
-	cim_client_destroy(client_b);
-	client_b = NULL;
-	if (daemon_b > 0)
-		h_daemon_stop(daemon_b);
-	daemon_b = -1;
-	if (store_b.pid > 0)
-		h_nats_stop(&store_b);
+	h_store_stop(&B);
 	h_teardown();
 }
 
@@ -41,25 +33,12 @@ TestSuite(crypt_backup, .init = h_setup_nats_only, .fini = fini, .timeout = 180)
 
 #define CLI H_CLI_AT
 
+/* Store B, with the master key given (NULL: none). */
 static void start_b(const char *key)
 {
-	cim_error err = {0};
 	const char *args[] = {"--master-key", key, "--encrypt-types", "customer", NULL};
 
-	cr_assert_eq(h_nats_start(&store_b), 0);
-	daemon_b = h_daemon_start_args(&store_b, NULL, key ? args : args + 4);
-	cr_assert_gt(daemon_b, 0);
-	cr_assert_eq(cim_client_connect(&client_b, store_b.url, NULL, &err), CIM_ERR_OK);
-}
-
-static void stop_b(void)
-{
-	cim_client_destroy(client_b);
-	client_b = NULL;
-	h_daemon_stop(daemon_b);
-	daemon_b = -1;
-	h_nats_stop(&store_b);
-	store_b.pid = -1;
+	h_store_start(&B, key ? args : args + 4);
 }
 
 static char *get_of(cim_client *c, const char *type, const char *id)
@@ -144,28 +123,28 @@ Test(crypt_backup, encrypted_and_forgotten_aggregates_round_trip)
 	/* a store with another master key: c-1's key block is refused and
 	 * nothing of c-1 is stored; the forgotten and the plain ones go in */
 	start_b(other);
-	run = CLI(store_b.url, "import", car);
+	run = CLI(B.nats.url, "import", car);
 	cr_assert_neq(run.status, 0, "%s", run.err);
 	cr_assert_not_null(strstr(run.err, "does not unwrap under this store's master_key"),
 			   "%s", run.err);
 	h_run_free(&run);
 	cim_head h;
 	cim_error cerr = {0};
-	cr_assert_eq(cim_get_head(client_b, "customer", "c-1", &h, &cerr), CIM_ERR_OK);
+	cr_assert_eq(cim_get_head(B.client, "customer", "c-1", &h, &cerr), CIM_ERR_OK);
 	cr_assert_eq(h.version, 0, "nothing of c-1 was stored");
-	stop_b();
+	h_store_stop(&B);
 
 	/* a store without a master key refuses it too */
 	start_b(NULL);
-	run = CLI(store_b.url, "import", car);
+	run = CLI(B.nats.url, "import", car);
 	cr_assert_neq(run.status, 0, "%s", run.err);
 	cr_assert_not_null(strstr(run.err, "no master_key"), "%s", run.err);
 	h_run_free(&run);
-	stop_b();
+	h_store_stop(&B);
 
 	/* the same master key: all of it, the same CIDs */
 	start_b(key);
-	run = CLI(store_b.url, "import", car);
+	run = CLI(B.nats.url, "import", car);
 	cr_assert_eq(run.status, 0, "import: %s", run.err);
 	cr_assert_not_null(strstr(run.err, "imported 3 aggregates: 8 events restored"), "%s",
 			   run.err);
@@ -173,11 +152,11 @@ Test(crypt_backup, encrypted_and_forgotten_aggregates_round_trip)
 	for (size_t i = 0; i < sizeof aggs / sizeof aggs[0]; i++) {
 		cim_head ha, hb;
 		cr_assert_eq(cim_get_head(H.client, aggs[i][0], aggs[i][1], &ha, &cerr), 0);
-		cr_assert_eq(cim_get_head(client_b, aggs[i][0], aggs[i][1], &hb, &cerr), 0);
+		cr_assert_eq(cim_get_head(B.client, aggs[i][0], aggs[i][1], &hb, &cerr), 0);
 		cr_assert_eq(ha.version, hb.version, "%s/%s", aggs[i][0], aggs[i][1]);
 		cr_assert_str_eq(ha.head, hb.head, "%s/%s", aggs[i][0], aggs[i][1]);
 		char *ga = get_of(H.client, aggs[i][0], aggs[i][1]);
-		char *gb = get_of(client_b, aggs[i][0], aggs[i][1]);
+		char *gb = get_of(B.client, aggs[i][0], aggs[i][1]);
 		/* the same events shown the same way (seq aside, same order) */
 		json_t *ja = json_loads(ga, 0, NULL), *jb = json_loads(gb, 0, NULL), *e;
 		size_t k;
@@ -191,28 +170,28 @@ Test(crypt_backup, encrypted_and_forgotten_aggregates_round_trip)
 		cim_free(ga);
 		cim_free(gb);
 	}
-	char *g1 = get_of(client_b, "customer", "c-1");
+	char *g1 = get_of(B.client, "customer", "c-1");
 	cr_assert_not_null(strstr(g1, SECRET "\"},\"encrypted\":true"), "%s", g1);
 	cim_free(g1);
-	char *g2 = get_of(client_b, "customer", "c-2");
+	char *g2 = get_of(B.client, "customer", "c-2");
 	cr_assert_null(strstr(g2, SECRET), "%s", g2);
 	cr_assert_not_null(strstr(g2, "\"forgotten\":true"), "%s", g2);
 	cim_free(g2);
 	char *body = NULL;
-	cr_assert_eq(cim_request(client_b, "append", "customer", "c-2",
+	cr_assert_eq(cim_request(B.client, "append", "customer", "c-2",
 				 "{\"events\":[{\"event_type\":\"X\",\"data\":{}}]}", &body, &cerr),
 		     CIM_ERR_GONE, "%s", body);
 	cim_free(body);
 	/* importing again changes nothing (the key is there already) */
-	run = CLI(store_b.url, "import", car);
+	run = CLI(B.nats.url, "import", car);
 	cr_assert_eq(run.status, 0, "import again: %s", run.err);
 	h_run_free(&run);
 	/* the imported c-1 goes on with the same data key */
-	cr_assert_eq(cim_request(client_b, "append", "customer", "c-1",
+	cr_assert_eq(cim_request(B.client, "append", "customer", "c-1",
 				 "{\"events\":[{\"event_type\":\"X\",\"data\":{\"more\":1}}]}",
 				 &body, &cerr), CIM_ERR_OK, "%s", cerr.message);
 	cim_free(body);
-	g1 = get_of(client_b, "customer", "c-1");
+	g1 = get_of(B.client, "customer", "c-1");
 	cr_assert_not_null(strstr(g1, "{\"more\":1},\"encrypted\":true"), "%s", g1);
 	cim_free(g1);
 	free(key);

@@ -522,6 +522,29 @@ h_run h_cli_at(const char *url, const char *first, ...)
 	return h_finish(h_spawn("cli", argv), "cli", 120000);
 }
 
+void h_store_start(h_store *s, const char *const *args)
+{
+	cim_error err = {0};
+
+	cr_assert_eq(h_nats_start(&s->nats), 0);
+	s->daemon = h_daemon_start_args(&s->nats, NULL, args ? args : (const char *const[]){NULL});
+	cr_assert_gt(s->daemon, 0);
+	cr_assert_eq(cim_client_connect(&s->client, s->nats.url, NULL, &err), CIM_ERR_OK,
+		     "%s", err.message);
+}
+
+void h_store_stop(h_store *s)
+{
+	cim_client_destroy(s->client);
+	s->client = NULL;
+	if (s->daemon > 0)
+		h_daemon_stop(s->daemon);
+	s->daemon = -1;
+	if (s->nats.pid > 0)
+		h_nats_stop(&s->nats);
+	s->nats.pid = -1;
+}
+
 void h_run_free(h_run *r)
 {
 	free(r->out);

@@ -110,6 +110,19 @@ void h_run_free(h_run *r);
 h_run h_cli_at(const char *url, const char *first, ...);
 #define H_CLI_AT(url, ...) h_cli_at(url, __VA_ARGS__, (const char *)NULL)
 
+/* A second store beside the test's own: its nats-server, a daemon on it
+ * with the arguments given (NULL: none), and a client of it. */
+typedef struct h_store {
+	h_nats nats;
+	pid_t daemon;
+	cim_client *client;
+} h_store;
+#define H_STORE_INIT {.nats = {.pid = -1}, .daemon = -1}
+/* Starts all three; asserts they started. */
+void h_store_start(h_store *s, const char *const *args);
+/* Stops what was started (again: nothing). */
+void h_store_stop(h_store *s);
+
 /* ---- the per-test environment --------------------------------------------- */
 
 typedef struct h_env {
